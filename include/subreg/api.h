@@ -1,0 +1,31 @@
+/* api: the HTTP handlers. crud.c serves every resource of resource.h through one
+ * set of handlers; ops.c the operational endpoints; audit.c the audit trail. */
+#ifndef SUBREG_API_H
+#define SUBREG_API_H
+
+#include "subreg/http.h"
+#include "subreg/store.h"
+
+/* Process-wide state the handlers read. */
+typedef struct {
+    const char *test_fault;     /* SUBREG_TEST_FAULT */
+    const char *openapi_yaml;   /* embedded spec */
+    size_t openapi_len;
+} api_env;
+
+extern api_env API;
+
+/* The route table: operations, every resource's CRUD, the audit trail. Returns
+ * the number of routes written into out (capacity cap). */
+int api_routes(route *out, int cap);
+
+/* Answers the problem for a store failure (404, 409, 412, 503, 500). */
+void respond_store_error(req *r, store_status st);
+
+/* Relay thread: sweeps pending outboxes every interval_ms until stopped. */
+void relay_start(int interval_ms);
+void relay_stop(void);
+/* Milliseconds since the relay last completed a sweep (readiness). */
+int64_t relay_idle_ms(void);
+
+#endif

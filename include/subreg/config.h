@@ -1,0 +1,38 @@
+/* config: every setting, read once from SUBREG_* environment variables and
+ * validated at start; a bad value stops the process with a message naming it. */
+#ifndef SUBREG_CONFIG_H
+#define SUBREG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    char *listen;          /* host:port */
+    char *mongodb_uri;
+    char *mongodb_db;
+    int threads;
+    long max_body_bytes;
+    int log_level;         /* LOG_DEBUG..LOG_ERROR */
+    int keep_alive_ms;
+    int relay_interval_ms;
+    char *cors_origin;     /* empty: no CORS headers */
+    /* JWT */
+    char *jwt_algorithms;  /* comma list, validated */
+    char *jwt_hs256_secret;
+    char *jwt_public_keys; /* comma list of [kid=]path */
+    char *jwt_issuer;
+    char *jwt_audience;
+    int jwt_leeway;
+    char *jwt_roles_claim;
+    char *jwt_role_map;
+    char *test_fault;      /* test hook, see docs/configuration.md */
+} config;
+
+/* Fills cfg from the environment. On error returns false and writes a message
+ * naming the variable into err. */
+bool config_load(config *cfg, char *err, size_t errlen);
+void config_free(config *cfg);
+/* Prints every setting with its default and meaning (for --help). */
+void config_print_help(void);
+
+#endif

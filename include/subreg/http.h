@@ -1,0 +1,89 @@
+/* http: the civetweb glue. Every request enters one callback that builds a request
+ * context (request id, decoded query, principal, bounded body), finds the route in
+ * one table and writes JSON or problem+json — civetweb's own error pages included.
+ * Handlers never touch civetweb directly. */
+#ifndef SUBREG_HTTP_H
+#define SUBREG_HTTP_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "subreg/auth.h"
+#include "subreg/schema.h"
+#include "subreg/util.h"
+
+struct mg_connection;
+struct route;
+
+#define MAX_QUERY 32
+
+typedef struct req {
+    struct mg_connection *conn;
+    const char *method;
+    const char *path;
+    char request_id[130];
+    char *qkey[MAX_QUERY];
+    char *qval[MAX_QUERY];
+    int nquery;
+    principal who;
+    bool authenticated;
+    char *body;
+    size_t body_len;
+    char *param;              /* the {id} of the route, if any */
+    const struct route *route;
+    int status;               /* of the response, for the log */
+    bool responded;
+    bool head;                /* HEAD: headers only */
+    int64_t started_ms;       /* monotonic */
+    strbuf headers;           /* extra response headers, "Name: value\r\n" lines */
+} req;
+
+typedef void (*handler_fn)(req *r);
+
+typedef struct route {
+    const char *method;
+    const char *pattern; /* "/v1/subprocessors/{id}": one {param} segment at most */
+    handler_fn fn;
+    role min_role;       /* ROLE_NONE: public */
+    const void *data;    /* handler's descriptor (the resource for CRUD routes) */
+} route;
+
+typedef struct {
+    const char *listen;
+    int threads;
+    int keep_alive_ms;
+    long max_body;
+    const char *cors_origin;
+    const auth_ctx *auth;
+} http_settings;
+
+/* Starts serving routes (copied). Returns false with a message on failure. */
+bool http_start(const http_settings *s, const route *routes, int nroutes, char *err, size_t errlen);
+void http_stop(void);
+
+/* Responses. Exactly one per request; later calls are ignored. */
+void respond(req *r, int status, const char *content_type, const char *body, size_t len);
+void respond_json(req *r, int status, const cJSON *body);
+void respond_problem(req *r, int status, const char *slug, const char *detail);
+void respond_validation(req *r, verrors *errs);
+void respond_empty(req *r, int status);
+void req_add_header(req *r, const char *name, const char *value);
+void req_add_etag(req *r, int64_t version);
+
+const char *req_header(const req *r, const char *name);
+const char *req_query(const req *r, const char *key);
+/* Answers 400 and returns false when the query has a parameter not in allowed
+ * (NULL-terminated) or a parameter twice. */
+bool req_check_query(req *r, const char *const *allowed);
+/* Checks Content-Type (media type only, parameters ignored; charset must be
+ * utf-8 when given), parses the body strictly. Answers 415/400 itself. */
+cJSON *req_json_body(req *r, const char *media_type);
+/* Returns the If-Match version, answering 428/412 itself when missing or malformed. */
+bool req_if_match(req *r, int64_t *version);
+
+/* Prometheus text of the HTTP counters. */
+void http_metrics(strbuf *out);
+
+#endif

@@ -1,0 +1,32 @@
+/* json: strict JSON input and the JSON <-> BSON mapping.
+ *
+ * cJSON alone accepts trailing data, invalid UTF-8, duplicate keys and "\u0000"
+ * (which silently truncates strings); json_parse_strict refuses all of them, so
+ * nothing the service stores was ever ambiguous on the wire. */
+#ifndef SUBREG_JSON_H
+#define SUBREG_JSON_H
+
+#include <bson/bson.h>
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Parses exactly one JSON value filling buf[0..len). On failure returns NULL and
+ * writes a short human-readable reason into err. */
+cJSON *json_parse_strict(const char *buf, size_t len, char *err, size_t errlen);
+
+/* Appends a cJSON object's members to a BSON document. Refuses (returns false)
+ * keys that start with '$' or contain '.', which must never reach MongoDB. */
+bool json_to_bson(const cJSON *obj, bson_t *out);
+/* Converts a BSON document to a cJSON object. Dates become RFC 3339 strings. */
+cJSON *bson_to_json(const bson_t *doc);
+cJSON *bson_iter_to_json(bson_iter_t *iter);
+
+/* Case-sensitive member lookup (cJSON_GetObjectItem is case-insensitive). */
+cJSON *json_get(const cJSON *obj, const char *key);
+const char *json_get_str(const cJSON *obj, const char *key);
+
+/* Compact serialisation; the caller frees. */
+char *json_dump(const cJSON *v);
+
+#endif

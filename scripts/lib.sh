@@ -1,0 +1,37 @@
+# Shared by the scripts: paths and small helpers. Sourced, not run.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${SUBREG_CACHE:-$HOME/.cache/subreg}
+FERRETDB_VERSION=1.24.2
+FERRETDB_BIN=$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb
+VENV=$CACHE/venv
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A free TCP port on loopback.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until host:port accepts TCP connections (or the pid dies).
+wait_port() {
+  local port=$1 pid=$2 tries=${3:-100}
+  for _ in $(seq "$tries"); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# Stops a process by PID: TERM, then KILL after a grace period.
+stop_pid() {
+  local pid=$1 grace=${2:-20}
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq $((grace * 10))); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,77 @@
+/* The outbox relay thread: every interval it moves pending outbox records (audit
+ * entries written in the same document as their change) into their collections.
+ * Requests relay their own change right away; the sweep covers crashes and
+ * database outages between the commit and that relay. */
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "subreg/api.h"
+#include "subreg/log.h"
+#include "subreg/resource.h"
+
+static pthread_t thread;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static bool stopping;
+static bool running;
+static int interval;
+static int64_t last_sweep_ms; /* monotonic */
+
+int64_t relay_idle_ms(void)
+{
+    pthread_mutex_lock(&mu);
+    int64_t idle = running ? mono_ms() - last_sweep_ms : 0;
+    pthread_mutex_unlock(&mu);
+    return idle;
+}
+
+static void *relay_main(void *arg)
+{
+    (void)arg;
+    const char *colls[16];
+    int n = 0;
+    for (int i = 0; RESOURCES[i] && n < 15; i++) colls[n++] = RESOURCES[i]->collection;
+    colls[n] = NULL;
+    pthread_mutex_lock(&mu);
+    while (!stopping) {
+        pthread_mutex_unlock(&mu);
+        int relayed = 0;
+        store_status st = store_relay_pending(colls, &relayed);
+        if (relayed > 0) log_msgf(LOG_INFO, "outbox relay: %d document(s) relayed", relayed);
+        pthread_mutex_lock(&mu);
+        /* A sweep that reached the database counts as alive; an outage is
+         * reported by /readyz's own ping. */
+        if (st == ST_OK || st == ST_UNAVAILABLE) last_sweep_ms = mono_ms();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)interval * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        if (!stopping) pthread_cond_timedwait(&cv, &mu, &ts);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+void relay_start(int interval_ms)
+{
+    interval = interval_ms;
+    stopping = false;
+    last_sweep_ms = mono_ms();
+    running = true;
+    pthread_create(&thread, NULL, relay_main, NULL);
+}
+
+void relay_stop(void)
+{
+    pthread_mutex_lock(&mu);
+    if (!running) {
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    stopping = true;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+    pthread_join(thread, NULL);
+    running = false;
+}

@@ -1,0 +1,466 @@
+#include <ctype.h>
+#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "subreg/auth.h"
+#include "subreg/json.h"
+#include "subreg/util.h"
+
+#define MAX_KEYS 16
+
+typedef enum { KEY_RSA, KEY_EC } key_kind;
+
+typedef struct {
+    char *kid; /* NULL: matches tokens without kid */
+    key_kind kind;
+    unsigned char *pem;
+    size_t pem_len;
+} pubkey;
+
+struct auth_ctx {
+    bool allow_hs256, allow_rs256, allow_es256;
+    unsigned char *secret;
+    size_t secret_len;
+    pubkey keys[MAX_KEYS];
+    int nkeys;
+    char *issuer;
+    char *audience;
+    int leeway;
+    char *roles_claim;
+    char *role_map;
+};
+
+const char *role_name(role r)
+{
+    switch (r) {
+    case ROLE_READER: return "reader";
+    case ROLE_EDITOR: return "editor";
+    case ROLE_ADMIN: return "admin";
+    default: return "none";
+    }
+}
+
+role role_parse(const char *s)
+{
+    if (strcmp(s, "reader") == 0) return ROLE_READER;
+    if (strcmp(s, "editor") == 0) return ROLE_EDITOR;
+    if (strcmp(s, "admin") == 0) return ROLE_ADMIN;
+    return ROLE_NONE;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? xstrdup(s) : NULL;
+}
+
+static bool read_file(const char *path, unsigned char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    strbuf sb = {0};
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(&sb, buf, n);
+    fclose(f);
+    *out = (unsigned char *)sb.data;
+    *len = sb.len;
+    return sb.data != NULL;
+}
+
+static bool load_key(pubkey *k, const char *path, char *err, size_t errlen)
+{
+    if (!read_file(path, &k->pem, &k->pem_len)) {
+        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: cannot read %s", path);
+        return false;
+    }
+    BIO *bio = BIO_new_mem_buf(k->pem, (int)k->pem_len);
+    EVP_PKEY *pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (!pkey) {
+        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: %s is not a PEM public key (-----BEGIN PUBLIC KEY-----)",
+                 path);
+        return false;
+    }
+    bool ok = true;
+    int id = EVP_PKEY_get_base_id(pkey);
+    if (id == EVP_PKEY_RSA) {
+        k->kind = KEY_RSA;
+        if (EVP_PKEY_get_bits(pkey) < 2048) {
+            snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: RSA key %s is shorter than 2048 bits", path);
+            ok = false;
+        }
+    } else if (id == EVP_PKEY_EC) {
+        k->kind = KEY_EC;
+        char group[64] = "";
+        size_t glen = 0;
+        EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen);
+        if (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0) {
+            snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: EC key %s is not on P-256 (ES256)", path);
+            ok = false;
+        }
+    } else {
+        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: %s is neither an RSA nor an EC key", path);
+        ok = false;
+    }
+    EVP_PKEY_free(pkey);
+    return ok;
+}
+
+auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
+{
+    auth_ctx *a = xcalloc(1, sizeof *a);
+    char *algs = xstrdup(s->algorithms && *s->algorithms ? s->algorithms : "HS256");
+    for (char *save = NULL, *t = strtok_r(algs, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        if (strcmp(t, "HS256") == 0) a->allow_hs256 = true;
+        else if (strcmp(t, "RS256") == 0) a->allow_rs256 = true;
+        else if (strcmp(t, "ES256") == 0) a->allow_es256 = true;
+        else {
+            snprintf(err, errlen, "SUBREG_JWT_ALGORITHMS: unsupported algorithm \"%.32s\" (HS256, RS256, ES256)", t);
+            free(algs);
+            auth_free(a);
+            return NULL;
+        }
+    }
+    free(algs);
+    if (s->hs256_secret && *s->hs256_secret) {
+        if (strlen(s->hs256_secret) < 32) {
+            snprintf(err, errlen, "SUBREG_JWT_HS256_SECRET: must be at least 32 bytes");
+            auth_free(a);
+            return NULL;
+        }
+        a->secret = (unsigned char *)xstrdup(s->hs256_secret);
+        a->secret_len = strlen(s->hs256_secret);
+    }
+    if (a->allow_hs256 && !a->secret) {
+        snprintf(err, errlen, "SUBREG_JWT_HS256_SECRET: required when SUBREG_JWT_ALGORITHMS contains HS256");
+        auth_free(a);
+        return NULL;
+    }
+    if (s->public_keys && *s->public_keys) {
+        char *list = xstrdup(s->public_keys);
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ') t++;
+            if (a->nkeys == MAX_KEYS) {
+                snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: at most %d keys", MAX_KEYS);
+                free(list);
+                auth_free(a);
+                return NULL;
+            }
+            pubkey *k = &a->keys[a->nkeys++];
+            char *eq = strchr(t, '=');
+            const char *path = t;
+            if (eq) {
+                *eq = '\0';
+                k->kid = xstrdup(t);
+                path = eq + 1;
+            }
+            if (!load_key(k, path, err, errlen)) {
+                free(list);
+                auth_free(a);
+                return NULL;
+            }
+        }
+        free(list);
+    }
+    if ((a->allow_rs256 || a->allow_es256) && a->nkeys == 0) {
+        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: required when RS256 or ES256 is allowed");
+        auth_free(a);
+        return NULL;
+    }
+    a->issuer = dup_or_null(s->issuer);
+    a->audience = dup_or_null(s->audience);
+    a->leeway = s->leeway;
+    a->roles_claim = xstrdup(s->roles_claim && *s->roles_claim ? s->roles_claim : "roles");
+    a->role_map = dup_or_null(s->role_map);
+    if (a->role_map) {
+        /* Validate the map once so a typo fails at start, not per request. */
+        char *m = xstrdup(a->role_map);
+        for (char *save = NULL, *t = strtok_r(m, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(t, '=');
+            if (!eq || eq == t || role_parse(eq + 1) == ROLE_NONE) {
+                snprintf(err, errlen, "SUBREG_JWT_ROLE_MAP: \"%.64s\" is not external=reader|editor|admin", t);
+                free(m);
+                auth_free(a);
+                return NULL;
+            }
+        }
+        free(m);
+    }
+    return a;
+}
+
+void auth_free(auth_ctx *a)
+{
+    if (!a) return;
+    free(a->secret);
+    for (int i = 0; i < a->nkeys; i++) {
+        free(a->keys[i].kid);
+        free(a->keys[i].pem);
+    }
+    free(a->issuer);
+    free(a->audience);
+    free(a->roles_claim);
+    free(a->role_map);
+    free(a);
+}
+
+static bool claim_number(const cJSON *claims, const char *name, bool *present, double *v, char *why, size_t n)
+{
+    const cJSON *c = json_get(claims, name);
+    *present = c != NULL;
+    if (!c) return true;
+    if (!cJSON_IsNumber(c)) {
+        snprintf(why, n, "claim %s is not a number", name);
+        return false;
+    }
+    *v = c->valuedouble;
+    return true;
+}
+
+bool auth_check_claims(const cJSON *claims, const char *issuer, const char *audience, int leeway, int64_t now,
+                       char *why, size_t n)
+{
+    bool has;
+    double v = 0;
+    if (!claim_number(claims, "exp", &has, &v, why, n)) return false;
+    if (!has) {
+        snprintf(why, n, "token has no exp claim");
+        return false;
+    }
+    if ((double)now > v + leeway) {
+        snprintf(why, n, "token expired");
+        return false;
+    }
+    if (!claim_number(claims, "nbf", &has, &v, why, n)) return false;
+    if (has && (double)now + leeway < v) {
+        snprintf(why, n, "token not yet valid (nbf)");
+        return false;
+    }
+    if (!claim_number(claims, "iat", &has, &v, why, n)) return false;
+    if (has && (double)now + leeway < v) {
+        snprintf(why, n, "token issued in the future (iat)");
+        return false;
+    }
+    const char *sub = json_get_str(claims, "sub");
+    if (!sub || !*sub || strlen(sub) > 255) {
+        snprintf(why, n, "token has no usable sub claim");
+        return false;
+    }
+    if (issuer) {
+        const char *iss = json_get_str(claims, "iss");
+        if (!iss || strcmp(iss, issuer) != 0) {
+            snprintf(why, n, "wrong issuer");
+            return false;
+        }
+    }
+    if (audience) {
+        const cJSON *aud = json_get(claims, "aud");
+        bool ok = false;
+        if (cJSON_IsString(aud)) {
+            ok = strcmp(aud->valuestring, audience) == 0;
+        } else if (cJSON_IsArray(aud)) {
+            for (const cJSON *c = aud->child; c && !ok; c = c->next)
+                ok = cJSON_IsString(c) && strcmp(c->valuestring, audience) == 0;
+        }
+        if (!ok) {
+            snprintf(why, n, "wrong audience");
+            return false;
+        }
+    }
+    return true;
+}
+
+static role map_role(const char *name, size_t len, const char *role_map)
+{
+    if (!role_map) {
+        char buf[16];
+        if (len >= sizeof buf) return ROLE_NONE;
+        memcpy(buf, name, len);
+        buf[len] = '\0';
+        return role_parse(buf);
+    }
+    role best = ROLE_NONE;
+    const char *p = role_map;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && (size_t)(eq - p) == len && memcmp(p, name, len) == 0) {
+            char buf[16];
+            size_t rl = (size_t)(end - eq - 1);
+            if (rl < sizeof buf) {
+                memcpy(buf, eq + 1, rl);
+                buf[rl] = '\0';
+                role r = role_parse(buf);
+                if (r > best) best = r;
+            }
+        }
+        p = *end ? end + 1 : end;
+    }
+    return best;
+}
+
+role auth_roles_from_claims(const cJSON *claims, const char *path, const char *role_map)
+{
+    const cJSON *v = claims;
+    char *p = xstrdup(path);
+    for (char *save = NULL, *seg = strtok_r(p, ".", &save); seg && v; seg = strtok_r(NULL, ".", &save))
+        v = cJSON_IsObject(v) ? json_get(v, seg) : NULL;
+    free(p);
+    role best = ROLE_NONE;
+    if (cJSON_IsArray(v)) {
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (!cJSON_IsString(c)) continue;
+            role r = map_role(c->valuestring, strlen(c->valuestring), role_map);
+            if (r > best) best = r;
+        }
+    } else if (cJSON_IsString(v)) {
+        const char *s = v->valuestring;
+        while (*s) {
+            while (*s == ' ') s++;
+            size_t len = strcspn(s, " ");
+            if (len) {
+                role r = map_role(s, len, role_map);
+                if (r > best) best = r;
+            }
+            s += len;
+        }
+    }
+    return best;
+}
+
+static cJSON *decode_part(const char *s, size_t len)
+{
+    unsigned char *raw;
+    size_t rawlen;
+    if (!b64url_decode(s, len, &raw, &rawlen)) return NULL;
+    char err[64];
+    cJSON *v = json_parse_strict((const char *)raw, rawlen, err, sizeof err);
+    free(raw);
+    if (v && !cJSON_IsObject(v)) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *out, char *why, size_t n)
+{
+    size_t tlen = strlen(token);
+    const char *d1 = strchr(token, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (tlen > 8192 || !d1 || !d2 || strchr(d2 + 1, '.') || d1 == token || d2 == d1 + 1 || d2[1] == '\0') {
+        snprintf(why, n, "malformed token");
+        return false;
+    }
+    cJSON *header = decode_part(token, (size_t)(d1 - token));
+    if (!header) {
+        snprintf(why, n, "malformed token header");
+        return false;
+    }
+    bool ok = false;
+    cJSON *claims = NULL;
+    jwt_t *jwt = NULL;
+    const char *alg = json_get_str(header, "alg");
+    const cJSON *kidv = json_get(header, "kid");
+    const char *kid = cJSON_IsString(kidv) ? kidv->valuestring : NULL;
+    if (json_get(header, "crit")) {
+        snprintf(why, n, "token uses critical header extensions");
+        goto done;
+    }
+    if (kidv && !kid) {
+        snprintf(why, n, "kid is not a string");
+        goto done;
+    }
+    const unsigned char *key = NULL;
+    size_t keylen = 0;
+    jwt_alg_t want;
+    if (alg && strcmp(alg, "HS256") == 0 && a->allow_hs256) {
+        want = JWT_ALG_HS256;
+        key = a->secret;
+        keylen = a->secret_len;
+    } else if (alg && ((strcmp(alg, "RS256") == 0 && a->allow_rs256) || (strcmp(alg, "ES256") == 0 && a->allow_es256))) {
+        key_kind kind = alg[0] == 'R' ? KEY_RSA : KEY_EC;
+        want = kind == KEY_RSA ? JWT_ALG_RS256 : JWT_ALG_ES256;
+        const pubkey *found = NULL;
+        int candidates = 0;
+        for (int i = 0; i < a->nkeys; i++) {
+            const pubkey *k = &a->keys[i];
+            if (kid ? (k->kid && strcmp(k->kid, kid) == 0) : (k->kind == kind)) {
+                found = k;
+                candidates++;
+            }
+        }
+        if (!found || candidates != 1 || found->kind != kind) {
+            snprintf(why, n, kid ? "no key of this algorithm for the token's kid" : "token needs a kid");
+            goto done;
+        }
+        key = found->pem;
+        keylen = found->pem_len;
+    } else {
+        snprintf(why, n, "algorithm not allowed");
+        goto done;
+    }
+    if (jwt_decode(&jwt, token, key, (int)keylen) != 0 || !jwt) {
+        snprintf(why, n, "signature verification failed");
+        goto done;
+    }
+    /* libjwt lets the token's header choose the algorithm: insist on ours. */
+    if (jwt_get_alg(jwt) != want) {
+        snprintf(why, n, "algorithm mismatch");
+        goto done;
+    }
+    claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!claims) {
+        snprintf(why, n, "malformed token payload");
+        goto done;
+    }
+    if (!auth_check_claims(claims, a->issuer, a->audience, a->leeway, now, why, n)) goto done;
+    snprintf(out->sub, sizeof out->sub, "%s", json_get_str(claims, "sub"));
+    out->role = auth_roles_from_claims(claims, a->roles_claim, a->role_map);
+    ok = true;
+done:
+    if (jwt) jwt_free(jwt);
+    cJSON_Delete(claims);
+    cJSON_Delete(header);
+    return ok;
+}
+
+char *auth_mint_hs256(const char *secret, const char *sub, const char *roles_csv, const char *issuer,
+                      const char *audience, int64_t now, int ttl)
+{
+    if (!secret || !*secret) return NULL;
+    jwt_t *jwt = NULL;
+    if (jwt_new(&jwt) != 0) return NULL;
+    cJSON *g = cJSON_CreateObject();
+    cJSON_AddStringToObject(g, "sub", sub);
+    cJSON_AddNumberToObject(g, "iat", (double)now);
+    cJSON_AddNumberToObject(g, "exp", (double)(now + ttl));
+    if (issuer && *issuer) cJSON_AddStringToObject(g, "iss", issuer);
+    if (audience && *audience) cJSON_AddStringToObject(g, "aud", audience);
+    cJSON *roles = cJSON_AddArrayToObject(g, "roles");
+    char *r = xstrdup(roles_csv ? roles_csv : "");
+    for (char *save = NULL, *t = strtok_r(r, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        cJSON_AddItemToArray(roles, cJSON_CreateString(t));
+    free(r);
+    char *grants = json_dump(g);
+    cJSON_Delete(g);
+    char *out = NULL;
+    if (jwt_add_grants_json(jwt, grants) == 0 &&
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0) {
+        char *tok = jwt_encode_str(jwt);
+        if (tok) {
+            out = xstrdup(tok);
+            free(tok);
+        }
+    }
+    free(grants);
+    jwt_free(jwt);
+    return out;
+}

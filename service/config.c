@@ -1,0 +1,110 @@
+#include "subreg/config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "subreg/log.h"
+#include "subreg/util.h"
+
+typedef enum { C_STR, C_INT, C_LEVEL } ctype;
+
+typedef struct {
+    const char *name;
+    ctype type;
+    size_t offset;
+    const char *def;
+    long min, max; /* C_INT */
+    const char *help;
+} setting;
+
+#define OFF(f) offsetof(config, f)
+
+static const setting SETTINGS[] = {
+    {"SUBREG_LISTEN", C_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "address and port to listen on (host:port)"},
+    {"SUBREG_MONGODB_URI", C_STR, OFF(mongodb_uri), "mongodb://127.0.0.1:27017/?serverSelectionTimeoutMS=2000", 0, 0,
+     "MongoDB connection string"},
+    {"SUBREG_MONGODB_DB", C_STR, OFF(mongodb_db), "subreg", 0, 0, "database name"},
+    {"SUBREG_THREADS", C_INT, OFF(threads), "32", 2, 1024,
+     "HTTP worker threads = concurrent keep-alive clients (and MongoDB pool size)"},
+    {"SUBREG_MAX_BODY_BYTES", C_INT, OFF(max_body_bytes), "1048576", 1024, 1073741824,
+     "largest accepted request body (413 above)"},
+    {"SUBREG_LOG_LEVEL", C_LEVEL, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"SUBREG_KEEP_ALIVE_MS", C_INT, OFF(keep_alive_ms), "5000", 0, 600000, "keep-alive idle timeout"},
+    {"SUBREG_RELAY_INTERVAL_MS", C_INT, OFF(relay_interval_ms), "2000", 50, 600000,
+     "how often the outbox relay sweeps for records a crash left behind"},
+    {"SUBREG_CORS_ORIGIN", C_STR, OFF(cors_origin), "", 0, 0, "Access-Control-Allow-Origin value; empty: no CORS"},
+    {"SUBREG_JWT_ALGORITHMS", C_STR, OFF(jwt_algorithms), "HS256", 0, 0,
+     "accepted JWT algorithms: comma list of HS256, RS256, ES256"},
+    {"SUBREG_JWT_HS256_SECRET", C_STR, OFF(jwt_hs256_secret), "", 0, 0, "HS256 secret (at least 32 bytes)"},
+    {"SUBREG_JWT_PUBLIC_KEYS", C_STR, OFF(jwt_public_keys), "", 0, 0,
+     "RS256/ES256 public keys: comma list of [kid=]/path/key.pem"},
+    {"SUBREG_JWT_ISSUER", C_STR, OFF(jwt_issuer), "", 0, 0, "required iss claim (unchecked when empty)"},
+    {"SUBREG_JWT_AUDIENCE", C_STR, OFF(jwt_audience), "", 0, 0, "required aud claim value (unchecked when empty)"},
+    {"SUBREG_JWT_LEEWAY_SECONDS", C_INT, OFF(jwt_leeway), "60", 0, 600, "clock leeway for exp, nbf and iat"},
+    {"SUBREG_JWT_ROLES_CLAIM", C_STR, OFF(jwt_roles_claim), "roles", 0, 0,
+     "dotted path of the roles claim, e.g. realm_access.roles or scope"},
+    {"SUBREG_JWT_ROLE_MAP", C_STR, OFF(jwt_role_map), "", 0, 0,
+     "map external role names: ext=reader|editor|admin,...; empty: reader/editor/admin literally"},
+    {"SUBREG_TEST_FAULT", C_STR, OFF(test_fault), "", 0, 0,
+     "test only: exit_after_commit exits the process after a committed write, before the relay"},
+};
+
+#define NSETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
+
+bool config_load(config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting *s = &SETTINGS[i];
+        const char *v = getenv(s->name);
+        if (!v) v = s->def;
+        void *dst = (char *)cfg + s->offset;
+        if (s->type == C_STR) {
+            *(char **)dst = xstrdup(v);
+        } else if (s->type == C_INT) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < s->min || n > s->max) {
+                snprintf(err, errlen, "%s: must be an integer from %ld to %ld, got \"%.40s\"", s->name, s->min, s->max,
+                         v);
+                return false;
+            }
+            if (s->offset == OFF(max_body_bytes)) *(long *)dst = n;
+            else *(int *)dst = (int)n;
+        } else {
+            int lv = log_level_parse(v);
+            if (lv < 0) {
+                snprintf(err, errlen, "%s: must be debug, info, warn or error, got \"%.40s\"", s->name, v);
+                return false;
+            }
+            *(int *)dst = lv;
+        }
+    }
+    if (!strchr(cfg->listen, ':')) {
+        snprintf(err, errlen, "SUBREG_LISTEN: must be host:port, got \"%.60s\"", cfg->listen);
+        return false;
+    }
+    if (*cfg->test_fault && strcmp(cfg->test_fault, "exit_after_commit") != 0) {
+        snprintf(err, errlen, "SUBREG_TEST_FAULT: unknown fault \"%.40s\"", cfg->test_fault);
+        return false;
+    }
+    return true;
+}
+
+void config_free(config *cfg)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (SETTINGS[i].type == C_STR) free(*(char **)((char *)cfg + SETTINGS[i].offset));
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void config_print_help(void)
+{
+    printf("Settings (environment variables):\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting *s = &SETTINGS[i];
+        printf("  %-26s %s\n  %-26s default: %s\n", s->name, s->help, "", *s->def ? s->def : "(empty)");
+    }
+}

@@ -1,0 +1,574 @@
+#define _GNU_SOURCE
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "subreg/http.h"
+#include "subreg/json.h"
+#include "subreg/log.h"
+
+static struct mg_context *ctx;
+static route *routes;
+static int nroutes;
+static http_settings settings;
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+#define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+static uint64_t by_class[6];           /* 1xx..5xx, index = status / 100 */
+static uint64_t hist[NBUCKETS + 1];    /* cumulative buckets computed on output */
+static uint64_t dur_sum_us;
+
+static void count_request(int status, int64_t dur_ms)
+{
+    int cls = status / 100;
+    if (cls < 1 || cls > 5) cls = 5;
+    __atomic_add_fetch(&by_class[cls], 1, __ATOMIC_RELAXED);
+    double s = (double)dur_ms / 1000.0;
+    size_t b = 0;
+    while (b < NBUCKETS && s > BUCKETS[b]) b++;
+    __atomic_add_fetch(&hist[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&dur_sum_us, (uint64_t)dur_ms * 1000, __ATOMIC_RELAXED);
+}
+
+void http_metrics(strbuf *out)
+{
+    sb_puts(out, "# HELP subreg_http_requests_total HTTP responses by status class.\n"
+                 "# TYPE subreg_http_requests_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        sb_printf(out, "subreg_http_requests_total{code=\"%dxx\"} %llu\n", c,
+                  (unsigned long long)__atomic_load_n(&by_class[c], __ATOMIC_RELAXED));
+    sb_puts(out, "# HELP subreg_http_request_duration_seconds Time from request to response.\n"
+                 "# TYPE subreg_http_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        cum += __atomic_load_n(&hist[b], __ATOMIC_RELAXED);
+        sb_printf(out, "subreg_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", BUCKETS[b],
+                  (unsigned long long)cum);
+    }
+    cum += __atomic_load_n(&hist[NBUCKETS], __ATOMIC_RELAXED);
+    sb_printf(out, "subreg_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    sb_printf(out, "subreg_http_request_duration_seconds_sum %.6f\n",
+              (double)__atomic_load_n(&dur_sum_us, __ATOMIC_RELAXED) / 1e6);
+    sb_printf(out, "subreg_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+void req_add_header(req *r, const char *name, const char *value)
+{
+    sb_printf(&r->headers, "%s: %s\r\n", name, value);
+}
+
+void req_add_etag(req *r, int64_t version)
+{
+    char v[32];
+    snprintf(v, sizeof v, "\"%lld\"", (long long)version);
+    req_add_header(r, "ETag", v);
+}
+
+static void write_response(struct mg_connection *conn, int status, const char *ctype, const char *body, size_t len,
+                           const char *request_id, const char *extra, bool head)
+{
+    char num[32];
+    mg_response_header_start(conn, status);
+    if (ctype) mg_response_header_add(conn, "Content-Type", ctype, -1);
+    if (status != 204 && status != 304) {
+        snprintf(num, sizeof num, "%zu", len);
+        mg_response_header_add(conn, "Content-Length", num, -1);
+    }
+    mg_response_header_add(conn, "X-Request-Id", request_id, -1);
+    mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+    if (!extra || !strcasestr(extra, "Cache-Control:")) mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+    if (settings.cors_origin && *settings.cors_origin) {
+        mg_response_header_add(conn, "Access-Control-Allow-Origin", settings.cors_origin, -1);
+        mg_response_header_add(conn, "Access-Control-Expose-Headers", "ETag, Location, X-Request-Id, Retry-After", -1);
+    }
+    if (extra && *extra) mg_response_header_add_lines(conn, extra);
+    mg_response_header_send(conn);
+    if (!head && len > 0 && status != 204 && status != 304) mg_write(conn, body, len);
+}
+
+void respond(req *r, int status, const char *content_type, const char *body, size_t len)
+{
+    if (r->responded) return;
+    r->responded = true;
+    r->status = status;
+    write_response(r->conn, status, content_type, body, len, r->request_id, r->headers.data, r->head);
+}
+
+void respond_json(req *r, int status, const cJSON *body)
+{
+    char *s = json_dump(body);
+    respond(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void respond_empty(req *r, int status)
+{
+    respond(r, status, NULL, "", 0);
+}
+
+static cJSON *problem_body(int status, const char *slug, const char *detail, const char *instance,
+                           const char *request_id)
+{
+    cJSON *p = cJSON_CreateObject();
+    char type[96];
+    snprintf(type, sizeof type, "/problems/%s", slug);
+    cJSON_AddStringToObject(p, "type", type);
+    cJSON_AddStringToObject(p, "title", reason(status));
+    cJSON_AddNumberToObject(p, "status", status);
+    cJSON_AddStringToObject(p, "detail", detail ? detail : reason(status));
+    if (instance) cJSON_AddStringToObject(p, "instance", instance);
+    cJSON_AddStringToObject(p, "request_id", request_id);
+    return p;
+}
+
+static void respond_problem_body(req *r, int status, cJSON *p)
+{
+    char *s = json_dump(p);
+    respond(r, status, "application/problem+json", s, strlen(s));
+    free(s);
+    cJSON_Delete(p);
+}
+
+void respond_problem(req *r, int status, const char *slug, const char *detail)
+{
+    respond_problem_body(r, status, problem_body(status, slug, detail, r->path, r->request_id));
+}
+
+void respond_validation(req *r, verrors *errs)
+{
+    cJSON *p = problem_body(400, "validation-error", NULL, r->path, r->request_id);
+    char detail[96];
+    snprintf(detail, sizeof detail, "%d field%s failed validation", errs->count, errs->count == 1 ? "" : "s");
+    cJSON_ReplaceItemInObjectCaseSensitive(p, "detail", cJSON_CreateString(detail));
+    cJSON_AddItemToObject(p, "errors", errs->list);
+    errs->list = NULL;
+    respond_problem_body(r, 400, p);
+}
+
+/* ---- request helpers --------------------------------------------------- */
+
+const char *req_header(const req *r, const char *name)
+{
+    return mg_get_header(r->conn, name);
+}
+
+const char *req_query(const req *r, const char *key)
+{
+    for (int i = 0; i < r->nquery; i++)
+        if (strcmp(r->qkey[i], key) == 0) return r->qval[i];
+    return NULL;
+}
+
+bool req_check_query(req *r, const char *const *allowed)
+{
+    for (int i = 0; i < r->nquery; i++) {
+        bool ok = false;
+        for (const char *const *a = allowed; a && *a && !ok; a++) ok = strcmp(*a, r->qkey[i]) == 0;
+        char detail[200];
+        if (!ok) {
+            snprintf(detail, sizeof detail, "unknown query parameter \"%.64s\"", r->qkey[i]);
+            respond_problem(r, 400, "malformed-request", detail);
+            return false;
+        }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(r->qkey[i], r->qkey[j]) == 0) {
+                snprintf(detail, sizeof detail, "query parameter \"%.64s\" given twice", r->qkey[i]);
+                respond_problem(r, 400, "malformed-request", detail);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static bool media_type_is(const char *header, const char *want)
+{
+    size_t n = strlen(want);
+    if (!header || strncasecmp(header, want, n) != 0) return false;
+    const char *p = header + n;
+    while (*p == ' ') p++;
+    if (*p == '\0') return true;
+    if (*p != ';') return false;
+    /* Only charset=utf-8 is accepted as a parameter. */
+    const char *cs = strcasestr(p, "charset=");
+    if (cs) {
+        cs += 8;
+        if (*cs == '"') cs++;
+        if (strncasecmp(cs, "utf-8", 5) != 0) return false;
+    }
+    return true;
+}
+
+cJSON *req_json_body(req *r, const char *media_type)
+{
+    const char *ct = req_header(r, "Content-Type");
+    if (!media_type_is(ct, media_type)) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "Content-Type must be %s (UTF-8)", media_type);
+        respond_problem(r, 415, "unsupported-media-type", detail);
+        return NULL;
+    }
+    char err[128];
+    cJSON *v = json_parse_strict(r->body ? r->body : "", r->body_len, err, sizeof err);
+    if (!v) {
+        respond_problem(r, 400, "malformed-request", err);
+        return NULL;
+    }
+    return v;
+}
+
+bool req_if_match(req *r, int64_t *version)
+{
+    const char *h = req_header(r, "If-Match");
+    if (!h) {
+        respond_problem(r, 428, "precondition-required", "this request needs If-Match with the resource's ETag");
+        return false;
+    }
+    /* Strong comparison (RFC 9110 13.1.1): exactly "N", no weak tags, no
+     * leading zeros, no lists. */
+    long long v = -1;
+    size_t n = strlen(h);
+    if (n >= 3 && n <= 20 && h[0] == '"' && h[n - 1] == '"' && h[1] != '0') {
+        v = 0;
+        for (size_t i = 1; i + 1 < n && v >= 0; i++)
+            v = (h[i] >= '0' && h[i] <= '9') ? v * 10 + (h[i] - '0') : -1;
+    }
+    if (v < 1) {
+        respond_problem(r, 412, "precondition-failed", "If-Match does not match the current ETag");
+        return false;
+    }
+    *version = v;
+    return true;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static bool valid_request_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void set_request_id(struct mg_connection *conn, char out[130])
+{
+    const char *h = conn ? mg_get_header(conn, "X-Request-Id") : NULL;
+    if (h && valid_request_id(h)) {
+        snprintf(out, 130, "%s", h);
+    } else {
+        char *id = new_id("");
+        snprintf(out, 130, "%s", id);
+        free(id);
+    }
+}
+
+static bool parse_query(req *r, const char *qs)
+{
+    if (!qs || !*qs) return true;
+    const char *p = qs;
+    while (*p) {
+        size_t len = strcspn(p, "&");
+        if (len > 0) {
+            if (r->nquery == MAX_QUERY) return false;
+            const char *eq = memchr(p, '=', len);
+            size_t klen = eq ? (size_t)(eq - p) : len;
+            size_t vlen = eq ? len - klen - 1 : 0;
+            char *k = xmalloc(klen + 1), *v = xmalloc(vlen + 1);
+            int kd = mg_url_decode(p, (int)klen, k, (int)klen + 1, 1);
+            int vd = eq ? mg_url_decode(eq + 1, (int)vlen, v, (int)vlen + 1, 1) : 0;
+            if (!eq) v[0] = '\0';
+            r->qkey[r->nquery] = k;
+            r->qval[r->nquery] = v;
+            r->nquery++;
+            if (kd < 0 || vd < 0 || !utf8_valid(k, strlen(k)) || !utf8_valid(v, strlen(v)) || klen == 0) return false;
+        }
+        p += len;
+        if (*p == '&') p++;
+    }
+    return true;
+}
+
+/* Matches path against pattern; captures the {param} segment. */
+static bool match(const char *pattern, const char *path, char **param)
+{
+    const char *brace = strchr(pattern, '{');
+    if (!brace) return strcmp(pattern, path) == 0;
+    size_t pre = (size_t)(brace - pattern);
+    if (strncmp(pattern, path, pre) != 0) return false;
+    const char *close = strchr(brace, '}');
+    const char *rest_pat = close + 1;
+    const char *seg = path + pre;
+    size_t seglen = strcspn(seg, "/");
+    if (seglen == 0 || seglen > 200) return false;
+    if (strcmp(seg + seglen, rest_pat) != 0) return false;
+    *param = xstrndup(seg, seglen);
+    return true;
+}
+
+static bool authenticate(req *r)
+{
+    const char *h = req_header(r, "Authorization");
+    if (!h || !*h) {
+        req_add_header(r, "WWW-Authenticate", "Bearer realm=\"subreg\"");
+        respond_problem(r, 401, "unauthorized", "this endpoint needs a bearer token");
+        return false;
+    }
+    char why[128] = "invalid token";
+    if (strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *tok = h + 7;
+        while (*tok == ' ') tok++;
+        if (auth_verify(settings.auth, tok, now_ms() / 1000, &r->who, why, sizeof why)) {
+            r->authenticated = true;
+            return true;
+        }
+    } else {
+        snprintf(why, sizeof why, "the Authorization scheme must be Bearer");
+    }
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "Bearer realm=\"subreg\", error=\"invalid_token\", error_description=\"%s\"", why);
+    req_add_header(r, "WWW-Authenticate", hdr);
+    respond_problem(r, 401, "unauthorized", why);
+    return false;
+}
+
+static bool read_body(req *r)
+{
+    const struct mg_request_info *ri = mg_get_request_info(r->conn);
+    long long cl = ri->content_length;
+    if (cl > settings.max_body) {
+        char d[96];
+        snprintf(d, sizeof d, "the body is larger than %ld bytes", settings.max_body);
+        req_add_header(r, "Connection", "close");
+        respond_problem(r, 413, "payload-too-large", d);
+        return false;
+    }
+    strbuf sb = {0};
+    char buf[8192];
+    int n;
+    while ((n = mg_read(r->conn, buf, sizeof buf)) > 0) {
+        if ((long)(sb.len + (size_t)n) > settings.max_body) {
+            sb_free(&sb);
+            char d[96];
+            snprintf(d, sizeof d, "the body is larger than %ld bytes", settings.max_body);
+            req_add_header(r, "Connection", "close");
+            respond_problem(r, 413, "payload-too-large", d);
+            return false;
+        }
+        sb_append(&sb, buf, (size_t)n);
+    }
+    r->body = sb.data;
+    r->body_len = sb.len;
+    return true;
+}
+
+static void log_request(const req *r)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "request_id", r->request_id);
+    cJSON_AddStringToObject(f, "method", r->method);
+    cJSON_AddStringToObject(f, "path", r->path);
+    cJSON_AddNumberToObject(f, "status", r->status);
+    cJSON_AddNumberToObject(f, "duration_ms", (double)(mono_ms() - r->started_ms));
+    if (r->authenticated) cJSON_AddStringToObject(f, "sub", r->who.sub);
+    char *s = json_dump(f);
+    cJSON_Delete(f);
+    /* s is "{...}": splice its members into the log line. */
+    s[strlen(s) - 1] = '\0';
+    char *fields = xmalloc(strlen(s) + 2);
+    fields[0] = ',';
+    strcpy(fields + 1, s + 1);
+    log_event(r->status >= 500 ? LOG_ERROR : LOG_INFO, "request", fields);
+    free(fields);
+    free(s);
+}
+
+static int begin_request(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    req r = {0};
+    r.conn = conn;
+    r.method = ri->request_method;
+    r.path = ri->local_uri ? ri->local_uri : "/";
+    r.started_ms = mono_ms();
+    r.head = strcmp(r.method, "HEAD") == 0;
+    set_request_id(conn, r.request_id);
+
+    if (!utf8_valid(r.path, strlen(r.path))) {
+        respond_problem(&r, 400, "malformed-request", "the path is not valid UTF-8");
+        goto done;
+    }
+    if (!parse_query(&r, ri->query_string)) {
+        respond_problem(&r, 400, "malformed-request", "the query string is malformed");
+        goto done;
+    }
+
+    const char *lookup_method = r.head ? "GET" : r.method;
+    strbuf allow = {0};
+    for (int i = 0; i < nroutes; i++) {
+        char *param = NULL;
+        if (!match(routes[i].pattern, r.path, &param)) continue;
+        if (strcmp(routes[i].method, lookup_method) == 0 && !r.route) {
+            r.route = &routes[i];
+            r.param = param;
+        } else {
+            free(param);
+        }
+        if (!strstr(allow.data ? allow.data : "", routes[i].method)) {
+            if (allow.len) sb_puts(&allow, ", ");
+            sb_puts(&allow, routes[i].method);
+            if (strcmp(routes[i].method, "GET") == 0) sb_puts(&allow, ", HEAD");
+        }
+    }
+    if (!r.route) {
+        if (allow.len == 0) {
+            respond_problem(&r, 404, "not-found", "no such resource");
+        } else if (strcmp(r.method, "OPTIONS") == 0) {
+            req_add_header(&r, "Allow", allow.data);
+            respond_empty(&r, 204);
+        } else {
+            req_add_header(&r, "Allow", allow.data);
+            char d[160];
+            snprintf(d, sizeof d, "%.16s is not allowed here; allowed: %s", r.method, allow.data);
+            respond_problem(&r, 405, "method-not-allowed", d);
+        }
+        sb_free(&allow);
+        goto done;
+    }
+    sb_free(&allow);
+
+    if (r.route->min_role > ROLE_NONE) {
+        if (!authenticate(&r)) goto done;
+        if (r.who.role < r.route->min_role) {
+            char d[128];
+            snprintf(d, sizeof d, "this needs the %s role", role_name(r.route->min_role));
+            respond_problem(&r, 403, "forbidden", d);
+            goto done;
+        }
+    }
+    if (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PATCH") == 0 || strcmp(r.method, "PUT") == 0 ||
+        strcmp(r.method, "DELETE") == 0) {
+        if (!read_body(&r)) goto done;
+    }
+    r.route->fn(&r);
+    if (!r.responded) respond_problem(&r, 500, "internal-error", "the handler produced no response");
+
+done:
+    count_request(r.status, mono_ms() - r.started_ms);
+    log_request(&r);
+    for (int i = 0; i < r.nquery; i++) {
+        free(r.qkey[i]);
+        free(r.qval[i]);
+    }
+    free(r.param);
+    free(r.body);
+    sb_free(&r.headers);
+    return r.status;
+}
+
+/* civetweb's own errors (malformed request line, header block too large, …). */
+static int http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    char rid[130];
+    set_request_id(conn, rid);
+    const char *slug = status == 413 || status == 431 ? "payload-too-large"
+                       : status == 404              ? "not-found"
+                       : status >= 500              ? "internal-error"
+                                                    : "malformed-request";
+    cJSON *p = problem_body(status, slug, msg && *msg ? msg : NULL, NULL, rid);
+    char *s = json_dump(p);
+    cJSON_Delete(p);
+    write_response(conn, status, "application/problem+json", s, strlen(s), rid, "Connection: close\r\n", false);
+    free(s);
+    count_request(status, 0);
+    return 0;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    char fields[64];
+    snprintf(fields, sizeof fields, ",\"component\":\"civetweb\"");
+    log_event(LOG_WARN, message, fields);
+    return 1;
+}
+
+bool http_start(const http_settings *s, const route *rt, int n, char *err, size_t errlen)
+{
+    settings = *s;
+    routes = xmalloc((size_t)n * sizeof *routes);
+    memcpy(routes, rt, (size_t)n * sizeof *routes);
+    nroutes = n;
+    char threads[16], keepalive[16];
+    snprintf(threads, sizeof threads, "%d", s->threads);
+    snprintf(keepalive, sizeof keepalive, "%d", s->keep_alive_ms);
+    const char *options[] = {"listening_ports", s->listen,
+                             "num_threads", threads,
+                             "tcp_nodelay", "1",
+                             "enable_keep_alive", "yes",
+                             "keep_alive_timeout_ms", keepalive,
+                             "request_timeout_ms", "30000",
+                             "access_control_allow_origin", "",
+                             "enable_directory_listing", "no",
+                             NULL};
+    struct mg_callbacks cb = {0};
+    cb.begin_request = begin_request;
+    cb.http_error = http_error;
+    cb.log_message = log_message;
+    mg_init_library(0);
+    ctx = mg_start(&cb, NULL, options);
+    if (!ctx) {
+        snprintf(err, errlen, "SUBREG_LISTEN: cannot listen on %s (in use, or not host:port)", s->listen);
+        free(routes);
+        routes = NULL;
+        mg_exit_library();
+        return false;
+    }
+    return true;
+}
+
+void http_stop(void)
+{
+    if (ctx) mg_stop(ctx);
+    ctx = NULL;
+    mg_exit_library();
+    free(routes);
+    routes = NULL;
+}

@@ -1,0 +1,196 @@
+/* subreg: the subprocessor and SCC registry service.
+ * Subcommands: serve, migrate, token. Start modules in order, wait for a signal,
+ * stop them in reverse. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "subreg/api.h"
+#include "subreg/auth.h"
+#include "subreg/config.h"
+#include "subreg/http.h"
+#include "subreg/log.h"
+#include "subreg/store.h"
+
+#ifndef SUBREG_VERSION
+#define SUBREG_VERSION "0.0.0-dev"
+#endif
+
+extern const char subreg_openapi_yaml[];
+extern const unsigned long subreg_openapi_yaml_len;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "subreg %s — subprocessor and SCC registry\n\n"
+                 "Usage:\n"
+                 "  subreg serve                 run the HTTP service\n"
+                 "  subreg migrate               create indexes (idempotent)\n"
+                 "  subreg token --sub NAME --roles ROLE[,ROLE] [--ttl SECONDS]\n"
+                 "                               print an HS256 token (needs SUBREG_JWT_HS256_SECRET)\n"
+                 "  subreg --version | --help\n\n",
+            SUBREG_VERSION);
+}
+
+static auth_ctx *make_auth(const config *c, char *err, size_t n)
+{
+    auth_settings s = {
+        .algorithms = c->jwt_algorithms,
+        .hs256_secret = c->jwt_hs256_secret,
+        .public_keys = c->jwt_public_keys,
+        .issuer = c->jwt_issuer,
+        .audience = c->jwt_audience,
+        .leeway = c->jwt_leeway,
+        .roles_claim = c->jwt_roles_claim,
+        .role_map = c->jwt_role_map,
+    };
+    return auth_new(&s, err, n);
+}
+
+static int cmd_token(const config *c, int argc, char **argv)
+{
+    const char *sub = NULL, *roles = NULL;
+    int ttl = 3600;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--sub") == 0 && i + 1 < argc) sub = argv[++i];
+        else if (strcmp(argv[i], "--roles") == 0 && i + 1 < argc) roles = argv[++i];
+        else if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc) ttl = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "subreg token: unknown argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!sub || !roles || ttl < 1) {
+        fprintf(stderr, "subreg token: --sub and --roles are required, --ttl must be positive\n");
+        return 2;
+    }
+    if (!*c->jwt_hs256_secret) {
+        fprintf(stderr, "subreg token: SUBREG_JWT_HS256_SECRET is not set\n");
+        return 2;
+    }
+    char *tok = auth_mint_hs256(c->jwt_hs256_secret, sub, roles, c->jwt_issuer, c->jwt_audience,
+                                now_ms() / 1000, ttl);
+    if (!tok) {
+        fprintf(stderr, "subreg token: could not sign the token\n");
+        return 1;
+    }
+    printf("%s\n", tok);
+    free(tok);
+    return 0;
+}
+
+static int cmd_migrate(void)
+{
+    store_status st = store_migrate();
+    if (st != ST_OK) {
+        log_msgf(LOG_ERROR, "migrate failed: %s", store_status_name(st));
+        return 1;
+    }
+    log_event(LOG_INFO, "migrate: indexes in place", NULL);
+    return 0;
+}
+
+static int cmd_serve(const config *c, const auth_ctx *auth)
+{
+    API.test_fault = *c->test_fault ? c->test_fault : NULL;
+    API.openapi_yaml = subreg_openapi_yaml;
+    API.openapi_len = subreg_openapi_yaml_len;
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    route routes[64];
+    int n = api_routes(routes, 64);
+    http_settings hs = {
+        .listen = c->listen,
+        .threads = c->threads,
+        .keep_alive_ms = c->keep_alive_ms,
+        .max_body = c->max_body_bytes,
+        .cors_origin = c->cors_origin,
+        .auth = auth,
+    };
+    relay_start(c->relay_interval_ms);
+    char err[256];
+    if (!http_start(&hs, routes, n, err, sizeof err)) {
+        relay_stop();
+        fprintf(stderr, "subreg: %s\n", err);
+        return 1;
+    }
+    char fields[160];
+    snprintf(fields, sizeof fields, ",\"listen\":\"%s\",\"version\":\"%s\",\"threads\":%d", c->listen, SUBREG_VERSION,
+             c->threads);
+    log_event(LOG_INFO, "serving", fields);
+    while (!stop_requested) pause();
+    log_event(LOG_INFO, "stopping: finishing in-flight requests", NULL);
+    http_stop();
+    relay_stop();
+    log_event(LOG_INFO, "stopped", NULL);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        config_print_help();
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("subreg %s\n", SUBREG_VERSION);
+        return 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "token") != 0) {
+        fprintf(stderr, "subreg: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    config c;
+    char err[512];
+    if (!config_load(&c, err, sizeof err)) {
+        fprintf(stderr, "subreg: configuration error: %s\n", err);
+        config_free(&c);
+        return 2;
+    }
+    log_set_level(c.log_level);
+    int rc;
+    if (strcmp(cmd, "token") == 0) {
+        rc = cmd_token(&c, argc, argv);
+        config_free(&c);
+        return rc;
+    }
+    if (strcmp(cmd, "serve") == 0 && argc > 2) {
+        fprintf(stderr, "subreg serve takes no arguments; settings come from SUBREG_* variables (see --help)\n");
+        config_free(&c);
+        return 2;
+    }
+    auth_ctx *auth = NULL;
+    if (strcmp(cmd, "serve") == 0 && !(auth = make_auth(&c, err, sizeof err))) {
+        fprintf(stderr, "subreg: configuration error: %s\n", err);
+        config_free(&c);
+        return 2;
+    }
+    if (!store_init(c.mongodb_uri, c.mongodb_db, c.threads + 4, err, sizeof err)) {
+        fprintf(stderr, "subreg: configuration error: %s\n", err);
+        auth_free(auth);
+        config_free(&c);
+        return 2;
+    }
+    rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate() : cmd_serve(&c, auth);
+    store_cleanup();
+    auth_free(auth);
+    config_free(&c);
+    return rc;
+}

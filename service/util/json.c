@@ -1,0 +1,278 @@
+#include "subreg/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "subreg/util.h"
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Strings must be valid UTF-8 (cJSON decodes \u escapes, which may yield lone
+ * surrogates); object keys must be unique. */
+static bool check_tree(const cJSON *v, char *err, size_t errlen)
+{
+    if (cJSON_IsString(v)) {
+        if (!utf8_valid(v->valuestring, strlen(v->valuestring))) {
+            snprintf(err, errlen, "string is not valid UTF-8");
+            return false;
+        }
+        return true;
+    }
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return true;
+    size_t n = 0;
+    for (const cJSON *c = v->child; c; c = c->next) n++;
+    if (cJSON_IsObject(v) && n > 1) {
+        const char **keys = xmalloc(n * sizeof *keys);
+        size_t i = 0;
+        for (const cJSON *c = v->child; c; c = c->next) keys[i++] = c->string;
+        qsort(keys, n, sizeof *keys, cmp_str);
+        for (i = 1; i < n; i++) {
+            if (strcmp(keys[i - 1], keys[i]) == 0) {
+                snprintf(err, errlen, "duplicate key \"%.64s\"", keys[i]);
+                free(keys);
+                return false;
+            }
+        }
+        free(keys);
+    }
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (cJSON_IsObject(v) && !utf8_valid(c->string, strlen(c->string))) {
+            snprintf(err, errlen, "key is not valid UTF-8");
+            return false;
+        }
+        if (!check_tree(c, err, errlen)) return false;
+    }
+    return true;
+}
+
+/* Length of a number token by RFC 8259's grammar, 0 when malformed: cJSON
+ * also accepts leading zeros, "1.", ".5", "+1" and hex. */
+static size_t number_len(const char *s, size_t n)
+{
+    size_t i = 0;
+#define DIGIT(k) ((k) < n && s[k] >= '0' && s[k] <= '9')
+    if (i < n && s[i] == '-') i++;
+    if (!DIGIT(i)) return 0;
+    if (s[i] == '0') i++;
+    else
+        while (DIGIT(i)) i++;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (!DIGIT(i)) return 0;
+        while (DIGIT(i)) i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        if (!DIGIT(i)) return 0;
+        while (DIGIT(i)) i++;
+    }
+#undef DIGIT
+    /* The token must end here: a delimiter, whitespace or the end. */
+    if (i < n && !strchr(",]} \t\r\n", s[i])) return 0;
+    return i;
+}
+
+/* Checks what cJSON lets through: "\u0000" (which truncates a string without a
+ * trace) and numbers outside the JSON grammar. */
+static bool lexically_strict(const char *buf, size_t len)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (!in_str) {
+            if (c == '"') {
+                in_str = true;
+            } else if (c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')) {
+                size_t k = number_len(buf + i, len - i);
+                if (k == 0) return false;
+                i += k - 1;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = false;
+        } else if (c == '\\' && i + 1 < len) {
+            if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0) return false;
+            i++;
+        }
+    }
+    return true;
+}
+
+cJSON *json_parse_strict(const char *buf, size_t len, char *err, size_t errlen)
+{
+    if (len == 0) {
+        snprintf(err, errlen, "the body is empty");
+        return NULL;
+    }
+    if (!utf8_valid(buf, len)) {
+        snprintf(err, errlen, "the body is not valid UTF-8");
+        return NULL;
+    }
+    if (memchr(buf, '\0', len)) {
+        snprintf(err, errlen, "the body contains a NUL byte");
+        return NULL;
+    }
+    if (!lexically_strict(buf, len)) {
+        snprintf(err, errlen, "invalid JSON: a malformed number or \\u0000 in a string");
+        return NULL;
+    }
+    /* cJSON needs a terminated buffer to detect trailing data. */
+    char *copy = xstrndup(buf, len);
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 1);
+    if (!v) {
+        size_t off = end && end >= copy ? (size_t)(end - copy) : 0;
+        /* cJSON reports the error position through a global; the offset is only
+         * advisory, so a racy value is harmless. */
+        const char *ep = cJSON_GetErrorPtr();
+        if (ep && ep >= copy && ep <= copy + len) off = (size_t)(ep - copy);
+        snprintf(err, errlen, "invalid JSON near byte %zu", off);
+        free(copy);
+        return NULL;
+    }
+    free(copy);
+    if (!check_tree(v, err, errlen)) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+static bool append_value(bson_t *out, const char *key, const cJSON *v);
+
+static bool append_members(const cJSON *obj, bson_t *out, bool is_array)
+{
+    int idx = 0;
+    for (const cJSON *c = obj->child; c; c = c->next, idx++) {
+        char numkey[16];
+        const char *key;
+        if (is_array) {
+            snprintf(numkey, sizeof numkey, "%d", idx);
+            key = numkey;
+        } else {
+            key = c->string;
+            if (key[0] == '$' || strchr(key, '.')) return false;
+        }
+        if (!append_value(out, key, c)) return false;
+    }
+    return true;
+}
+
+static bool append_value(bson_t *out, const char *key, const cJSON *v)
+{
+    if (cJSON_IsString(v)) return BSON_APPEND_UTF8(out, key, v->valuestring);
+    if (cJSON_IsBool(v)) return BSON_APPEND_BOOL(out, key, cJSON_IsTrue(v));
+    if (cJSON_IsNull(v)) return BSON_APPEND_NULL(out, key);
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == (double)(int64_t)d && d >= -9007199254740992.0 && d <= 9007199254740992.0)
+            return BSON_APPEND_INT64(out, key, (int64_t)d);
+        return BSON_APPEND_DOUBLE(out, key, d);
+    }
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        bson_t child;
+        bool arr = cJSON_IsArray(v);
+        if (arr) BSON_APPEND_ARRAY_BEGIN(out, key, &child);
+        else BSON_APPEND_DOCUMENT_BEGIN(out, key, &child);
+        bool ok = append_members(v, &child, arr);
+        if (arr) bson_append_array_end(out, &child);
+        else bson_append_document_end(out, &child);
+        return ok;
+    }
+    return false;
+}
+
+bool json_to_bson(const cJSON *obj, bson_t *out)
+{
+    if (!cJSON_IsObject(obj)) return false;
+    return append_members(obj, out, false);
+}
+
+static cJSON *iter_value(const bson_iter_t *it);
+
+static cJSON *container_to_json(const bson_iter_t *it, bool arr)
+{
+    bson_iter_t child;
+    cJSON *o = arr ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (!bson_iter_recurse(it, &child)) return o;
+    while (bson_iter_next(&child)) {
+        cJSON *v = iter_value(&child);
+        if (!v) continue;
+        if (arr) cJSON_AddItemToArray(o, v);
+        else cJSON_AddItemToObject(o, bson_iter_key(&child), v);
+    }
+    return o;
+}
+
+static cJSON *iter_value(const bson_iter_t *it)
+{
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_UTF8: {
+        uint32_t len;
+        const char *s = bson_iter_utf8(it, &len);
+        char *tmp = xstrndup(s, len);
+        cJSON *v = cJSON_CreateString(tmp);
+        free(tmp);
+        return v;
+    }
+    case BSON_TYPE_INT32: return cJSON_CreateNumber(bson_iter_int32(it));
+    case BSON_TYPE_INT64: return cJSON_CreateNumber((double)bson_iter_int64(it));
+    case BSON_TYPE_DOUBLE: return cJSON_CreateNumber(bson_iter_double(it));
+    case BSON_TYPE_BOOL: return cJSON_CreateBool(bson_iter_bool(it));
+    case BSON_TYPE_NULL: return cJSON_CreateNull();
+    case BSON_TYPE_DATE_TIME: {
+        char ts[32];
+        format_rfc3339(bson_iter_date_time(it), ts);
+        return cJSON_CreateString(ts);
+    }
+    case BSON_TYPE_OID: {
+        char hex[25];
+        bson_oid_to_string(bson_iter_oid(it), hex);
+        return cJSON_CreateString(hex);
+    }
+    case BSON_TYPE_DOCUMENT: return container_to_json(it, false);
+    case BSON_TYPE_ARRAY: return container_to_json(it, true);
+    default: return NULL;
+    }
+}
+
+cJSON *bson_iter_to_json(bson_iter_t *iter)
+{
+    return iter_value(iter);
+}
+
+cJSON *bson_to_json(const bson_t *doc)
+{
+    bson_iter_t it;
+    cJSON *o = cJSON_CreateObject();
+    if (!bson_iter_init(&it, doc)) return o;
+    while (bson_iter_next(&it)) {
+        cJSON *v = iter_value(&it);
+        if (v) cJSON_AddItemToObject(o, bson_iter_key(&it), v);
+    }
+    return o;
+}
+
+cJSON *json_get(const cJSON *obj, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+const char *json_get_str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = json_get(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+char *json_dump(const cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    if (!s) abort();
+    return s;
+}

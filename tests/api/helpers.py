@@ -1,0 +1,313 @@
+"""Shared helpers for the subreg black-box API tests.
+
+- `sp_body()` / `minimal_body()`: valid subprocessor request bodies.
+- `assert_problem()` / `assert_validation()`: RFC 9457 problem+json checks.
+- `Api`: a thin `requests` wrapper bound to a base URL and a bearer token.
+- `unique_country()`: a country code no other test uses, to isolate list queries
+  on the shared session server.
+"""
+
+import copy
+import itertools
+import json
+import re
+import threading
+import time
+
+import requests
+
+DEFAULT_TIMEOUT = 15
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SP_ID_RE = re.compile(r"^sp_[0-9A-HJKMNP-TV-Z]{26}$")
+RFC3339_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+DELETE = object()  # sentinel for sp_body(): drop this key
+UNSET = object()
+
+# ---------------------------------------------------------------------------
+# bodies
+
+
+def sp_body(**overrides):
+    """A complete, realistic, valid subprocessor body. Keyword overrides replace
+    top-level fields; pass `DELETE` to drop one."""
+    body = {
+        "legal_name": "Odoo S.A.",
+        "trading_name": "Odoo",
+        "identifiers": {"vat_id": "BE0477472701", "register_number": "0477.472.701"},
+        "hq_country": "BE",
+        "website": "https://www.odoo.com",
+        "privacy_policy_url": "https://www.odoo.com/privacy",
+        "dpa_url": "https://www.odoo.com/legal/dpa",
+        "privacy_contact": {
+            "name": "Data Protection Officer",
+            "email": "dpo@odoo.com",
+            "phone": "+32 81 81 37 00",
+        },
+        "category": "erp_billing",
+        "role": "subprocessor",
+        "purpose": {
+            "de": "ERP-System: Angebote, Aufträge, Rechnungen und Zahlungsstatus",
+            "en": "ERP system: offers, orders, invoices and payment status",
+        },
+        "data_categories": ["master_contact", "contract_service", "erp_billing"],
+        "data_subjects": ["customers", "prospects"],
+        "locations": [{"country": "FR", "region": "eu-west", "role": "hosting"}],
+        "certifications": [
+            {"name": "ISO/IEC 27001", "issuer": "Bureau Veritas", "valid_until": "2027-06-30"}
+        ],
+        "dpf": {"participating": False},
+        "last_review_on": "2026-01-15",
+        "next_review_on": "2027-01-15",
+        "public": {
+            "listed": True,
+            "description": {"de": "ERP und Rechnungsstellung", "en": "ERP and invoicing"},
+        },
+        "notes": "Hosted by Odoo S.A. in its own data centres (FR).",
+    }
+    for key, value in overrides.items():
+        if value is DELETE:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+def minimal_body(**overrides):
+    """Only the required fields."""
+    body = {
+        "legal_name": "Hetzner Online GmbH",
+        "hq_country": "DE",
+        "category": "hosting",
+        "purpose": {"de": "Hosting der Server", "en": "Server hosting"},
+        "data_categories": ["master_contact"],
+        "data_subjects": ["customers"],
+        "locations": [{"country": "DE", "role": "hosting"}],
+    }
+    for key, value in overrides.items():
+        if value is DELETE:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+def with_path(body, path, value):
+    """Return a deep copy of body with the value at `path` (a list of keys/indexes)
+    replaced; `DELETE` removes it."""
+    body = copy.deepcopy(body)
+    target = body
+    for part in path[:-1]:
+        target = target[part]
+    if value is DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return body
+
+
+# Countries handed out one per call, so that list queries on the shared server
+# can be isolated with ?country= / ?hq_country=. FR, BE and DE are used by the
+# default bodies and are not in this pool.
+_COUNTRY_POOL = [
+    "IS", "LI", "NO", "MT", "CY", "EE", "LV", "LT", "SI", "SK", "HR", "BG", "RO",
+    "LU", "PT", "GR", "FI", "IE", "DK", "AT", "CZ", "HU", "PL", "SE", "NL", "ES",
+    "IT", "JP", "KR", "NZ", "UY", "AR", "IL", "AD", "CA", "CH", "GB", "US", "BR",
+    "IN", "SG", "AU", "ZA", "MX", "NG", "KE", "EG", "MA", "TN", "CL", "PE", "CO",
+    "VN", "TH", "MY", "ID", "PH", "TW", "HK", "AE", "SA", "QA", "TR", "UA", "RS",
+]
+_country_iter = iter(_COUNTRY_POOL)
+_country_lock = threading.Lock()
+
+
+def unique_country():
+    with _country_lock:
+        try:
+            return next(_country_iter)
+        except StopIteration:  # pragma: no cover - pool exhausted: extend it
+            raise RuntimeError("helpers._COUNTRY_POOL exhausted; add more codes")
+
+
+_seq = itertools.count(1)
+
+
+def unique_name(prefix="Subprocessor"):
+    return f"{prefix} {next(_seq)} {time.monotonic_ns() % 10**9} GmbH"
+
+
+# ---------------------------------------------------------------------------
+# assertions
+
+
+def media_type(resp):
+    return resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def describe(resp):
+    return (
+        f"{resp.request.method} {resp.request.url} -> {resp.status_code} "
+        f"{resp.headers.get('Content-Type')!r} {resp.text[:800]!r}"
+    )
+
+
+def assert_status(resp, status):
+    assert resp.status_code == status, f"expected {status}, got {describe(resp)}"
+
+
+def assert_problem(resp, status, slug):
+    """Assert an RFC 9457 problem response of the contract's shape; returns the body."""
+    assert resp.status_code == status, f"expected {status} /problems/{slug}, got {describe(resp)}"
+    assert media_type(resp) == "application/problem+json", (
+        f"expected application/problem+json, got {describe(resp)}"
+    )
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"problem body is not JSON: {describe(resp)}")
+    assert isinstance(body, dict), describe(resp)
+    assert body.get("type") == f"/problems/{slug}", f"wrong problem type: {describe(resp)}"
+    assert isinstance(body.get("title"), str) and body["title"], f"no title: {describe(resp)}"
+    assert body.get("status") == status, f"wrong status member: {describe(resp)}"
+    assert isinstance(body.get("detail"), str), f"no detail: {describe(resp)}"
+    rid = resp.headers.get("X-Request-Id")
+    if "request_id" in body and rid is not None:
+        assert body["request_id"] == rid, f"request_id != X-Request-Id: {describe(resp)}"
+    return body
+
+
+def assert_validation(resp, *pointers, prefixes=()):
+    """400 validation-error whose errors[] contain every pointer given (exactly),
+    and for each prefix at least one pointer starting with it."""
+    body = assert_problem(resp, 400, "validation-error")
+    errors = body.get("errors")
+    assert isinstance(errors, list) and errors, f"no errors[]: {describe(resp)}"
+    for err in errors:
+        assert isinstance(err, dict), describe(resp)
+        assert isinstance(err.get("pointer"), str), f"error without pointer: {describe(resp)}"
+        assert isinstance(err.get("message"), str) and err["message"], (
+            f"error without message: {describe(resp)}"
+        )
+    got = [e["pointer"] for e in errors]
+    for p in pointers:
+        assert p in got, f"pointer {p!r} not in {got!r}: {describe(resp)}"
+    for p in prefixes:
+        assert any(g == p or g.startswith(p + "/") for g in got), (
+            f"no pointer under {p!r} in {got!r}: {describe(resp)}"
+        )
+    return body
+
+
+def parse_ts(value):
+    """RFC 3339 UTC timestamp -> aware datetime."""
+    import datetime as _dt
+    assert isinstance(value, str) and RFC3339_UTC_RE.match(value), f"not RFC 3339 UTC: {value!r}"
+    return _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def etag_of(version):
+    return f'"{version}"'
+
+
+# ---------------------------------------------------------------------------
+# HTTP client
+
+
+class Api:
+    """Requests bound to a base URL and (optionally) a bearer token."""
+
+    def __init__(self, base_url, token=None, session=None, timeout=DEFAULT_TIMEOUT):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.http = session or requests.Session()
+        self.timeout = timeout
+
+    def with_token(self, token):
+        return Api(self.base_url, token=token, timeout=self.timeout)
+
+    def request(self, method, path, *, json_body=UNSET, data=None, headers=None,
+                params=None, content_type=None, if_match=None, token=UNSET,
+                timeout=None, allow_redirects=False):
+        hdrs = {}
+        tok = self.token if token is UNSET else token
+        if tok is not None:
+            hdrs["Authorization"] = f"Bearer {tok}"
+        if json_body is not UNSET:
+            data = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+            if content_type is None:
+                content_type = (
+                    "application/merge-patch+json" if method.upper() == "PATCH"
+                    else "application/json"
+                )
+        if content_type is not None:
+            hdrs["Content-Type"] = content_type
+        if if_match is not None:
+            hdrs["If-Match"] = if_match if isinstance(if_match, str) else etag_of(if_match)
+        if headers:
+            hdrs.update(headers)
+        return self.http.request(
+            method, self.base_url + path, data=data, headers=hdrs, params=params,
+            timeout=timeout or self.timeout, allow_redirects=allow_redirects,
+        )
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=UNSET, **kw):
+        return self.request("POST", path, json_body=body, **kw)
+
+    def patch(self, path, body=UNSET, **kw):
+        return self.request("PATCH", path, json_body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # -- subprocessor conveniences ---------------------------------------
+    def create_sp(self, body=None, **kw):
+        resp = self.post("/v1/subprocessors", body if body is not None else sp_body(), **kw)
+        assert_status(resp, 201)
+        return resp.json()
+
+    def get_sp(self, sp_id):
+        resp = self.get(f"/v1/subprocessors/{sp_id}")
+        assert_status(resp, 200)
+        return resp.json()
+
+    def patch_sp(self, sp_id, patch, version, **kw):
+        resp = self.patch(f"/v1/subprocessors/{sp_id}", patch, if_match=version, **kw)
+        assert_status(resp, 200)
+        return resp.json()
+
+    def list_all(self, path="/v1/subprocessors", limit=200, max_pages=200, **params):
+        """Walk every page; return (items, pages)."""
+        items, pages = [], 0
+        cursor = None
+        while True:
+            q = dict(params, limit=limit)
+            if cursor is not None:
+                q["cursor"] = cursor
+            resp = self.get(path, params=q)
+            assert_status(resp, 200)
+            page = resp.json()
+            assert isinstance(page.get("items"), list), describe(resp)
+            items.extend(page["items"])
+            pages += 1
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                return items, pages
+            assert isinstance(cursor, str) and cursor, describe(resp)
+            assert pages < max_pages, "pagination does not terminate"
+
+
+def wait_until(predicate, timeout, interval=0.2, message="condition"):
+    """Poll predicate() until it returns a truthy value (or any Response object:
+    a 4xx/5xx Response is falsy in requests); return that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if isinstance(last, requests.Response) or last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+        time.sleep(interval)

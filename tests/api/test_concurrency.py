@@ -1,0 +1,163 @@
+"""Optimistic locking under concurrency: no lost updates."""
+
+import threading
+import uuid
+
+from helpers import Api, assert_problem, assert_status, sp_body, unique_country, unique_name
+
+SP = "/v1/subprocessors"
+N = 8
+
+FIELDS = {  # eight independent optional fields, one per writer
+    "trading_name": "Trading {i}",
+    "notes": "note from writer {i}",
+    "website": "https://w{i}.example.com/",
+    "privacy_policy_url": "https://p{i}.example.com/privacy",
+    "dpa_url": "https://d{i}.example.com/dpa",
+    "subprocessor_list_url": "https://s{i}.example.com/list",
+    "last_review_on": "2026-0{i}-01",
+    "next_review_on": "2027-0{i}-01",
+}
+
+
+def _fresh(admin):
+    body = sp_body(legal_name=unique_name("Concurrent"))
+    for key in FIELDS:
+        body.pop(key, None)
+    return admin.create_sp(body)
+
+
+def _run_threads(target, n=N):
+    barrier = threading.Barrier(n)
+    results = [None] * n
+    errors = []
+
+    def run(i):
+        try:
+            barrier.wait(10)
+            results[i] = target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(f"thread {i}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a request hung"
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_patch_same_version_exactly_one_wins(server, admin):
+    created = _fresh(admin)
+    path = f"{SP}/{created['id']}"
+    token = admin.token
+
+    def patch(i):
+        api = Api(server.url, token=token)  # own connection per thread
+        return api.patch(path, {"notes": f"writer {i}"}, if_match=1)
+
+    responses = _run_threads(patch)
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] + [412] * (N - 1), codes
+    winner = next(r for r in responses if r.status_code == 200)
+    for r in responses:
+        if r.status_code == 412:
+            assert_problem(r, 412, "precondition-failed")
+    assert winner.json()["version"] == 2
+    assert winner.headers.get("ETag") == '"2"'
+    final = admin.get_sp(created["id"])
+    assert final["version"] == 2
+    assert final["notes"] == winner.json()["notes"]
+
+    # sequential patches, each with the right version, all succeed; nothing lost
+    version = 2
+    for i, (key, template) in enumerate(FIELDS.items(), start=1):
+        resp = admin.patch(path, {key: template.format(i=i)}, if_match=version)
+        assert_status(resp, 200)
+        version += 1
+        assert resp.json()["version"] == version
+    final = admin.get_sp(created["id"])
+    assert final["version"] == 2 + len(FIELDS)
+    for i, (key, template) in enumerate(FIELDS.items(), start=1):
+        assert final[key] == template.format(i=i), key
+
+
+def test_concurrent_writers_with_retry_lose_nothing(server, admin):
+    """Eight writers each set their own field, retrying on 412 with a fresh
+    read: every write lands, and the version counts every change exactly once."""
+    created = _fresh(admin)
+    path = f"{SP}/{created['id']}"
+    token = admin.token
+    keys = list(FIELDS)
+
+    def writer(i):
+        api = Api(server.url, token=token)
+        key = keys[i]
+        value = FIELDS[key].format(i=i + 1)
+        for attempt in range(60):
+            cur = api.get(path)
+            assert cur.status_code == 200, cur.text
+            resp = api.patch(path, {key: value}, if_match=cur.headers["ETag"])
+            if resp.status_code == 200:
+                return attempt
+            assert resp.status_code == 412, resp.text
+        raise AssertionError(f"writer {i} never succeeded")
+
+    _run_threads(writer)
+    final = admin.get_sp(created["id"])
+    assert final["version"] == 1 + N
+    for i, key in enumerate(keys):
+        assert final[key] == FIELDS[key].format(i=i + 1), key
+
+
+def test_concurrent_creates_are_distinct(server, admin):
+    country = unique_country()
+    token = admin.token
+
+    def create(i):
+        api = Api(server.url, token=token)
+        return api.post(SP, sp_body(legal_name=unique_name(f"Parallel {i}"),
+                                    locations=[{"country": country, "role": "hosting"}]))
+
+    responses = _run_threads(create)
+    assert [r.status_code for r in responses] == [201] * N
+    ids = [r.json()["id"] for r in responses]
+    assert len(set(ids)) == N
+    items, _ = admin.list_all(country=country)
+    assert sorted(it["id"] for it in items) == sorted(ids)
+
+
+def test_concurrent_idempotent_posts_create_one(server, admin):
+    country = unique_country()
+    body = sp_body(legal_name=unique_name("Idem parallel"),
+                   locations=[{"country": country, "role": "hosting"}])
+    key = f"idem-{uuid.uuid4()}"
+    token = admin.token
+
+    def create(i):
+        return Api(server.url, token=token).post(SP, body, headers={"Idempotency-Key": key})
+
+    responses = _run_threads(create)
+    ok = [r for r in responses if r.status_code == 201]
+    assert ok, [r.status_code for r in responses]
+    # losers of the race may get 409 while the first request is in flight
+    assert all(r.status_code in (201, 409) for r in responses), [r.status_code for r in responses]
+    assert len({r.json()["id"] for r in ok}) == 1
+    items, _ = admin.list_all(country=country)
+    assert len(items) == 1, "concurrent requests with one Idempotency-Key created several resources"
+
+
+def test_concurrent_delete_exactly_one_wins(server, admin):
+    created = _fresh(admin)
+    path = f"{SP}/{created['id']}"
+    token = admin.token
+
+    def delete(i):
+        return Api(server.url, token=token).delete(path, if_match=1)
+
+    codes = sorted(r.status_code for r in _run_threads(delete))
+    assert codes[0] == 204 and codes.count(204) == 1, codes
+    assert all(c in (404, 412) for c in codes[1:]), codes
+    assert_problem(admin.get(path), 404, "not-found")

@@ -1,0 +1,119 @@
+"""Operational endpoints and behaviour during a database outage."""
+
+import time
+
+import requests
+
+from helpers import assert_problem, assert_status, media_type, sp_body, unique_name, wait_until
+
+SP = "/v1/subprocessors"
+
+
+def test_healthz(server):
+    resp = requests.get(server.url + "/healthz", timeout=10)
+    assert_status(resp, 200)
+    assert media_type(resp) == "application/json"
+    assert resp.json() == {"status": "ok"}
+
+
+def test_readyz(server):
+    resp = requests.get(server.url + "/readyz", timeout=10)
+    assert_status(resp, 200)
+    assert media_type(resp) == "application/json"
+    assert resp.json() == {"status": "ready"}
+
+
+def test_metrics(server, admin):
+    admin.get(SP)  # at least one API request has been served
+    resp = requests.get(server.url + "/metrics", timeout=10)
+    assert_status(resp, 200)
+    assert media_type(resp) == "text/plain", resp.headers.get("Content-Type")
+    assert "subreg_" in resp.text
+    # Prometheus text format: every sample line is "<name>[{labels}] <value>"
+    for line in resp.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            assert name, line
+            float(value)
+
+
+def test_openapi(server):
+    resp = requests.get(server.url + "/openapi.yaml", timeout=10)
+    assert_status(resp, 200)
+    assert "yaml" in media_type(resp), resp.headers.get("Content-Type")
+    assert resp.text.startswith("openapi:"), resp.text[:200]
+    assert "/v1/subprocessors" in resp.text
+
+
+def test_ops_endpoints_have_request_id(server):
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.yaml"):
+        resp = requests.get(server.url + path, headers={"X-Request-Id": "ops-check-1"}, timeout=10)
+        assert resp.headers.get("X-Request-Id") == "ops-check-1", path
+
+
+def test_database_outage_and_recovery(make_server):
+    srv = make_server()
+    api = srv.api(roles=["admin"], sub="ops")
+    pid = srv.proc.pid
+    before = api.create_sp(sp_body(legal_name=unique_name("Before outage")))
+
+    srv.db.stop_db()
+
+    def not_ready():
+        resp = requests.get(srv.url + "/readyz", timeout=10)
+        return resp if resp.status_code == 503 else None
+
+    resp = wait_until(not_ready, 10, message="/readyz 503 while the database is down")
+    assert_problem(resp, 503, "service-unavailable")
+
+    assert_status(requests.get(srv.url + "/healthz", timeout=10), 200)
+
+    failed_name = unique_name("During outage")
+    t0 = time.monotonic()
+    resp = api.post(SP, sp_body(legal_name=failed_name), timeout=20)
+    assert_problem(resp, 503, "service-unavailable")
+    assert resp.headers.get("Retry-After") == "5", resp.headers.get("Retry-After")
+    assert time.monotonic() - t0 < 15, "the failed write took too long"
+
+    resp = api.get(SP, timeout=20)
+    assert_problem(resp, 503, "service-unavailable")
+    assert resp.headers.get("Retry-After") == "5"
+
+    assert_status(requests.get(srv.url + "/healthz", timeout=10), 200)
+
+    srv.db.start_db()
+
+    def ready():
+        resp = requests.get(srv.url + "/readyz", timeout=10)
+        return resp if resp.status_code == 200 else None
+
+    resp = wait_until(ready, 30, interval=0.5, message="/readyz 200 after the database is back")
+    assert resp.json() == {"status": "ready"}
+    assert srv.proc.poll() is None and srv.proc.pid == pid, "subreg restarted"
+
+    after = api.create_sp(sp_body(legal_name=unique_name("After outage")))
+    items, _ = api.list_all()
+    assert [it["id"] for it in items] == [before["id"], after["id"]], (
+        "only the successful writes may be stored: "
+        + repr([it["legal_name"] for it in items]))
+    assert failed_name not in [it["legal_name"] for it in items]
+
+    # the audit relay works again too
+    def audited():
+        got, _ = api.list_all("/v1/audit", actor="ops")
+        return got if len(got) >= 2 else None
+
+    entries = wait_until(audited, 10, message="audit entries after recovery")
+    assert [e["entity_id"] for e in entries] == [before["id"], after["id"]]
+
+
+def test_readyz_503_has_retry_after(make_server):
+    srv = make_server()
+    srv.db.stop_db()
+    try:
+        resp = wait_until(lambda: (lambda r: r if r.status_code == 503 else None)(
+            requests.get(srv.url + "/readyz", timeout=10)), 10, message="/readyz 503")
+        assert_problem(resp, 503, "service-unavailable")
+        assert resp.headers.get("Retry-After") == "5"
+    finally:
+        srv.db.start_db()

@@ -1,0 +1,106 @@
+/* json: the strict parser and the JSON <-> BSON mapping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "subreg/json.h"
+
+static cJSON *parse(const char *s)
+{
+    char err[128];
+    return json_parse_strict(s, strlen(s), err, sizeof err);
+}
+
+static void test_accepts_plain_json(void **state)
+{
+    (void)state;
+    cJSON *v = parse("{\"a\": [1, 2.5, \"x\", true, null, -0.5e+3, 0, 10E2], \"b\": {\"c\": \"\\u00fc 01\"}}");
+    assert_non_null(v);
+    assert_string_equal(json_get_str(json_get(v, "b"), "c"), "ü 01");
+    cJSON_Delete(v);
+}
+
+static void test_refuses_ambiguous_input(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",
+        "{\"a\":1} trailing",
+        "{\"a\":1}{\"b\":2}",
+        "{\"a\":1,\"a\":2}",
+        "{\"o\":{\"k\":1,\"k\":1}}",
+        "{\"a\":\"x\\u0000y\"}",
+        "{\"a\":\"\xc3\x28\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":1,}",
+        "{'a':1}",
+        "{\"n\":01}",
+        "{\"n\":1.}",
+        "{\"n\":.5}",
+        "{\"n\":+1}",
+        "{\"n\":-}",
+        "{\"n\":1e}",
+        "{\"n\":0x10}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[128] = "";
+        cJSON *v = json_parse_strict(bad[i], strlen(bad[i]), err, sizeof err);
+        if (v) fail_msg("accepted: %s", bad[i]);
+        assert_true(strlen(err) > 0);
+    }
+}
+
+static void test_case_sensitive_lookup(void **state)
+{
+    (void)state;
+    cJSON *v = parse("{\"Name\": 1}");
+    assert_null(json_get(v, "name"));
+    assert_non_null(json_get(v, "Name"));
+    cJSON_Delete(v);
+}
+
+static void test_bson_round_trip(void **state)
+{
+    (void)state;
+    const char *src = "{\"s\":\"ü\",\"i\":42,\"big\":9007199254740991,\"d\":1.5,\"t\":true,\"n\":null,"
+                      "\"arr\":[1,{\"x\":\"y\"}],\"o\":{\"k\":[]}}";
+    cJSON *v = parse(src);
+    bson_t b = BSON_INITIALIZER;
+    assert_true(json_to_bson(v, &b));
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, &b, "i"));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_INT64);
+    cJSON *back = bson_to_json(&b);
+    assert_true(cJSON_Compare(v, back, 1));
+    cJSON_Delete(back);
+    bson_destroy(&b);
+    cJSON_Delete(v);
+}
+
+static void test_refuses_operator_keys(void **state)
+{
+    (void)state;
+    const char *bad[] = {"{\"$where\":1}", "{\"a.b\":1}", "{\"o\":{\"$gt\":1}}"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *v = parse(bad[i]);
+        assert_non_null(v);
+        bson_t b = BSON_INITIALIZER;
+        assert_false(json_to_bson(v, &b));
+        bson_destroy(&b);
+        cJSON_Delete(v);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepts_plain_json),   cmocka_unit_test(test_refuses_ambiguous_input),
+        cmocka_unit_test(test_case_sensitive_lookup), cmocka_unit_test(test_bson_round_trip),
+        cmocka_unit_test(test_refuses_operator_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,113 @@
+/* util: dates, timestamps, identifiers, base64url, UTF-8. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "subreg/util.h"
+
+static void test_dates(void **state)
+{
+    (void)state;
+    assert_true(is_valid_date("2024-02-29"));
+    assert_false(is_valid_date("2023-02-29"));
+    assert_false(is_valid_date("2026-02-30"));
+    assert_false(is_valid_date("2026-13-01"));
+    assert_false(is_valid_date("2026-1-01"));
+    assert_false(is_valid_date("2026-01-01x"));
+    assert_true(is_valid_date("2000-02-29"));
+    assert_false(is_valid_date("1900-02-29"));
+    assert_int_equal(date_to_days("1970-01-01"), 0);
+    assert_int_equal(date_to_days("2022-12-28") - date_to_days("2022-12-27"), 1);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_true(parse_rfc3339("2026-11-27T14:00:00Z", &ms));
+    char out[32];
+    format_rfc3339(ms, out);
+    assert_string_equal(out, "2026-11-27T14:00:00Z");
+    assert_true(parse_rfc3339("2026-11-27T15:00:00+01:00", &ms));
+    format_rfc3339(ms, out);
+    assert_string_equal(out, "2026-11-27T14:00:00Z");
+    assert_true(parse_rfc3339("2026-11-27T14:00:00.250Z", &ms));
+    assert_int_equal(ms % 1000, 250);
+    assert_false(parse_rfc3339("2026-11-27 14:00:00Z", &ms));
+    assert_false(parse_rfc3339("2026-11-27T14:00:00", &ms));
+    assert_false(parse_rfc3339("2026-11-27T24:00:00Z", &ms));
+    assert_false(parse_rfc3339("2026-11-27T14:00:00Zjunk", &ms));
+}
+
+static void test_ids_are_ordered_and_unique(void **state)
+{
+    (void)state;
+    char *prev = new_id("sp_");
+    assert_int_equal(strlen(prev), 29);
+    for (int i = 0; i < 50; i++) {
+        char *id = new_id("sp_");
+        assert_string_not_equal(id, prev);
+        /* Same millisecond: the random part decides, so only check time order on
+         * the 10 time characters. */
+        assert_true(strncmp(id, prev, 13) >= 0);
+        free(prev);
+        prev = id;
+    }
+    free(prev);
+}
+
+static void test_b64url(void **state)
+{
+    (void)state;
+    const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *e = b64url_encode(cases[i], strlen(cases[i]));
+        assert_string_equal(e, want[i]);
+        unsigned char *d;
+        size_t n;
+        assert_true(b64url_decode(e, strlen(e), &d, &n));
+        assert_int_equal(n, strlen(cases[i]));
+        assert_memory_equal(d, cases[i], n);
+        free(d);
+        free(e);
+    }
+    unsigned char *d;
+    size_t n;
+    assert_false(b64url_decode("Zm9v+", 5, &d, &n));
+    assert_false(b64url_decode("Z", 1, &d, &n));
+    assert_false(b64url_decode("Zh", 2, &d, &n)); /* non-canonical trailing bits */
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_true(utf8_valid("Grüße", strlen("Grüße")));
+    assert_true(utf8_valid("\xf0\x9f\x98\x80", 4));
+    assert_false(utf8_valid("\xc3", 1));
+    assert_false(utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    assert_false(utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    assert_false(utf8_valid("\xff", 1));
+}
+
+static void test_sha256(void **state)
+{
+    (void)state;
+    char hex[65];
+    sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dates),   cmocka_unit_test(test_rfc3339), cmocka_unit_test(test_ids_are_ordered_and_unique),
+        cmocka_unit_test(test_b64url),  cmocka_unit_test(test_utf8),    cmocka_unit_test(test_sha256),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
