@@ -30,10 +30,14 @@ static const setting SETTINGS[] = {
      "HTTP worker threads = concurrent keep-alive clients (and MongoDB pool size)"},
     {"SUBREG_MAX_BODY_BYTES", C_INT, OFF(max_body_bytes), "1048576", 1024, 1073741824,
      "largest accepted request body (413 above)"},
+    {"SUBREG_MAX_DOCUMENT_BYTES", C_INT, OFF(max_document_bytes), "26214400", 1024, 1073741824,
+     "largest PDF accepted by POST /v1/documents (413 above)"},
     {"SUBREG_LOG_LEVEL", C_LEVEL, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"SUBREG_KEEP_ALIVE_MS", C_INT, OFF(keep_alive_ms), "5000", 0, 600000, "keep-alive idle timeout"},
     {"SUBREG_RELAY_INTERVAL_MS", C_INT, OFF(relay_interval_ms), "2000", 50, 600000,
-     "how often the outbox relay sweeps for records a crash left behind"},
+     "how often the recovery sweep looks for write claims a crash or outage left pending"},
+    {"SUBREG_CLAIM_LEASE_MS", C_INT, OFF(claim_lease_ms), "30000", 100, 3600000,
+     "age after which a pending write claim is settled by the recovery sweep (keep it above the write timeouts)"},
     {"SUBREG_CORS_ORIGIN", C_STR, OFF(cors_origin), "", 0, 0, "Access-Control-Allow-Origin value; empty: no CORS"},
     {"SUBREG_JWT_ALGORITHMS", C_STR, OFF(jwt_algorithms), "HS256", 0, 0,
      "accepted JWT algorithms: comma list of HS256, RS256, ES256"},
@@ -48,7 +52,7 @@ static const setting SETTINGS[] = {
     {"SUBREG_JWT_ROLE_MAP", C_STR, OFF(jwt_role_map), "", 0, 0,
      "map external role names: ext=reader|editor|admin,...; empty: reader/editor/admin literally"},
     {"SUBREG_TEST_FAULT", C_STR, OFF(test_fault), "", 0, 0,
-     "test only: exit_after_commit exits the process after a committed write, before the relay"},
+     "test only: exit_after_commit exits the process after a write is applied, before its audit record is committed"},
 };
 
 #define NSETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
@@ -71,7 +75,7 @@ bool config_load(config *cfg, char *err, size_t errlen)
                          v);
                 return false;
             }
-            if (s->offset == OFF(max_body_bytes)) *(long *)dst = n;
+            if (s->offset == OFF(max_body_bytes) || s->offset == OFF(max_document_bytes)) *(long *)dst = n;
             else *(int *)dst = (int)n;
         } else {
             int lv = log_level_parse(v);

@@ -12,6 +12,7 @@
 #include "subreg/config.h"
 #include "subreg/http.h"
 #include "subreg/log.h"
+#include "subreg/resource.h"
 #include "subreg/store.h"
 
 #ifndef SUBREG_VERSION
@@ -20,6 +21,7 @@
 
 extern const char subreg_openapi_yaml[];
 extern const unsigned long subreg_openapi_yaml_len;
+extern const char subreg_seed_countries[], subreg_seed_adequacy[], subreg_seed_scc_sets[];
 
 static volatile sig_atomic_t stop_requested;
 
@@ -96,6 +98,22 @@ static int cmd_migrate(void)
         return 1;
     }
     log_event(LOG_INFO, "migrate: indexes in place", NULL);
+    const struct {
+        const resource *res;
+        const char *json;
+    } seeds[] = {{&RES_COUNTRY, subreg_seed_countries},
+                 {&RES_ADEQUACY, subreg_seed_adequacy},
+                 {&RES_SCC_SET, subreg_seed_scc_sets}};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        int inserted = 0, updated = 0;
+        st = crud_seed(seeds[i].res, seeds[i].json, &inserted, &updated);
+        if (st != ST_OK) {
+            log_msgf(LOG_ERROR, "migrate: seeding %s failed: %s", seeds[i].res->collection, store_status_name(st));
+            return 1;
+        }
+        log_msgf(LOG_INFO, "migrate: %s: %d inserted, %d updated from the seed", seeds[i].res->collection, inserted,
+                 updated);
+    }
     return 0;
 }
 
@@ -104,6 +122,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     API.test_fault = *c->test_fault ? c->test_fault : NULL;
     API.openapi_yaml = subreg_openapi_yaml;
     API.openapi_len = subreg_openapi_yaml_len;
+    API.max_document_bytes = c->max_document_bytes;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -111,8 +130,8 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    route routes[64];
-    int n = api_routes(routes, 64);
+    route routes[128];
+    int n = api_routes(routes, 128);
     http_settings hs = {
         .listen = c->listen,
         .threads = c->threads,
@@ -121,7 +140,8 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .cors_origin = c->cors_origin,
         .auth = auth,
     };
-    relay_start(c->relay_interval_ms);
+    store_set_exit_after_apply(API.test_fault != NULL);
+    relay_start(c->relay_interval_ms, c->claim_lease_ms);
     char err[256];
     if (!http_start(&hs, routes, n, err, sizeof err)) {
         relay_stop();

@@ -11,6 +11,7 @@ typedef struct {
     const char *test_fault;     /* SUBREG_TEST_FAULT */
     const char *openapi_yaml;   /* embedded spec */
     size_t openapi_len;
+    long max_document_bytes;    /* SUBREG_MAX_DOCUMENT_BYTES */
 } api_env;
 
 extern api_env API;
@@ -19,13 +20,17 @@ extern api_env API;
  * the number of routes written into out (capacity cap). */
 int api_routes(route *out, int cap);
 
+struct resource;
+/* Seeds reference documents from a JSON array (subreg migrate); see crud.c. */
+store_status crud_seed(const struct resource *res, const char *json, int *inserted, int *updated);
+
 /* Answers the problem for a store failure (404, 409, 412, 503, 500). */
 void respond_store_error(req *r, store_status st);
 
-/* Relay thread: sweeps pending outboxes every interval_ms until stopped. */
-void relay_start(int interval_ms);
+/* Recovery thread: settles write claims older than lease_ms, every interval_ms. */
+void relay_start(int interval_ms, int lease_ms);
 void relay_stop(void);
-/* Milliseconds since the relay last completed a sweep (readiness). */
+/* Milliseconds since the recovery thread last completed a sweep (readiness). */
 int64_t relay_idle_ms(void);
 
 #endif

@@ -12,9 +12,11 @@ typedef struct {
     char *mongodb_db;
     int threads;
     long max_body_bytes;
+    long max_document_bytes;
     int log_level;         /* LOG_DEBUG..LOG_ERROR */
     int keep_alive_ms;
     int relay_interval_ms;
+    int claim_lease_ms;
     char *cors_origin;     /* empty: no CORS headers */
     /* JWT */
     char *jwt_algorithms;  /* comma list, validated */

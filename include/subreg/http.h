@@ -48,6 +48,7 @@ typedef struct route {
     handler_fn fn;
     role min_role;       /* ROLE_NONE: public */
     const void *data;    /* handler's descriptor (the resource for CRUD routes) */
+    long max_body;       /* 0: SUBREG_MAX_BODY_BYTES */
 } route;
 
 typedef struct {
@@ -68,7 +69,13 @@ void respond(req *r, int status, const char *content_type, const char *body, siz
 void respond_json(req *r, int status, const cJSON *body);
 void respond_problem(req *r, int status, const char *slug, const char *detail);
 void respond_validation(req *r, verrors *errs);
+/* A problem with an errors list ({pointer, message}), e.g. 422 for unknown references. */
+void respond_errors(req *r, int status, const char *slug, const char *detail, verrors *errs);
 void respond_empty(req *r, int status);
+/* A body written in pieces: headers with the final length first, then the bytes.
+ * write returns false when the client went away. */
+void respond_stream_begin(req *r, int status, const char *content_type, size_t len);
+bool respond_stream_write(req *r, const void *data, size_t len);
 void req_add_header(req *r, const char *name, const char *value);
 void req_add_etag(req *r, int64_t version);
 

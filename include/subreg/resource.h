@@ -5,6 +5,7 @@
 #define SUBREG_RESOURCE_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "subreg/auth.h"
@@ -23,21 +24,28 @@ typedef struct {
     char detail[256];
 } rule_result;
 
+/* Which generic routes a resource gets (0: all of them). */
+enum { R_LIST = 1, R_GET = 2, R_CREATE = 4, R_PATCH = 8, R_DELETE = 16 };
+
 typedef struct resource {
     const char *type;       /* entity type in audit and events: "subprocessor" */
     const char *collection; /* MongoDB collection */
     const char *path;       /* collection URL: "/v1/subprocessors" */
     const char *item_path;  /* "/v1/subprocessors/{id}" */
     const char *id_prefix;  /* "sp_" */
+    bool client_ids;        /* the create body carries the id (reference data) */
     const field *fields;
     const filter_def *filters; /* terminated by {0} */
+    unsigned routes;           /* R_* bits; 0 = all */
+    role read_role;            /* ROLE_NONE here means ROLE_READER */
     role write_role;           /* create and update */
     role delete_role;
     /* Domain rules over the whole new state (before is NULL on create). */
     void (*check)(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r);
 } resource;
 
-extern const resource RES_SUBPROCESSOR;
+extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
+extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT;
 
 /* Every resource, NULL-terminated (routing, indexes, outbox relay). */
 extern const resource *const RESOURCES[];

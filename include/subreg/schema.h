@@ -20,12 +20,14 @@ typedef enum {
     FT_LOCALIZED, /* {"de": string, "en": string}, both required, 1..max */
     FT_OBJECT,    /* fields[] */
     FT_ARRAY,     /* item, min..max entries */
+    FT_REF,       /* id of a document in collection ref; existence checked by api/crud.c */
 } field_type;
 
 enum {
     FF_REQUIRED = 1 << 0, /* must be present on create (and stay present) */
     FF_READONLY = 1 << 1, /* set by the server; refused in request bodies */
     FF_UNIQUE = 1 << 2,   /* arrays: entries must be distinct */
+    FF_IMMUTABLE = 1 << 3, /* set on create, refused in a merge patch (client-chosen ids) */
 };
 
 typedef struct field {
@@ -39,6 +41,7 @@ typedef struct field {
     const struct field *fields;    /* FT_OBJECT: terminated by {0} */
     const struct field *item;      /* FT_ARRAY: descriptor of one entry */
     const char *def;               /* JSON literal applied on create when absent */
+    const char *ref;               /* FT_REF: the collection the id points into */
 } field;
 
 /* Validation errors: a cJSON array of {"pointer", "message"}; at most 50 kept. */
@@ -79,6 +82,7 @@ cJSON *schema_parse_scalar(const field *f, const char *text, char *msg, size_t m
 bool is_country_code(const char *s);
 bool is_http_url(const char *s);
 bool is_email(const char *s);
+bool is_id(const char *s); /* [A-Za-z0-9_-]{1,64}: every id, ours or client-chosen */
 
 /* Escapes a key into a JSON pointer segment (~0, ~1). */
 void pointer_append(char *ptr, size_t cap, const char *seg);

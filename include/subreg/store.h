@@ -1,12 +1,23 @@
-/* store: everything MongoDB. One client pool; versioned single-document writes;
- * the per-document outbox that makes audit entries (and, later, events) survive a
- * crash without multi-document transactions; cursors; indexes.
+/* store: everything MongoDB. One client pool; versioned single-document writes
+ * made exclusive by a claim in the audit log; list queries; indexes.
  *
- * Documents cross this interface as cJSON in API shape ("id", not "_id"). Internal
- * members start with '_' and never leave the store:
- *   _outbox          array of records (audit entries) written with the change
- *   _outbox_pending  true while _outbox holds records not yet relayed
- *   _deleted         tombstone of a delete whose outbox is not yet relayed */
+ * A write is three steps, and the audit record is the claim:
+ *   1. claim: insert the audit record {entity_type, entity_id, entity_version,
+ *      _state: "pending"}; a unique index on (entity_type, entity_id,
+ *      entity_version) lets exactly one writer claim a version, on MongoDB and on
+ *      FerretDB alike (whose own conditional updates are not atomic);
+ *   2. apply: insert / replace {_id, version: expect} / delete the document —
+ *      this is the commit point;
+ *   3. commit: mark the audit record "committed".
+ * A process that dies between the steps leaves a pending claim; the recovery
+ * sweep (store_recover_claims) looks at the document after the claim's lease:
+ * applied → committed, not applied → the claim is removed. So no committed change
+ * lacks its audit record, and no audit record describes a change that did not
+ * happen.
+ *
+ * Documents cross this interface as cJSON in API shape ("id", not "_id").
+ * Members starting with '_' are internal (e.g. _seed_hash) and never leave the
+ * API layer. */
 #ifndef SUBREG_STORE_H
 #define SUBREG_STORE_H
 
@@ -34,33 +45,41 @@ store_status store_ping(void);
 /* Creates the indexes of every collection; idempotent. */
 store_status store_migrate(void);
 
-/* Reads a live document (tombstones count as absent). */
+/* Reads a document. */
 store_status store_get(const char *coll, const char *id, cJSON **out);
-/* Inserts a new document with its outbox records. */
-store_status store_insert(const char *coll, const cJSON *doc, const cJSON *outbox_record);
-/* Replaces the document whose version is expect_version; the new document's
- * version must be expect_version + 1. The record joins the outbox. */
-store_status store_replace(const char *coll, const cJSON *doc, int64_t expect_version, const cJSON *outbox_record);
-/* Marks the document deleted (tombstone) at version expect_version; the relay
- * removes it once its outbox is relayed. */
-store_status store_delete(const char *coll, const char *id, int64_t expect_version, const cJSON *outbox_record);
+/* Writes doc (NULL: deletes the document id) if the stored version is expect
+ * (0: the document must not exist yet). record is the audit record; this
+ * function adds the claim fields. ST_STALE when another writer won the version,
+ * ST_DUPLICATE when a create's id exists. */
+store_status store_write(const char *coll, const char *id, int64_t expect, const cJSON *doc, const cJSON *record);
 
-/* Relays one document's outbox into the audit collection, then clears it (or
- * removes the tombstone). Safe to repeat: records carry unique ids. */
-store_status store_flush_outbox(const char *coll, const char *id);
-/* Sweeps every collection for documents with pending outboxes (crash recovery). */
-store_status store_relay_pending(const char *const *collections, int *relayed);
+/* Settles claims older than lease_ms (see above); *settled counts them. */
+store_status store_recover_claims(int64_t lease_ms, int *settled);
 
-/* Lists live documents matching filter (owned by the caller, may be modified),
+/* Test hook: exit the process between apply and commit. */
+void store_set_exit_after_apply(bool on);
+
+/* Lists documents matching filter (owned by the caller, may be modified),
  * ordered by id, strictly after after_id (or from the start), at most limit.
  * *more is set when further documents exist. */
 store_status store_list(const char *coll, bson_t *filter, const char *after_id, int limit, cJSON **items,
                         bool *more);
+
+/* Counts documents matching filter (owned by the caller, may be modified). */
+store_status store_count(const char *coll, bson_t *filter, int64_t *count);
 
 /* Inserts a document as is (idempotency records); ST_DUPLICATE if the id exists. */
 store_status store_put_raw(const char *coll, const cJSON *doc);
 store_status store_get_raw(const char *coll, const char *id, cJSON **out);
 store_status store_update_raw(const char *coll, const char *id, const cJSON *set);
 store_status store_delete_raw(const char *coll, const char *id);
+
+/* Stored documents (PDFs) as chunks of at most chunk bytes in document_chunks,
+ * keyed "<id>:<n>". Works on MongoDB and FerretDB alike (no GridFS). */
+store_status store_put_chunks(const char *id, const unsigned char *data, size_t len, size_t chunk);
+/* Calls fn for each chunk in order; stops when fn returns false. */
+store_status store_read_chunks(const char *id, bool (*fn)(const unsigned char *, size_t, void *), void *ctx,
+                               size_t *total);
+store_status store_delete_chunks(const char *id);
 
 #endif

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "subreg/api.h"
 #include "subreg/cursor.h"
@@ -41,35 +40,30 @@ static void to_public(cJSON *doc)
     }
 }
 
-static cJSON *audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
-                           const char *at, const cJSON *before, const cJSON *after)
+static cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
+                              const char *id, int64_t version, const char *at, const cJSON *before,
+                              const cJSON *after)
 {
     cJSON *a = cJSON_CreateObject();
     char *aid = new_id("au_");
     cJSON_AddStringToObject(a, "id", aid);
     free(aid);
     cJSON_AddStringToObject(a, "at", at);
-    cJSON_AddStringToObject(a, "actor", r->who.sub);
+    cJSON_AddStringToObject(a, "actor", actor);
     cJSON_AddStringToObject(a, "action", action);
     cJSON_AddStringToObject(a, "entity_type", res->type);
     cJSON_AddStringToObject(a, "entity_id", id);
     cJSON_AddNumberToObject(a, "entity_version", (double)version);
-    cJSON_AddStringToObject(a, "request_id", r->request_id);
+    cJSON_AddStringToObject(a, "request_id", request_id);
     cJSON_AddItemToObject(a, "before", before ? cJSON_Duplicate(before, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(a, "after", after ? cJSON_Duplicate(after, 1) : cJSON_CreateNull());
     return a;
 }
 
-/* After the commit: the test hook that simulates a crash, then the relay. A
- * failed relay is not the client's problem: the sweep retries it. */
-static void after_commit(const resource *res, const char *id)
+cJSON *crud_audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
+                         const char *at, const cJSON *before, const cJSON *after)
 {
-    if (API.test_fault && strcmp(API.test_fault, "exit_after_commit") == 0) {
-        log_msgf(LOG_WARN, "SUBREG_TEST_FAULT=exit_after_commit: exiting after the commit of %s", id);
-        _exit(99);
-    }
-    store_status st = store_flush_outbox(res->collection, id);
-    if (st != ST_OK) log_msgf(LOG_WARN, "outbox of %s not relayed yet (%s); the sweep will", id, store_status_name(st));
+    return audit_record_by(r->who.sub, r->request_id, res, action, id, version, at, before, after);
 }
 
 /* Server-owned members in their fixed order, then the client's fields. */
@@ -84,7 +78,8 @@ static cJSON *assemble(const resource *res, const char *id, int64_t version, con
     /* Members in the order of the field table: stable, readable documents. */
     for (const field *f = res->fields; f->name; f++) {
         const cJSON *c = json_get(client, f->name);
-        if (c && !(f->flags & FF_READONLY)) cJSON_AddItemToObject(doc, f->name, cJSON_Duplicate(c, 1));
+        if (c && !(f->flags & FF_READONLY) && strcmp(f->name, "id") != 0)
+            cJSON_AddItemToObject(doc, f->name, cJSON_Duplicate(c, 1));
     }
     return doc;
 }
@@ -100,6 +95,101 @@ static bool check_rules(req *r, const resource *res, const cJSON *before, const 
     else if (rr.status == 422) respond_problem(r, 422, "unprocessable-entity", rr.detail);
     verrors_free(&errs);
     return rr.status == 0;
+}
+
+/* ---- references -----------------------------------------------------------
+ * FT_REF fields (in objects at any depth, not in arrays) name documents of other
+ * collections. Writes must point at existing documents (422), and a document that
+ * others point at cannot be deleted (409). */
+
+typedef void (*ref_visit)(const field *f, const char *path, const char *pointer, const cJSON *value, void *ctx);
+
+static void walk_refs(const field *fields, const cJSON *doc, const char *path, const char *ptr, ref_visit fn,
+                      void *ctx)
+{
+    for (const field *f = fields; f->name; f++) {
+        if ((f->flags & FF_IMMUTABLE) || (f->type != FT_REF && f->type != FT_OBJECT)) continue;
+        char p[256], q[256];
+        snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", f->name);
+        snprintf(q, sizeof q, "%s/%s", ptr, f->name);
+        const cJSON *v = doc ? json_get(doc, f->name) : NULL;
+        if (f->type == FT_REF && f->ref) fn(f, p, q, v, ctx);
+        else if (f->type == FT_OBJECT && (!doc || cJSON_IsObject(v))) walk_refs(f->fields, v, p, q, fn, ctx);
+    }
+}
+
+typedef struct {
+    verrors errs;
+    store_status st;
+} ref_check;
+
+static void check_one_ref(const field *f, const char *path, const char *pointer, const cJSON *v, void *ctx)
+{
+    (void)path;
+    ref_check *rc = ctx;
+    if (!cJSON_IsString(v) || rc->st != ST_OK) return;
+    cJSON *target = NULL;
+    store_status st = store_get(f->ref, v->valuestring, &target);
+    cJSON_Delete(target);
+    if (st == ST_NOT_FOUND) verrors_add(&rc->errs, pointer, "no %s with this id", f->ref);
+    else if (st != ST_OK) rc->st = st;
+}
+
+static bool check_refs(req *r, const resource *res, const cJSON *doc)
+{
+    ref_check rc = {.st = ST_OK};
+    verrors_init(&rc.errs);
+    walk_refs(res->fields, doc, "", "", check_one_ref, &rc);
+    bool ok = rc.st == ST_OK && rc.errs.count == 0;
+    if (rc.st != ST_OK) respond_store_error(r, rc.st);
+    else if (!ok) respond_errors(r, 422, "unprocessable-entity", "a referenced document does not exist", &rc.errs);
+    verrors_free(&rc.errs);
+    return ok;
+}
+
+typedef struct {
+    const char *collection; /* the target being deleted */
+    const char *id;
+    const resource *from;
+    strbuf referrers;
+    store_status st;
+} referrer_scan;
+
+static void count_referrers(const field *f, const char *path, const char *pointer, const cJSON *v, void *ctx)
+{
+    (void)pointer;
+    (void)v;
+    referrer_scan *s = ctx;
+    if (strcmp(f->ref, s->collection) != 0 || s->st != ST_OK) return;
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, path, s->id);
+    int64_t n = 0;
+    s->st = store_count(s->from->collection, &filter, &n);
+    bson_destroy(&filter);
+    if (s->st == ST_OK && n > 0)
+        sb_printf(&s->referrers, "%s%lld %s (%s)", s->referrers.len ? ", " : "", (long long)n, s->from->collection, path);
+}
+
+bool refuse_if_referenced(req *r, const char *collection, const char *id)
+{
+    referrer_scan s = {.collection = collection, .id = id, .st = ST_OK};
+    for (int i = 0; RESOURCES[i] && s.st == ST_OK; i++) {
+        s.from = RESOURCES[i];
+        walk_refs(RESOURCES[i]->fields, NULL, "", "", count_referrers, &s);
+    }
+    bool refused = true;
+    if (s.st != ST_OK) {
+        respond_store_error(r, s.st);
+    } else if (s.referrers.len) {
+        strbuf d = {0};
+        sb_printf(&d, "still referred to by %s", s.referrers.data);
+        respond_problem(r, 409, "conflict", d.data);
+        sb_free(&d);
+    } else {
+        refused = false;
+    }
+    sb_free(&s.referrers);
+    return refused;
 }
 
 /* ---- Idempotency-Key ------------------------------------------------------
@@ -207,18 +297,17 @@ static void handle_create(req *r)
         respond_validation(r, &errs);
         goto done;
     }
-    if (!check_rules(r, res, NULL, body)) goto done;
-    id = new_id(res->id_prefix);
+    if (!check_rules(r, res, NULL, body) || !check_refs(r, res, body)) goto done;
+    id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
     format_rfc3339(now_ms(), at);
     doc = assemble(res, id, 1, at, at, body);
-    cJSON *rec = audit_record(r, res, "create", id, 1, at, NULL, doc);
-    store_status st = store_insert(res->collection, doc, rec);
+    cJSON *rec = crud_audit_record(r, res, "create", id, 1, at, NULL, doc);
+    store_status st = store_write(res->collection, id, 0, doc, rec);
     cJSON_Delete(rec);
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
     }
-    after_commit(res, id);
     snprintf(loc, sizeof loc, "%s/%s", res->path, id);
     req_add_header(r, "Location", loc);
     req_add_etag(r, 1);
@@ -375,19 +464,18 @@ static void handle_patch(req *r)
         respond_validation(r, &errs);
         goto done;
     }
-    if (!check_rules(r, res, cur, client)) goto done;
+    if (!check_rules(r, res, cur, client) || !check_refs(r, res, client)) goto done;
     char at[32];
     format_rfc3339(now_ms(), at);
     const char *created = json_get_str(cur, "created_at");
     doc = assemble(res, r->param, expect + 1, created ? created : at, at, client);
-    cJSON *rec = audit_record(r, res, "update", r->param, expect + 1, at, cur, doc);
-    store_status st = store_replace(res->collection, doc, expect, rec);
+    cJSON *rec = crud_audit_record(r, res, "update", r->param, expect + 1, at, cur, doc);
+    store_status st = store_write(res->collection, r->param, expect, doc, rec);
     cJSON_Delete(rec);
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
     }
-    after_commit(res, r->param);
     req_add_etag(r, expect + 1);
     respond_json(r, 200, doc);
 done:
@@ -405,17 +493,20 @@ static void handle_delete(req *r)
     if (!req_if_match(r, &expect)) return;
     cJSON *cur = load_for_write(r, res, expect);
     if (!cur) return;
+    if (refuse_if_referenced(r, res->collection, r->param)) {
+        cJSON_Delete(cur);
+        return;
+    }
     char at[32];
     format_rfc3339(now_ms(), at);
-    cJSON *rec = audit_record(r, res, "delete", r->param, expect + 1, at, cur, NULL);
-    store_status st = store_delete(res->collection, r->param, expect, rec);
+    cJSON *rec = crud_audit_record(r, res, "delete", r->param, expect + 1, at, cur, NULL);
+    store_status st = store_write(res->collection, r->param, expect, NULL, rec);
     cJSON_Delete(rec);
     cJSON_Delete(cur);
     if (st != ST_OK) {
         respond_store_error(r, st);
         return;
     }
-    after_commit(res, r->param);
     respond_empty(r, 204);
 }
 
@@ -425,14 +516,120 @@ int crud_routes(route *out, int cap)
     for (int i = 0; RESOURCES[i]; i++) {
         const resource *res = RESOURCES[i];
         const char *item = res->item_path;
+        role read = res->read_role ? res->read_role : ROLE_READER;
         const route rs[] = {
-            {"GET", res->path, handle_list, ROLE_READER, res},
-            {"POST", res->path, handle_create, res->write_role, res},
-            {"GET", item, handle_get, ROLE_READER, res},
-            {"PATCH", item, handle_patch, res->write_role, res},
-            {"DELETE", item, handle_delete, res->delete_role, res},
+            {"GET", res->path, handle_list, read, res, 0},
+            {"POST", res->path, handle_create, res->write_role, res, 0},
+            {"GET", item, handle_get, read, res, 0},
+            {"PATCH", item, handle_patch, res->write_role, res, 0},
+            {"DELETE", item, handle_delete, res->delete_role, res, 0},
         };
-        for (size_t k = 0; k < sizeof rs / sizeof rs[0] && n < cap; k++) out[n++] = rs[k];
+        unsigned want = res->routes ? res->routes : (R_LIST | R_GET | R_CREATE | R_PATCH | R_DELETE);
+        static const unsigned bits[] = {R_LIST, R_CREATE, R_GET, R_PATCH, R_DELETE};
+        for (size_t k = 0; k < sizeof rs / sizeof rs[0] && n < cap; k++)
+            if (want & bits[k]) out[n++] = rs[k];
     }
     return n;
+}
+
+/* ---- seeding reference data (subreg migrate) -------------------------------
+ * A seeded document carries _seed_hash, the hash of the seed it came from. An
+ * admin's change goes through the normal update path, which keeps no internal
+ * members: the document loses _seed_hash and later seeds leave it alone. The
+ * seed_log remembers what was seeded, so a document an admin deleted is not
+ * brought back. */
+
+#define SEED_ACTOR "subreg-migrate"
+#define SEED_LOG "seed_log"
+
+static store_status seed_one(const resource *res, cJSON *seed, const char *run_id, int *inserted, int *updated)
+{
+    schema_apply_defaults(res->fields, seed);
+    verrors errs;
+    verrors_init(&errs);
+    rule_result rr = {0};
+    bool valid = schema_validate(res->fields, seed, &errs);
+    if (valid && res->check) res->check(NULL, seed, &errs, &rr);
+    const char *id = json_get_str(seed, "id");
+    if (!valid || rr.status != 0 || !id) {
+        char *e = json_dump(errs.list);
+        log_msgf(LOG_ERROR, "seed for %s %s is invalid: %s %s", res->type, id ? id : "?", e, rr.detail);
+        free(e);
+        verrors_free(&errs);
+        return ST_ERROR;
+    }
+    verrors_free(&errs);
+    char *canon = json_dump(seed), hash[65];
+    sha256_hex(canon, strlen(canon), hash);
+    free(canon);
+    char log_id[160];
+    snprintf(log_id, sizeof log_id, "%s:%s", res->collection, id);
+    char at[32];
+    format_rfc3339(now_ms(), at);
+
+    cJSON *log = NULL, *cur = NULL, *doc = NULL, *rec = NULL;
+    store_status st = store_get_raw(SEED_LOG, log_id, &log);
+    if (st != ST_OK && st != ST_NOT_FOUND) goto done;
+    bool seeded_before = st == ST_OK;
+    st = store_get(res->collection, id, &cur);
+    if (st != ST_OK && st != ST_NOT_FOUND) goto done;
+    bool exists = st == ST_OK;
+    st = ST_OK;
+    if (!exists && !seeded_before) {
+        doc = assemble(res, id, 1, at, at, seed);
+        rec = audit_record_by(SEED_ACTOR, run_id, res, "create", id, 1, at, NULL, doc);
+        cJSON_AddStringToObject(doc, "_seed_hash", hash);
+        st = store_write(res->collection, id, 0, doc, rec);
+        if (st == ST_OK) (*inserted)++;
+    } else if (exists && seeded_before) {
+        const char *was = json_get_str(cur, "_seed_hash");
+        if (was && strcmp(was, hash) != 0) {
+            int64_t v = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
+            const char *created = json_get_str(cur, "created_at");
+            doc = assemble(res, id, v + 1, created ? created : at, at, seed);
+            to_public(cur);
+            rec = audit_record_by(SEED_ACTOR, run_id, res, "update", id, v + 1, at, cur, doc);
+            cJSON_AddStringToObject(doc, "_seed_hash", hash);
+            st = store_write(res->collection, id, v, doc, rec);
+            if (st == ST_OK) (*updated)++;
+        }
+    }
+    /* exists && !seeded_before: an admin created it first; !exists && seeded_before:
+     * an admin deleted it. Either way the admin's word stands. */
+    if (st == ST_OK) {
+        cJSON *entry = cJSON_CreateObject();
+        cJSON_AddStringToObject(entry, "id", log_id);
+        cJSON_AddStringToObject(entry, "hash", hash);
+        cJSON_AddStringToObject(entry, "at", at);
+        if (seeded_before) {
+            cJSON_DeleteItemFromObject(entry, "id");
+            st = store_update_raw(SEED_LOG, log_id, entry);
+        } else {
+            st = store_put_raw(SEED_LOG, entry);
+        }
+        cJSON_Delete(entry);
+    }
+done:
+    cJSON_Delete(rec);
+    cJSON_Delete(doc);
+    cJSON_Delete(cur);
+    cJSON_Delete(log);
+    return st;
+}
+
+store_status crud_seed(const resource *res, const char *json, int *inserted, int *updated)
+{
+    char err[128];
+    cJSON *arr = json_parse_strict(json, strlen(json), err, sizeof err);
+    if (!cJSON_IsArray(arr)) {
+        log_msgf(LOG_ERROR, "seed data for %s is not a JSON array: %s", res->type, err);
+        cJSON_Delete(arr);
+        return ST_ERROR;
+    }
+    char *run_id = new_id("migrate_");
+    store_status st = ST_OK;
+    for (cJSON *c = arr->child; c && st == ST_OK; c = c->next) st = seed_one(res, c, run_id, inserted, updated);
+    free(run_id);
+    cJSON_Delete(arr);
+    return st;
 }

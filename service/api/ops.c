@@ -11,6 +11,8 @@ api_env API;
 
 void list_page(req *r, const char *collection, const filter_def *filters, bson_t *filter);
 int crud_routes(route *out, int cap);
+int document_routes(route *out, int cap, long max_document_bytes);
+int compliance_routes(route *out, int cap);
 
 static void handle_healthz(req *r)
 {
@@ -25,11 +27,11 @@ static void handle_readyz(req *r)
         respond_problem(r, 503, "service-unavailable", "the database is unreachable");
         return;
     }
-    /* The relay sweeps every few seconds; a sweep stuck for a minute means the
-     * outbox is not being drained. */
+    /* The recovery thread sweeps every few seconds; a sweep stuck for a minute
+     * means interrupted writes are not being settled. */
     if (relay_idle_ms() > 60000) {
         req_add_header(r, "Retry-After", "5");
-        respond_problem(r, 503, "service-unavailable", "the outbox relay is not running");
+        respond_problem(r, 503, "service-unavailable", "the recovery thread is not running");
         return;
     }
     respond(r, 200, "application/json", "{\"status\":\"ready\"}", 18);
@@ -39,8 +41,8 @@ static void handle_metrics(req *r)
 {
     strbuf sb = {0};
     http_metrics(&sb);
-    sb_printf(&sb, "# HELP subreg_outbox_relay_idle_seconds Time since the outbox relay last completed a sweep.\n"
-                   "# TYPE subreg_outbox_relay_idle_seconds gauge\nsubreg_outbox_relay_idle_seconds %.3f\n",
+    sb_printf(&sb, "# HELP subreg_recovery_idle_seconds Time since the recovery thread last completed a sweep.\n"
+                   "# TYPE subreg_recovery_idle_seconds gauge\nsubreg_recovery_idle_seconds %.3f\n",
               (double)relay_idle_ms() / 1000.0);
     respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", sb.data, sb.len);
     sb_free(&sb);
@@ -71,6 +73,8 @@ static const filter_def AUDIT_FILTERS[] = {
 static void handle_audit(req *r)
 {
     bson_t filter = BSON_INITIALIZER;
+    /* Pending records are claims of writes in flight (store.h). */
+    BSON_APPEND_UTF8(&filter, "_state", "committed");
     const char *since = req_query(r, "since");
     int64_t ms;
     if (since && parse_rfc3339(since, &ms)) {
@@ -90,13 +94,15 @@ static void handle_audit(req *r)
 int api_routes(route *out, int cap)
 {
     const route ops[] = {
-        {"GET", "/healthz", handle_healthz, ROLE_NONE, NULL},
-        {"GET", "/readyz", handle_readyz, ROLE_NONE, NULL},
-        {"GET", "/metrics", handle_metrics, ROLE_NONE, NULL},
-        {"GET", "/openapi.yaml", handle_openapi, ROLE_NONE, NULL},
-        {"GET", "/v1/audit", handle_audit, ROLE_READER, NULL},
+        {"GET", "/healthz", handle_healthz, ROLE_NONE, NULL, 0},
+        {"GET", "/readyz", handle_readyz, ROLE_NONE, NULL, 0},
+        {"GET", "/metrics", handle_metrics, ROLE_NONE, NULL, 0},
+        {"GET", "/openapi.yaml", handle_openapi, ROLE_NONE, NULL, 0},
+        {"GET", "/v1/audit", handle_audit, ROLE_READER, NULL, 0},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof ops / sizeof ops[0] && n < cap; i++) out[n++] = ops[i];
+    n += document_routes(out + n, cap - n, API.max_document_bytes);
+    n += compliance_routes(out + n, cap - n);
     return n + crud_routes(out + n, cap - n);
 }

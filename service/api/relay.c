@@ -1,13 +1,11 @@
-/* The outbox relay thread: every interval it moves pending outbox records (audit
- * entries written in the same document as their change) into their collections.
- * Requests relay their own change right away; the sweep covers crashes and
- * database outages between the commit and that relay. */
+/* The recovery thread: every interval it settles write claims whose writer died
+ * or lost the database between applying a change and committing its audit record
+ * (store.h explains the protocol). */
 #include <pthread.h>
 #include <stdbool.h>
 
 #include "subreg/api.h"
 #include "subreg/log.h"
-#include "subreg/resource.h"
 
 static pthread_t thread;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -15,6 +13,7 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static bool stopping;
 static bool running;
 static int interval;
+static int64_t lease;
 static int64_t last_sweep_ms; /* monotonic */
 
 int64_t relay_idle_ms(void)
@@ -28,16 +27,12 @@ int64_t relay_idle_ms(void)
 static void *relay_main(void *arg)
 {
     (void)arg;
-    const char *colls[16];
-    int n = 0;
-    for (int i = 0; RESOURCES[i] && n < 15; i++) colls[n++] = RESOURCES[i]->collection;
-    colls[n] = NULL;
     pthread_mutex_lock(&mu);
     while (!stopping) {
         pthread_mutex_unlock(&mu);
-        int relayed = 0;
-        store_status st = store_relay_pending(colls, &relayed);
-        if (relayed > 0) log_msgf(LOG_INFO, "outbox relay: %d document(s) relayed", relayed);
+        int settled = 0;
+        store_status st = store_recover_claims(lease, &settled);
+        if (settled > 0) log_msgf(LOG_INFO, "recovery: %d claim(s) settled", settled);
         pthread_mutex_lock(&mu);
         /* A sweep that reached the database counts as alive; an outage is
          * reported by /readyz's own ping. */
@@ -53,9 +48,10 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-void relay_start(int interval_ms)
+void relay_start(int interval_ms, int lease_ms)
 {
     interval = interval_ms;
+    lease = lease_ms;
     stopping = false;
     last_sweep_ms = mono_ms();
     running = true;

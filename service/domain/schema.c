@@ -175,6 +175,15 @@ bool is_email(const char *s)
     return true;
 }
 
+bool is_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-')) return false;
+    return true;
+}
+
 static const char *type_name(field_type t)
 {
     switch (t) {
@@ -283,6 +292,12 @@ static bool validate_string(const field *f, const char *s, const char *ptr, verr
             return false;
         }
         return true;
+    case FT_REF:
+        if (!is_id(s)) {
+            verrors_add(errs, ptr, "must be an id: 1 to 64 letters, digits, '_' or '-'");
+            return false;
+        }
+        return true;
     default: return false;
     }
 }
@@ -380,6 +395,9 @@ bool schema_check_patch(const field *fields, const cJSON *patch, verrors *errs)
             ok = false;
         } else if (f->flags & FF_READONLY) {
             verrors_add(errs, ptr, "read-only field, set by the server");
+            ok = false;
+        } else if (f->flags & FF_IMMUTABLE) {
+            verrors_add(errs, ptr, "cannot be changed after creation");
             ok = false;
         }
     }

@@ -204,4 +204,3 @@ const resource RES_SUBPROCESSOR = {
     .check = check,
 };
 
-const resource *const RESOURCES[] = {&RES_SUBPROCESSOR, NULL};

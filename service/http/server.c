@@ -126,6 +126,20 @@ void respond(req *r, int status, const char *content_type, const char *body, siz
     write_response(r->conn, status, content_type, body, len, r->request_id, r->headers.data, r->head);
 }
 
+void respond_stream_begin(req *r, int status, const char *content_type, size_t len)
+{
+    if (r->responded) return;
+    r->responded = true;
+    r->status = status;
+    write_response(r->conn, status, content_type, NULL, len, r->request_id, r->headers.data, true);
+}
+
+bool respond_stream_write(req *r, const void *data, size_t len)
+{
+    if (r->head) return true;
+    return mg_write(r->conn, data, len) == (int)len;
+}
+
 void respond_json(req *r, int status, const cJSON *body)
 {
     char *s = json_dump(body);
@@ -166,15 +180,19 @@ void respond_problem(req *r, int status, const char *slug, const char *detail)
     respond_problem_body(r, status, problem_body(status, slug, detail, r->path, r->request_id));
 }
 
-void respond_validation(req *r, verrors *errs)
+void respond_errors(req *r, int status, const char *slug, const char *detail, verrors *errs)
 {
-    cJSON *p = problem_body(400, "validation-error", NULL, r->path, r->request_id);
-    char detail[96];
-    snprintf(detail, sizeof detail, "%d field%s failed validation", errs->count, errs->count == 1 ? "" : "s");
-    cJSON_ReplaceItemInObjectCaseSensitive(p, "detail", cJSON_CreateString(detail));
+    cJSON *p = problem_body(status, slug, detail, r->path, r->request_id);
     cJSON_AddItemToObject(p, "errors", errs->list);
     errs->list = NULL;
-    respond_problem_body(r, 400, p);
+    respond_problem_body(r, status, p);
+}
+
+void respond_validation(req *r, verrors *errs)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "%d field%s failed validation", errs->count, errs->count == 1 ? "" : "s");
+    respond_errors(r, 400, "validation-error", detail, errs);
 }
 
 /* ---- request helpers --------------------------------------------------- */
@@ -369,31 +387,39 @@ static bool authenticate(req *r)
     return false;
 }
 
+static void too_large(req *r, long max)
+{
+    char d[96];
+    snprintf(d, sizeof d, "the body is larger than %ld bytes", max);
+    req_add_header(r, "Connection", "close");
+    respond_problem(r, 413, "payload-too-large", d);
+}
+
 static bool read_body(req *r)
 {
     const struct mg_request_info *ri = mg_get_request_info(r->conn);
     long long cl = ri->content_length;
-    if (cl > settings.max_body) {
-        char d[96];
-        snprintf(d, sizeof d, "the body is larger than %ld bytes", settings.max_body);
-        req_add_header(r, "Connection", "close");
-        respond_problem(r, 413, "payload-too-large", d);
+    long max = r->route->max_body ? r->route->max_body : settings.max_body;
+    if (cl > max) {
+        too_large(r, max);
         return false;
     }
-    strbuf sb = {0};
-    char buf[8192];
+    /* Read straight into the growing buffer: worker stacks are small. */
+    size_t cap = cl > 0 ? (size_t)cl + 1 : 16384, len = 0;
+    char *buf = xmalloc(cap);
     int n;
-    while ((n = mg_read(r->conn, buf, sizeof buf)) > 0) {
-        if ((long)(sb.len + (size_t)n) > settings.max_body) {
-            sb_free(&sb);
-            char d[96];
-            snprintf(d, sizeof d, "the body is larger than %ld bytes", settings.max_body);
-            req_add_header(r, "Connection", "close");
-            respond_problem(r, 413, "payload-too-large", d);
+    for (;;) {
+        if (len + 1 >= cap) buf = xrealloc(buf, cap *= 2);
+        if ((n = mg_read(r->conn, buf + len, cap - len - 1)) <= 0) break;
+        len += (size_t)n;
+        if ((long)len > max) {
+            free(buf);
+            too_large(r, max);
             return false;
         }
-        sb_append(&sb, buf, (size_t)n);
     }
+    buf[len] = '\0';
+    strbuf sb = {.data = buf, .len = len, .cap = cap};
     r->body = sb.data;
     r->body_len = sb.len;
     return true;

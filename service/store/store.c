@@ -1,9 +1,9 @@
 #include "subreg/store.h"
 
 #include <mongoc/mongoc.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "subreg/json.h"
 #include "subreg/log.h"
@@ -11,29 +11,7 @@
 #include "subreg/util.h"
 
 #define AUDIT_COLLECTION "audit"
-
-/* Writes to one document are serialised inside the process. MongoDB makes the
- * {_id, version} filter of a replace atomic across instances; FerretDB's SQLite
- * backend evaluates the filter and writes in separate steps, so two concurrent
- * replaces could both match. The striped locks close that gap for a single
- * instance, and cost nothing measurable on MongoDB. */
-#define STRIPES 64
-static pthread_mutex_t stripes[STRIPES];
-static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
-
-static void stripes_init(void)
-{
-    for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&stripes[i], NULL);
-}
-
-static pthread_mutex_t *stripe(const char *coll, const char *id)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = coll; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    pthread_once(&stripes_once, stripes_init);
-    return &stripes[h % STRIPES];
-}
+#define CHUNKS "document_chunks"
 
 static mongoc_client_pool_t *pool;
 static mongoc_uri_t *uri;
@@ -68,6 +46,9 @@ bool store_init(const char *uri_str, const char *db, int pool_size, char *err, s
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
     if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+    /* Bounded operations keep a claim's lease meaningful (see store_write). */
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
     if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(uri, "subreg");
     pool = mongoc_client_pool_new(uri);
     if (!pool) {
@@ -140,36 +121,35 @@ store_status store_ping(void)
     return ok ? ST_OK : map_error(&e, "ping");
 }
 
-static store_status create_indexes(mongoc_client_t *c, const char *coll, const char *const *specs)
+/* One index per createIndexes command: FerretDB 1.24 drops the connection (an
+ * internal panic) when a command lists two or more indexes that all exist already,
+ * i.e. on every second migrate. mongoc 1.23 has no helper, hence the command. */
+static store_status create_index(mongoc_client_t *c, const char *coll, const char *spec)
 {
-    /* createIndexes as a command: mongoc 1.23 has no helper for it. */
-    bson_t cmd = BSON_INITIALIZER, arr;
+    bson_t cmd = BSON_INITIALIZER, arr, idx, key;
     BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
     BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    for (int i = 0; specs[i]; i++) {
-        bson_t idx, key;
-        char k[16];
-        snprintf(k, sizeof k, "%d", i);
-        BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &idx);
-        BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
-        /* spec "a,-b": fields, '-' for descending */
-        char name[128] = "";
-        char *s = xstrdup(specs[i]);
-        for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            int dir = 1;
-            if (*t == '-') {
-                dir = -1;
-                t++;
-            }
-            BSON_APPEND_INT32(&key, t, dir);
-            size_t nl = strlen(name);
-            snprintf(name + nl, sizeof name - nl, "%s%s_%d", nl ? "_" : "", t, dir);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
+    /* spec "a,-b": fields, '-' for descending; a leading '!' makes it unique */
+    bool unique = spec[0] == '!';
+    char name[128] = "";
+    char *s = xstrdup(spec + unique);
+    for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int dir = 1;
+        if (*t == '-') {
+            dir = -1;
+            t++;
         }
-        free(s);
-        bson_append_document_end(&idx, &key);
-        BSON_APPEND_UTF8(&idx, "name", name);
-        bson_append_document_end(&arr, &idx);
+        BSON_APPEND_INT32(&key, t, dir);
+        size_t nl = strlen(name);
+        snprintf(name + nl, sizeof name - nl, "%s%s_%d", nl ? "_" : "", t, dir);
     }
+    free(s);
+    bson_append_document_end(&idx, &key);
+    BSON_APPEND_UTF8(&idx, "name", name);
+    if (unique) BSON_APPEND_BOOL(&idx, "unique", true);
+    bson_append_document_end(&arr, &idx);
     bson_append_array_end(&cmd, &arr);
     mongoc_database_t *db = mongoc_client_get_database(c, db_name);
     bson_error_t e;
@@ -177,6 +157,13 @@ static store_status create_indexes(mongoc_client_t *c, const char *coll, const c
     mongoc_database_destroy(db);
     bson_destroy(&cmd);
     return ok ? ST_OK : map_error(&e, "createIndexes");
+}
+
+static store_status create_indexes(mongoc_client_t *c, const char *coll, const char *const *specs)
+{
+    store_status st = ST_OK;
+    for (int i = 0; specs[i] && st == ST_OK; i++) st = create_index(c, coll, specs[i]);
+    return st;
 }
 
 store_status store_migrate(void)
@@ -188,15 +175,20 @@ store_status store_migrate(void)
         /* One index per list filter, plus the relay's sweep. */
         const char *specs[16];
         int n = 0;
-        specs[n++] = "_outbox_pending";
         for (const filter_def *f = r->filters; f->param && n < 15; f++) specs[n++] = f->path;
         specs[n] = NULL;
         st = create_indexes(c, r->collection, specs);
     }
     if (st == ST_OK) {
-        const char *audit[] = {"entity_id", "entity_type", "actor", "at", NULL};
+        /* The claim: one audit record per entity version (see store.h). */
+        const char *audit[] = {"!entity_type,entity_id,entity_version", "entity_id", "actor", "at", "_state", NULL};
         st = create_indexes(c, AUDIT_COLLECTION, audit);
     }
+    if (st == ST_OK) {
+        const char *chunks[] = {"document_id,n", NULL};
+        st = create_indexes(c, CHUNKS, chunks);
+    }
+
     mongoc_client_pool_push(pool, c);
     return st;
 }
@@ -231,37 +223,10 @@ static cJSON *from_stored(const bson_t *b)
     return out;
 }
 
-static void append_outbox(bson_t *doc, const cJSON *existing, const cJSON *record)
-{
-    bson_t arr;
-    int i = 0;
-    char k[16];
-    BSON_APPEND_ARRAY_BEGIN(doc, "_outbox", &arr);
-    if (cJSON_IsArray(existing)) {
-        for (const cJSON *c = existing->child; c; c = c->next) {
-            snprintf(k, sizeof k, "%d", i++);
-            bson_t sub;
-            BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &sub);
-            json_to_bson(c, &sub);
-            bson_append_document_end(&arr, &sub);
-        }
-    }
-    if (record) {
-        snprintf(k, sizeof k, "%d", i++);
-        bson_t sub;
-        BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &sub);
-        json_to_bson(record, &sub);
-        bson_append_document_end(&arr, &sub);
-    }
-    bson_append_array_end(doc, &arr);
-    BSON_APPEND_BOOL(doc, "_outbox_pending", i > 0);
-}
-
-static store_status find_one(const char *coll, const char *id, bool live_only, cJSON **out)
+static store_status find_one(const char *coll, const char *id, cJSON **out)
 {
     handle h = open_coll(coll);
-    bson_t *filter = live_only ? BCON_NEW("_id", BCON_UTF8(id), "_deleted", "{", "$ne", BCON_BOOL(true), "}")
-                               : BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
@@ -282,22 +247,21 @@ static store_status find_one(const char *coll, const char *id, bool live_only, c
 
 store_status store_get(const char *coll, const char *id, cJSON **out)
 {
-    return find_one(coll, id, true, out);
+    return find_one(coll, id, out);
 }
 
 store_status store_get_raw(const char *coll, const char *id, cJSON **out)
 {
-    return find_one(coll, id, false, out);
+    return find_one(coll, id, out);
 }
 
-store_status store_insert(const char *coll, const cJSON *doc, const cJSON *record)
+static store_status insert_doc(const char *coll, const cJSON *doc)
 {
     bson_t b = BSON_INITIALIZER;
     if (!to_stored(doc, &b)) {
         bson_destroy(&b);
         return ST_ERROR;
     }
-    append_outbox(&b, NULL, record);
     handle h = open_coll(coll);
     bson_error_t e;
     bool ok = mongoc_collection_insert_one(h.coll, &b, NULL, NULL, &e);
@@ -308,83 +272,38 @@ store_status store_insert(const char *coll, const cJSON *doc, const cJSON *recor
 
 store_status store_put_raw(const char *coll, const cJSON *doc)
 {
-    return store_insert(coll, doc, NULL);
+    return insert_doc(coll, doc);
 }
 
-/* Replaces {_id, version: expect} with doc; carries the stored outbox forward. */
-static store_status versioned_replace(const char *coll, const char *id, int64_t expect, bson_t *replacement)
+/* Replaces (doc) or deletes (doc NULL) {_id, version: expect}: ST_STALE when
+ * nothing matched. */
+static store_status versioned_apply(const char *coll, const char *id, int64_t expect, const cJSON *doc)
 {
+    bson_t b = BSON_INITIALIZER;
+    if (doc && !to_stored(doc, &b)) {
+        bson_destroy(&b);
+        return ST_ERROR;
+    }
     handle h = open_coll(coll);
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id), "version", BCON_INT64(expect), "_deleted", "{", "$ne",
-                           BCON_BOOL(true), "}");
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id), "version", BCON_INT64(expect));
     bson_t reply;
     bson_error_t e;
     store_status st;
-    if (mongoc_collection_replace_one(h.coll, sel, replacement, NULL, &reply, &e)) {
+    bool ok = doc ? mongoc_collection_replace_one(h.coll, sel, &b, NULL, &reply, &e)
+                  : mongoc_collection_delete_one(h.coll, sel, NULL, &reply, &e);
+    if (ok) {
         bson_iter_t it;
-        int64_t matched = 0;
-        if (bson_iter_init_find(&it, &reply, "matchedCount")) matched = bson_iter_as_int64(&it);
-        st = matched == 1 ? ST_OK : ST_STALE;
+        int64_t n = 0;
+        if (bson_iter_init_find(&it, &reply, doc ? "matchedCount" : "deletedCount")) n = bson_iter_as_int64(&it);
+        st = n == 1 ? ST_OK : ST_STALE;
     } else {
-        st = map_error(&e, "replace");
+        st = map_error(&e, doc ? "replace" : "delete");
     }
     bson_destroy(&reply);
     bson_destroy(sel);
     close_coll(&h);
+    bson_destroy(&b);
     return st;
-}
-
-/* The outbox stored on the document, which must be live and at version expect.
- * Called under the document's stripe lock. */
-static store_status stored_outbox(const char *coll, const char *id, int64_t expect, cJSON **outbox)
-{
-    cJSON *cur = NULL;
-    store_status st = store_get_raw(coll, id, &cur);
-    *outbox = NULL;
-    if (st != ST_OK) return st;
-    if (cJSON_IsTrue(json_get(cur, "_deleted"))) st = ST_NOT_FOUND;
-    else if ((int64_t)cJSON_GetNumberValue(json_get(cur, "version")) != expect) st = ST_STALE;
-    else *outbox = cJSON_DetachItemFromObjectCaseSensitive(cur, "_outbox");
-    cJSON_Delete(cur);
-    return st;
-}
-
-/* doc NULL: a tombstone replaces the document (delete). */
-static store_status conditional_write(const char *coll, const char *id, const cJSON *doc, int64_t expect,
-                                      const cJSON *record)
-{
-    pthread_mutex_t *mu = stripe(coll, id);
-    pthread_mutex_lock(mu);
-    cJSON *outbox = NULL;
-    store_status st = stored_outbox(coll, id, expect, &outbox);
-    if (st == ST_OK) {
-        bson_t b = BSON_INITIALIZER;
-        if (doc) {
-            if (!to_stored(doc, &b)) st = ST_ERROR;
-        } else {
-            BSON_APPEND_UTF8(&b, "_id", id);
-            BSON_APPEND_INT64(&b, "version", expect + 1);
-            BSON_APPEND_BOOL(&b, "_deleted", true);
-        }
-        if (st == ST_OK) {
-            append_outbox(&b, outbox, record);
-            st = versioned_replace(coll, id, expect, &b);
-        }
-        bson_destroy(&b);
-    }
-    cJSON_Delete(outbox);
-    pthread_mutex_unlock(mu);
-    return st;
-}
-
-store_status store_replace(const char *coll, const cJSON *doc, int64_t expect, const cJSON *record)
-{
-    return conditional_write(coll, json_get_str(doc, "id"), doc, expect, record);
-}
-
-store_status store_delete(const char *coll, const char *id, int64_t expect, const cJSON *record)
-{
-    return conditional_write(coll, id, NULL, expect, record);
 }
 
 store_status store_update_raw(const char *coll, const char *id, const cJSON *set)
@@ -414,98 +333,14 @@ store_status store_delete_raw(const char *coll, const char *id)
     return ok ? ST_OK : map_error(&e, "delete");
 }
 
-static store_status flush_locked(const char *coll, const char *id);
-
-store_status store_flush_outbox(const char *coll, const char *id)
+store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 {
-    pthread_mutex_t *mu = stripe(coll, id);
-    pthread_mutex_lock(mu);
-    store_status st = flush_locked(coll, id);
-    pthread_mutex_unlock(mu);
-    return st;
-}
-
-static store_status flush_locked(const char *coll, const char *id)
-{
-    cJSON *doc = NULL;
-    store_status st = store_get_raw(coll, id, &doc);
-    if (st == ST_NOT_FOUND) return ST_OK;
-    if (st != ST_OK) return st;
-    const cJSON *pending = json_get(doc, "_outbox_pending");
-    const cJSON *outbox = json_get(doc, "_outbox");
-    if (!cJSON_IsTrue(pending)) {
-        cJSON_Delete(doc);
-        return ST_OK;
-    }
-    handle audit = open_coll(AUDIT_COLLECTION);
+    handle h = open_coll(coll);
     bson_error_t e;
-    for (const cJSON *r = outbox ? outbox->child : NULL; r && st == ST_OK; r = r->next) {
-        bson_t b = BSON_INITIALIZER;
-        if (!to_stored(r, &b)) {
-            bson_destroy(&b);
-            continue;
-        }
-        if (!mongoc_collection_insert_one(audit.coll, &b, NULL, NULL, &e)) {
-            store_status s2 = map_error(&e, "audit insert");
-            if (s2 != ST_DUPLICATE) st = s2; /* already relayed: fine */
-        }
-        bson_destroy(&b);
-    }
-    close_coll(&audit);
-    if (st == ST_OK) {
-        int64_t version = (int64_t)cJSON_GetNumberValue(json_get(doc, "version"));
-        handle h = open_coll(coll);
-        bson_t *sel = BCON_NEW("_id", BCON_UTF8(id), "version", BCON_INT64(version));
-        bool ok;
-        if (cJSON_IsTrue(json_get(doc, "_deleted"))) {
-            ok = mongoc_collection_delete_one(h.coll, sel, NULL, NULL, &e);
-        } else {
-            bson_t *upd = BCON_NEW("$set", "{", "_outbox", "[", "]", "_outbox_pending", BCON_BOOL(false), "}");
-            ok = mongoc_collection_update_one(h.coll, sel, upd, NULL, NULL, &e);
-            bson_destroy(upd);
-        }
-        /* No match: a newer write carried these records forward; its flush
-         * relays them again, and their ids make that harmless. */
-        if (!ok) st = map_error(&e, "outbox clear");
-        bson_destroy(sel);
-        close_coll(&h);
-    }
-    cJSON_Delete(doc);
-    return st;
-}
-
-store_status store_relay_pending(const char *const *collections, int *relayed)
-{
-    *relayed = 0;
-    for (int i = 0; collections[i]; i++) {
-        handle h = open_coll(collections[i]);
-        bson_t *filter = BCON_NEW("_outbox_pending", BCON_BOOL(true));
-        bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(500));
-        mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
-        const bson_t *d;
-        char *ids[500];
-        int n = 0;
-        while (n < 500 && mongoc_cursor_next(cur, &d)) {
-            bson_iter_t it;
-            if (bson_iter_init_find(&it, d, "_id") && BSON_ITER_HOLDS_UTF8(&it))
-                ids[n++] = xstrdup(bson_iter_utf8(&it, NULL));
-        }
-        bson_error_t e;
-        store_status st = ST_OK;
-        if (mongoc_cursor_error(cur, &e)) st = map_error(&e, "relay sweep");
-        mongoc_cursor_destroy(cur);
-        bson_destroy(opts);
-        bson_destroy(filter);
-        close_coll(&h);
-        for (int k = 0; k < n; k++) {
-            if (st == ST_OK) {
-                st = store_flush_outbox(collections[i], ids[k]);
-                if (st == ST_OK) (*relayed)++;
-            }
-            free(ids[k]);
-        }
-        if (st != ST_OK) return st;
-    }
+    int64_t n = mongoc_collection_count_documents(h.coll, filter, NULL, NULL, NULL, &e);
+    close_coll(&h);
+    if (n < 0) return map_error(&e, "count");
+    *count = n;
     return ST_OK;
 }
 
@@ -513,16 +348,12 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
                         bool *more)
 {
     bson_t sub;
-    BSON_APPEND_DOCUMENT_BEGIN(filter, "_deleted", &sub);
-    BSON_APPEND_BOOL(&sub, "$ne", true);
-    bson_append_document_end(filter, &sub);
     if (after_id) {
         BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &sub);
         BSON_APPEND_UTF8(&sub, "$gt", after_id);
         bson_append_document_end(filter, &sub);
     }
-    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1),
-                            "projection", "{", "_outbox", BCON_INT32(0), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1));
     handle h = open_coll(coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
@@ -549,4 +380,189 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
     }
     *items = arr;
     return ST_OK;
+}
+
+store_status store_put_chunks(const char *id, const unsigned char *data, size_t len, size_t chunk)
+{
+    handle h = open_coll(CHUNKS);
+    store_status st = ST_OK;
+    for (size_t off = 0, n = 0; off < len && st == ST_OK; off += chunk, n++) {
+        size_t part = len - off < chunk ? len - off : chunk;
+        char key[128];
+        snprintf(key, sizeof key, "%s:%06zu", id, n);
+        bson_t d = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&d, "_id", key);
+        BSON_APPEND_UTF8(&d, "document_id", id);
+        BSON_APPEND_INT64(&d, "n", (int64_t)n);
+        BSON_APPEND_BINARY(&d, "data", BSON_SUBTYPE_BINARY, data + off, (uint32_t)part);
+        bson_error_t e;
+        /* A retried upload of the same id rewrites the same keys: upsert. */
+        bson_t *sel = BCON_NEW("_id", BCON_UTF8(key));
+        bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+        if (!mongoc_collection_replace_one(h.coll, sel, &d, opts, NULL, &e)) st = map_error(&e, "chunk write");
+        bson_destroy(opts);
+        bson_destroy(sel);
+        bson_destroy(&d);
+    }
+    close_coll(&h);
+    return st;
+}
+
+store_status store_read_chunks(const char *id, bool (*fn)(const unsigned char *, size_t, void *), void *ctx,
+                               size_t *total)
+{
+    handle h = open_coll(CHUNKS);
+    bson_t *filter = BCON_NEW("document_id", BCON_UTF8(id));
+    bson_t *opts = BCON_NEW("sort", "{", "n", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
+    const bson_t *d;
+    store_status st = ST_OK;
+    int64_t expect = 0;
+    *total = 0;
+    while (mongoc_cursor_next(cur, &d)) {
+        bson_iter_t it;
+        const uint8_t *bin = NULL;
+        uint32_t blen = 0;
+        bson_subtype_t sub;
+        int64_t n = -1;
+        if (bson_iter_init_find(&it, d, "n")) n = bson_iter_as_int64(&it);
+        if (bson_iter_init_find(&it, d, "data") && BSON_ITER_HOLDS_BINARY(&it)) bson_iter_binary(&it, &sub, &blen, &bin);
+        if (n != expect++ || !bin) {
+            log_msgf(LOG_ERROR, "document %s: chunk %lld missing or damaged", id, (long long)(expect - 1));
+            st = ST_ERROR;
+            break;
+        }
+        *total += blen;
+        if (!fn(bin, blen, ctx)) break;
+    }
+    bson_error_t e;
+    if (st == ST_OK && mongoc_cursor_error(cur, &e)) st = map_error(&e, "chunk read");
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    close_coll(&h);
+    return st;
+}
+
+store_status store_delete_chunks(const char *id)
+{
+    handle h = open_coll(CHUNKS);
+    bson_t *filter = BCON_NEW("document_id", BCON_UTF8(id));
+    bson_error_t e;
+    bool ok = mongoc_collection_delete_many(h.coll, filter, NULL, NULL, &e);
+    bson_destroy(filter);
+    close_coll(&h);
+    return ok ? ST_OK : map_error(&e, "chunk delete");
+}
+
+/* ---- writes: claim, apply, commit (see store.h) ---------------------------- */
+
+static bool exit_after_apply;
+
+void store_set_exit_after_apply(bool on)
+{
+    exit_after_apply = on;
+}
+
+static store_status set_state(const char *audit_id, const char *state)
+{
+    cJSON *set = cJSON_CreateObject();
+    cJSON_AddStringToObject(set, "_state", state);
+    store_status st = store_update_raw(AUDIT_COLLECTION, audit_id, set);
+    cJSON_Delete(set);
+    return st;
+}
+
+store_status store_write(const char *coll, const char *id, int64_t expect, const cJSON *doc, const cJSON *record)
+{
+    cJSON *claim = cJSON_Duplicate(record, 1);
+    cJSON_AddStringToObject(claim, "_state", "pending");
+    cJSON_AddStringToObject(claim, "_collection", coll);
+    cJSON_AddNumberToObject(claim, "_claimed_ms", (double)now_ms());
+    const char *audit_id = json_get_str(claim, "id");
+    store_status st = insert_doc(AUDIT_COLLECTION, claim);
+    if (st == ST_DUPLICATE) {
+        /* Someone else holds this version (or, for a create, the id exists). */
+        st = expect == 0 ? ST_DUPLICATE : ST_STALE;
+        goto done;
+    }
+    if (st != ST_OK) goto done;
+    st = expect == 0 ? insert_doc(coll, doc) : versioned_apply(coll, id, expect, doc);
+    if (st != ST_OK) {
+        /* Not applied: give the version back. If even that fails, the recovery
+         * sweep sees the unchanged document and removes the claim. */
+        store_delete_raw(AUDIT_COLLECTION, audit_id);
+        goto done;
+    }
+    if (exit_after_apply) {
+        log_msgf(LOG_WARN, "test fault: exiting after applying %s, before committing its audit record", id);
+        _exit(99);
+    }
+    if (set_state(audit_id, "committed") != ST_OK)
+        log_msgf(LOG_WARN, "audit record %s not marked committed yet; the recovery sweep will", audit_id);
+done:
+    cJSON_Delete(claim);
+    return st;
+}
+
+/* Was the claimed change applied? Looks at the document now. */
+static store_status claim_applied(const cJSON *claim, bool *applied)
+{
+    const char *coll = json_get_str(claim, "_collection"), *id = json_get_str(claim, "entity_id");
+    const char *action = json_get_str(claim, "action");
+    int64_t version = (int64_t)cJSON_GetNumberValue(json_get(claim, "entity_version"));
+    if (!coll || !id || !action) return ST_ERROR;
+    cJSON *doc = NULL;
+    store_status st = store_get_raw(coll, id, &doc);
+    if (st != ST_OK && st != ST_NOT_FOUND) return st;
+    int64_t now_version = doc ? (int64_t)cJSON_GetNumberValue(json_get(doc, "version")) : 0;
+    cJSON_Delete(doc);
+    if (strcmp(action, "delete") == 0 ? (!doc || now_version >= version) : now_version >= version) {
+        *applied = true;
+        return ST_OK;
+    }
+    /* A later version can only have been claimed once this one was applied —
+     * even if that later change deleted the document. */
+    bson_t *later = BCON_NEW("entity_type", BCON_UTF8(json_get_str(claim, "entity_type")), "entity_id", BCON_UTF8(id),
+                             "entity_version", "{", "$gt", BCON_INT64(version), "}", "_state",
+                             BCON_UTF8("committed"));
+    int64_t n = 0;
+    st = store_count(AUDIT_COLLECTION, later, &n);
+    bson_destroy(later);
+    *applied = n > 0;
+    return st;
+}
+
+store_status store_recover_claims(int64_t lease_ms, int *settled)
+{
+    *settled = 0;
+    handle h = open_coll(AUDIT_COLLECTION);
+    bson_t *filter = BCON_NEW("_state", BCON_UTF8("pending"));
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(200));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
+    const bson_t *d;
+    cJSON *claims = cJSON_CreateArray();
+    while (mongoc_cursor_next(cur, &d)) cJSON_AddItemToArray(claims, from_stored(d));
+    bson_error_t e;
+    store_status st = ST_OK;
+    if (mongoc_cursor_error(cur, &e)) st = map_error(&e, "claim sweep");
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    close_coll(&h);
+    int64_t now = now_ms();
+    for (cJSON *c = claims->child; c && st == ST_OK; c = c->next) {
+        if ((int64_t)cJSON_GetNumberValue(json_get(c, "_claimed_ms")) > now - lease_ms) continue;
+        bool applied = false;
+        st = claim_applied(c, &applied);
+        if (st != ST_OK) break;
+        const char *aid = json_get_str(c, "id");
+        st = applied ? set_state(aid, "committed") : store_delete_raw(AUDIT_COLLECTION, aid);
+        if (st == ST_OK) {
+            (*settled)++;
+            log_msgf(LOG_INFO, "recovered claim %s: %s", aid, applied ? "committed" : "not applied, removed");
+        }
+    }
+    cJSON_Delete(claims);
+    return st;
 }

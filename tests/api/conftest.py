@@ -89,12 +89,18 @@ def _tail(path, n=60):
     return "\n".join(lines[-n:])
 
 
-def _prune_old_runs(keep=5):
+def _prune_old_runs(keep=5, min_age_s=1800):
+    """Keep the newest `keep` run dirs; never touch one younger than min_age_s
+    (another suite run may be using it right now)."""
     if not OUT_ROOT.is_dir():
         return
     runs = sorted(p for p in OUT_ROOT.iterdir() if p.is_dir() and p.name.startswith("run-"))
     for old in runs[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            if time.time() - old.stat().st_mtime > min_age_s:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _require_binaries():
@@ -313,6 +319,8 @@ class Server:
             "SUBREG_JWT_ISSUER": ISSUER,
             "SUBREG_JWT_AUDIENCE": AUDIENCE,
             "SUBREG_RELAY_INTERVAL_MS": "300",
+            # Interrupted writes are settled after this lease (the crash tests wait for it).
+            "SUBREG_CLAIM_LEASE_MS": "1500",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         })
@@ -413,22 +421,29 @@ class Server:
 
 
 class Stack:
-    """FerretDB + subreg pair; `make_server` and the session fixture build these."""
+    """FerretDB + subreg pair; `make_server` and the session fixture build these.
+    With `shared_db` the stack runs another subreg on an existing FerretDB (and
+    leaves that database alone on teardown)."""
 
-    def __init__(self, subreg_bin, ferret_bin, keys, tokens, name, extra_env=None):
+    def __init__(self, subreg_bin, ferret_bin, keys, tokens, name, extra_env=None,
+                 shared_db=None):
         self.workdir = RUN_DIR / name
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.db = FerretDB(ferret_bin, self.workdir, "ferretdb")
+        self.owns_db = shared_db is None
+        self.db = FerretDB(ferret_bin, self.workdir, "ferretdb") if self.owns_db else shared_db
         self.server = Server(subreg_bin, self.db, keys, tokens, self.workdir, "subreg",
                              extra_env=extra_env)
 
     def up(self):
-        self.db.start()
+        if self.owns_db:
+            self.db.start()
         try:
-            self.server.migrate()
+            if self.owns_db:  # a shared database was migrated by its owner
+                self.server.migrate()
             self.server.start()
         except BaseException:
-            self.db.stop()
+            if self.owns_db:
+                self.db.stop()
             raise
         return self.server
 
@@ -436,7 +451,8 @@ class Stack:
         try:
             self.server.stop(expected_rc=0)
         finally:
-            self.db.stop()
+            if self.owns_db:
+                self.db.stop()
 
 
 # ---------------------------------------------------------------------------
@@ -476,25 +492,46 @@ def server(binaries, keys, tokens):
     stack.down()
 
 
+@pytest.fixture(autouse=True)
+def _session_server_alive(request):
+    """Fail fast, with the reason, when the shared service is gone (crashed, or
+    killed by something outside the suite) instead of a cascade of connection errors."""
+    if "server" in request.fixturenames:
+        srv = request.getfixturevalue("server")
+        rc = srv.proc.poll()
+        if rc is not None:
+            pytest.fail(f"the session subreg process (pid {srv.proc.pid}) exited earlier with "
+                        f"{rc}; stderr: {srv.stderr_path}\n{_tail(srv.stderr_path, 15)}",
+                        pytrace=False)
+    yield
+
+
 @pytest.fixture
 def make_server(binaries, keys, tokens, request):
     """Factory for an isolated stack (own FerretDB, own data dir, own port):
-    make_server(extra_env=None) -> Server. Torn down (and checked) after the test."""
+    make_server(extra_env=None, share_db_with=None) -> Server. With
+    share_db_with=<Server> the new service uses that server's FerretDB (a second
+    instance of the service). Torn down (and checked) after the test: services
+    first, then the databases."""
     stacks = []
 
-    def factory(extra_env=None):
+    def factory(extra_env=None, share_db_with=None):
         name = f"{request.node.name}-{len(stacks) + 1}".replace("/", "_").replace("[", "_").replace("]", "")
-        stack = Stack(binaries[0], binaries[1], keys, tokens, name[:80], extra_env=extra_env)
+        stack = Stack(binaries[0], binaries[1], keys, tokens, name[:80], extra_env=extra_env,
+                      shared_db=share_db_with.db if share_db_with is not None else None)
         stacks.append(stack)
         return stack.up()
 
     yield factory
     errors = []
-    for stack in stacks:
+    for stack in reversed(stacks):
         try:
-            stack.down()
+            stack.server.stop(expected_rc=0)
         except AssertionError as exc:
             errors.append(str(exc))
+    for stack in stacks:
+        if stack.owns_db:
+            stack.db.stop()
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
 

@@ -210,3 +210,44 @@ def test_crash_after_commit_still_audited(make_server):
     time.sleep(1.0)
     items, _ = api.list_all("/v1/audit", entity_id=sp_id)
     assert len(items) == 1, "the relayed entry was written more than once"
+
+
+def test_crash_after_commit_of_patch_and_delete_still_audited(make_server):
+    """The same for an update and a delete: committed, process gone before the
+    relay, entry relayed after the restart; the change itself is kept."""
+    srv = make_server()
+    api = srv.api(roles=["admin"], sub="crash-tester-2")
+    created = api.create_sp(sp_body(legal_name=unique_name("Crash patch")))
+    sp_id = created["id"]
+    path = f"{SP}/{sp_id}"
+    audit_for(api, sp_id, 1)
+
+    steps = [("PATCH", {"notes": "changed just before the crash"}, 1, "update"),
+             ("DELETE", None, 2, "delete")]
+    for method, body, version, action in steps:
+        srv.restart(extra_env={"SUBREG_TEST_FAULT": "exit_after_commit"})
+        rid = f"crash-{action}-{uuid.uuid4().hex[:8]}"
+        try:
+            if method == "PATCH":
+                api.patch(path, body, if_match=version, headers={"X-Request-Id": rid}, timeout=10)
+            else:
+                api.delete(path, if_match=version, headers={"X-Request-Id": rid}, timeout=10)
+        except requests.RequestException:
+            pass
+        assert srv.wait_exit(timeout=20) == 99
+        srv.restart(expected_rc=99)  # back to the normal environment
+        api = srv.api(roles=["admin"], sub="crash-tester-2")
+        entries = audit_for(api, sp_id, version + 1, timeout=8)
+        last = entries[-1]
+        assert last["action"] == action, entries
+        assert last["request_id"] == rid
+        assert last["actor"] == "crash-tester-2"
+        if action == "update":
+            assert api.get_sp(sp_id)["notes"] == body["notes"]
+            assert last["after"]["version"] == 2
+        else:
+            assert_problem(api.get(path), 404, "not-found")
+            assert last["after"] is None
+    time.sleep(1.0)
+    items, _ = api.list_all("/v1/audit", entity_id=sp_id)
+    assert [e["action"] for e in items] == ["create", "update", "delete"]

@@ -161,3 +161,26 @@ def test_concurrent_delete_exactly_one_wins(server, admin):
     assert codes[0] == 204 and codes.count(204) == 1, codes
     assert all(c in (404, 412) for c in codes[1:]), codes
     assert_problem(admin.get(path), 404, "not-found")
+
+
+def test_two_instances_same_version_exactly_one_wins(make_server):
+    """Two service processes on one database (a scaled-out deployment): the
+    optimistic lock must hold across processes, not only within one."""
+    first = make_server()
+    second = make_server(share_db_with=first)
+    apis = [first.api(roles=["admin"]), second.api(roles=["admin"])]
+    for round_no in range(3):
+        created = apis[0].create_sp(sp_body(legal_name=unique_name(f"Scaled {round_no}")))
+        path = f"{SP}/{created['id']}"
+
+        def patch(i):
+            api = Api((first if i % 2 == 0 else second).url, token=apis[0].token)
+            return api.patch(path, {"notes": f"writer {i}"}, if_match=1)
+
+        responses = _run_threads(patch)
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [200] + [412] * (N - 1), f"round {round_no}: {codes}"
+        final = apis[1].get_sp(created["id"])
+        assert final["version"] == 2
+        winner = next(r for r in responses if r.status_code == 200)
+        assert final["notes"] == winner.json()["notes"]

@@ -117,3 +117,12 @@ def test_readyz_503_has_retry_after(make_server):
         assert resp.headers.get("Retry-After") == "5"
     finally:
         srv.db.start_db()
+
+
+def test_migrate_is_idempotent(server):
+    """`subreg migrate` again on a migrated database (as on every deploy) exits 0,
+    and the running service is unaffected."""
+    for _ in range(2):
+        server.migrate()
+    assert_status(requests.get(server.url + "/readyz", timeout=10), 200)
+    assert_status(server.api(roles=["reader"]).get(SP), 200)

@@ -1,0 +1,193 @@
+/* The compliance endpoints: load the registry and the reference law, run the
+ * pure rules of domain/compliance.c, filter, answer. Computed per request, so a
+ * finding appears and disappears with the data that causes it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "subreg/api.h"
+#include "subreg/compliance.h"
+#include "subreg/json.h"
+#include "subreg/resource.h"
+
+/* Every live document of a collection, internal members removed. */
+static store_status load_all(const char *coll, cJSON **out)
+{
+    cJSON *all = cJSON_CreateArray();
+    char *after = NULL;
+    store_status st = ST_OK;
+    for (;;) {
+        bson_t filter = BSON_INITIALIZER;
+        cJSON *items = NULL;
+        bool more = false;
+        st = store_list(coll, &filter, after, 200, &items, &more);
+        bson_destroy(&filter);
+        if (st != ST_OK) break;
+        cJSON *last = NULL;
+        while (items->child) {
+            cJSON *c = cJSON_DetachItemViaPointer(items, items->child);
+            for (cJSON *m = c->child; m;) {
+                cJSON *next = m->next;
+                if (m->string[0] == '_') cJSON_Delete(cJSON_DetachItemViaPointer(c, m));
+                m = next;
+            }
+            cJSON_AddItemToArray(all, c);
+            last = c;
+        }
+        free(after);
+        after = more && last ? xstrdup(json_get_str(last, "id")) : NULL;
+        cJSON_Delete(items);
+        if (!after) break;
+    }
+    free(after);
+    if (st != ST_OK) {
+        cJSON_Delete(all);
+        return st;
+    }
+    *out = all;
+    return ST_OK;
+}
+
+typedef struct {
+    cJSON *sp, *ag, *tr, *tom, *co, *ad, *scc;
+    compliance_input in;
+    char today[16];
+} loaded;
+
+static void loaded_free(loaded *l)
+{
+    cJSON_Delete(l->sp);
+    cJSON_Delete(l->ag);
+    cJSON_Delete(l->tr);
+    cJSON_Delete(l->tom);
+    cJSON_Delete(l->co);
+    cJSON_Delete(l->ad);
+    cJSON_Delete(l->scc);
+}
+
+static bool load_registry(req *r, loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    struct {
+        const resource *res;
+        cJSON **dst;
+    } parts[] = {{&RES_SUBPROCESSOR, &l->sp}, {&RES_AGREEMENT, &l->ag}, {&RES_TRANSFER, &l->tr},
+                 {&RES_TOM, &l->tom},         {&RES_COUNTRY, &l->co},   {&RES_ADEQUACY, &l->ad},
+                 {&RES_SCC_SET, &l->scc}};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        store_status st = load_all(parts[i].res->collection, parts[i].dst);
+        if (st != ST_OK) {
+            loaded_free(l);
+            respond_store_error(r, st);
+            return false;
+        }
+    }
+    format_date(now_ms(), l->today);
+    l->in = (compliance_input){.subprocessors = l->sp,
+                               .agreements = l->ag,
+                               .transfers = l->tr,
+                               .tom_documents = l->tom,
+                               .countries = l->co,
+                               .adequacy_decisions = l->ad,
+                               .scc_sets = l->scc,
+                               .today = l->today,
+                               .horizon_days = 30};
+    return true;
+}
+
+static bool parse_days(req *r, const char *name, int def, int *out)
+{
+    const char *v = req_query(r, name);
+    *out = def;
+    if (!v) return true;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 0 || n > 3650) {
+        char d[96];
+        snprintf(d, sizeof d, "%s must be an integer from 0 to 3650", name);
+        respond_problem(r, 400, "malformed-request", d);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+static const char *const RULES[] = {"no_valid_basis", "partial_adequacy", "repealed_scc", "wrong_scc_module",
+                                    "tia_missing",    "no_active_dpa",    "expiring",     "adequacy_at_risk",
+                                    NULL};
+static const char *const SEVERITIES[] = {"critical", "high", "medium", "low", "info", NULL};
+
+static bool one_of(const char *v, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(*list, v) == 0) return true;
+    return false;
+}
+
+static void handle_findings(req *r)
+{
+    static const char *const allowed[] = {"rule", "severity", "subprocessor_id", "within_days", NULL};
+    if (!req_check_query(r, allowed)) return;
+    const char *rule = req_query(r, "rule"), *sev = req_query(r, "severity"), *sp = req_query(r, "subprocessor_id");
+    if ((rule && !one_of(rule, RULES)) || (sev && !one_of(sev, SEVERITIES)) || (sp && !is_id(sp))) {
+        respond_problem(r, 400, "malformed-request",
+                        rule && !one_of(rule, RULES) ? "unknown rule"
+                        : sev && !one_of(sev, SEVERITIES) ? "severity must be critical, high, medium, low or info"
+                                                            : "subprocessor_id is not an id");
+        return;
+    }
+    int horizon;
+    if (!parse_days(r, "within_days", 30, &horizon)) return;
+    loaded l;
+    if (!load_registry(r, &l)) return;
+    l.in.horizon_days = horizon;
+    cJSON *all = compliance_findings(&l.in);
+    cJSON *items = cJSON_CreateArray();
+    while (all->child) {
+        cJSON *f = cJSON_DetachItemViaPointer(all, all->child);
+        const char *fr = json_get_str(f, "rule"), *fs = json_get_str(f, "severity");
+        const char *fsp = json_get_str(f, "subprocessor_id");
+        if ((rule && (!fr || strcmp(fr, rule) != 0)) || (sev && (!fs || strcmp(fs, sev) != 0)) ||
+            (sp && (!fsp || strcmp(fsp, sp) != 0)))
+            cJSON_Delete(f);
+        else
+            cJSON_AddItemToArray(items, f);
+    }
+    cJSON_Delete(all);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "computed_on", l.today);
+    cJSON_AddNumberToObject(body, "count", cJSON_GetArraySize(items));
+    cJSON_AddItemToObject(body, "items", items);
+    respond_json(r, 200, body);
+    cJSON_Delete(body);
+    loaded_free(&l);
+}
+
+static void handle_expiring(req *r)
+{
+    static const char *const allowed[] = {"within_days", NULL};
+    if (!req_check_query(r, allowed)) return;
+    int days;
+    if (!parse_days(r, "within_days", 90, &days)) return;
+    loaded l;
+    if (!load_registry(r, &l)) return;
+    cJSON *items = compliance_expiring(&l.in, days);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "computed_on", l.today);
+    cJSON_AddNumberToObject(body, "within_days", days);
+    cJSON_AddItemToObject(body, "items", items);
+    respond_json(r, 200, body);
+    cJSON_Delete(body);
+    loaded_free(&l);
+}
+
+int compliance_routes(route *out, int cap)
+{
+    const route rs[] = {
+        {"GET", "/v1/compliance/findings", handle_findings, ROLE_READER, NULL, 0},
+        {"GET", "/v1/reports/expiring", handle_expiring, ROLE_READER, NULL, 0},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0] && n < cap; i++) out[n++] = rs[i];
+    return n;
+}

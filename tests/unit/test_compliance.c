@@ -1,0 +1,853 @@
+/* compliance: every rule on both sides of its boundary, from small JSON fixtures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "subreg/compliance.h"
+#include "subreg/json.h"
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+/* Reference data as seeded: a few EEA and third countries, the adequacy
+ * decisions the rules care about, and the SCC sets with their cut-off dates. */
+static const char *const COUNTRIES =
+    "[{'id':'DE','name':{'de':'Deutschland','en':'Germany'},'eu':true,'eea':true},"
+    " {'id':'FR','name':{'de':'Frankreich','en':'France'},'eu':true,'eea':true},"
+    " {'id':'NO','name':{'de':'Norwegen','en':'Norway'},'eu':false,'eea':true},"
+    " {'id':'US','name':{'de':'Vereinigte Staaten','en':'United States'},'eu':false,'eea':false},"
+    " {'id':'CA','name':{'de':'Kanada','en':'Canada'},'eu':false,'eea':false},"
+    " {'id':'JP','name':{'de':'Japan','en':'Japan'},'eu':false,'eea':false},"
+    " {'id':'GB','name':{'de':'Vereinigtes Königreich','en':'United Kingdom'},'eu':false,'eea':false},"
+    " {'id':'CH','name':{'de':'Schweiz','en':'Switzerland'},'eu':false,'eea':false},"
+    " {'id':'IN','name':{'de':'Indien','en':'India'},'eu':false,'eea':false}]";
+
+#define ADEQ_US(challenged)                                                                                       \
+    "{'id':'us-dpf','jurisdiction':{'de':'USA','en':'United States'},'country':'US','act':'Implementing Decision (EU) 2023/1795 (EU-US Data Privacy Framework)',"     \
+    "'adopted_on':'2023-07-10','scope':'partial','condition':'dpf_participation','status':'in_force',"           \
+    "'under_challenge':" challenged ",'challenge_note':{'de':'Rechtsmittel C-703/25 P anhängig',"                 \
+    "'en':'appeal C-703/25 P pending'}}"
+#define ADEQ_OTHERS                                                                                               \
+    "{'id':'ca','jurisdiction':{'de':'Kanada','en':'Canada'},'country':'CA','act':'Decision 2002/2/EC',"                  \
+    "'adopted_on':'2001-12-20','scope':'partial','condition':'recipient_in_scope','status':'in_force',"          \
+    "'under_challenge':false,'scope_note':{'de':'nur kommerzielle Organisationen unter PIPEDA',"                 \
+    "'en':'commercial organisations under PIPEDA only'}},"                                                       \
+    "{'id':'jp','jurisdiction':{'de':'Japan','en':'Japan'},'country':'JP','act':'(EU) 2019/419',"                \
+    "'adopted_on':'2019-01-23','scope':'partial','condition':'recipient_in_scope','status':'in_force',"          \
+    "'under_challenge':false},"                                                                                  \
+    "{'id':'uk','jurisdiction':{'de':'Vereinigtes Königreich','en':'United Kingdom'},'country':'GB',"           \
+    "'act':'(EU) 2021/1772','adopted_on':'2021-06-28','scope':'full','condition':'none',"                       \
+    "'valid_until':'2031-12-27','status':'in_force','under_challenge':false},"                                   \
+    "{'id':'ch','jurisdiction':{'de':'Schweiz','en':'Switzerland'},'country':'CH','act':'2000/518/EC',"          \
+    "'adopted_on':'2000-07-26','scope':'full','condition':'none','status':'in_force','under_challenge':false}"
+
+static const char *const ADEQUACY = "[" ADEQ_US("false") "," ADEQ_OTHERS "]";
+static const char *const ADEQUACY_CHALLENGED = "[" ADEQ_US("true") "," ADEQ_OTHERS "]";
+
+static const char *const SCC_SETS =
+    "[{'id':'eu-scc-2001','name':{'de':'SCC 2001','en':'SCC 2001'},'legal_act':'Decision 2001/497/EC','regime':'eu',"
+    "  'kind':'transfer_tool','basis':'scc_2001','status':'repealed','new_contracts_until':'2021-09-27',"
+    "  'valid_until':'2022-12-27'},"
+    " {'id':'eu-scc-2004','name':{'de':'SCC 2004','en':'SCC 2004'},'legal_act':'Decision 2004/915/EC','regime':'eu',"
+    "  'kind':'transfer_tool','basis':'scc_2004','status':'repealed','new_contracts_until':'2021-09-27',"
+    "  'valid_until':'2022-12-27'},"
+    " {'id':'eu-scc-2010','name':{'de':'SCC 2010','en':'SCC 2010'},'legal_act':'Decision 2010/87/EU','regime':'eu',"
+    "  'kind':'transfer_tool','basis':'scc_2010','status':'repealed','new_contracts_until':'2021-09-27',"
+    "  'valid_until':'2022-12-27'},"
+    " {'id':'eu-scc-2021','name':{'de':'SCC 2021','en':'SCC 2021'},'legal_act':'(EU) 2021/914','regime':'eu',"
+    "  'kind':'transfer_tool','basis':'scc_2021','modules':[1,2,3,4],'status':'current',"
+    "  'in_force_from':'2021-06-27'},"
+    " {'id':'uk-legacy-eu-scc','name':{'de':'Alte EU-SCC (UK)','en':'Old EU SCCs (UK)'},"
+    "  'legal_act':'Decisions 2001/497/EC, 2004/915/EC and 2010/87/EU (UK transitional provisions)','regime':'uk','kind':'transfer_tool','status':'repealed',"
+    "  'new_contracts_until':'2022-09-21','valid_until':'2024-03-21'}]";
+
+/* JSON with single quotes, so the fixtures stay readable. */
+static cJSON *parse_q(const char *text)
+{
+    char *s = strdup(text);
+    assert_non_null(s);
+    for (char *p = s; *p; p++)
+        if (*p == '\'') *p = '"';
+    char err[128];
+    cJSON *v = json_parse_strict(s, strlen(s), err, sizeof err);
+    if (!v) fail_msg("fixture does not parse (%s): %s", err, s);
+    free(s);
+    return v;
+}
+
+typedef struct {
+    cJSON *sp, *ag, *tr, *tom, *countries, *adequacy, *scc;
+    cJSON *out;
+    compliance_input in;
+} fixture;
+
+static void fx_init(fixture *f, const char *today)
+{
+    memset(f, 0, sizeof *f);
+    f->sp = cJSON_CreateArray();
+    f->ag = cJSON_CreateArray();
+    f->tr = cJSON_CreateArray();
+    f->tom = cJSON_CreateArray();
+    f->countries = parse_q(COUNTRIES);
+    f->adequacy = parse_q(ADEQUACY);
+    f->scc = parse_q(SCC_SETS);
+    f->in = (compliance_input){.subprocessors = f->sp, .agreements = f->ag, .transfers = f->tr,
+                               .tom_documents = f->tom, .countries = f->countries,
+                               .adequacy_decisions = f->adequacy, .scc_sets = f->scc, .today = today,
+                               .horizon_days = 30};
+}
+
+static void fx_adequacy(fixture *f, const char *json)
+{
+    cJSON_Delete(f->adequacy);
+    f->adequacy = parse_q(json);
+    f->in.adequacy_decisions = f->adequacy;
+}
+
+static void fx_free(fixture *f)
+{
+    cJSON_Delete(f->sp);
+    cJSON_Delete(f->ag);
+    cJSON_Delete(f->tr);
+    cJSON_Delete(f->tom);
+    cJSON_Delete(f->countries);
+    cJSON_Delete(f->adequacy);
+    cJSON_Delete(f->scc);
+    cJSON_Delete(f->out);
+}
+
+static void put(cJSON *arr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(cJSON *arr, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    cJSON_AddItemToArray(arr, parse_q(buf));
+}
+
+/* A subprocessor "Name <id>" with one location; extra is more members (",'k':v") or "". */
+static void add_sp(fixture *f, const char *id, const char *status, const char *role, const char *country,
+                   const char *extra)
+{
+    put(f->sp,
+        "{'id':'%s','legal_name':'Name %s','hq_country':'%s','category':'hosting','role':'%s','status':'%s',"
+        "'purpose':{'de':'Hosting','en':'Hosting'},'data_categories':['master_contact'],"
+        "'data_subjects':['customers'],'locations':[{'country':'%s','role':'hosting'}],"
+        "'public':{'listed':true}%s}",
+        id, id, country, role, status, country, extra);
+}
+
+static void add_dpa(fixture *f, const char *spid, const char *extra)
+{
+    put(f->ag,
+        "{'id':'ag_%s','subprocessor_id':'%s','type':'dpa','title':'AVV','status':'active',"
+        "'signed_on':'2020-01-01'%s}",
+        spid, spid, extra);
+}
+
+/* A transfer tr_<id> of subprocessor spid; extra is more members or "". */
+static void add_tr(fixture *f, const char *id, const char *spid, const char *dest, const char *basis,
+                   const char *extra)
+{
+    put(f->tr, "{'id':'tr_%s','subprocessor_id':'%s','destination_country':'%s','regime':'eu','basis':'%s'%s}", id,
+        spid, dest, basis, extra);
+}
+
+static const cJSON *run_on(fixture *f, const char *today)
+{
+    cJSON_Delete(f->out);
+    f->in.today = today;
+    f->out = compliance_findings(&f->in);
+    assert_non_null(f->out);
+    assert_true(cJSON_IsArray(f->out));
+    return f->out;
+}
+
+static const cJSON *find(const cJSON *out, const char *rule, const char *eid)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, out)
+    {
+        const char *r = json_get_str(it, "rule"), *e = json_get_str(it, "entity_id");
+        if (r && e && strcmp(r, rule) == 0 && strcmp(e, eid) == 0) return it;
+    }
+    return NULL;
+}
+
+static int count_rule(const cJSON *out, const char *rule)
+{
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, out)
+    {
+        const char *r = json_get_str(it, "rule");
+        if (r && strcmp(r, rule) == 0) n++;
+    }
+    return n;
+}
+
+/* The finding exists with this severity and since (NULL: no since member). */
+static const cJSON *expect(const cJSON *out, const char *rule, const char *eid, const char *severity,
+                           const char *since)
+{
+    const cJSON *f = find(out, rule, eid);
+    if (!f) {
+        char *dump = cJSON_Print(out);
+        print_error("findings: %s\n", dump);
+        free(dump);
+        fail_msg("no %s finding for %s", rule, eid);
+    }
+    assert_string_equal(json_get_str(f, "severity"), severity);
+    if (since) {
+        assert_non_null(json_get_str(f, "since"));
+        assert_string_equal(json_get_str(f, "since"), since);
+    } else {
+        assert_null(json_get(f, "since"));
+    }
+    /* every finding carries the full shape */
+    assert_non_null(json_get_str(f, "entity_type"));
+    assert_non_null(json_get_str(f, "href"));
+    assert_non_null(json_get_str(f, "legal_ground"));
+    const cJSON *msg = json_get(f, "message");
+    assert_non_null(json_get_str(msg, "de"));
+    assert_non_null(json_get_str(msg, "en"));
+    return f;
+}
+
+static void expect_none(const cJSON *out, const char *rule, const char *eid)
+{
+    const cJSON *f = find(out, rule, eid);
+    if (f) {
+        char *dump = cJSON_Print(f);
+        print_error("unexpected: %s\n", dump);
+        free(dump);
+        fail_msg("unexpected %s finding for %s", rule, eid);
+    }
+}
+
+/* ---- empty input --------------------------------------------------------- */
+
+static void test_empty_input(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    assert_int_equal(cJSON_GetArraySize(run_on(&f, "2026-01-15")), 0);
+    cJSON *exp = compliance_expiring(&f.in, 365);
+    assert_int_equal(cJSON_GetArraySize(exp), 0);
+    cJSON_Delete(exp);
+    /* missing arrays and a broken "today" are no crash either */
+    compliance_input none = {.today = "2026-01-15", .horizon_days = 30};
+    cJSON *out = compliance_findings(&none);
+    assert_int_equal(cJSON_GetArraySize(out), 0);
+    cJSON_Delete(out);
+    f.in.today = "2026-13-01";
+    out = compliance_findings(&f.in);
+    assert_int_equal(cJSON_GetArraySize(out), 0);
+    cJSON_Delete(out);
+    fx_free(&f);
+}
+
+/* ---- rule 1: no_valid_basis ---------------------------------------------- */
+
+static void test_no_basis_fires_outside_eea_only(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_us", "active", "subprocessor", "US", "");
+    add_sp(&f, "sp_fr", "active", "subprocessor", "FR", "");
+    add_tr(&f, "us", "sp_us", "US", "none", "");
+    add_tr(&f, "fr", "sp_fr", "FR", "none", ""); /* inside the EEA: needs no basis */
+    add_tr(&f, "no", "sp_fr", "NO", "none", ""); /* Norway: EEA, not EU */
+    const cJSON *out = run_on(&f, "2026-01-15");
+    const cJSON *hit = expect(out, "no_valid_basis", "tr_us", "critical", NULL);
+    assert_string_equal(json_get_str(hit, "entity_type"), "transfer");
+    assert_string_equal(json_get_str(hit, "href"), "/v1/transfers/tr_us");
+    assert_string_equal(json_get_str(hit, "subprocessor_id"), "sp_us");
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 44–46");
+    const cJSON *msg = json_get(hit, "message");
+    assert_non_null(strstr(json_get_str(msg, "en"), "Name sp_us"));
+    assert_non_null(strstr(json_get_str(msg, "en"), "US"));
+    assert_non_null(strstr(json_get_str(msg, "de"), "Übermittlung von Name sp_us nach US"));
+    assert_non_null(strstr(json_get_str(msg, "de"), "Art. 44–46 DSGVO"));
+    expect_none(out, "no_valid_basis", "tr_fr");
+    expect_none(out, "no_valid_basis", "tr_no");
+    assert_int_equal(count_rule(out, "no_valid_basis"), 1);
+    fx_free(&f);
+}
+
+static void test_uk_adequacy_expiry_boundary(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2031-12-27");
+    add_sp(&f, "sp_gb", "active", "subprocessor", "GB", "");
+    add_tr(&f, "gb", "sp_gb", "GB", "adequacy", "");
+    expect_none(run_on(&f, "2031-12-27"), "no_valid_basis", "tr_gb");
+    expect(run_on(&f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
+    fx_free(&f);
+}
+
+static void test_adequacy_without_decision(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_in", "active", "subprocessor", "IN", "");
+    add_tr(&f, "in", "sp_in", "IN", "adequacy", ""); /* no decision for India */
+    add_tr(&f, "ch", "sp_in", "CH", "adequacy", ""); /* Switzerland: full adequacy */
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect(out, "no_valid_basis", "tr_in", "critical", NULL);
+    expect_none(out, "no_valid_basis", "tr_ch");
+    fx_free(&f);
+
+    /* an invalidated decision is no basis (Privacy Shield after Schrems II) */
+    fx_init(&f, "2026-01-15");
+    fx_adequacy(&f, "[{'id':'ps','country':'US','act':'2016/1250','adopted_on':'2016-07-12','scope':'partial',"
+                    "'condition':'dpf_participation','status':'invalidated','under_challenge':false}]");
+    add_sp(&f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(&f, "us", "sp_us", "US", "adequacy", "");
+    add_tr(&f, "usdpf", "sp_us", "US", "dpf", "");
+    out = run_on(&f, "2026-01-15");
+    expect(out, "no_valid_basis", "tr_us", "critical", NULL);
+    expect(out, "no_valid_basis", "tr_usdpf", "critical", NULL);
+    fx_free(&f);
+}
+
+static void test_dpf_outside_us(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(&f, "us", "sp_a", "US", "dpf", "");
+    add_tr(&f, "ca", "sp_a", "CA", "dpf", "");
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect_none(out, "no_valid_basis", "tr_us");
+    expect(out, "no_valid_basis", "tr_ca", "critical", NULL);
+    fx_free(&f);
+}
+
+static void test_transfer_validity_lapsed(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-03-01");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "a", "sp_a", "US", "scc_2021",
+           ",'scc_module':3,'valid_until':'2026-02-28','tia':{'performed_on':'2026-01-01','risk':'low'}");
+    expect_none(run_on(&f, "2026-02-28"), "no_valid_basis", "tr_a");
+    expect(run_on(&f, "2026-03-01"), "no_valid_basis", "tr_a", "critical", "2026-03-01");
+    fx_free(&f);
+}
+
+static void test_location_without_transfer(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_none", "active", "subprocessor", "US", "");           /* US location, no transfer */
+    add_sp(&f, "sp_prop", "proposed", "subprocessor", "SG", "");         /* SG not in the list: non-EEA */
+    add_sp(&f, "sp_ok", "active", "subprocessor", "US", "");             /* has a transfer */
+    add_sp(&f, "sp_eea", "active", "subprocessor", "NO", "");            /* EEA only */
+    add_tr(&f, "ok", "sp_ok", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-12-01','risk':'low'}");
+    const cJSON *out = run_on(&f, "2026-01-15");
+    const cJSON *hit = expect(out, "no_valid_basis", "sp_none", "critical", NULL);
+    assert_string_equal(json_get_str(hit, "entity_type"), "subprocessor");
+    assert_string_equal(json_get_str(hit, "href"), "/v1/subprocessors/sp_none");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "außerhalb des EWR"));
+    expect(out, "no_valid_basis", "sp_prop", "critical", NULL);
+    expect_none(out, "no_valid_basis", "sp_ok");
+    expect_none(out, "no_valid_basis", "tr_ok");
+    expect_none(out, "no_valid_basis", "sp_eea");
+    fx_free(&f);
+}
+
+/* ---- rule 2: partial_adequacy -------------------------------------------- */
+
+static void test_us_with_and_without_dpf(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_dpf", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-12-01'}");
+    add_sp(&f, "sp_nodpf", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_sp(&f, "sp_unknown", "active", "subprocessor", "US", ""); /* no dpf record at all */
+    add_tr(&f, "dpf", "sp_dpf", "US", "dpf", "");
+    add_tr(&f, "nodpf", "sp_nodpf", "US", "adequacy", "");
+    add_tr(&f, "unknown", "sp_unknown", "US", "dpf", "");
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect_none(out, "partial_adequacy", "tr_dpf");
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_nodpf", "high", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 45");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "(EU) 2023/1795"));
+    expect(out, "partial_adequacy", "tr_unknown", "high", NULL);
+    /* the basis itself exists: not a no_valid_basis finding */
+    assert_int_equal(count_rule(out, "no_valid_basis"), 0);
+    fx_free(&f);
+}
+
+static void test_canada_and_japan_scope(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_ca", "active", "subprocessor", "CA", "");
+    add_tr(&f, "ca_in", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':true");
+    add_tr(&f, "ca_out", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
+    add_tr(&f, "jp_unset", "sp_ca", "JP", "adequacy", "");
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect_none(out, "partial_adequacy", "tr_ca_in");
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_ca_out", "high", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "PIPEDA"));
+    expect(out, "partial_adequacy", "tr_jp_unset", "high", NULL);
+    fx_free(&f);
+}
+
+/* ---- rule 3: repealed_scc ------------------------------------------------ */
+
+static void test_scc_2010_sunset_boundary(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2022-12-27");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "a", "sp_a", "US", "scc_2010",
+           ",'contract_signed_on':'2020-05-01','tia':{'performed_on':'2022-06-01','risk':'low'}");
+    expect_none(run_on(&f, "2022-12-27"), "repealed_scc", "tr_a");
+    const cJSON *hit = expect(run_on(&f, "2022-12-28"), "repealed_scc", "tr_a", "critical", "2022-12-28");
+    assert_string_equal(json_get_str(hit, "legal_ground"), "Implementing Decision (EU) 2021/914, Art. 4");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "2010/87/EU"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "27.12.2022"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "(Beschluss 2010/87/EU)"));
+    fx_free(&f);
+}
+
+static void test_scc_2010_signed_after_cutoff(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2022-01-10");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "late", "sp_a", "US", "scc_2010",
+           ",'contract_signed_on':'2021-10-01','tia':{'performed_on':'2021-10-01','risk':'low'}");
+    add_tr(&f, "intime", "sp_a", "US", "scc_2010",
+           ",'contract_signed_on':'2021-09-27','tia':{'performed_on':'2021-10-01','risk':'low'}");
+    const cJSON *out = run_on(&f, "2022-01-10");
+    expect(out, "repealed_scc", "tr_late", "critical", "2021-10-01");
+    expect_none(out, "repealed_scc", "tr_intime");
+    /* after the sunset the late contract keeps its earlier since */
+    out = run_on(&f, "2023-02-01");
+    expect(out, "repealed_scc", "tr_late", "critical", "2021-10-01");
+    expect(out, "repealed_scc", "tr_intime", "critical", "2022-12-28");
+    fx_free(&f);
+}
+
+static void test_uk_legacy_scc(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2024-03-21");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    put(f.tr, "{'id':'tr_uk','subprocessor_id':'sp_a','destination_country':'US','regime':'uk','basis':'scc_2010',"
+              "'contract_signed_on':'2022-06-01','tia':{'performed_on':'2024-01-01','risk':'low'}}");
+    /* the EU sunset (27 Dec 2022) does not apply to UK transfers */
+    expect_none(run_on(&f, "2023-06-01"), "repealed_scc", "tr_uk");
+    expect_none(run_on(&f, "2024-03-21"), "repealed_scc", "tr_uk");
+    const cJSON *hit = expect(run_on(&f, "2024-03-22"), "repealed_scc", "tr_uk", "critical", "2024-03-22");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"),
+                           "(Beschlüsse 2001/497/EG, 2004/915/EG und 2010/87/EU (britische Übergangsbestimmungen))"));
+    fx_free(&f);
+}
+
+/* ---- rule 4: wrong_scc_module -------------------------------------------- */
+
+static void test_scc_module(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_sub", "active", "subprocessor", "US", "");
+    add_sp(&f, "sp_proc", "active", "processor", "US", "");
+    const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
+    char extra[200];
+    snprintf(extra, sizeof extra, ",'scc_module':2%s", tia);
+    add_tr(&f, "sub2", "sp_sub", "US", "scc_2021", extra);
+    add_tr(&f, "proc2", "sp_proc", "US", "scc_2021", extra);
+    snprintf(extra, sizeof extra, ",'scc_module':3%s", tia);
+    add_tr(&f, "sub3", "sp_sub", "US", "scc_2021", extra);
+    add_tr(&f, "proc3", "sp_proc", "CH", "ch_scc", extra);
+    const cJSON *out = run_on(&f, "2026-01-15");
+    const cJSON *hit = expect(out, "wrong_scc_module", "tr_sub2", "high", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "Module 3"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "Modul 3"));
+    expect_none(out, "wrong_scc_module", "tr_sub3");
+    expect_none(out, "wrong_scc_module", "tr_proc2");
+    expect(out, "wrong_scc_module", "tr_proc3", "high", NULL);
+    assert_int_equal(count_rule(out, "wrong_scc_module"), 2);
+    fx_free(&f);
+}
+
+/* ---- rule 5: tia_missing ------------------------------------------------- */
+
+static void test_tia_age(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-10-27");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "m11", "sp_a", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-11-27','risk':'low'}");
+    add_tr(&f, "m13", "sp_a", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-09-27','risk':'low'}");
+    add_tr(&f, "none", "sp_a", "US", "bcr", ",'bcr_reference':'BCR-1'");
+    add_tr(&f, "eea", "sp_a", "FR", "scc_2021", ",'scc_module':3");     /* inside the EEA */
+    add_tr(&f, "adeq", "sp_a", "CH", "adequacy", "");                  /* adequacy needs no TIA */
+    const cJSON *out = run_on(&f, "2026-10-27");
+    expect_none(out, "tia_missing", "tr_m11");
+    expect(out, "tia_missing", "tr_m13", "medium", "2026-09-28");
+    const cJSON *hit = expect(out, "tia_missing", "tr_none", "high", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), "Schrems II (C-311/18); EDPB Recommendations 01/2020");
+    expect_none(out, "tia_missing", "tr_eea");
+    expect_none(out, "tia_missing", "tr_adeq");
+    fx_free(&f);
+}
+
+static void test_tia_twelve_month_boundary(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-11-27");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "a", "sp_a", "US", "uk_idta", ",'tia':{'performed_on':'2025-11-27','risk':'low'}");
+    expect_none(run_on(&f, "2026-11-27"), "tia_missing", "tr_a");
+    expect(run_on(&f, "2026-11-28"), "tia_missing", "tr_a", "medium", "2026-11-28");
+    fx_free(&f);
+    /* 29 Feb: a calendar year later is 28 Feb */
+    fx_init(&f, "2025-03-01");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "a", "sp_a", "US", "uk_idta", ",'tia':{'performed_on':'2024-02-29','risk':'low'}");
+    expect_none(run_on(&f, "2025-02-28"), "tia_missing", "tr_a");
+    expect(run_on(&f, "2025-03-01"), "tia_missing", "tr_a", "medium", "2025-03-01");
+    fx_free(&f);
+}
+
+/* ---- rule 6: no_active_dpa ----------------------------------------------- */
+
+static void test_active_dpa(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-03-01");
+    add_sp(&f, "sp_with", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_without", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_expired", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_draft", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_lastday", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_proposed", "proposed", "subprocessor", "DE", "");
+    add_dpa(&f, "sp_with", "");
+    add_dpa(&f, "sp_expired", ",'expires_on':'2026-02-28'");
+    add_dpa(&f, "sp_lastday", ",'expires_on':'2026-03-01'");
+    put(f.ag, "{'id':'ag_draft','subprocessor_id':'sp_draft','type':'dpa','title':'AVV','status':'draft'}");
+    put(f.ag, "{'id':'ag_msa','subprocessor_id':'sp_without','type':'msa','title':'MSA','status':'active',"
+              "'signed_on':'2020-01-01'}");
+    const cJSON *out = run_on(&f, "2026-03-01");
+    expect_none(out, "no_active_dpa", "sp_with");
+    const cJSON *hit = expect(out, "no_active_dpa", "sp_without", "high", NULL);
+    assert_string_equal(json_get_str(hit, "entity_type"), "subprocessor");
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 28(3)–(4)");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "Auftragsverarbeitungsvertrag"));
+    expect(out, "no_active_dpa", "sp_expired", "high", "2026-03-01");
+    expect(out, "no_active_dpa", "sp_draft", "high", NULL);
+    expect_none(out, "no_active_dpa", "sp_lastday");
+    expect_none(out, "no_active_dpa", "sp_proposed");
+    fx_free(&f);
+}
+
+/* ---- rule 7: expiring ------------------------------------------------------ */
+
+static void test_expiring_horizon(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-06-01");
+    add_sp(&f, "sp_a", "active", "subprocessor", "DE",
+           ",'certifications':[{'name':'ISO 27001','valid_until':'2026-06-20'},"
+           "{'name':'SOC 2','valid_until':'2026-09-01'}],'next_review_on':'2026-05-15'");
+    add_dpa(&f, "sp_a", ",'expires_on':'2026-06-21'");      /* within 30 days */
+    put(f.ag, "{'id':'ag_far','subprocessor_id':'sp_a','type':'dpa','title':'AVV 2','status':'active',"
+              "'signed_on':'2020-01-01','expires_on':'2026-07-02'}"); /* 31 days: outside */
+    put(f.ag, "{'id':'ag_old','subprocessor_id':'sp_a','type':'msa','title':'MSA','status':'terminated',"
+              "'signed_on':'2020-01-01','expires_on':'2026-06-10'}"); /* not active: ignored */
+    put(f.tom, "{'id':'tom_1','owner':'self','title':'TOM','version_label':'3','status':'active',"
+               "'effective_on':'2025-01-01','next_review_on':'2026-07-01','measures':{}}");
+    add_tr(&f, "a", "sp_a", "US", "scc_2021",
+           ",'scc_module':3,'tia':{'performed_on':'2025-12-01','next_review_on':'2026-06-05','risk':'low'}");
+    const cJSON *out = run_on(&f, "2026-06-01");
+    const cJSON *hit = expect(out, "expiring", "ag_sp_a", "medium", "2026-06-21");
+    assert_string_equal(json_get_str(hit, "href"), "/v1/agreements/ag_sp_a");
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 28, 32");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "läuft am 21.06.2026 ab"));
+    expect_none(out, "expiring", "ag_far");
+    expect_none(out, "expiring", "ag_old");
+    const cJSON *tom = expect(out, "expiring", "tom_1", "medium", "2026-07-01");
+    assert_string_equal(json_get_str(tom, "href"), "/v1/tom-documents/tom_1");
+    expect(out, "expiring", "tr_a", "medium", "2026-06-05");
+    /* the subprocessor has two due dates: overdue review (high) and the certificate */
+    int sp_hits = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, out)
+    {
+        if (strcmp(json_get_str(it, "rule"), "expiring") || strcmp(json_get_str(it, "entity_id"), "sp_a")) continue;
+        sp_hits++;
+        const char *since = json_get_str(it, "since");
+        if (strcmp(since, "2026-05-15") == 0) assert_string_equal(json_get_str(it, "severity"), "high");
+        else assert_string_equal(since, "2026-06-20");
+    }
+    assert_int_equal(sp_hits, 2);
+    /* a wider horizon reaches the far DPA */
+    f.in.horizon_days = 31;
+    expect(run_on(&f, "2026-06-01"), "expiring", "ag_far", "medium", "2026-07-02");
+    fx_free(&f);
+}
+
+static void test_expiring_overdue_is_high(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-03-01");
+    add_sp(&f, "sp_a", "active", "subprocessor", "DE", "");
+    add_dpa(&f, "sp_a", ",'expires_on':'2026-02-28'");
+    const cJSON *out = run_on(&f, "2026-03-01");
+    expect(out, "expiring", "ag_sp_a", "high", "2026-02-28");
+    expect(out, "no_active_dpa", "sp_a", "high", "2026-03-01");
+    /* due today is not yet overdue */
+    expect(run_on(&f, "2026-02-28"), "expiring", "ag_sp_a", "medium", "2026-02-28");
+    fx_free(&f);
+}
+
+static void test_expiring_report(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-06-01");
+    put(f.sp, "{'id':'sp_odoo','legal_name':'Odoo S.A.','status':'active','role':'subprocessor',"
+              "'locations':[{'country':'BE','role':'hosting'}],'next_review_on':'2026-08-01',"
+              "'certifications':[{'name':'ISO 27001','valid_until':'2026-05-01'}]}");
+    add_dpa(&f, "sp_odoo", ",'expires_on':'2026-07-01','review_on':'2026-06-15'");
+    put(f.tom, "{'id':'tom_1','owner':'subprocessor','subprocessor_id':'sp_odoo','title':'Odoo TOMs',"
+               "'version_label':'1','status':'active','effective_on':'2025-01-01','next_review_on':'2026-06-15',"
+               "'measures':{}}");
+    put(f.tom, "{'id':'tom_2','owner':'self','title':'Old TOMs','version_label':'0','status':'archived',"
+               "'effective_on':'2020-01-01','next_review_on':'2026-06-02','measures':{}}");
+    add_tr(&f, "a", "sp_odoo", "US", "scc_2021",
+           ",'scc_module':3,'valid_until':'2026-12-31','tia':{'performed_on':'2025-12-01',"
+           "'next_review_on':'2026-09-01','risk':'low'}");
+    cJSON *exp = compliance_expiring(&f.in, 90);
+    /* sorted by date, then entity id; overdue included; the archived TOM is not */
+    const char *want[][4] = {
+        {"2026-05-01", "certification", "sp_odoo", "true"},
+        {"2026-06-15", "agreement_review", "ag_sp_odoo", "false"},
+        {"2026-06-15", "tom_review", "tom_1", "false"},
+        {"2026-07-01", "agreement_expiry", "ag_sp_odoo", "false"},
+        {"2026-08-01", "subprocessor_review", "sp_odoo", "false"},
+    };
+    assert_int_equal(cJSON_GetArraySize(exp), 5);
+    for (int i = 0; i < 5; i++) {
+        const cJSON *it = cJSON_GetArrayItem(exp, i);
+        assert_string_equal(json_get_str(it, "date"), want[i][0]);
+        assert_string_equal(json_get_str(it, "kind"), want[i][1]);
+        assert_string_equal(json_get_str(it, "entity_id"), want[i][2]);
+        assert_int_equal(cJSON_IsTrue(json_get(it, "overdue")), strcmp(want[i][3], "true") == 0);
+        assert_string_equal(json_get_str(it, "subprocessor_id"), "sp_odoo");
+        assert_non_null(json_get_str(it, "href"));
+        assert_non_null(json_get_str(it, "entity_type"));
+    }
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(exp, 3), "title"), "DPA Odoo S.A. expires");
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(exp, 2), "href"), "/v1/tom-documents/tom_1");
+    cJSON_Delete(exp);
+    /* a year out reaches the TIA review and the transfer's validity */
+    exp = compliance_expiring(&f.in, 365);
+    assert_int_equal(cJSON_GetArraySize(exp), 7);
+    const cJSON *last = cJSON_GetArrayItem(exp, 6);
+    assert_string_equal(json_get_str(last, "kind"), "transfer_validity");
+    assert_string_equal(json_get_str(last, "entity_type"), "transfer");
+    assert_string_equal(json_get_str(last, "href"), "/v1/transfers/tr_a");
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(exp, 5), "kind"), "tia_review");
+    cJSON_Delete(exp);
+    /* zero days: only what is due today or overdue */
+    exp = compliance_expiring(&f.in, 0);
+    assert_int_equal(cJSON_GetArraySize(exp), 1);
+    cJSON_Delete(exp);
+    fx_free(&f);
+}
+
+/* ---- rule 10: adequacy_at_risk ------------------------------------------- */
+
+static void test_adequacy_under_challenge(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(&f, "us", "sp_a", "US", "dpf", "");
+    add_tr(&f, "ch", "sp_a", "CH", "adequacy", "");
+    expect_none(run_on(&f, "2026-01-15"), "adequacy_at_risk", "tr_us");
+    fx_adequacy(&f, ADEQUACY_CHALLENGED);
+    const cJSON *out = run_on(&f, "2026-01-15");
+    const cJSON *hit = expect(out, "adequacy_at_risk", "tr_us", "info", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 45(3)–(5)");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "under challenge"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "angefochten"));
+    expect_none(out, "adequacy_at_risk", "tr_ch");
+    fx_free(&f);
+}
+
+static void test_adequacy_near_expiry(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2030-12-01");
+    add_sp(&f, "sp_gb", "active", "subprocessor", "GB", "");
+    add_tr(&f, "gb", "sp_gb", "GB", "adequacy", "");
+    expect_none(run_on(&f, "2030-12-26"), "adequacy_at_risk", "tr_gb");          /* 366 days out */
+    expect(run_on(&f, "2030-12-27"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27");
+    expect(run_on(&f, "2031-11-26"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27"); /* 31 days out */
+    expect(run_on(&f, "2031-11-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27"); /* 30 days out */
+    expect(run_on(&f, "2031-12-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27");
+    /* passed: no longer at risk but gone — that is no_valid_basis */
+    const cJSON *out = run_on(&f, "2031-12-28");
+    expect_none(out, "adequacy_at_risk", "tr_gb");
+    expect(out, "no_valid_basis", "tr_gb", "critical", "2031-12-28");
+    fx_free(&f);
+}
+
+/* ---- retired subprocessors and ordering ---------------------------------- */
+
+static void test_retired_ignored(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_old", "retired", "processor", "US", ",'dpf':{'participating':false}");
+    add_tr(&f, "none", "sp_old", "US", "none", "");
+    add_tr(&f, "nodpf", "sp_old", "US", "dpf", "");
+    add_tr(&f, "mod", "sp_old", "US", "scc_2021", ",'scc_module':3");
+    add_tr(&f, "ca", "sp_old", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
+    add_tr(&f, "old", "sp_old", "US", "scc_2010", ",'contract_signed_on':'2021-10-01'");
+    const cJSON *out = run_on(&f, "2026-01-15");
+    assert_int_equal(count_rule(out, "no_valid_basis"), 0);
+    assert_int_equal(count_rule(out, "partial_adequacy"), 0);
+    assert_int_equal(count_rule(out, "repealed_scc"), 0);
+    assert_int_equal(count_rule(out, "wrong_scc_module"), 0);
+    assert_int_equal(count_rule(out, "tia_missing"), 0);
+    assert_int_equal(count_rule(out, "no_active_dpa"), 0);
+    assert_int_equal(cJSON_GetArraySize(out), 0);
+    /* the same subprocessor active: every rule speaks */
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f.sp, 0), "status", cJSON_CreateString("active"));
+    out = run_on(&f, "2026-01-15");
+    assert_int_equal(count_rule(out, "no_valid_basis"), 1);
+    assert_int_equal(count_rule(out, "partial_adequacy"), 2);
+    assert_int_equal(count_rule(out, "repealed_scc"), 1);
+    assert_int_equal(count_rule(out, "wrong_scc_module"), 1);
+    assert_int_equal(count_rule(out, "tia_missing"), 2);
+    assert_int_equal(count_rule(out, "no_active_dpa"), 1);
+    fx_free(&f);
+}
+
+static int sev_rank(const char *s)
+{
+    static const char *const order[] = {"critical", "high", "medium", "low", "info"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s, order[i]) == 0) return i;
+    fail_msg("unknown severity %s", s);
+    return -1;
+}
+
+static void test_ordering(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    fx_adequacy(&f, ADEQUACY_CHALLENGED);
+    add_sp(&f, "sp_b", "active", "subprocessor", "US", ",'dpf':{'participating':true}"); /* no DPA: high */
+    add_sp(&f, "sp_a", "active", "subprocessor", "DE", "");                              /* no DPA: high */
+    add_tr(&f, "z", "sp_b", "US", "dpf", "");              /* under challenge: info */
+    add_tr(&f, "y", "sp_b", "US", "scc_2021", ",'scc_module':2"); /* wrong module + no TIA: high, high */
+    add_tr(&f, "x", "sp_b", "IN", "none", "");             /* critical */
+    add_tr(&f, "w", "sp_b", "US", "scc_2021",
+           ",'scc_module':3,'tia':{'performed_on':'2024-06-01','risk':'low'}"); /* stale TIA: medium */
+    add_tr(&f, "v", "sp_b", "US", "none", "");             /* critical */
+    const cJSON *out = run_on(&f, "2026-01-15");
+    const char *want[][3] = {
+        {"critical", "no_valid_basis", "tr_v"}, {"critical", "no_valid_basis", "tr_x"},
+        {"high", "no_active_dpa", "sp_a"},      {"high", "no_active_dpa", "sp_b"},
+        {"high", "tia_missing", "tr_y"},        {"high", "wrong_scc_module", "tr_y"},
+        {"medium", "tia_missing", "tr_w"},      {"info", "adequacy_at_risk", "tr_z"},
+    };
+    size_t n = sizeof want / sizeof want[0];
+    if ((size_t)cJSON_GetArraySize(out) != n) {
+        char *dump = cJSON_Print(out);
+        print_error("findings: %s\n", dump);
+        free(dump);
+    }
+    assert_int_equal(cJSON_GetArraySize(out), n);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *it = cJSON_GetArrayItem(out, (int)i);
+        assert_string_equal(json_get_str(it, "severity"), want[i][0]);
+        assert_string_equal(json_get_str(it, "rule"), want[i][1]);
+        assert_string_equal(json_get_str(it, "entity_id"), want[i][2]);
+    }
+    /* and in general: never out of order */
+    const cJSON *prev = NULL, *it;
+    cJSON_ArrayForEach(it, out)
+    {
+        if (prev) {
+            int a = sev_rank(json_get_str(prev, "severity")), b = sev_rank(json_get_str(it, "severity"));
+            assert_true(a <= b);
+            if (a == b) {
+                int r = strcmp(json_get_str(prev, "rule"), json_get_str(it, "rule"));
+                assert_true(r <= 0);
+                if (r == 0) assert_true(strcmp(json_get_str(prev, "entity_id"), json_get_str(it, "entity_id")) <= 0);
+            }
+        }
+        prev = it;
+    }
+    fx_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_input),
+        cmocka_unit_test(test_no_basis_fires_outside_eea_only),
+        cmocka_unit_test(test_uk_adequacy_expiry_boundary),
+        cmocka_unit_test(test_adequacy_without_decision),
+        cmocka_unit_test(test_dpf_outside_us),
+        cmocka_unit_test(test_transfer_validity_lapsed),
+        cmocka_unit_test(test_location_without_transfer),
+        cmocka_unit_test(test_us_with_and_without_dpf),
+        cmocka_unit_test(test_canada_and_japan_scope),
+        cmocka_unit_test(test_scc_2010_sunset_boundary),
+        cmocka_unit_test(test_scc_2010_signed_after_cutoff),
+        cmocka_unit_test(test_uk_legacy_scc),
+        cmocka_unit_test(test_scc_module),
+        cmocka_unit_test(test_tia_age),
+        cmocka_unit_test(test_tia_twelve_month_boundary),
+        cmocka_unit_test(test_active_dpa),
+        cmocka_unit_test(test_expiring_horizon),
+        cmocka_unit_test(test_expiring_overdue_is_high),
+        cmocka_unit_test(test_expiring_report),
+        cmocka_unit_test(test_adequacy_under_challenge),
+        cmocka_unit_test(test_adequacy_near_expiry),
+        cmocka_unit_test(test_retired_ignored),
+        cmocka_unit_test(test_ordering),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
