@@ -65,6 +65,9 @@ void store_set_exit_after_apply(bool on);
 store_status store_list(const char *coll, bson_t *filter, const char *after_id, int limit, cJSON **items,
                         bool *more);
 
+/* Every document of a collection (in id order), internal members kept. */
+store_status store_list_all(const char *coll, cJSON **out);
+
 /* Counts documents matching filter (owned by the caller, may be modified). */
 store_status store_count(const char *coll, bson_t *filter, int64_t *count);
 

@@ -10,44 +10,6 @@
 #include "subreg/json.h"
 #include "subreg/resource.h"
 
-/* Every live document of a collection, internal members removed. */
-static store_status load_all(const char *coll, cJSON **out)
-{
-    cJSON *all = cJSON_CreateArray();
-    char *after = NULL;
-    store_status st = ST_OK;
-    for (;;) {
-        bson_t filter = BSON_INITIALIZER;
-        cJSON *items = NULL;
-        bool more = false;
-        st = store_list(coll, &filter, after, 200, &items, &more);
-        bson_destroy(&filter);
-        if (st != ST_OK) break;
-        cJSON *last = NULL;
-        while (items->child) {
-            cJSON *c = cJSON_DetachItemViaPointer(items, items->child);
-            for (cJSON *m = c->child; m;) {
-                cJSON *next = m->next;
-                if (m->string[0] == '_') cJSON_Delete(cJSON_DetachItemViaPointer(c, m));
-                m = next;
-            }
-            cJSON_AddItemToArray(all, c);
-            last = c;
-        }
-        free(after);
-        after = more && last ? xstrdup(json_get_str(last, "id")) : NULL;
-        cJSON_Delete(items);
-        if (!after) break;
-    }
-    free(after);
-    if (st != ST_OK) {
-        cJSON_Delete(all);
-        return st;
-    }
-    *out = all;
-    return ST_OK;
-}
-
 typedef struct {
     cJSON *sp, *ag, *tr, *tom, *co, *ad, *scc;
     compliance_input in;
@@ -75,7 +37,7 @@ static bool load_registry(req *r, loaded *l)
                  {&RES_TOM, &l->tom},         {&RES_COUNTRY, &l->co},   {&RES_ADEQUACY, &l->ad},
                  {&RES_SCC_SET, &l->scc}};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        store_status st = load_all(parts[i].res->collection, parts[i].dst);
+        store_status st = store_list_all(parts[i].res->collection, parts[i].dst);
         if (st != ST_OK) {
             loaded_free(l);
             respond_store_error(r, st);

@@ -542,7 +542,17 @@ int crud_routes(route *out, int cap)
 #define SEED_ACTOR "subreg-migrate"
 #define SEED_LOG "seed_log"
 
-static store_status seed_one(const resource *res, cJSON *seed, const char *run_id, int *inserted, int *updated)
+static cJSON *find_by_id(const cJSON *arr, const char *id)
+{
+    for (cJSON *c = arr ? arr->child : NULL; c; c = c->next) {
+        const char *cid = json_get_str(c, "id");
+        if (cid && strcmp(cid, id) == 0) return c;
+    }
+    return NULL;
+}
+
+static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs, const cJSON *logs,
+                             const char *run_id, int *inserted, int *updated)
 {
     schema_apply_defaults(res->fields, seed);
     verrors errs;
@@ -567,21 +577,18 @@ static store_status seed_one(const resource *res, cJSON *seed, const char *run_i
     char at[32];
     format_rfc3339(now_ms(), at);
 
-    cJSON *log = NULL, *cur = NULL, *doc = NULL, *rec = NULL;
-    store_status st = store_get_raw(SEED_LOG, log_id, &log);
-    if (st != ST_OK && st != ST_NOT_FOUND) goto done;
-    bool seeded_before = st == ST_OK;
-    st = store_get(res->collection, id, &cur);
-    if (st != ST_OK && st != ST_NOT_FOUND) goto done;
-    bool exists = st == ST_OK;
-    st = ST_OK;
-    if (!exists && !seeded_before) {
+    const cJSON *log = find_by_id(logs, log_id);
+    cJSON *cur = cJSON_Duplicate(find_by_id(docs, id), 1);
+    cJSON *doc = NULL, *rec = NULL;
+    store_status st = ST_OK;
+    const char *logged = log ? json_get_str(log, "hash") : NULL;
+    if (!cur && !log) {
         doc = assemble(res, id, 1, at, at, seed);
         rec = audit_record_by(SEED_ACTOR, run_id, res, "create", id, 1, at, NULL, doc);
         cJSON_AddStringToObject(doc, "_seed_hash", hash);
         st = store_write(res->collection, id, 0, doc, rec);
         if (st == ST_OK) (*inserted)++;
-    } else if (exists && seeded_before) {
+    } else if (cur && log && (!logged || strcmp(logged, hash) != 0)) {
         const char *was = json_get_str(cur, "_seed_hash");
         if (was && strcmp(was, hash) != 0) {
             int64_t v = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
@@ -594,26 +601,23 @@ static store_status seed_one(const resource *res, cJSON *seed, const char *run_i
             if (st == ST_OK) (*updated)++;
         }
     }
-    /* exists && !seeded_before: an admin created it first; !exists && seeded_before:
-     * an admin deleted it. Either way the admin's word stands. */
-    if (st == ST_OK) {
+    /* cur && !log: an admin created it first; !cur && log: an admin deleted it;
+     * a document without _seed_hash: an admin edited it. The admin's word stands. */
+    if (st == ST_OK && (!logged || strcmp(logged, hash) != 0)) {
         cJSON *entry = cJSON_CreateObject();
-        cJSON_AddStringToObject(entry, "id", log_id);
         cJSON_AddStringToObject(entry, "hash", hash);
         cJSON_AddStringToObject(entry, "at", at);
-        if (seeded_before) {
-            cJSON_DeleteItemFromObject(entry, "id");
+        if (log) {
             st = store_update_raw(SEED_LOG, log_id, entry);
         } else {
+            cJSON_AddStringToObject(entry, "id", log_id);
             st = store_put_raw(SEED_LOG, entry);
         }
         cJSON_Delete(entry);
     }
-done:
     cJSON_Delete(rec);
     cJSON_Delete(doc);
     cJSON_Delete(cur);
-    cJSON_Delete(log);
     return st;
 }
 
@@ -626,10 +630,15 @@ store_status crud_seed(const resource *res, const char *json, int *inserted, int
         cJSON_Delete(arr);
         return ST_ERROR;
     }
+    cJSON *docs = NULL, *logs = NULL;
+    store_status st = store_list_all(res->collection, &docs);
+    if (st == ST_OK) st = store_list_all(SEED_LOG, &logs);
     char *run_id = new_id("migrate_");
-    store_status st = ST_OK;
-    for (cJSON *c = arr->child; c && st == ST_OK; c = c->next) st = seed_one(res, c, run_id, inserted, updated);
+    for (cJSON *c = arr->child; c && st == ST_OK; c = c->next)
+        st = seed_one(res, c, docs, logs, run_id, inserted, updated);
     free(run_id);
+    cJSON_Delete(logs);
+    cJSON_Delete(docs);
     cJSON_Delete(arr);
     return st;
 }

@@ -333,6 +333,37 @@ store_status store_delete_raw(const char *coll, const char *id)
     return ok ? ST_OK : map_error(&e, "delete");
 }
 
+store_status store_list_all(const char *coll, cJSON **out)
+{
+    cJSON *all = cJSON_CreateArray();
+    char *after = NULL;
+    store_status st;
+    for (;;) {
+        bson_t filter = BSON_INITIALIZER;
+        cJSON *items = NULL;
+        bool more = false;
+        st = store_list(coll, &filter, after, 500, &items, &more);
+        bson_destroy(&filter);
+        free(after);
+        after = NULL;
+        if (st != ST_OK) break;
+        cJSON *last = NULL;
+        while (items->child) {
+            last = cJSON_DetachItemViaPointer(items, items->child);
+            cJSON_AddItemToArray(all, last);
+        }
+        cJSON_Delete(items);
+        if (!more || !last) break;
+        after = xstrdup(json_get_str(last, "id"));
+    }
+    if (st != ST_OK) {
+        cJSON_Delete(all);
+        return st;
+    }
+    *out = all;
+    return ST_OK;
+}
+
 store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 {
     handle h = open_coll(coll);
