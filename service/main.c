@@ -123,6 +123,9 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     API.openapi_yaml = subreg_openapi_yaml;
     API.openapi_len = subreg_openapi_yaml_len;
     API.max_document_bytes = c->max_document_bytes;
+    char base[300];
+    snprintf(base, sizeof base, "http://%s", c->listen);
+    API.public_base_url = *c->public_base_url ? c->public_base_url : base;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -139,11 +142,15 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .max_body = c->max_body_bytes,
         .cors_origin = c->cors_origin,
         .auth = auth,
+        .public_rate_per_min = c->public_rate_per_min,
+        .rate_limit_exempt = c->rate_limit_exempt,
     };
     store_set_exit_after_apply(API.test_fault != NULL);
     relay_start(c->relay_interval_ms, c->claim_lease_ms);
+    publish_start(c->publish_poll_ms);
     char err[256];
     if (!http_start(&hs, routes, n, err, sizeof err)) {
+        publish_stop();
         relay_stop();
         fprintf(stderr, "subreg: %s\n", err);
         return 1;
@@ -155,6 +162,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     while (!stop_requested) pause();
     log_event(LOG_INFO, "stopping: finishing in-flight requests", NULL);
     http_stop();
+    publish_stop();
     relay_stop();
     log_event(LOG_INFO, "stopped", NULL);
     return 0;

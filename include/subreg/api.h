@@ -12,6 +12,7 @@ typedef struct {
     const char *openapi_yaml;   /* embedded spec */
     size_t openapi_len;
     long max_document_bytes;    /* SUBREG_MAX_DOCUMENT_BYTES */
+    const char *public_base_url; /* SUBREG_PUBLIC_BASE_URL: absolute links (Atom) */
 } api_env;
 
 extern api_env API;
@@ -30,6 +31,12 @@ void respond_store_error(req *r, store_status st);
 /* Recovery thread: settles write claims older than lease_ms, every interval_ms. */
 void relay_start(int interval_ms, int lease_ms);
 void relay_stop(void);
+/* Publication scheduler: records when versions take effect and keeps the public
+ * forms in memory; polls every poll_ms, and at once after publish_kick(). */
+void publish_start(int poll_ms);
+void publish_kick(void);
+void publish_stop(void);
+
 /* Milliseconds since the recovery thread last completed a sweep (readiness). */
 int64_t relay_idle_ms(void);
 

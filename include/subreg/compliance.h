@@ -16,7 +16,11 @@ typedef struct {
     const cJSON *countries;          /* reference: {id, name, eu, eea} */
     const cJSON *adequacy_decisions; /* reference */
     const cJSON *scc_sets;           /* reference */
+    const cJSON *publications;       /* with number, published_at, effective_at, items, diff (may be NULL) */
+    const cJSON *customers;          /* may be NULL */
+    const cJSON *objections;         /* may be NULL */
     const char *today;               /* "YYYY-MM-DD" (UTC) */
+    const char *now;                 /* RFC 3339 (UTC); rules 8 and 9 need it, NULL skips them */
     int horizon_days;                /* rule 7 and 10: "within N days" (default 30 and 365) */
 } compliance_input;
 

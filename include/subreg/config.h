@@ -17,6 +17,10 @@ typedef struct {
     int keep_alive_ms;
     int relay_interval_ms;
     int claim_lease_ms;
+    int publish_poll_ms;
+    char *public_base_url;
+    int public_rate_per_min;
+    char *rate_limit_exempt;
     char *cors_origin;     /* empty: no CORS headers */
     /* JWT */
     char *jwt_algorithms;  /* comma list, validated */

@@ -58,6 +58,8 @@ typedef struct {
     long max_body;
     const char *cors_origin;
     const auth_ctx *auth;
+    int public_rate_per_min;       /* 0: unlimited */
+    const char *rate_limit_exempt; /* comma list of IPv4 CIDRs */
 } http_settings;
 
 /* Starts serving routes (copied). Returns false with a message on failure. */

@@ -34,6 +34,10 @@ typedef struct resource {
     const char *item_path;  /* "/v1/subprocessors/{id}" */
     const char *id_prefix;  /* "sp_" */
     bool client_ids;        /* the create body carries the id (reference data) */
+    /* Nested collection URL ("/v1/publications/{id}/objections"): list and create
+     * there, with parent_field (an FT_REF) taken from the path. */
+    const char *parent_path;
+    const char *parent_field;
     const field *fields;
     const filter_def *filters; /* terminated by {0} */
     unsigned routes;           /* R_* bits; 0 = all */
@@ -45,7 +49,7 @@ typedef struct resource {
 } resource;
 
 extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
-extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT;
+extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT, RES_OBJECTION;
 
 /* Every resource, NULL-terminated (routing, indexes, outbox relay). */
 extern const resource *const RESOURCES[];

@@ -11,9 +11,9 @@
 #include "subreg/resource.h"
 
 typedef struct {
-    cJSON *sp, *ag, *tr, *tom, *co, *ad, *scc;
+    cJSON *sp, *ag, *tr, *tom, *co, *ad, *scc, *pub, *cu, *ob;
     compliance_input in;
-    char today[16];
+    char today[16], now[32];
 } loaded;
 
 static void loaded_free(loaded *l)
@@ -25,6 +25,9 @@ static void loaded_free(loaded *l)
     cJSON_Delete(l->co);
     cJSON_Delete(l->ad);
     cJSON_Delete(l->scc);
+    cJSON_Delete(l->pub);
+    cJSON_Delete(l->cu);
+    cJSON_Delete(l->ob);
 }
 
 static bool load_registry(req *r, loaded *l)
@@ -35,16 +38,19 @@ static bool load_registry(req *r, loaded *l)
         cJSON **dst;
     } parts[] = {{&RES_SUBPROCESSOR, &l->sp}, {&RES_AGREEMENT, &l->ag}, {&RES_TRANSFER, &l->tr},
                  {&RES_TOM, &l->tom},         {&RES_COUNTRY, &l->co},   {&RES_ADEQUACY, &l->ad},
-                 {&RES_SCC_SET, &l->scc}};
+                 {&RES_SCC_SET, &l->scc},     {&RES_CUSTOMER, &l->cu},  {&RES_OBJECTION, &l->ob},
+                 {NULL, &l->pub}};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        store_status st = store_list_all(parts[i].res->collection, parts[i].dst);
+        store_status st = store_list_all(parts[i].res ? parts[i].res->collection : "publications", parts[i].dst);
         if (st != ST_OK) {
             loaded_free(l);
             respond_store_error(r, st);
             return false;
         }
     }
-    format_date(now_ms(), l->today);
+    int64_t now = now_ms();
+    format_date(now, l->today);
+    format_rfc3339(now, l->now);
     l->in = (compliance_input){.subprocessors = l->sp,
                                .agreements = l->ag,
                                .transfers = l->tr,
@@ -52,7 +58,11 @@ static bool load_registry(req *r, loaded *l)
                                .countries = l->co,
                                .adequacy_decisions = l->ad,
                                .scc_sets = l->scc,
+                               .publications = l->pub,
+                               .customers = l->cu,
+                               .objections = l->ob,
                                .today = l->today,
+                               .now = l->now,
                                .horizon_days = 30};
     return true;
 }
@@ -76,7 +86,7 @@ static bool parse_days(req *r, const char *name, int def, int *out)
 
 static const char *const RULES[] = {"no_valid_basis", "partial_adequacy", "repealed_scc", "wrong_scc_module",
                                     "tia_missing",    "no_active_dpa",    "expiring",     "adequacy_at_risk",
-                                    NULL};
+                                    "notice_period",  "public_list_drift", NULL};
 static const char *const SEVERITIES[] = {"critical", "high", "medium", "low", "info", NULL};
 
 static bool one_of(const char *v, const char *const *list)

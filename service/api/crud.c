@@ -40,7 +40,7 @@ static void to_public(cJSON *doc)
     }
 }
 
-static cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
+cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
                               const char *id, int64_t version, const char *at, const cJSON *before,
                               const cJSON *after)
 {
@@ -276,12 +276,40 @@ static void idempotency_finish(const char *idem_id, int status, const char *loca
 
 /* ---- handlers ---------------------------------------------------------- */
 
+/* On a nested route: the parent named by the path must exist (404 otherwise). */
+static bool nested_parent(req *r, const resource *res)
+{
+    if (!res->parent_path || strcmp(r->route->pattern, res->parent_path) != 0) return false;
+    const field *f = res->fields;
+    while (f->name && strcmp(f->name, res->parent_field) != 0) f++;
+    cJSON *parent = NULL;
+    store_status st = f->name && f->ref ? store_get(f->ref, r->param, &parent) : ST_ERROR;
+    cJSON_Delete(parent);
+    if (st != ST_OK) respond_store_error(r, st);
+    return true;
+}
+
 static void handle_create(req *r)
 {
     const resource *res = r->route->data;
     char idem_id[65] = "";
+    if (nested_parent(r, res) && r->responded) return;
     cJSON *body = req_json_body(r, "application/json");
     if (!body) return;
+    if (res->parent_path && strcmp(r->route->pattern, res->parent_path) == 0) {
+        if (json_get(body, res->parent_field)) {
+            verrors e;
+            verrors_init(&e);
+            char ptr[80];
+            snprintf(ptr, sizeof ptr, "/%s", res->parent_field);
+            verrors_add(&e, ptr, "comes from the path; leave it out");
+            respond_validation(r, &e);
+            verrors_free(&e);
+            cJSON_Delete(body);
+            return;
+        }
+        cJSON_AddStringToObject(body, res->parent_field, r->param);
+    }
     idem_outcome idem = idempotency_begin(r, idem_id);
     if (idem == IDEM_ANSWERED) {
         cJSON_Delete(body);
@@ -419,7 +447,9 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
 static void handle_list(req *r)
 {
     const resource *res = r->route->data;
+    if (nested_parent(r, res) && r->responded) return;
     bson_t filter = BSON_INITIALIZER;
+    if (r->param && res->parent_field) BSON_APPEND_UTF8(&filter, res->parent_field, r->param);
     list_page(r, res->collection, res->filters, &filter);
     bson_destroy(&filter);
 }
@@ -524,6 +554,10 @@ int crud_routes(route *out, int cap)
             {"PATCH", item, handle_patch, res->write_role, res, 0},
             {"DELETE", item, handle_delete, res->delete_role, res, 0},
         };
+        if (res->parent_path && n + 2 <= cap) {
+            out[n++] = (route){"GET", res->parent_path, handle_list, read, res, 0};
+            out[n++] = (route){"POST", res->parent_path, handle_create, res->write_role, res, 0};
+        }
         unsigned want = res->routes ? res->routes : (R_LIST | R_GET | R_CREATE | R_PATCH | R_DELETE);
         static const unsigned bits[] = {R_LIST, R_CREATE, R_GET, R_PATCH, R_DELETE};
         for (size_t k = 0; k < sizeof rs / sizeof rs[0] && n < cap; k++)

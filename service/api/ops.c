@@ -13,6 +13,7 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
 int crud_routes(route *out, int cap);
 int document_routes(route *out, int cap, long max_document_bytes);
 int compliance_routes(route *out, int cap);
+int publication_routes(route *out, int cap);
 
 static void handle_healthz(req *r)
 {
@@ -104,5 +105,6 @@ int api_routes(route *out, int cap)
     for (size_t i = 0; i < sizeof ops / sizeof ops[0] && n < cap; i++) out[n++] = ops[i];
     n += document_routes(out + n, cap - n, API.max_document_bytes);
     n += compliance_routes(out + n, cap - n);
+    n += publication_routes(out + n, cap - n);
     return n + crud_routes(out + n, cap - n);
 }

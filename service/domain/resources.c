@@ -2,4 +2,5 @@
 #include "subreg/resource.h"
 
 const resource *const RESOURCES[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRANSFER, &RES_TOM, &RES_CUSTOMER,
-                                     &RES_DOCUMENT,     &RES_COUNTRY,   &RES_ADEQUACY, &RES_SCC_SET,  NULL};
+                                     &RES_DOCUMENT,     &RES_OBJECTION, &RES_COUNTRY,  &RES_ADEQUACY, &RES_SCC_SET,
+                                     NULL};

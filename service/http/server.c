@@ -1,5 +1,8 @@
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +294,95 @@ bool req_if_match(req *r, int64_t *version)
     return true;
 }
 
+/* ---- rate limit on the public paths ---------------------------------------
+ * A token bucket per client address (rate per minute, a burst of ten seconds'
+ * worth), in a fixed table: a colliding address resets the slot, which can only
+ * err on the side of letting a request through. */
+
+#define RL_SLOTS 4096
+#define RL_STRIPES 64
+#define MAX_EXEMPT 16
+
+typedef struct {
+    char ip[48];
+    double tokens;
+    int64_t last_ms;
+} bucket;
+
+static bucket buckets[RL_SLOTS];
+static pthread_mutex_t rl_mu[RL_STRIPES];
+static uint32_t exempt_net[MAX_EXEMPT], exempt_mask[MAX_EXEMPT];
+static int nexempt;
+
+static bool parse_exempt(const char *list, char *err, size_t errlen)
+{
+    nexempt = 0;
+    if (!list || !*list) return true;
+    char *copy = xstrdup(list);
+    bool ok = true;
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        char *slash = strchr(t, '/');
+        int bits = 32;
+        if (slash) {
+            *slash = '\0';
+            bits = atoi(slash + 1);
+        }
+        struct in_addr a;
+        if (nexempt == MAX_EXEMPT || inet_pton(AF_INET, t, &a) != 1 || bits < 0 || bits > 32) {
+            snprintf(err, errlen, "SUBREG_RATE_LIMIT_EXEMPT: \"%.40s\" is not an IPv4 CIDR (at most %d)", t, MAX_EXEMPT);
+            ok = false;
+            break;
+        }
+        exempt_mask[nexempt] = bits ? htonl(~0u << (32 - bits)) : 0;
+        exempt_net[nexempt] = a.s_addr & exempt_mask[nexempt];
+        nexempt++;
+    }
+    free(copy);
+    return ok;
+}
+
+static bool is_exempt(const char *ip)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, ip, &a) != 1) return false;
+    for (int i = 0; i < nexempt; i++)
+        if ((a.s_addr & exempt_mask[i]) == exempt_net[i]) return true;
+    return false;
+}
+
+/* True when the request may proceed; otherwise *retry_after is set (seconds). */
+static bool rate_allow(const char *ip, int *retry_after)
+{
+    int rate = settings.public_rate_per_min;
+    if (rate <= 0 || is_exempt(ip)) return true;
+    double burst = rate / 6.0 < 10 ? 10 : rate / 6.0;
+    uint32_t h = 2166136261u;
+    for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    bucket *b = &buckets[h % RL_SLOTS];
+    pthread_mutex_t *mu = &rl_mu[h % RL_STRIPES];
+    int64_t now = mono_ms();
+    pthread_mutex_lock(mu);
+    if (strcmp(b->ip, ip) != 0) {
+        snprintf(b->ip, sizeof b->ip, "%s", ip);
+        b->tokens = burst;
+        b->last_ms = now;
+    }
+    b->tokens += (double)(now - b->last_ms) * rate / 60000.0;
+    if (b->tokens > burst) b->tokens = burst;
+    b->last_ms = now;
+    bool ok = b->tokens >= 1.0;
+    if (ok) b->tokens -= 1.0;
+    else *retry_after = (int)ceil((1.0 - b->tokens) * 60.0 / rate);
+    pthread_mutex_unlock(mu);
+    return ok;
+}
+
+static bool is_public_path(const char *path)
+{
+    return strncmp(path, "/public/", 8) == 0 || strcmp(path, "/subprocessors") == 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static bool valid_request_id(const char *s)
@@ -500,6 +592,16 @@ static int begin_request(struct mg_connection *conn)
     }
     sb_free(&allow);
 
+    if (is_public_path(r.path)) {
+        int retry = 1;
+        if (!rate_allow(mg_get_request_info(conn)->remote_addr, &retry)) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", retry < 1 ? 1 : retry);
+            req_add_header(&r, "Retry-After", ra);
+            respond_problem(&r, 429, "rate-limited", "too many requests from this address; retry later");
+            goto done;
+        }
+    }
     if (r.route->min_role > ROLE_NONE) {
         if (!authenticate(&r)) goto done;
         if (r.who.role < r.route->min_role) {
@@ -559,6 +661,8 @@ static int log_message(const struct mg_connection *conn, const char *message)
 bool http_start(const http_settings *s, const route *rt, int n, char *err, size_t errlen)
 {
     settings = *s;
+    if (!parse_exempt(s->rate_limit_exempt, err, errlen)) return false;
+    for (int i = 0; i < RL_STRIPES; i++) pthread_mutex_init(&rl_mu[i], NULL);
     routes = xmalloc((size_t)n * sizeof *routes);
     memcpy(routes, rt, (size_t)n * sizeof *routes);
     nroutes = n;

@@ -321,6 +321,9 @@ class Server:
             "SUBREG_RELAY_INTERVAL_MS": "300",
             # Interrupted writes are settled after this lease (the crash tests wait for it).
             "SUBREG_CLAIM_LEASE_MS": "1500",
+            "SUBREG_PUBLISH_POLL_MS": "200",
+            # The public rate limit is tested on its own server; everything else is exempt.
+            "SUBREG_RATE_LIMIT_EXEMPT": "127.0.0.0/8",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         })

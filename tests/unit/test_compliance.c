@@ -822,6 +822,133 @@ static void test_ordering(void **state)
     fx_free(&f);
 }
 
+
+/* ---- rules 8 and 9 -------------------------------------------------------- */
+
+typedef struct {
+    cJSON *pub, *cu, *ob;
+} pubfx;
+
+static void pub_init(fixture *f, pubfx *p, const char *now)
+{
+    p->pub = cJSON_CreateArray();
+    p->cu = cJSON_CreateArray();
+    p->ob = cJSON_CreateArray();
+    f->in.publications = p->pub;
+    f->in.customers = p->cu;
+    f->in.objections = p->ob;
+    f->in.now = now;
+}
+
+static void pub_free(pubfx *p)
+{
+    cJSON_Delete(p->pub);
+    cJSON_Delete(p->cu);
+    cJSON_Delete(p->ob);
+}
+
+/* A publication whose items are the given subprocessor ids ('a','b'); added
+ * non-empty marks it as announcing an addition. */
+static void add_pub(pubfx *p, int number, const char *published, const char *effective, const char *items,
+                    bool adds)
+{
+    put(p->pub,
+        "{'id':'%d','number':%d,'published_at':'%s','effective_at':'%s','items':[%s],"
+        "'diff':{'added':[%s],'removed':[],'changed':[]}}",
+        number, number, published, effective, items, adds ? "{'id':'x'}" : "");
+}
+
+static void test_notice_period(void **state)
+{
+    (void)state;
+    fixture f;
+    pubfx p;
+    fx_init(&f, "2026-11-27");
+    pub_init(&f, &p, "2026-11-27T12:00:00Z");
+    put(p.cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
+    put(p.cu, "{'id':'cu_b','status':'inactive','notice_days':90,'objection_days':30}");
+    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
+    /* announced today, effective in 29 days: one day short for cu_a */
+    add_pub(&p, 2, "2026-11-27T12:00:00Z", "2026-12-26T12:00:00Z", "", true);
+    const cJSON *out = run_on(&f, "2026-11-27");
+    const cJSON *x = expect(out, "notice_period", "2", "high", "2026-12-26");
+    assert_non_null(strstr(json_get_str(json_get(x, "message"), "en"), "1 customer(s)"));
+    /* the first publication never needs notice */
+    expect_none(out, "notice_period", "1");
+    pub_free(&p);
+    fx_free(&f);
+
+    /* near miss: exactly 30 days, and the inactive customer's 90 days do not count */
+    fx_init(&f, "2026-11-27");
+    pub_init(&f, &p, "2026-11-27T12:00:00Z");
+    put(p.cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
+    put(p.cu, "{'id':'cu_b','status':'inactive','notice_days':90,'objection_days':30}");
+    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
+    add_pub(&p, 2, "2026-11-27T12:00:00Z", "2026-12-27T12:00:00Z", "", true);
+    out = run_on(&f, "2026-11-27");
+    expect_none(out, "notice_period", "2");
+    /* a removal needs no notice */
+    cJSON_Delete(cJSON_DetachItemFromArray(p.pub, 1));
+    add_pub(&p, 2, "2026-11-27T12:00:00Z", "2026-11-28T12:00:00Z", "", false);
+    out = run_on(&f, "2026-11-27");
+    expect_none(out, "notice_period", "2");
+    pub_free(&p);
+    fx_free(&f);
+}
+
+static void test_open_objection(void **state)
+{
+    (void)state;
+    fixture f;
+    pubfx p;
+    fx_init(&f, "2026-11-27");
+    pub_init(&f, &p, "2026-11-27T12:00:00Z");
+    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", false);
+    add_pub(&p, 2, "2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z", "", false);
+    put(p.ob, "{'id':'ob_1','publication_id':'2','customer_id':'cu_a','status':'open'}");
+    put(p.ob, "{'id':'ob_2','publication_id':'1','customer_id':'cu_a','status':'withdrawn'}");
+    const cJSON *out = run_on(&f, "2026-11-27");
+    expect(out, "notice_period", "2", "high", NULL);
+    expect_none(out, "notice_period", "1"); /* withdrawn: no finding */
+    /* resolved: no finding */
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(p.ob, 0), "status", cJSON_CreateString("resolved"));
+    out = run_on(&f, "2026-11-27");
+    expect_none(out, "notice_period", "2");
+    pub_free(&p);
+    fx_free(&f);
+}
+
+static void test_public_list_drift(void **state)
+{
+    (void)state;
+    fixture f;
+    pubfx p;
+    fx_init(&f, "2026-11-27");
+    pub_init(&f, &p, "2026-11-27T12:00:00Z");
+    add_sp(&f, "sp_on", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_missing", "active", "subprocessor", "DE", "");
+    add_sp(&f, "sp_unlisted", "active", "subprocessor", "DE", "");
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f.sp, 2), "public", parse_q("{'listed':false}"));
+    add_sp(&f, "sp_gone", "retired", "subprocessor", "DE", "");
+    add_sp(&f, "sp_proposed", "proposed", "subprocessor", "DE", "");
+    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_gone'}", true);
+    /* announced, not in effect yet: it does not count */
+    add_pub(&p, 2, "2026-11-20T00:00:00Z", "2027-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_missing'}", true);
+    const cJSON *out = run_on(&f, "2026-11-27");
+    expect(out, "public_list_drift", "sp_missing", "medium", NULL);
+    expect(out, "public_list_drift", "sp_gone", "medium", NULL);
+    expect_none(out, "public_list_drift", "sp_on");
+    expect_none(out, "public_list_drift", "sp_unlisted");
+    expect_none(out, "public_list_drift", "sp_proposed");
+    /* once version 2 is in effect, sp_missing is on it and sp_gone is off it */
+    f.in.now = "2027-01-02T00:00:00Z";
+    out = run_on(&f, "2027-01-02");
+    expect_none(out, "public_list_drift", "sp_missing");
+    expect_none(out, "public_list_drift", "sp_gone");
+    pub_free(&p);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -848,6 +975,9 @@ int main(void)
         cmocka_unit_test(test_adequacy_near_expiry),
         cmocka_unit_test(test_retired_ignored),
         cmocka_unit_test(test_ordering),
+        cmocka_unit_test(test_notice_period),
+        cmocka_unit_test(test_open_objection),
+        cmocka_unit_test(test_public_list_drift),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

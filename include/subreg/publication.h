@@ -1,0 +1,41 @@
+/* publication: the public subprocessor list as pure functions — which fields of a
+ * subprocessor the public may see, the diff between two published versions, and
+ * the rendered forms (JSON, CSV, Atom, HTML). No I/O: publish/ and api/ feed them. */
+#ifndef SUBREG_PUBLICATION_H
+#define SUBREG_PUBLICATION_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "subreg/util.h"
+
+/* The public view of one subprocessor, or NULL when it is not listed (status
+ * retired, or public.listed false). Only allow-listed fields: never contacts,
+ * notes, identifiers, review dates or contract terms. */
+cJSON *public_view(const cJSON *subprocessor);
+
+/* Public views of every listed subprocessor, sorted by legal name then id. */
+cJSON *public_items(const cJSON *subprocessors);
+
+/* {"added": [view...], "removed": [view...], "changed": [{"id", "legal_name",
+ *  "fields": [{"field", "before", "after"}]}]} between two item arrays (before may
+ * be NULL: everything is added). */
+cJSON *publication_diff(const cJSON *before, const cJSON *after);
+bool diff_is_empty(const cJSON *diff);
+
+/* Localised strings: {"de","en"} objects become plain strings in lang. Returns a
+ * copy. lang NULL keeps both. */
+cJSON *localize(const cJSON *v, const char *lang);
+
+/* RFC 4180 CSV of items (header + one row per item, CRLF, UTF-8), in lang. */
+void render_csv(const cJSON *items, const char *lang, strbuf *out);
+
+/* Atom feed of publications (newest first): one entry per version. base is the
+ * absolute URL prefix of the service ("https://example.com"). */
+void render_atom(const cJSON *publications, const char *base, const char *updated, strbuf *out);
+
+/* The human page: list in effect, upcoming changes, history. lang "de" or "en". */
+void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang,
+                 strbuf *out);
+
+#endif

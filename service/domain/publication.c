@@ -1,0 +1,471 @@
+#include "subreg/publication.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "subreg/json.h"
+
+/* The only subprocessor fields the public ever sees. */
+static const char *const PUBLIC_FIELDS[] = {"id",       "legal_name",       "trading_name",   "hq_country",
+                                            "website",  "privacy_policy_url", "dpa_url",      "subprocessor_list_url",
+                                            "category", "role",             "purpose",        "data_categories",
+                                            "data_subjects", "locations",   NULL};
+
+cJSON *public_view(const cJSON *sp)
+{
+    const char *status = json_get_str(sp, "status");
+    const cJSON *pub = json_get(sp, "public");
+    if (!status || strcmp(status, "retired") == 0) return NULL;
+    if (cJSON_IsFalse(json_get(pub, "listed"))) return NULL;
+    cJSON *v = cJSON_CreateObject();
+    for (const char *const *f = PUBLIC_FIELDS; *f; f++) {
+        const cJSON *x = json_get(sp, *f);
+        if (x) cJSON_AddItemToObject(v, *f, cJSON_Duplicate(x, 1));
+    }
+    const cJSON *certs = json_get(sp, "certifications");
+    if (cJSON_GetArraySize(certs) > 0) {
+        cJSON *out = cJSON_AddArrayToObject(v, "certifications");
+        for (const cJSON *c = certs->child; c; c = c->next) {
+            cJSON *o = cJSON_CreateObject();
+            static const char *const cf[] = {"name", "issuer", "valid_until", NULL};
+            for (const char *const *f = cf; *f; f++)
+                if (json_get(c, *f)) cJSON_AddItemToObject(o, *f, cJSON_Duplicate(json_get(c, *f), 1));
+            cJSON_AddItemToArray(out, o);
+        }
+    }
+    const cJSON *dpf = json_get(sp, "dpf");
+    if (dpf) cJSON_AddBoolToObject(v, "dpf_participating", cJSON_IsTrue(json_get(dpf, "participating")));
+    const cJSON *desc = json_get(pub, "description");
+    if (desc) cJSON_AddItemToObject(v, "description", cJSON_Duplicate(desc, 1));
+    return v;
+}
+
+static int cmp_items(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    int c = strcmp(json_get_str(x, "legal_name"), json_get_str(y, "legal_name"));
+    return c ? c : strcmp(json_get_str(x, "id"), json_get_str(y, "id"));
+}
+
+cJSON *public_items(const cJSON *subprocessors)
+{
+    int n = cJSON_GetArraySize(subprocessors), k = 0;
+    cJSON **views = xcalloc((size_t)n + 1, sizeof *views);
+    for (const cJSON *s = subprocessors ? subprocessors->child : NULL; s; s = s->next) {
+        cJSON *v = public_view(s);
+        if (v && json_get_str(v, "legal_name") && json_get_str(v, "id")) views[k++] = v;
+        else cJSON_Delete(v);
+    }
+    qsort(views, (size_t)k, sizeof *views, cmp_items);
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < k; i++) cJSON_AddItemToArray(arr, views[i]);
+    free(views);
+    return arr;
+}
+
+static const cJSON *by_id(const cJSON *items, const char *id)
+{
+    for (const cJSON *c = items ? items->child : NULL; c; c = c->next) {
+        const char *cid = json_get_str(c, "id");
+        if (cid && strcmp(cid, id) == 0) return c;
+    }
+    return NULL;
+}
+
+static void add_field_change(cJSON *fields, const char *name, const cJSON *before, const cJSON *after)
+{
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddStringToObject(ch, "field", name);
+    cJSON_AddItemToObject(ch, "before", before ? cJSON_Duplicate(before, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(ch, "after", after ? cJSON_Duplicate(after, 1) : cJSON_CreateNull());
+    cJSON_AddItemToArray(fields, ch);
+}
+
+cJSON *publication_diff(const cJSON *before, const cJSON *after)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON *added = cJSON_AddArrayToObject(d, "added");
+    cJSON *removed = cJSON_AddArrayToObject(d, "removed");
+    cJSON *changed = cJSON_AddArrayToObject(d, "changed");
+    for (const cJSON *a = after ? after->child : NULL; a; a = a->next) {
+        const cJSON *b = by_id(before, json_get_str(a, "id"));
+        if (!b) {
+            cJSON_AddItemToArray(added, cJSON_Duplicate(a, 1));
+            continue;
+        }
+        cJSON *fields = cJSON_CreateArray();
+        /* Fields of the new view in order, then fields only the old one had. */
+        for (const cJSON *f = a->child; f; f = f->next) {
+            const cJSON *old = json_get(b, f->string);
+            if (!old || !cJSON_Compare(old, f, 1)) add_field_change(fields, f->string, old, f);
+        }
+        for (const cJSON *f = b->child; f; f = f->next)
+            if (!json_get(a, f->string)) add_field_change(fields, f->string, f, NULL);
+        if (cJSON_GetArraySize(fields) > 0) {
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "id", json_get_str(a, "id"));
+            cJSON_AddStringToObject(c, "legal_name", json_get_str(a, "legal_name"));
+            cJSON_AddItemToObject(c, "fields", fields);
+            cJSON_AddItemToArray(changed, c);
+        } else {
+            cJSON_Delete(fields);
+        }
+    }
+    for (const cJSON *b = before ? before->child : NULL; b; b = b->next)
+        if (!by_id(after, json_get_str(b, "id"))) cJSON_AddItemToArray(removed, cJSON_Duplicate(b, 1));
+    return d;
+}
+
+bool diff_is_empty(const cJSON *diff)
+{
+    return cJSON_GetArraySize(json_get(diff, "added")) == 0 && cJSON_GetArraySize(json_get(diff, "removed")) == 0 &&
+           cJSON_GetArraySize(json_get(diff, "changed")) == 0;
+}
+
+static bool is_localized(const cJSON *v)
+{
+    if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 2) return false;
+    return cJSON_IsString(json_get(v, "de")) && cJSON_IsString(json_get(v, "en"));
+}
+
+cJSON *localize(const cJSON *v, const char *lang)
+{
+    if (lang && is_localized(v)) return cJSON_CreateString(json_get_str(v, lang));
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        cJSON *o = cJSON_IsObject(v) ? cJSON_CreateObject() : cJSON_CreateArray();
+        for (const cJSON *c = v->child; c; c = c->next) {
+            cJSON *x = localize(c, lang);
+            if (cJSON_IsObject(v)) cJSON_AddItemToObject(o, c->string, x);
+            else cJSON_AddItemToArray(o, x);
+        }
+        return o;
+    }
+    return cJSON_Duplicate(v, 1);
+}
+
+/* ---- labels ------------------------------------------------------------ */
+
+typedef struct {
+    const char *key, *de, *en;
+} label;
+
+static const label LABELS[] = {
+    {"hosting", "Hosting", "Hosting"},
+    {"monitoring", "Monitoring", "Monitoring"},
+    {"rmm", "Fernwartung (RMM)", "Remote monitoring and management"},
+    {"erp_billing", "ERP und Abrechnung", "ERP and billing"},
+    {"email", "E-Mail-Versand", "E-mail delivery"},
+    {"newsletter", "Newsletter-Versand", "Newsletter delivery"},
+    {"payment", "Zahlungsdienst", "Payment services"},
+    {"subcontractor", "Subunternehmer", "Subcontractor"},
+    {"other", "Sonstiges", "Other"},
+    {"master_contact", "Stamm- und Kontaktdaten", "Master and contact data"},
+    {"contract_service", "Vertrags- und Leistungsdaten", "Contract and service data"},
+    {"support_communication", "Support- und Kommunikationsdaten", "Support and communication data"},
+    {"it_documentation", "IT-Dokumentation", "IT documentation"},
+    {"prospects", "Interessenten", "Prospects"},
+    {"customers", "Kunden", "Customers"},
+    {"service_providers", "Dienstleister", "Service providers"},
+    {"partners", "Partner", "Partners"},
+    {"processing", "Verarbeitung", "Processing"},
+    {"remote_access", "Fernzugriff", "Remote access"},
+    {"backup", "Datensicherung", "Backup"},
+    {"support", "Support", "Support"},
+    {NULL, NULL, NULL},
+};
+
+static const char *label_of(const char *key, const char *lang)
+{
+    for (const label *l = LABELS; l->key; l++)
+        if (strcmp(l->key, key) == 0) return strcmp(lang, "de") == 0 ? l->de : l->en;
+    return key;
+}
+
+static const char *text_of(const cJSON *v, const char *lang)
+{
+    if (cJSON_IsString(v)) return v->valuestring;
+    const char *s = json_get_str(v, lang);
+    return s ? s : "";
+}
+
+static void join_labels(const cJSON *arr, const char *lang, const char *sep, strbuf *out)
+{
+    for (const cJSON *c = arr ? arr->child : NULL; c; c = c->next) {
+        if (c != arr->child) sb_puts(out, sep);
+        sb_puts(out, cJSON_IsString(c) ? label_of(c->valuestring, lang) : "");
+    }
+}
+
+static void locations_text(const cJSON *locs, const char *lang, const char *sep, strbuf *out)
+{
+    for (const cJSON *c = locs ? locs->child : NULL; c; c = c->next) {
+        if (c != locs->child) sb_puts(out, sep);
+        const char *country = json_get_str(c, "country"), *region = json_get_str(c, "region");
+        const char *role = json_get_str(c, "role");
+        sb_printf(out, "%s", country ? country : "");
+        if (region) sb_printf(out, " (%s)", region);
+        if (role) sb_printf(out, ": %s", label_of(role, lang));
+    }
+}
+
+static void certs_text(const cJSON *certs, const char *sep, strbuf *out)
+{
+    for (const cJSON *c = certs ? certs->child : NULL; c; c = c->next) {
+        if (c != certs->child) sb_puts(out, sep);
+        sb_puts(out, json_get_str(c, "name") ? json_get_str(c, "name") : "");
+    }
+}
+
+/* ---- CSV (RFC 4180) ------------------------------------------------------- */
+
+static void csv_field(strbuf *out, const char *s, bool last)
+{
+    bool quote = strpbrk(s, ",\"\r\n") != NULL || *s == ' ' || (*s && s[strlen(s) - 1] == ' ');
+    /* Cells starting with = + - @ are formulas to spreadsheet programs. */
+    bool formula = *s == '=' || *s == '+' || *s == '-' || *s == '@';
+    if (quote || formula) {
+        sb_puts(out, "\"");
+        if (formula) sb_puts(out, "'");
+        for (const char *p = s; *p; p++) {
+            if (*p == '"') sb_puts(out, "\"\"");
+            else sb_append(out, p, 1);
+        }
+        sb_puts(out, "\"");
+    } else {
+        sb_puts(out, s);
+    }
+    sb_puts(out, last ? "\r\n" : ",");
+}
+
+void render_csv(const cJSON *items, const char *lang, strbuf *out)
+{
+    static const char *const cols[] = {"id", "legal_name", "trading_name", "category", "hq_country", "purpose",
+                                       "data_categories", "data_subjects", "locations", "certifications",
+                                       "dpf_participating", "website", NULL};
+    for (int i = 0; cols[i]; i++) csv_field(out, cols[i], !cols[i + 1]);
+    for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
+        strbuf cell = {0};
+        for (int i = 0; cols[i]; i++) {
+            const char *c = cols[i];
+            const cJSON *v = json_get(it, c);
+            cell.len = 0;
+            if (cell.data) cell.data[0] = '\0';
+            if (strcmp(c, "category") == 0 && cJSON_IsString(v)) sb_puts(&cell, v->valuestring);
+            else if (strcmp(c, "purpose") == 0) sb_puts(&cell, text_of(v, lang));
+            else if (strcmp(c, "data_categories") == 0 || strcmp(c, "data_subjects") == 0) {
+                for (const cJSON *x = v ? v->child : NULL; x; x = x->next) {
+                    if (x != v->child) sb_puts(&cell, ";");
+                    sb_puts(&cell, cJSON_IsString(x) ? x->valuestring : "");
+                }
+            } else if (strcmp(c, "locations") == 0) locations_text(v, "en", "; ", &cell);
+            else if (strcmp(c, "certifications") == 0) certs_text(v, "; ", &cell);
+            else if (strcmp(c, "dpf_participating") == 0) sb_puts(&cell, cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false") : "");
+            else if (cJSON_IsString(v)) sb_puts(&cell, v->valuestring);
+            csv_field(out, cell.data ? cell.data : "", !cols[i + 1]);
+        }
+        sb_free(&cell);
+    }
+}
+
+/* ---- XML/HTML ------------------------------------------------------------- */
+
+static void esc(strbuf *out, const char *s)
+{
+    for (const char *p = s ? s : ""; *p; p++) {
+        switch (*p) {
+        case '&': sb_puts(out, "&amp;"); break;
+        case '<': sb_puts(out, "&lt;"); break;
+        case '>': sb_puts(out, "&gt;"); break;
+        case '"': sb_puts(out, "&quot;"); break;
+        case '\'': sb_puts(out, "&#39;"); break;
+        default: sb_append(out, p, 1);
+        }
+    }
+}
+
+static void change_summary(const cJSON *diff, const char *lang, strbuf *out)
+{
+    bool de = strcmp(lang, "de") == 0;
+    const cJSON *added = json_get(diff, "added"), *removed = json_get(diff, "removed"),
+                *changed = json_get(diff, "changed");
+    for (const cJSON *c = added ? added->child : NULL; c; c = c->next) {
+        sb_puts(out, de ? "Neu: " : "Added: ");
+        esc(out, json_get_str(c, "legal_name"));
+        sb_puts(out, ". ");
+    }
+    for (const cJSON *c = removed ? removed->child : NULL; c; c = c->next) {
+        sb_puts(out, de ? "Entfällt: " : "Removed: ");
+        esc(out, json_get_str(c, "legal_name"));
+        sb_puts(out, ". ");
+    }
+    for (const cJSON *c = changed ? changed->child : NULL; c; c = c->next) {
+        sb_puts(out, de ? "Geändert: " : "Changed: ");
+        esc(out, json_get_str(c, "legal_name"));
+        sb_puts(out, " (");
+        const cJSON *fields = json_get(c, "fields");
+        for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
+            if (f != fields->child) sb_puts(out, ", ");
+            esc(out, json_get_str(f, "field"));
+        }
+        sb_puts(out, "). ");
+    }
+}
+
+void render_atom(const cJSON *pubs, const char *base, const char *updated, strbuf *out)
+{
+    sb_puts(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" "
+                 "xml:lang=\"en\">\n  <title>Subprocessors: published versions</title>\n  <id>");
+    esc(out, base);
+    sb_puts(out, "/public/v1/subprocessors/feed.atom</id>\n  <updated>");
+    esc(out, updated);
+    sb_puts(out, "</updated>\n  <author><name>subreg</name></author>\n  <link rel=\"self\" type=\"application/atom+xml\" href=\"");
+    esc(out, base);
+    sb_puts(out, "/public/v1/subprocessors/feed.atom\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"");
+    esc(out, base);
+    sb_puts(out, "/subprocessors\"/>\n");
+    for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
+        int n = (int)cJSON_GetNumberValue(json_get(p, "version"));
+        const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
+        sb_printf(out, "  <entry>\n    <title>Version %d, effective %s</title>\n    <id>", n, eff ? eff : "");
+        esc(out, base);
+        sb_printf(out, "/public/v1/subprocessors/versions/%d</id>\n    <updated>", n);
+        esc(out, pubd);
+        sb_puts(out, "</updated>\n    <published>");
+        esc(out, pubd);
+        sb_puts(out, "</published>\n    <link rel=\"alternate\" type=\"application/json\" href=\"");
+        esc(out, base);
+        sb_printf(out, "/public/v1/subprocessors/versions/%d\"/>\n    <summary>", n);
+        esc(out, text_of(json_get(p, "summary"), "en"));
+        sb_puts(out, " ");
+        change_summary(json_get(p, "diff"), "en", out); /* escapes what it writes */
+        sb_puts(out, "</summary>\n  </entry>\n");
+    }
+    sb_puts(out, "</feed>\n");
+}
+
+static void html_table(const cJSON *items, const char *lang, const char *caption, strbuf *out)
+{
+    bool de = strcmp(lang, "de") == 0;
+    sb_puts(out, "<table>\n<caption>");
+    esc(out, caption);
+    sb_printf(out, "</caption>\n<thead><tr><th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
+                   "<th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th></tr></thead>\n<tbody>\n",
+              de ? "Unternehmen" : "Company", de ? "Zweck" : "Purpose", de ? "Kategorie" : "Category",
+              de ? "Datenkategorien" : "Data categories", de ? "Orte der Verarbeitung" : "Processing locations",
+              de ? "Zertifizierungen" : "Certifications");
+    for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
+        sb_puts(out, "<tr data-id=\"");
+        esc(out, json_get_str(it, "id"));
+        sb_puts(out, "\"><th scope=\"row\">");
+        esc(out, json_get_str(it, "legal_name"));
+        const char *hq = json_get_str(it, "hq_country");
+        if (hq) {
+            sb_puts(out, " <span class=\"muted\">(");
+            esc(out, hq);
+            sb_puts(out, ")</span>");
+        }
+        sb_puts(out, "</th><td>");
+        esc(out, text_of(json_get(it, "purpose"), lang));
+        sb_puts(out, "</td><td>");
+        const char *cat = json_get_str(it, "category");
+        esc(out, cat ? label_of(cat, lang) : "");
+        sb_puts(out, "</td><td>");
+        strbuf t = {0};
+        join_labels(json_get(it, "data_categories"), lang, ", ", &t);
+        esc(out, t.data);
+        sb_puts(out, "</td><td>");
+        t.len = 0;
+        if (t.data) t.data[0] = '\0';
+        locations_text(json_get(it, "locations"), lang, "; ", &t);
+        esc(out, t.data);
+        sb_puts(out, "</td><td>");
+        t.len = 0;
+        if (t.data) t.data[0] = '\0';
+        certs_text(json_get(it, "certifications"), ", ", &t);
+        esc(out, t.data);
+        sb_free(&t);
+        sb_puts(out, "</td></tr>\n");
+    }
+    sb_puts(out, "</tbody>\n</table>\n");
+}
+
+void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang, strbuf *out)
+{
+    bool de = strcmp(lang, "de") == 0;
+    const char *other = de ? "en" : "de";
+    sb_printf(out,
+              "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
+              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n"
+              "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"/public/v1/subprocessors/feed.atom\">\n"
+              "<style>\nbody{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;"
+              "color:#1a1a1a;background:#fff;line-height:1.5}\n"
+              "table{border-collapse:collapse;width:100%%;margin:1rem 0}\ncaption{text-align:left;font-weight:600;"
+              "padding:.5rem 0}\nth,td{border:1px solid #767676;padding:.4rem .6rem;text-align:left;"
+              "vertical-align:top}\nthead th{background:#e8e8e8}\n.muted{color:#595959}\n"
+              "a{color:#0645ad}\nnav a{margin-right:1rem}\n"
+              "@media print{nav,.formats{display:none}body{margin:0}}\n</style>\n</head>\n<body>\n",
+              lang, de ? "Unterauftragsverarbeiter" : "Subprocessors");
+    sb_printf(out, "<header>\n<nav aria-label=\"%s\"><a href=\"?lang=%s\" hreflang=\"%s\" lang=\"%s\">%s</a></nav>\n",
+              de ? "Sprache" : "Language", other, other, other, de ? "English" : "Deutsch");
+    sb_printf(out, "<h1>%s</h1>\n", de ? "Unterauftragsverarbeiter" : "Subprocessors");
+    if (current) {
+        sb_printf(out, "<p>%s <strong>%d</strong>, %s <time datetime=\"", de ? "Version" : "Version",
+                  (int)cJSON_GetNumberValue(json_get(current, "version")), de ? "gültig seit" : "in effect since");
+        esc(out, json_get_str(current, "effective_at"));
+        sb_puts(out, "\">");
+        esc(out, json_get_str(current, "effective_at"));
+        sb_puts(out, "</time>.</p>\n");
+    } else {
+        sb_printf(out, "<p>%s</p>\n", de ? "Es ist noch keine Version veröffentlicht." : "No version has been published yet.");
+    }
+    sb_printf(out, "<p class=\"formats\">%s <a href=\"/public/v1/subprocessors\" type=\"application/json\">JSON</a>, "
+                   "<a href=\"/public/v1/subprocessors?format=csv&amp;lang=%s\" type=\"text/csv\">CSV</a>, "
+                   "<a href=\"/public/v1/subprocessors/feed.atom\" type=\"application/atom+xml\">Atom</a></p>\n"
+                   "</header>\n<main>\n",
+              de ? "Auch als" : "Also as", lang);
+    sb_printf(out, "<section aria-labelledby=\"current\">\n<h2 id=\"current\">%s</h2>\n",
+              de ? "Aktuelle Liste" : "Current list");
+    if (current)
+        html_table(json_get(current, "items"), lang, de ? "Unterauftragsverarbeiter in Kraft" : "Subprocessors in effect",
+                   out);
+    sb_puts(out, "</section>\n");
+    sb_printf(out, "<section aria-labelledby=\"upcoming\">\n<h2 id=\"upcoming\">%s</h2>\n",
+              de ? "Angekündigte Änderungen" : "Announced changes");
+    if (cJSON_GetArraySize(upcoming) == 0)
+        sb_printf(out, "<p>%s</p>\n", de ? "Derzeit sind keine Änderungen angekündigt." : "No changes are announced.");
+    for (const cJSON *u = upcoming ? upcoming->child : NULL; u; u = u->next) {
+        sb_printf(out, "<article>\n<h3>%s %d: %s <time datetime=\"", "Version",
+                  (int)cJSON_GetNumberValue(json_get(u, "version")), de ? "wirksam ab" : "effective");
+        esc(out, json_get_str(u, "effective_at"));
+        sb_puts(out, "\">");
+        esc(out, json_get_str(u, "effective_at"));
+        sb_puts(out, "</time></h3>\n<p>");
+        esc(out, text_of(json_get(u, "summary"), lang));
+        sb_puts(out, "</p>\n<p>");
+        change_summary(json_get(u, "diff"), lang, out);
+        sb_puts(out, "</p>\n");
+        const char *dl = json_get_str(u, "objection_deadline");
+        if (dl) {
+            sb_printf(out, "<p>%s <time datetime=\"", de ? "Einspruch möglich bis" : "Objections possible until");
+            esc(out, dl);
+            sb_puts(out, "\">");
+            esc(out, dl);
+            sb_puts(out, "</time>.</p>\n");
+        }
+        sb_puts(out, "</article>\n");
+    }
+    sb_puts(out, "</section>\n");
+    sb_printf(out, "<section aria-labelledby=\"history\">\n<h2 id=\"history\">%s</h2>\n<ol reversed>\n",
+              de ? "Verlauf" : "History");
+    for (const cJSON *h = history ? history->child : NULL; h; h = h->next) {
+        int n = (int)cJSON_GetNumberValue(json_get(h, "version"));
+        sb_printf(out, "<li><a href=\"/public/v1/subprocessors/versions/%d\">Version %d</a>, <time datetime=\"", n, n);
+        esc(out, json_get_str(h, "effective_at"));
+        sb_puts(out, "\">");
+        esc(out, json_get_str(h, "effective_at"));
+        sb_puts(out, "</time>: ");
+        esc(out, text_of(json_get(h, "summary"), lang));
+        sb_puts(out, "</li>\n");
+    }
+    sb_puts(out, "</ol>\n</section>\n</main>\n</body>\n</html>\n");
+}
