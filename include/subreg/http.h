@@ -38,6 +38,8 @@ typedef struct req {
     bool head;                /* HEAD: headers only */
     int64_t started_ms;       /* monotonic */
     strbuf headers;           /* extra response headers, "Name: value\r\n" lines */
+    bool cache_control_set;   /* headers holds Cache-Control */
+    bool closing;             /* headers holds Connection: close */
 } req;
 
 typedef void (*handler_fn)(req *r);

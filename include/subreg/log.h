@@ -5,7 +5,10 @@
 
 enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
+#include <stdbool.h>
+
 void log_set_level(int level);
+bool log_enabled(int level);
 int log_level_parse(const char *s); /* -1 if unknown */
 /* fields: a preformatted JSON fragment of extra members (",\"k\":v..."), or NULL. */
 void log_event(int level, const char *msg, const char *fields);

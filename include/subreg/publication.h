@@ -30,6 +30,9 @@ cJSON *localize(const cJSON *v, const char *lang);
 /* RFC 4180 CSV of items (header + one row per item, CRLF, UTF-8), in lang. */
 void render_csv(const cJSON *items, const char *lang, strbuf *out);
 
+/* Publications passed to the renderers are the stored documents: "number" is
+ * the version of the list, "version" the document's own revision. */
+
 /* Atom feed of publications (newest first): one entry per version. base is the
  * absolute URL prefix of the service ("https://example.com"). */
 void render_atom(const cJSON *publications, const char *base, const char *updated, strbuf *out);

@@ -53,6 +53,10 @@ store_status store_get(const char *coll, const char *id, cJSON **out);
  * ST_DUPLICATE when a create's id exists. */
 store_status store_write(const char *coll, const char *id, int64_t expect, const cJSON *doc, const cJSON *record);
 
+/* The highest version ever claimed for an entity (0: none). A document created
+ * again under a client-chosen id continues from there. */
+store_status store_last_version(const char *entity_type, const char *id, int64_t *version);
+
 /* Settles claims older than lease_ms (see above); *settled counts them. */
 store_status store_recover_claims(int64_t lease_ms, int *settled);
 

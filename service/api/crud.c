@@ -327,9 +327,19 @@ static void handle_create(req *r)
     }
     if (!check_rules(r, res, NULL, body) || !check_refs(r, res, body)) goto done;
     id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
+    /* A client-chosen id may have existed before: its history goes on. */
+    int64_t first = 1;
+    if (res->client_ids) {
+        store_status lst = store_last_version(res->type, id, &first);
+        if (lst != ST_OK) {
+            respond_store_error(r, lst);
+            goto done;
+        }
+        first++;
+    }
     format_rfc3339(now_ms(), at);
-    doc = assemble(res, id, 1, at, at, body);
-    cJSON *rec = crud_audit_record(r, res, "create", id, 1, at, NULL, doc);
+    doc = assemble(res, id, first, at, at, body);
+    cJSON *rec = crud_audit_record(r, res, "create", id, first, at, NULL, doc);
     store_status st = store_write(res->collection, id, 0, doc, rec);
     cJSON_Delete(rec);
     if (st != ST_OK) {
@@ -338,11 +348,15 @@ static void handle_create(req *r)
     }
     snprintf(loc, sizeof loc, "%s/%s", res->path, id);
     req_add_header(r, "Location", loc);
-    req_add_etag(r, 1);
+    req_add_etag(r, first);
     out = json_dump(doc);
     respond(r, 201, "application/json", out, strlen(out));
 done:
-    if (idem == IDEM_PROCEED) idempotency_finish(idem_id, r->status, r->status == 201 ? loc : NULL, "\"1\"", out);
+    if (idem == IDEM_PROCEED) {
+        char etag[32];
+        snprintf(etag, sizeof etag, "\"%lld\"", (long long)(doc ? cJSON_GetNumberValue(json_get(doc, "version")) : 1));
+        idempotency_finish(idem_id, r->status, r->status == 201 ? loc : NULL, etag, out);
+    }
     verrors_free(&errs);
     free(out);
     free(id);

@@ -324,7 +324,7 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
     esc(out, base);
     sb_puts(out, "/subprocessors\"/>\n");
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
-        int n = (int)cJSON_GetNumberValue(json_get(p, "version"));
+        int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
         sb_printf(out, "  <entry>\n    <title>Version %d, effective %s</title>\n    <id>", n, eff ? eff : "");
         esc(out, base);
@@ -410,7 +410,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     sb_printf(out, "<h1>%s</h1>\n", de ? "Unterauftragsverarbeiter" : "Subprocessors");
     if (current) {
         sb_printf(out, "<p>%s <strong>%d</strong>, %s <time datetime=\"", de ? "Version" : "Version",
-                  (int)cJSON_GetNumberValue(json_get(current, "version")), de ? "gültig seit" : "in effect since");
+                  (int)cJSON_GetNumberValue(json_get(current, "number")), de ? "gültig seit" : "in effect since");
         esc(out, json_get_str(current, "effective_at"));
         sb_puts(out, "\">");
         esc(out, json_get_str(current, "effective_at"));
@@ -435,7 +435,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         sb_printf(out, "<p>%s</p>\n", de ? "Derzeit sind keine Änderungen angekündigt." : "No changes are announced.");
     for (const cJSON *u = upcoming ? upcoming->child : NULL; u; u = u->next) {
         sb_printf(out, "<article>\n<h3>%s %d: %s <time datetime=\"", "Version",
-                  (int)cJSON_GetNumberValue(json_get(u, "version")), de ? "wirksam ab" : "effective");
+                  (int)cJSON_GetNumberValue(json_get(u, "number")), de ? "wirksam ab" : "effective");
         esc(out, json_get_str(u, "effective_at"));
         sb_puts(out, "\">");
         esc(out, json_get_str(u, "effective_at"));
@@ -458,7 +458,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     sb_printf(out, "<section aria-labelledby=\"history\">\n<h2 id=\"history\">%s</h2>\n<ol reversed>\n",
               de ? "Verlauf" : "History");
     for (const cJSON *h = history ? history->child : NULL; h; h = h->next) {
-        int n = (int)cJSON_GetNumberValue(json_get(h, "version"));
+        int n = (int)cJSON_GetNumberValue(json_get(h, "number"));
         sb_printf(out, "<li><a href=\"/public/v1/subprocessors/versions/%d\">Version %d</a>, <time datetime=\"", n, n);
         esc(out, json_get_str(h, "effective_at"));
         sb_puts(out, "\">");

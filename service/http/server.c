@@ -3,6 +3,7 @@
 #include <civetweb.h>
 #include <math.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,17 @@ static const char *reason(int status)
 
 void req_add_header(req *r, const char *name, const char *value)
 {
-    sb_printf(&r->headers, "%s: %s\r\n", name, value);
+    if (!r->headers.data) {
+        r->headers.cap = 256;
+        r->headers.data = xmalloc(r->headers.cap);
+        r->headers.data[0] = '\0';
+    }
+    sb_puts(&r->headers, name);
+    sb_puts(&r->headers, ": ");
+    sb_puts(&r->headers, value);
+    sb_puts(&r->headers, "\r\n");
+    if (strcasecmp(name, "Cache-Control") == 0) r->cache_control_set = true;
+    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) r->closing = true;
 }
 
 void req_add_etag(req *r, int64_t version)
@@ -99,26 +110,97 @@ void req_add_etag(req *r, int64_t version)
     req_add_header(r, "ETag", v);
 }
 
-static void write_response(struct mg_connection *conn, int status, const char *ctype, const char *body, size_t len,
-                           const char *request_id, const char *extra, bool head)
+/* Does the client want the connection kept open? (civetweb decides the same way
+ * after the callback: HTTP/1.1 without "Connection: close", or an explicit
+ * keep-alive.) */
+static bool client_keeps_alive(struct mg_connection *conn)
 {
-    char num[32];
-    mg_response_header_start(conn, status);
-    if (ctype) mg_response_header_add(conn, "Content-Type", ctype, -1);
-    if (status != 204 && status != 304) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *c = mg_get_header(conn, "Connection");
+    if (c) return strcasestr(c, "keep-alive") != NULL;
+    return ri && ri->http_version && strcmp(ri->http_version, "1.1") == 0;
+}
+
+/* The Date header, formatted once per second per thread. */
+static const char *http_date(void)
+{
+    static __thread char buf[40];
+    static __thread time_t last;
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return buf;
+}
+
+static void write_response(struct mg_connection *conn, int status, const char *ctype, const char *body, size_t len,
+                           const char *request_id, const char *extra, bool head, bool closing, bool cache_set)
+{
+    bool has_body = status != 204 && status != 304;
+    if (closing) {
+        /* civetweb must learn that this connection ends (e.g. an unread 413
+         * body): let it build the header block. */
+        char num[32];
+        mg_response_header_start(conn, status);
+        if (ctype) mg_response_header_add(conn, "Content-Type", ctype, -1);
+        if (has_body) {
+            snprintf(num, sizeof num, "%zu", len);
+            mg_response_header_add(conn, "Content-Length", num, -1);
+        }
+        mg_response_header_add(conn, "X-Request-Id", request_id, -1);
+        mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+        if (!cache_set) mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+        mg_response_header_add_lines(conn, extra);
+        mg_response_header_send(conn);
+        if (!head && len > 0 && has_body) mg_write(conn, body, len);
+        return;
+    }
+    /* The usual path: status line, headers and (small) body in one write. */
+    size_t small = !head && has_body && len <= 65536 ? len : 0;
+    strbuf out = {.cap = 512 + (extra ? strlen(extra) : 0) + small};
+    out.data = xmalloc(out.cap);
+    out.data[0] = '\0';
+    char num[24];
+    snprintf(num, sizeof num, "%d ", status);
+    sb_puts(&out, "HTTP/1.1 ");
+    sb_puts(&out, num);
+    sb_puts(&out, reason(status));
+    sb_puts(&out, "\r\nDate: ");
+    sb_puts(&out, http_date());
+    sb_puts(&out, client_keeps_alive(conn) ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
+    if (ctype) {
+        sb_puts(&out, "Content-Type: ");
+        sb_puts(&out, ctype);
+        sb_puts(&out, "\r\n");
+    }
+    if (has_body) {
         snprintf(num, sizeof num, "%zu", len);
-        mg_response_header_add(conn, "Content-Length", num, -1);
+        sb_puts(&out, "Content-Length: ");
+        sb_puts(&out, num);
+        sb_puts(&out, "\r\n");
     }
-    mg_response_header_add(conn, "X-Request-Id", request_id, -1);
-    mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
-    if (!extra || !strcasestr(extra, "Cache-Control:")) mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+    sb_puts(&out, "X-Request-Id: ");
+    sb_puts(&out, request_id);
+    sb_puts(&out, "\r\nX-Content-Type-Options: nosniff\r\n");
+    if (!cache_set) sb_puts(&out, "Cache-Control: no-store\r\n");
     if (settings.cors_origin && *settings.cors_origin) {
-        mg_response_header_add(conn, "Access-Control-Allow-Origin", settings.cors_origin, -1);
-        mg_response_header_add(conn, "Access-Control-Expose-Headers", "ETag, Location, X-Request-Id, Retry-After", -1);
+        sb_puts(&out, "Access-Control-Allow-Origin: ");
+        sb_puts(&out, settings.cors_origin);
+        sb_puts(&out, "\r\nAccess-Control-Expose-Headers: ETag, Location, X-Request-Id, Retry-After\r\n");
     }
-    if (extra && *extra) mg_response_header_add_lines(conn, extra);
-    mg_response_header_send(conn);
-    if (!head && len > 0 && status != 204 && status != 304) mg_write(conn, body, len);
+    if (extra) sb_puts(&out, extra);
+    sb_puts(&out, "\r\n");
+    if (small) {
+        sb_append(&out, body, len);
+        mg_write(conn, out.data, out.len);
+    } else {
+        mg_write(conn, out.data, out.len);
+        if (!head && has_body && len > 0 && body) mg_write(conn, body, len);
+    }
+    sb_free(&out);
 }
 
 void respond(req *r, int status, const char *content_type, const char *body, size_t len)
@@ -126,7 +208,8 @@ void respond(req *r, int status, const char *content_type, const char *body, siz
     if (r->responded) return;
     r->responded = true;
     r->status = status;
-    write_response(r->conn, status, content_type, body, len, r->request_id, r->headers.data, r->head);
+    write_response(r->conn, status, content_type, body, len, r->request_id, r->headers.data, r->head, r->closing,
+                   r->cache_control_set);
 }
 
 void respond_stream_begin(req *r, int status, const char *content_type, size_t len)
@@ -134,7 +217,8 @@ void respond_stream_begin(req *r, int status, const char *content_type, size_t l
     if (r->responded) return;
     r->responded = true;
     r->status = status;
-    write_response(r->conn, status, content_type, NULL, len, r->request_id, r->headers.data, true);
+    write_response(r->conn, status, content_type, NULL, len, r->request_id, r->headers.data, true, r->closing,
+                   r->cache_control_set);
 }
 
 bool respond_stream_write(req *r, const void *data, size_t len)
@@ -398,16 +482,25 @@ static bool valid_request_id(const char *s)
     return true;
 }
 
+/* Request ids need to be unique, not secret: a per-thread generator seeded once
+ * from the system's random source (a getrandom call per request is measurable). */
+static void fresh_request_id(char out[130])
+{
+    static __thread uint64_t state;
+    if (!state) random_bytes(&state, sizeof state);
+    state += 0x9e3779b97f4a7c15ull; /* splitmix64 */
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    snprintf(out, 130, "%012llx%016llx", (unsigned long long)now_ms(), (unsigned long long)z);
+}
+
 static void set_request_id(struct mg_connection *conn, char out[130])
 {
     const char *h = conn ? mg_get_header(conn, "X-Request-Id") : NULL;
-    if (h && valid_request_id(h)) {
-        snprintf(out, 130, "%s", h);
-    } else {
-        char *id = new_id("");
-        snprintf(out, 130, "%s", id);
-        free(id);
-    }
+    if (h && valid_request_id(h)) snprintf(out, 130, "%s", h);
+    else fresh_request_id(out);
 }
 
 static bool parse_query(req *r, const char *qs)
@@ -517,25 +610,39 @@ static bool read_body(req *r)
     return true;
 }
 
+/* JSON string escaping for log values (paths may hold anything). */
+static void json_escape(strbuf *sb, const char *s)
+{
+    sb_puts(sb, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            sb_append(sb, e, 2);
+        } else if (*p < 0x20) {
+            sb_printf(sb, "\\u%04x", *p);
+        } else {
+            sb_append(sb, (const char *)p, 1);
+        }
+    }
+    sb_puts(sb, "\"");
+}
+
 static void log_request(const req *r)
 {
-    cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "request_id", r->request_id);
-    cJSON_AddStringToObject(f, "method", r->method);
-    cJSON_AddStringToObject(f, "path", r->path);
-    cJSON_AddNumberToObject(f, "status", r->status);
-    cJSON_AddNumberToObject(f, "duration_ms", (double)(mono_ms() - r->started_ms));
-    if (r->authenticated) cJSON_AddStringToObject(f, "sub", r->who.sub);
-    char *s = json_dump(f);
-    cJSON_Delete(f);
-    /* s is "{...}": splice its members into the log line. */
-    s[strlen(s) - 1] = '\0';
-    char *fields = xmalloc(strlen(s) + 2);
-    fields[0] = ',';
-    strcpy(fields + 1, s + 1);
-    log_event(r->status >= 500 ? LOG_ERROR : LOG_INFO, "request", fields);
-    free(fields);
-    free(s);
+    int level = r->status >= 500 ? LOG_ERROR : LOG_INFO;
+    if (!log_enabled(level)) return;
+    strbuf f = {0};
+    sb_printf(&f, ",\"request_id\":\"%s\",\"method\":", r->request_id);
+    json_escape(&f, r->method);
+    sb_puts(&f, ",\"path\":");
+    json_escape(&f, r->path);
+    sb_printf(&f, ",\"status\":%d,\"duration_ms\":%lld", r->status, (long long)(mono_ms() - r->started_ms));
+    if (r->authenticated) {
+        sb_puts(&f, ",\"sub\":");
+        json_escape(&f, r->who.sub);
+    }
+    log_event(level, "request", f.data);
+    sb_free(&f);
 }
 
 static int begin_request(struct mg_connection *conn)
@@ -559,23 +666,26 @@ static int begin_request(struct mg_connection *conn)
     }
 
     const char *lookup_method = r.head ? "GET" : r.method;
-    strbuf allow = {0};
-    for (int i = 0; i < nroutes; i++) {
+    for (int i = 0; i < nroutes && !r.route; i++) {
+        if (strcmp(routes[i].method, lookup_method) != 0) continue;
         char *param = NULL;
-        if (!match(routes[i].pattern, r.path, &param)) continue;
-        if (strcmp(routes[i].method, lookup_method) == 0 && !r.route) {
+        if (match(routes[i].pattern, r.path, &param)) {
             r.route = &routes[i];
             r.param = param;
-        } else {
-            free(param);
-        }
-        if (!strstr(allow.data ? allow.data : "", routes[i].method)) {
-            if (allow.len) sb_puts(&allow, ", ");
-            sb_puts(&allow, routes[i].method);
-            if (strcmp(routes[i].method, "GET") == 0) sb_puts(&allow, ", HEAD");
         }
     }
     if (!r.route) {
+        strbuf allow = {0};
+        for (int i = 0; i < nroutes; i++) {
+            char *param = NULL;
+            if (!match(routes[i].pattern, r.path, &param)) continue;
+            free(param);
+            if (!strstr(allow.data ? allow.data : "", routes[i].method)) {
+                if (allow.len) sb_puts(&allow, ", ");
+                sb_puts(&allow, routes[i].method);
+                if (strcmp(routes[i].method, "GET") == 0) sb_puts(&allow, ", HEAD");
+            }
+        }
         if (allow.len == 0) {
             respond_problem(&r, 404, "not-found", "no such resource");
         } else if (strcmp(r.method, "OPTIONS") == 0) {
@@ -590,7 +700,6 @@ static int begin_request(struct mg_connection *conn)
         sb_free(&allow);
         goto done;
     }
-    sb_free(&allow);
 
     if (is_public_path(r.path)) {
         int retry = 1;
@@ -643,7 +752,8 @@ static int http_error(struct mg_connection *conn, int status, const char *msg)
     cJSON *p = problem_body(status, slug, msg && *msg ? msg : NULL, NULL, rid);
     char *s = json_dump(p);
     cJSON_Delete(p);
-    write_response(conn, status, "application/problem+json", s, strlen(s), rid, "Connection: close\r\n", false);
+    write_response(conn, status, "application/problem+json", s, strlen(s), rid, "Connection: close\r\n", false, true,
+                   false);
     free(s);
     count_request(status, 0);
     return 0;

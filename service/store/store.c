@@ -597,3 +597,25 @@ store_status store_recover_claims(int64_t lease_ms, int *settled)
     cJSON_Delete(claims);
     return st;
 }
+
+store_status store_last_version(const char *entity_type, const char *id, int64_t *version)
+{
+    handle h = open_coll(AUDIT_COLLECTION);
+    bson_t *filter = BCON_NEW("entity_type", BCON_UTF8(entity_type), "entity_id", BCON_UTF8(id));
+    bson_t *opts = BCON_NEW("sort", "{", "entity_version", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                            "projection", "{", "entity_version", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
+    const bson_t *d;
+    *version = 0;
+    if (mongoc_cursor_next(cur, &d)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, d, "entity_version")) *version = bson_iter_as_int64(&it);
+    }
+    bson_error_t e;
+    store_status st = mongoc_cursor_error(cur, &e) ? map_error(&e, "last version") : ST_OK;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    close_coll(&h);
+    return st;
+}

@@ -1,6 +1,7 @@
 #include "subreg/log.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,11 @@
 
 static int min_level = LOG_INFO;
 static const char *const NAMES[] = {"debug", "info", "warn", "error"};
+
+bool log_enabled(int level)
+{
+    return level >= min_level;
+}
 
 void log_set_level(int level)
 {
