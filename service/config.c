@@ -46,6 +46,24 @@ static const setting SETTINGS[] = {
      "requests per minute and client address on the public paths (429 above); 0: unlimited"},
     {"SUBREG_RATE_LIMIT_EXEMPT", C_STR, OFF(rate_limit_exempt), "", 0, 0,
      "comma list of IPv4 CIDRs the public rate limit does not apply to (e.g. 127.0.0.0/8)"},
+    {"SUBREG_WEBHOOK_ALLOW_HTTP", C_STR, OFF(webhook_allow_http), "false", 0, 0,
+     "true: webhook URLs may use http (tests, internal receivers); otherwise https only"},
+    {"SUBREG_WEBHOOK_ALLOW_NETS", C_STR, OFF(webhook_allow_nets), "", 0, 0,
+     "comma list of CIDRs webhooks may reach although private/loopback/link-local (e.g. 127.0.0.0/8)"},
+    {"SUBREG_WEBHOOK_RETRY_SCHEDULE", C_STR, OFF(webhook_retry_schedule), "0,5,300,1800,7200,18000,36000,36000", 0, 0,
+     "seconds before each attempt (first, then retries), with +-10% jitter"},
+    {"SUBREG_WEBHOOK_TIMEOUT_MS", C_INT, OFF(webhook_timeout_ms), "15000", 100, 120000,
+     "an attempt that has not answered by then failed"},
+    {"SUBREG_WEBHOOK_DISABLE_AFTER_S", C_INT, OFF(webhook_disable_after_s), "432000", 1, 31536000,
+     "a subscription failing for this long is disabled (default 5 days)"},
+    {"SUBREG_WEBHOOK_ROTATION_OVERLAP_S", C_INT, OFF(webhook_rotation_overlap_s), "86400", 0, 2592000,
+     "after rotate-secret the previous secret keeps signing for this long"},
+    {"SUBREG_WEBHOOK_POLL_MS", C_INT, OFF(webhook_poll_ms), "500", 10, 600000,
+     "how often the delivery thread looks for queued events and due deliveries"},
+    {"SUBREG_WEBHOOK_CONCURRENCY", C_INT, OFF(webhook_concurrency), "64", 1, 4096,
+     "deliveries in flight at once per instance"},
+    {"SUBREG_WEBHOOK_LEASE_MS", C_INT, OFF(webhook_lease_ms), "60000", 1000, 3600000,
+     "delivery shard lease: one instance sends a shard's attempts per lease period"},
     {"SUBREG_CORS_ORIGIN", C_STR, OFF(cors_origin), "", 0, 0, "Access-Control-Allow-Origin value; empty: no CORS"},
     {"SUBREG_JWT_ALGORITHMS", C_STR, OFF(jwt_algorithms), "HS256", 0, 0,
      "accepted JWT algorithms: comma list of HS256, RS256, ES256"},
@@ -96,6 +114,14 @@ bool config_load(config *cfg, char *err, size_t errlen)
     }
     if (!strchr(cfg->listen, ':')) {
         snprintf(err, errlen, "SUBREG_LISTEN: must be host:port, got \"%.60s\"", cfg->listen);
+        return false;
+    }
+    if (strcmp(cfg->webhook_allow_http, "true") != 0 && strcmp(cfg->webhook_allow_http, "false") != 0) {
+        snprintf(err, errlen, "SUBREG_WEBHOOK_ALLOW_HTTP: must be true or false");
+        return false;
+    }
+    if (cfg->webhook_lease_ms < cfg->webhook_timeout_ms + 5000) {
+        snprintf(err, errlen, "SUBREG_WEBHOOK_LEASE_MS: must exceed SUBREG_WEBHOOK_TIMEOUT_MS by at least 5000");
         return false;
     }
     if (*cfg->test_fault && strcmp(cfg->test_fault, "exit_after_commit") != 0) {

@@ -1,6 +1,7 @@
 /* subreg: the subprocessor and SCC registry service.
  * Subcommands: serve, migrate, token. Start modules in order, wait for a signal,
  * stop them in reverse. */
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "subreg/config.h"
 #include "subreg/http.h"
 #include "subreg/log.h"
+#include "subreg/notify.h"
 #include "subreg/resource.h"
 #include "subreg/store.h"
 
@@ -146,10 +148,29 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .rate_limit_exempt = c->rate_limit_exempt,
     };
     store_set_exit_after_apply(API.test_fault != NULL);
+    notify_settings ns = {
+        .allow_http = strcmp(c->webhook_allow_http, "true") == 0,
+        .allow_nets = c->webhook_allow_nets,
+        .retry_schedule = c->webhook_retry_schedule,
+        .timeout_ms = c->webhook_timeout_ms,
+        .disable_after_s = c->webhook_disable_after_s,
+        .rotation_overlap_s = c->webhook_rotation_overlap_s,
+        .poll_ms = c->webhook_poll_ms,
+        .concurrency = c->webhook_concurrency,
+        .lease_ms = c->webhook_lease_ms,
+        .public_base_url = API.public_base_url,
+    };
+    char nerr[256];
+    if (!notify_init(&ns, nerr, sizeof nerr)) {
+        fprintf(stderr, "subreg: configuration error: %s\n", nerr);
+        return 2;
+    }
     relay_start(c->relay_interval_ms, c->claim_lease_ms);
     publish_start(c->publish_poll_ms);
+    notify_start();
     char err[256];
     if (!http_start(&hs, routes, n, err, sizeof err)) {
+        notify_stop();
         publish_stop();
         relay_stop();
         fprintf(stderr, "subreg: %s\n", err);
@@ -162,6 +183,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     while (!stop_requested) pause();
     log_event(LOG_INFO, "stopping: finishing in-flight requests", NULL);
     http_stop();
+    notify_stop();
     publish_stop();
     relay_stop();
     log_event(LOG_INFO, "stopped", NULL);
@@ -216,7 +238,9 @@ int main(int argc, char **argv)
         config_free(&c);
         return 2;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before any thread */
     rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate() : cmd_serve(&c, auth);
+    curl_global_cleanup();
     store_cleanup();
     auth_free(auth);
     config_free(&c);

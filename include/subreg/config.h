@@ -21,6 +21,15 @@ typedef struct {
     char *public_base_url;
     int public_rate_per_min;
     char *rate_limit_exempt;
+    char *webhook_allow_http;
+    char *webhook_allow_nets;
+    char *webhook_retry_schedule;
+    int webhook_timeout_ms;
+    int webhook_disable_after_s;
+    int webhook_rotation_overlap_s;
+    int webhook_poll_ms;
+    int webhook_concurrency;
+    int webhook_lease_ms;
     char *cors_origin;     /* empty: no CORS headers */
     /* JWT */
     char *jwt_algorithms;  /* comma list, validated */

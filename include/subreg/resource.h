@@ -11,11 +11,14 @@
 #include "subreg/auth.h"
 #include "subreg/schema.h"
 
+struct req;
+
 /* A list filter: ?param=value becomes {path: value} (value validated by type). */
 typedef struct {
     const char *param;
     const char *path;
     const field *type;
+    const char *op; /* NULL: equality; "$gte" etc.: a range (timestamps are canonical strings) */
 } filter_def;
 
 /* Outcome of a domain rule check beyond the schema. */
@@ -46,12 +49,24 @@ typedef struct resource {
     role delete_role;
     /* Domain rules over the whole new state (before is NULL on create). */
     void (*check)(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r);
+    /* Checks that need I/O (e.g. resolving a webhook's host); answers the request
+     * itself and returns false to refuse. */
+    bool (*io_check)(struct req *r, const cJSON *doc);
+    /* On create, after validation: may add internal members to doc and members
+     * shown once in the 201 response (e.g. a secret). */
+    void (*on_create)(cJSON *doc, cJSON *response_extra);
+    /* On update: may adjust server-maintained members of the new state. */
+    void (*on_update)(const cJSON *before, cJSON *doc);
+    /* Internal members ('_'-prefixed) an update carries over, NULL-terminated. */
+    const char *const *keep_internal;
 } resource;
 
 extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
 extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT, RES_OBJECTION;
 
-/* Every resource, NULL-terminated (routing, indexes, outbox relay). */
+extern const resource RES_WEBHOOK, RES_DELIVERY;
+
+/* Every resource, NULL-terminated (routing, indexes, reference scans). */
 extern const resource *const RESOURCES[];
 
 #endif

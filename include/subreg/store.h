@@ -60,6 +60,22 @@ store_status store_last_version(const char *entity_type, const char *id, int64_t
 /* Settles claims older than lease_ms (see above); *settled counts them. */
 store_status store_recover_claims(int64_t lease_ms, int *settled);
 
+/* Writes whose audit record passes this filter also queue an event
+ * (event_queue, keyed by the audit record's id) between claim and apply, so an
+ * applied change always has its queued event. */
+void store_set_event_filter(bool (*emits)(const cJSON *record));
+
+/* Inserts many documents in one round trip; duplicates of existing ids are
+ * ignored (a repeated fan-out is harmless). */
+store_status store_insert_many(const char *coll, const cJSON *docs);
+/* Applies {$set: set} to each id in one round trip. */
+store_status store_update_many(const char *coll, const cJSON *ids, const cJSON *sets);
+/* Deletes the documents with these ids. */
+store_status store_delete_ids(const char *coll, const cJSON *ids);
+/* Documents matching filter (owned, modified), sorted by sort_field ascending,
+ * at most limit. */
+store_status store_find(const char *coll, bson_t *filter, const char *sort_field, int limit, cJSON **out);
+
 /* Test hook: exit the process between apply and commit. */
 void store_set_exit_after_apply(bool on);
 

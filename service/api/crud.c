@@ -326,6 +326,7 @@ static void handle_create(req *r)
         goto done;
     }
     if (!check_rules(r, res, NULL, body) || !check_refs(r, res, body)) goto done;
+    if (res->io_check && !res->io_check(r, body)) goto done;
     id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
     /* A client-chosen id may have existed before: its history goes on. */
     int64_t first = 1;
@@ -340,8 +341,18 @@ static void handle_create(req *r)
     format_rfc3339(now_ms(), at);
     doc = assemble(res, id, first, at, at, body);
     cJSON *rec = crud_audit_record(r, res, "create", id, first, at, NULL, doc);
+    cJSON *extra = cJSON_CreateObject();
+    if (res->on_create) res->on_create(doc, extra);
     store_status st = store_write(res->collection, id, 0, doc, rec);
     cJSON_Delete(rec);
+    to_public(doc);
+    while (extra->child) {
+        cJSON *m = extra->child;
+        char *name = xstrdup(m->string);
+        cJSON_AddItemToObject(doc, name, cJSON_DetachItemViaPointer(extra, m));
+        free(name);
+    }
+    cJSON_Delete(extra);
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
@@ -425,12 +436,36 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
             free(after);
             return;
         }
+        if (f->type->type == FT_DATETIME) {
+            /* Stored times are canonical "YYYY-MM-DDTHH:MM:SSZ": they sort as strings. */
+            int64_t ms = 0;
+            char canon[32];
+            parse_rfc3339(v, &ms);
+            format_rfc3339(ms, canon);
+            cJSON_SetValuestring(val, canon);
+        }
         cJSON *wrap = cJSON_CreateObject();
-        cJSON_AddItemToObject(wrap, "v", val);
+        if (f->op) cJSON_AddItemToObject(cJSON_AddObjectToObject(wrap, "v"), f->op, val);
+        else cJSON_AddItemToObject(wrap, "v", val);
         bson_t tmp = BSON_INITIALIZER;
-        json_to_bson(wrap, &tmp);
+        /* json_to_bson refuses '$' keys on principle: build the operator here. */
+        if (f->op) {
+            bson_t sub;
+            BSON_APPEND_DOCUMENT_BEGIN(&tmp, "v", &sub);
+            bson_t inner = BSON_INITIALIZER;
+            cJSON *one = cJSON_CreateObject();
+            cJSON_AddItemToObject(one, "x", cJSON_Duplicate(val, 1));
+            json_to_bson(one, &inner);
+            bson_iter_t iv;
+            if (bson_iter_init_find(&iv, &inner, "x")) bson_append_iter(&sub, f->op, -1, &iv);
+            bson_destroy(&inner);
+            cJSON_Delete(one);
+            bson_append_document_end(&tmp, &sub);
+        } else {
+            json_to_bson(wrap, &tmp);
+        }
         bson_iter_t it;
-        if (f->path && bson_iter_init_find(&it, &tmp, "v")) bson_append_iter(filter, f->path, -1, &it);
+        if (bson_iter_init_find(&it, &tmp, "v")) bson_append_iter(filter, f->path, -1, &it);
         bson_destroy(&tmp);
         cJSON_Delete(wrap);
     }
@@ -468,8 +503,25 @@ static void handle_list(req *r)
     bson_destroy(&filter);
 }
 
-/* Loads the current state for a conditional write: 404, 412 answered here. */
-static cJSON *load_for_write(req *r, const resource *res, int64_t expect)
+/* What an update keeps that the client does not send: read-only members the
+ * server maintains (other than id, version and the times) and the resource's
+ * listed internal members. */
+static void carry_server_state(const resource *res, const cJSON *raw, cJSON *doc)
+{
+    for (const field *f = res->fields; f->name; f++) {
+        if (!(f->flags & FF_READONLY) || json_get(doc, f->name)) continue;
+        const cJSON *v = json_get(raw, f->name);
+        if (v) cJSON_AddItemToObject(doc, f->name, cJSON_Duplicate(v, 1));
+    }
+    for (const char *const *k = res->keep_internal; k && *k; k++) {
+        const cJSON *v = json_get(raw, *k);
+        if (v) cJSON_AddItemToObject(doc, *k, cJSON_Duplicate(v, 1));
+    }
+}
+
+/* Loads the current state for a conditional write: 404, 412 answered here.
+ * *raw (optional) receives the stored document with its internal members. */
+static cJSON *load_for_write_raw(req *r, const resource *res, int64_t expect, cJSON **raw)
 {
     cJSON *cur = NULL;
     store_status st = store_get(res->collection, r->param, &cur);
@@ -477,13 +529,23 @@ static cJSON *load_for_write(req *r, const resource *res, int64_t expect)
         respond_store_error(r, st);
         return NULL;
     }
+    if (raw) *raw = cJSON_Duplicate(cur, 1);
     to_public(cur);
     if ((int64_t)cJSON_GetNumberValue(json_get(cur, "version")) != expect) {
         respond_store_error(r, ST_STALE);
         cJSON_Delete(cur);
+        if (raw) {
+            cJSON_Delete(*raw);
+            *raw = NULL;
+        }
         return NULL;
     }
     return cur;
+}
+
+static cJSON *load_for_write(req *r, const resource *res, int64_t expect)
+{
+    return load_for_write_raw(r, res, expect, NULL);
 }
 
 static void handle_patch(req *r)
@@ -492,7 +554,7 @@ static void handle_patch(req *r)
     cJSON *patch = req_json_body(r, "application/merge-patch+json");
     if (!patch) return;
     int64_t expect;
-    cJSON *cur = NULL, *client = NULL, *doc = NULL;
+    cJSON *cur = NULL, *client = NULL, *doc = NULL, *raw = NULL;
     verrors errs;
     verrors_init(&errs);
     if (!req_if_match(r, &expect)) goto done;
@@ -500,7 +562,7 @@ static void handle_patch(req *r)
         respond_validation(r, &errs);
         goto done;
     }
-    if (!(cur = load_for_write(r, res, expect))) goto done;
+    if (!(cur = load_for_write_raw(r, res, expect, &raw))) goto done;
     client = cJSON_Duplicate(cur, 1);
     schema_strip_server_fields(res->fields, client);
     merge_patch(client, patch);
@@ -509,10 +571,13 @@ static void handle_patch(req *r)
         goto done;
     }
     if (!check_rules(r, res, cur, client) || !check_refs(r, res, client)) goto done;
+    if (res->io_check && !res->io_check(r, client)) goto done;
     char at[32];
     format_rfc3339(now_ms(), at);
     const char *created = json_get_str(cur, "created_at");
     doc = assemble(res, r->param, expect + 1, created ? created : at, at, client);
+    carry_server_state(res, raw, doc);
+    if (res->on_update) res->on_update(cur, doc);
     cJSON *rec = crud_audit_record(r, res, "update", r->param, expect + 1, at, cur, doc);
     store_status st = store_write(res->collection, r->param, expect, doc, rec);
     cJSON_Delete(rec);
@@ -521,9 +586,11 @@ static void handle_patch(req *r)
         goto done;
     }
     req_add_etag(r, expect + 1);
+    to_public(doc);
     respond_json(r, 200, doc);
 done:
     verrors_free(&errs);
+    cJSON_Delete(raw);
     cJSON_Delete(doc);
     cJSON_Delete(client);
     cJSON_Delete(cur);
@@ -568,11 +635,11 @@ int crud_routes(route *out, int cap)
             {"PATCH", item, handle_patch, res->write_role, res, 0},
             {"DELETE", item, handle_delete, res->delete_role, res, 0},
         };
-        if (res->parent_path && n + 2 <= cap) {
-            out[n++] = (route){"GET", res->parent_path, handle_list, read, res, 0};
-            out[n++] = (route){"POST", res->parent_path, handle_create, res->write_role, res, 0};
-        }
         unsigned want = res->routes ? res->routes : (R_LIST | R_GET | R_CREATE | R_PATCH | R_DELETE);
+        if (res->parent_path && n + 2 <= cap) {
+            if (want & R_LIST) out[n++] = (route){"GET", res->parent_path, handle_list, read, res, 0};
+            if (want & R_CREATE) out[n++] = (route){"POST", res->parent_path, handle_create, res->write_role, res, 0};
+        }
         static const unsigned bits[] = {R_LIST, R_CREATE, R_GET, R_PATCH, R_DELETE};
         for (size_t k = 0; k < sizeof rs / sizeof rs[0] && n < cap; k++)
             if (want & bits[k]) out[n++] = rs[k];

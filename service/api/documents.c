@@ -25,7 +25,7 @@ static const field DOCUMENT_FIELDS[] = {
 };
 
 static const field F_SHA = {.type = FT_STRING, .min = 64, .max = 64};
-static const filter_def DOCUMENT_FILTERS[] = {{"sha256", "sha256", &F_SHA}, {0}};
+static const filter_def DOCUMENT_FILTERS[] = {{"sha256", "sha256", &F_SHA, NULL}, {0}};
 
 const resource RES_DOCUMENT = {
     .type = "document",

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "subreg/api.h"
+#include "subreg/notify.h"
 #include "subreg/schema.h"
 #include "subreg/resource.h"
 
@@ -35,6 +36,11 @@ static void handle_readyz(req *r)
         respond_problem(r, 503, "service-unavailable", "the recovery thread is not running");
         return;
     }
+    if (notify_idle_ms() > 120000) {
+        req_add_header(r, "Retry-After", "5");
+        respond_problem(r, 503, "service-unavailable", "the webhook delivery thread is not running");
+        return;
+    }
     respond(r, 200, "application/json", "{\"status\":\"ready\"}", 18);
 }
 
@@ -45,6 +51,7 @@ static void handle_metrics(req *r)
     sb_printf(&sb, "# HELP subreg_recovery_idle_seconds Time since the recovery thread last completed a sweep.\n"
                    "# TYPE subreg_recovery_idle_seconds gauge\nsubreg_recovery_idle_seconds %.3f\n",
               (double)relay_idle_ms() / 1000.0);
+    notify_metrics(&sb);
     respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", sb.data, sb.len);
     sb_free(&sb);
 }
@@ -55,7 +62,7 @@ static void handle_openapi(req *r)
     respond(r, 200, "application/yaml; charset=utf-8", API.openapi_yaml, API.openapi_len);
 }
 
-static const char *const ACTIONS[] = {"create", "update", "delete", NULL};
+static const char *const ACTIONS[] = {"create", "update", "delete", "effective", NULL};
 static const field F_ENTITY_TYPE = {.type = FT_STRING, .min = 1, .max = 64};
 static const field F_ENTITY_ID = {.type = FT_STRING, .min = 1, .max = 64};
 static const field F_ACTOR = {.type = FT_STRING, .min = 1, .max = 255};
@@ -63,11 +70,11 @@ static const field F_ACTION = {.type = FT_ENUM, .enums = ACTIONS};
 static const field F_SINCE = {.type = FT_DATETIME};
 
 static const filter_def AUDIT_FILTERS[] = {
-    {"entity_type", "entity_type", &F_ENTITY_TYPE},
-    {"entity_id", "entity_id", &F_ENTITY_ID},
-    {"actor", "actor", &F_ACTOR},
-    {"action", "action", &F_ACTION},
-    {"since", NULL, &F_SINCE}, /* a range, added below */
+    {"entity_type", "entity_type", &F_ENTITY_TYPE, NULL},
+    {"entity_id", "entity_id", &F_ENTITY_ID, NULL},
+    {"actor", "actor", &F_ACTOR, NULL},
+    {"action", "action", &F_ACTION, NULL},
+    {"since", "at", &F_SINCE, "$gte"},
     {0},
 };
 
@@ -76,18 +83,6 @@ static void handle_audit(req *r)
     bson_t filter = BSON_INITIALIZER;
     /* Pending records are claims of writes in flight (store.h). */
     BSON_APPEND_UTF8(&filter, "_state", "committed");
-    const char *since = req_query(r, "since");
-    int64_t ms;
-    if (since && parse_rfc3339(since, &ms)) {
-        /* Stored times are canonical "YYYY-MM-DDTHH:MM:SSZ": they sort as strings. */
-        char canon[32];
-        format_rfc3339(ms, canon);
-        bson_t sub;
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "at", &sub);
-        BSON_APPEND_UTF8(&sub, "$gte", canon);
-        bson_append_document_end(&filter, &sub);
-    }
-    /* since has no path of its own: list_page validates it and skips it. */
     list_page(r, "audit", AUDIT_FILTERS, &filter);
     bson_destroy(&filter);
 }
@@ -106,5 +101,6 @@ int api_routes(route *out, int cap)
     n += document_routes(out + n, cap - n, API.max_document_bytes);
     n += compliance_routes(out + n, cap - n);
     n += publication_routes(out + n, cap - n);
+    n += notify_routes(out + n, cap - n);
     return n + crud_routes(out + n, cap - n);
 }

@@ -41,9 +41,9 @@ static const field OBJECTION_FIELDS[] = {
 };
 
 static const filter_def OBJECTION_FILTERS[] = {
-    {"status", "status", &(const field){.type = FT_ENUM, .enums = OBJECTION_STATUSES}},
-    {"customer_id", "customer_id", &(const field){.type = FT_REF, .ref = "customers"}},
-    {"publication_id", "publication_id", &(const field){.type = FT_REF, .ref = PUBLICATIONS}},
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = OBJECTION_STATUSES}, NULL},
+    {"customer_id", "customer_id", &(const field){.type = FT_REF, .ref = "customers"}, NULL},
+    {"publication_id", "publication_id", &(const field){.type = FT_REF, .ref = PUBLICATIONS}, NULL},
     {0},
 };
 
@@ -74,7 +74,6 @@ const resource RES_OBJECTION = {
     .parent_field = "publication_id",
     .fields = OBJECTION_FIELDS,
     .filters = OBJECTION_FILTERS,
-    .routes = R_LIST | R_GET | R_PATCH | R_DELETE,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = objection_check,

@@ -17,8 +17,8 @@ static const field COUNTRY_FIELDS[] = {
 };
 
 static const filter_def COUNTRY_FILTERS[] = {
-    {"eu", "eu", &FIELD_BOOL},
-    {"eea", "eea", &FIELD_BOOL},
+    {"eu", "eu", &FIELD_BOOL, NULL},
+    {"eea", "eea", &FIELD_BOOL, NULL},
     {0},
 };
 
@@ -69,9 +69,9 @@ static const field ADEQUACY_FIELDS[] = {
 };
 
 static const filter_def ADEQUACY_FILTERS[] = {
-    {"country", "country", &FIELD_COUNTRY},
-    {"scope", "scope", &(const field){.type = FT_ENUM, .enums = SCOPES}},
-    {"status", "status", &(const field){.type = FT_ENUM, .enums = ADEQUACY_STATUSES}},
+    {"country", "country", &FIELD_COUNTRY, NULL},
+    {"scope", "scope", &(const field){.type = FT_ENUM, .enums = SCOPES}, NULL},
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = ADEQUACY_STATUSES}, NULL},
     {0},
 };
 
@@ -125,9 +125,9 @@ static const field SCC_FIELDS[] = {
 };
 
 static const filter_def SCC_FILTERS[] = {
-    {"regime", "regime", &(const field){.type = FT_ENUM, .enums = REGIMES}},
-    {"status", "status", &(const field){.type = FT_ENUM, .enums = SCC_STATUSES}},
-    {"basis", "basis", &(const field){.type = FT_ENUM, .enums = SCC_BASES}},
+    {"regime", "regime", &(const field){.type = FT_ENUM, .enums = REGIMES}, NULL},
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = SCC_STATUSES}, NULL},
+    {"basis", "basis", &(const field){.type = FT_ENUM, .enums = SCC_BASES}, NULL},
     {0},
 };
 

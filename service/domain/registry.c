@@ -79,9 +79,9 @@ static const field AGREEMENT_FIELDS[] = {
 };
 
 static const filter_def AGREEMENT_FILTERS[] = {
-    {"subprocessor_id", "subprocessor_id", &FIELD_SP_REF},
-    {"type", "type", &(const field){.type = FT_ENUM, .enums = AGREEMENT_TYPES}},
-    {"status", "status", &(const field){.type = FT_ENUM, .enums = AGREEMENT_STATUSES}},
+    {"subprocessor_id", "subprocessor_id", &FIELD_SP_REF, NULL},
+    {"type", "type", &(const field){.type = FT_ENUM, .enums = AGREEMENT_TYPES}, NULL},
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = AGREEMENT_STATUSES}, NULL},
     {0},
 };
 
@@ -96,6 +96,8 @@ static void agreement_check(const cJSON *before, const cJSON *after, verrors *er
         verrors_add(errs, "/signed_on", "required when status is active");
     if (str_is(after, "status", "superseded") && !has(after, "superseded_by"))
         verrors_add(errs, "/superseded_by", "required when status is superseded");
+    const char *self = before ? json_get_str(before, "id") : NULL, *by = json_get_str(after, "superseded_by");
+    if (self && by && strcmp(self, by) == 0) verrors_add(errs, "/superseded_by", "an agreement cannot supersede itself");
     if (str_is(after, "type", "dpa") && str_is(after, "authorisation", "general") && !has(after, "notice_days"))
         verrors_add(errs, "/notice_days", "required for a DPA with general authorisation (Art. 28(2))");
     if (errs->count) {
@@ -171,10 +173,10 @@ static const field TRANSFER_FIELDS[] = {
 };
 
 static const filter_def TRANSFER_FILTERS[] = {
-    {"subprocessor_id", "subprocessor_id", &FIELD_SP_REF},
-    {"country", "destination_country", &FIELD_COUNTRY},
-    {"basis", "basis", &(const field){.type = FT_ENUM, .enums = BASES}},
-    {"regime", "regime", &(const field){.type = FT_ENUM, .enums = REGIMES}},
+    {"subprocessor_id", "subprocessor_id", &FIELD_SP_REF, NULL},
+    {"country", "destination_country", &FIELD_COUNTRY, NULL},
+    {"basis", "basis", &(const field){.type = FT_ENUM, .enums = BASES}, NULL},
+    {"regime", "regime", &(const field){.type = FT_ENUM, .enums = REGIMES}, NULL},
     {0},
 };
 
@@ -243,9 +245,9 @@ static const field TOM_FIELDS[] = {
 };
 
 static const filter_def TOM_FILTERS[] = {
-    {"owner", "owner", &(const field){.type = FT_ENUM, .enums = OWNERS}},
-    {"subprocessor_id", "subprocessor_id", &FIELD_SP_REF},
-    {"status", "status", &(const field){.type = FT_ENUM, .enums = TOM_STATUSES}},
+    {"owner", "owner", &(const field){.type = FT_ENUM, .enums = OWNERS}, NULL},
+    {"subprocessor_id", "subprocessor_id", &FIELD_SP_REF, NULL},
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = TOM_STATUSES}, NULL},
     {0},
 };
 
@@ -311,8 +313,8 @@ static const field CUSTOMER_FIELDS[] = {
 };
 
 static const filter_def CUSTOMER_FILTERS[] = {
-    {"status", "status", &(const field){.type = FT_ENUM, .enums = CUSTOMER_STATUSES}},
-    {"authorisation", "authorisation", &(const field){.type = FT_ENUM, .enums = AUTHORISATIONS}},
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = CUSTOMER_STATUSES}, NULL},
+    {"authorisation", "authorisation", &(const field){.type = FT_ENUM, .enums = AUTHORISATIONS}, NULL},
     {0},
 };
 

@@ -145,11 +145,11 @@ static const field F_ROLE = {.type = FT_ENUM, .enums = ROLES};
 static const field F_COUNTRY = {.type = FT_COUNTRY};
 
 static const filter_def FILTERS[] = {
-    {"status", "status", &F_STATUS},
-    {"category", "category", &F_CATEGORY},
-    {"role", "role", &F_ROLE},
-    {"country", "locations.country", &F_COUNTRY},
-    {"hq_country", "hq_country", &F_COUNTRY},
+    {"status", "status", &F_STATUS, NULL},
+    {"category", "category", &F_CATEGORY, NULL},
+    {"role", "role", &F_ROLE, NULL},
+    {"country", "locations.country", &F_COUNTRY, NULL},
+    {"hq_country", "hq_country", &F_COUNTRY, NULL},
     {0},
 };
 

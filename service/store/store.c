@@ -11,6 +11,7 @@
 #include "subreg/util.h"
 
 #define AUDIT_COLLECTION "audit"
+#define EVENT_QUEUE "event_queue"
 #define CHUNKS "document_chunks"
 
 static mongoc_client_pool_t *pool;
@@ -489,6 +490,12 @@ store_status store_delete_chunks(const char *id)
 /* ---- writes: claim, apply, commit (see store.h) ---------------------------- */
 
 static bool exit_after_apply;
+static bool (*event_filter)(const cJSON *record);
+
+void store_set_event_filter(bool (*emits)(const cJSON *record))
+{
+    event_filter = emits;
+}
 
 void store_set_exit_after_apply(bool on)
 {
@@ -518,6 +525,18 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
         goto done;
     }
     if (st != ST_OK) goto done;
+    if (event_filter && event_filter(record)) {
+        cJSON *q = cJSON_CreateObject();
+        cJSON_AddStringToObject(q, "id", audit_id);
+        cJSON_AddNumberToObject(q, "queued_ms", (double)now_ms());
+        st = insert_doc(EVENT_QUEUE, q);
+        cJSON_Delete(q);
+        if (st != ST_OK && st != ST_DUPLICATE) {
+            store_delete_raw(AUDIT_COLLECTION, audit_id);
+            goto done;
+        }
+        st = ST_OK;
+    }
     st = expect == 0 ? insert_doc(coll, doc) : versioned_apply(coll, id, expect, doc);
     if (st != ST_OK) {
         /* Not applied: give the version back. If even that fails, the recovery
@@ -618,4 +637,115 @@ store_status store_last_version(const char *entity_type, const char *id, int64_t
     bson_destroy(filter);
     close_coll(&h);
     return st;
+}
+
+store_status store_insert_many(const char *coll, const cJSON *docs)
+{
+    if (cJSON_GetArraySize(docs) == 0) return ST_OK;
+    handle h = open_coll(coll);
+    bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(h.coll, opts);
+    for (const cJSON *d = docs->child; d; d = d->next) {
+        bson_t b = BSON_INITIALIZER;
+        if (to_stored(d, &b)) mongoc_bulk_operation_insert(bulk, &b);
+        bson_destroy(&b);
+    }
+    bson_t reply;
+    bson_error_t e;
+    store_status st = ST_OK;
+    if (!mongoc_bulk_operation_execute(bulk, &reply, &e)) {
+        /* Duplicates (a repeated fan-out) are fine; anything else is an error. */
+        bool only_dups = false;
+        bson_iter_t it, arr;
+        if (bson_iter_init_find(&it, &reply, "writeErrors") && bson_iter_recurse(&it, &arr)) {
+            only_dups = true;
+            while (bson_iter_next(&arr)) {
+                bson_iter_t er;
+                if (!bson_iter_recurse(&arr, &er) || !bson_iter_find(&er, "code") || bson_iter_as_int64(&er) != 11000)
+                    only_dups = false;
+            }
+        }
+        if (!only_dups) st = map_error(&e, "bulk insert");
+    }
+    bson_destroy(&reply);
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(opts);
+    close_coll(&h);
+    return st;
+}
+
+store_status store_update_many(const char *coll, const cJSON *ids, const cJSON *sets)
+{
+    if (cJSON_GetArraySize(ids) == 0) return ST_OK;
+    handle h = open_coll(coll);
+    bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(h.coll, opts);
+    const cJSON *set = sets ? sets->child : NULL;
+    for (const cJSON *id = ids->child; id && set; id = id->next, set = set->next) {
+        bson_t *sel = BCON_NEW("_id", BCON_UTF8(id->valuestring));
+        bson_t s = BSON_INITIALIZER, upd = BSON_INITIALIZER;
+        json_to_bson(set, &s);
+        BSON_APPEND_DOCUMENT(&upd, "$set", &s);
+        mongoc_bulk_operation_update_one_with_opts(bulk, sel, &upd, NULL, NULL);
+        bson_destroy(&upd);
+        bson_destroy(&s);
+        bson_destroy(sel);
+    }
+    bson_t reply;
+    bson_error_t e;
+    store_status st = mongoc_bulk_operation_execute(bulk, &reply, &e) ? ST_OK : map_error(&e, "bulk update");
+    bson_destroy(&reply);
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(opts);
+    close_coll(&h);
+    return st;
+}
+
+store_status store_delete_ids(const char *coll, const cJSON *ids)
+{
+    if (cJSON_GetArraySize(ids) == 0) return ST_OK;
+    bson_t filter = BSON_INITIALIZER, in, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    int i = 0;
+    for (const cJSON *id = ids->child; id; id = id->next, i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        BSON_APPEND_UTF8(&arr, k, id->valuestring);
+    }
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(&filter, &in);
+    handle h = open_coll(coll);
+    bson_error_t e;
+    bool ok = mongoc_collection_delete_many(h.coll, &filter, NULL, NULL, &e);
+    close_coll(&h);
+    bson_destroy(&filter);
+    return ok ? ST_OK : map_error(&e, "delete ids");
+}
+
+store_status store_find(const char *coll, bson_t *filter, const char *sort_field, int limit, cJSON **out)
+{
+    bson_t opts = BSON_INITIALIZER, sort;
+    if (sort_field) {
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+        BSON_APPEND_INT32(&sort, sort_field, 1);
+        bson_append_document_end(&opts, &sort);
+    }
+    BSON_APPEND_INT64(&opts, "limit", limit);
+    handle h = open_coll(coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, &opts, NULL);
+    const bson_t *d;
+    cJSON *arr = cJSON_CreateArray();
+    while (mongoc_cursor_next(cur, &d)) cJSON_AddItemToArray(arr, from_stored(d));
+    bson_error_t e;
+    store_status st = mongoc_cursor_error(cur, &e) ? map_error(&e, "find") : ST_OK;
+    mongoc_cursor_destroy(cur);
+    close_coll(&h);
+    bson_destroy(&opts);
+    if (st != ST_OK) {
+        cJSON_Delete(arr);
+        return st;
+    }
+    *out = arr;
+    return ST_OK;
 }

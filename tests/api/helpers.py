@@ -311,3 +311,79 @@ def wait_until(predicate, timeout, interval=0.2, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# registry, documents and audit helpers (test_registry, test_documents,
+# test_reference, test_compliance_api)
+
+
+def pdf_bytes(size=None, seed=None):
+    """A PDF body. Without `size`: a small, well-formed one-page PDF. With `size`:
+    a `%PDF-1.4` header followed by random bytes up to exactly `size` bytes."""
+    import os as _os
+    import random as _random
+    if size is None:
+        tag = f"{seed if seed is not None else next(_seq)}-{time.monotonic_ns()}".encode()
+        objs = [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
+        ]
+        stream = b"BT /F1 12 Tf 20 100 Td (subreg test " + tag + b") Tj ET"
+        objs.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+                    + b"\nendstream")
+        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        offsets = []
+        for i, o in enumerate(objs, 1):
+            offsets.append(len(out))
+            out += f"{i} 0 obj\n".encode() + o + b"\nendobj\n"
+        xref = len(out)
+        out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+        for off in offsets:
+            out += f"{off:010d} 00000 n \n".encode()
+        out += (f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+                .encode())
+        return bytes(out)
+    head = b"%PDF-1.4\n"
+    rnd = _random.Random(seed) if seed is not None else None
+    tail = rnd.randbytes(size - len(head)) if rnd else _os.urandom(size - len(head))
+    return head + tail
+
+
+def upload_pdf(api, data, filename=None, content_type="application/pdf"):
+    """POST /v1/documents with raw bytes; returns the response."""
+    params = {"filename": filename} if filename is not None else None
+    return api.request("POST", "/v1/documents", data=data, content_type=content_type,
+                       params=params, timeout=60)
+
+
+def audit_entries(api, entity_id, expected, timeout=10, **params):
+    """Poll /v1/audit?entity_id= until at least `expected` entries are there;
+    returns them (oldest first)."""
+    def fetch():
+        items, _ = api.list_all("/v1/audit", entity_id=entity_id, **params)
+        return items if len(items) >= expected else None
+    return wait_until(fetch, timeout, message=f"{expected} audit entries for {entity_id}")
+
+
+def today_utc(offset_days=0):
+    """The service's "today" (UTC) plus offset_days, as YYYY-MM-DD."""
+    import datetime as _dt
+    day = _dt.datetime.now(_dt.timezone.utc).date() + _dt.timedelta(days=offset_days)
+    return day.isoformat()
+
+
+def purge_subprocessor(api, sp_id):
+    """Delete a subprocessor and the transfers, TOM documents and agreements that
+    refer to it (admin api). For tests whose subprocessors must not outlive them,
+    e.g. ones located in a country of the unique_country() pool."""
+    for path in ("/v1/transfers", "/v1/tom-documents", "/v1/agreements"):
+        items, _ = api.list_all(path, subprocessor_id=sp_id)
+        for it in items:
+            assert_status(api.delete(f"{path}/{it['id']}", if_match=it["version"]), 204)
+    cur = api.get(f"/v1/subprocessors/{sp_id}")
+    if cur.status_code == 404:
+        return
+    assert_status(cur, 200)
+    assert_status(api.delete(f"/v1/subprocessors/{sp_id}", if_match=cur.json()["version"]), 204)

@@ -1,0 +1,36 @@
+/* notify: outgoing webhooks (Standard Webhooks). Subscriptions are a resource
+ * (/v1/webhooks); every committed change that emits an event was queued with it
+ * (store_write), and the delivery thread fans queued events out to deliveries,
+ * sends them with libcurl multi under a shard lease (several instances never
+ * send the same attempt within a lease), signs each attempt, retries on the
+ * schedule, and records every attempt in its delivery. */
+#ifndef SUBREG_NOTIFY_H
+#define SUBREG_NOTIFY_H
+
+#include <stdbool.h>
+
+#include "subreg/http.h"
+
+typedef struct {
+    bool allow_http;
+    const char *allow_nets;
+    const char *retry_schedule;
+    int timeout_ms;
+    int disable_after_s;
+    int rotation_overlap_s;
+    int poll_ms;
+    int concurrency;
+    int lease_ms;
+    const char *public_base_url;
+} notify_settings;
+
+/* Validates the settings (CIDRs, schedule); false with a message naming the variable. */
+bool notify_init(const notify_settings *s, char *err, size_t errlen);
+void notify_start(void);
+void notify_stop(void);
+int notify_routes(route *out, int cap);
+void notify_metrics(strbuf *out);
+/* Milliseconds since the delivery thread last completed a round (readiness). */
+int64_t notify_idle_ms(void);
+
+#endif

@@ -1,0 +1,259 @@
+#define _GNU_SOURCE
+#include "subreg/webhook.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "subreg/json.h"
+#include "subreg/util.h"
+
+char *webhook_new_secret(void)
+{
+    unsigned char key[32];
+    random_bytes(key, sizeof key);
+    char b64[64];
+    EVP_EncodeBlock((unsigned char *)b64, key, sizeof key);
+    char *out = xmalloc(strlen(b64) + 7);
+    sprintf(out, "whsec_%s", b64);
+    return out;
+}
+
+bool webhook_sign(const char *secret, const char *msg_id, int64_t timestamp, const char *body, size_t len,
+                  char *out, size_t outlen)
+{
+    if (strncmp(secret, "whsec_", 6) != 0) return false;
+    const char *b64 = secret + 6;
+    size_t blen = strlen(b64);
+    if (blen == 0 || blen % 4 != 0 || blen > 200) return false;
+    unsigned char key[160];
+    int klen = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)blen);
+    if (klen < 0) return false;
+    /* EVP_DecodeBlock counts padding bytes as data: drop them. */
+    if (blen >= 1 && b64[blen - 1] == '=') klen--;
+    if (blen >= 2 && b64[blen - 2] == '=') klen--;
+    char prefix[320];
+    int plen = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, (long long)timestamp);
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(m);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    size_t outl = 0;
+    bool ok = EVP_MAC_init(ctx, key, (size_t)klen, params) &&
+              EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)plen) &&
+              EVP_MAC_update(ctx, (const unsigned char *)body, len) && EVP_MAC_final(ctx, mac, &outl, sizeof mac);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m);
+    maclen = (unsigned int)outl;
+    if (!ok || maclen != 32 || outlen < 48) return false;
+    char sig[64];
+    EVP_EncodeBlock((unsigned char *)sig, mac, 32);
+    snprintf(out, outlen, "v1,%s", sig);
+    return true;
+}
+
+/* ---- network policy ------------------------------------------------------ */
+
+static bool in_net(const unsigned char *addr, const unsigned char *net, int bits)
+{
+    int full = bits / 8, rest = bits % 8;
+    if (memcmp(addr, net, (size_t)full) != 0) return false;
+    if (!rest) return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (addr[full] & mask) == (net[full] & mask);
+}
+
+bool netpolicy_parse(netpolicy *p, const char *cidrs, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (!cidrs || !*cidrs) return true;
+    char *copy = xstrdup(cidrs);
+    bool ok = true;
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        char *slash = strchr(t, '/');
+        if (slash) *slash = '\0';
+        if (p->n == NETPOLICY_MAX) {
+            ok = false;
+            break;
+        }
+        cidr *n = &p->nets[p->n];
+        if (inet_pton(AF_INET, t, n->addr) == 1) {
+            n->family = AF_INET;
+            n->bits = slash ? atoi(slash + 1) : 32;
+            if (n->bits < 0 || n->bits > 32) ok = false;
+        } else if (inet_pton(AF_INET6, t, n->addr) == 1) {
+            n->family = AF_INET6;
+            n->bits = slash ? atoi(slash + 1) : 128;
+            if (n->bits < 0 || n->bits > 128) ok = false;
+        } else {
+            ok = false;
+        }
+        if (!ok) break;
+        p->n++;
+    }
+    if (!ok) snprintf(err, errlen, "not a comma list of CIDRs (at most %d): %.60s", NETPOLICY_MAX, cidrs);
+    free(copy);
+    return ok;
+}
+
+typedef struct {
+    const char *cidr;
+    const char *why;
+} blocked;
+
+static const blocked V4[] = {
+    {"0.0.0.0/8", "unspecified"},   {"10.0.0.0/8", "private"},        {"100.64.0.0/10", "shared (CGNAT)"},
+    {"127.0.0.0/8", "loopback"},    {"169.254.0.0/16", "link-local (metadata)"},
+    {"172.16.0.0/12", "private"},   {"192.0.0.0/24", "IETF protocol assignments"},
+    {"192.0.2.0/24", "documentation"}, {"192.168.0.0/16", "private"}, {"198.18.0.0/15", "benchmarking"},
+    {"198.51.100.0/24", "documentation"}, {"203.0.113.0/24", "documentation"}, {"224.0.0.0/4", "multicast"},
+    {"240.0.0.0/4", "reserved"},    {NULL, NULL},
+};
+
+static const blocked V6[] = {
+    {"::/128", "unspecified"},      {"::1/128", "loopback"},            {"::ffff:0:0/96", "IPv4-mapped"},
+    {"64:ff9b::/96", "NAT64"},      {"100::/64", "discard"},            {"2001:db8::/32", "documentation"},
+    {"fc00::/7", "unique local"},   {"fe80::/10", "link-local"},        {"ff00::/8", "multicast"},
+    {"::/96", "IPv4-compatible"},   {NULL, NULL},
+};
+
+static const char *classify(const blocked *list, int family, const unsigned char *addr)
+{
+    for (const blocked *b = list; b->cidr; b++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", b->cidr);
+        char *slash = strchr(buf, '/');
+        *slash = '\0';
+        unsigned char net[16];
+        inet_pton(family, buf, net);
+        if (in_net(addr, net, atoi(slash + 1))) return b->why;
+    }
+    return NULL;
+}
+
+const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa)
+{
+    const unsigned char *addr;
+    int family = sa->sa_family;
+    if (family == AF_INET) addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    else if (family == AF_INET6) addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    else return "not an IP address";
+    for (int i = 0; i < p->n; i++)
+        if (p->nets[i].family == family && in_net(addr, p->nets[i].addr, p->nets[i].bits)) return NULL;
+    return classify(family == AF_INET ? V4 : V6, family, addr);
+}
+
+/* ---- retries ------------------------------------------------------------- */
+
+int64_t retry_delay(const char *schedule, int attempt)
+{
+    const char *p = schedule;
+    for (int k = 1; *p; k++) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p) return -1;
+        if (k == attempt) return v;
+        p = *end == ',' ? end + 1 : end;
+        if (!*end) break;
+    }
+    return -1;
+}
+
+int64_t parse_retry_after(const char *v, int64_t now_s)
+{
+    if (!v) return -1;
+    while (*v == ' ') v++;
+    char *end;
+    long long s = strtoll(v, &end, 10);
+    if (end != v && (*end == '\0' || *end == ' ' || *end == '\r')) return s < 0 ? 0 : s;
+    struct tm tm = {0};
+    const char *r = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!r) return -1;
+    int64_t t = (int64_t)timegm(&tm);
+    return t > now_s ? t - now_s : 0;
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
+{
+    const char *etype = json_get_str(rec, "entity_type"), *action = json_get_str(rec, "action");
+    if (!etype || !action || strcmp(etype, "delivery") == 0) return NULL;
+    if (strcmp(etype, "webhook") == 0) {
+        /* Subscriptions themselves emit one operational event: being disabled. */
+        const cJSON *before = json_get(rec, "before"), *after = json_get(rec, "after");
+        if (strcmp(action, "update") != 0 || !cJSON_IsTrue(json_get(before, "enabled")) ||
+            !cJSON_IsFalse(json_get(after, "enabled")) || !json_get_str(after, "disabled_reason"))
+            return NULL;
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "type", "webhook.disabled");
+        cJSON_AddStringToObject(ev, "timestamp", json_get_str(rec, "at") ? json_get_str(rec, "at") : "");
+        cJSON *data = cJSON_AddObjectToObject(ev, "data");
+        cJSON_AddStringToObject(data, "webhook_id", json_get_str(rec, "entity_id"));
+        cJSON_AddStringToObject(data, "url", json_get_str(after, "url") ? json_get_str(after, "url") : "");
+        cJSON_AddStringToObject(data, "reason", json_get_str(after, "disabled_reason"));
+        return ev;
+    }
+    char type[96];
+    if (strcmp(etype, "publication") == 0) {
+        snprintf(type, sizeof type, "publication.%s", strcmp(action, "effective") == 0 ? "effective" : "announced");
+        if (strcmp(action, "create") != 0 && strcmp(action, "effective") != 0) return NULL;
+    } else {
+        const char *past = strcmp(action, "create") == 0   ? "created"
+                           : strcmp(action, "update") == 0 ? "updated"
+                           : strcmp(action, "delete") == 0 ? "deleted"
+                                                           : NULL;
+        if (!past) return NULL;
+        snprintf(type, sizeof type, "%s.%s", etype, past);
+    }
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "type", type);
+    cJSON_AddStringToObject(ev, "timestamp", json_get_str(rec, "at") ? json_get_str(rec, "at") : "");
+    cJSON *data = cJSON_AddObjectToObject(ev, "data");
+    if (strcmp(etype, "publication") == 0) {
+        const cJSON *after = json_get(rec, "after");
+        cJSON_AddNumberToObject(data, "version", cJSON_GetNumberValue(json_get(after, "number")));
+        static const char *const keep[] = {"published_at", "effective_at", "objection_deadline", "summary", NULL};
+        for (const char *const *k = keep; *k; k++)
+            if (json_get(after, *k)) cJSON_AddItemToObject(data, *k, cJSON_Duplicate(json_get(after, *k), 1));
+        if (json_get(after, "diff")) cJSON_AddItemToObject(data, "changes", cJSON_Duplicate(json_get(after, "diff"), 1));
+        cJSON *links = cJSON_AddObjectToObject(data, "links");
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s/public/v1/subprocessors", public_base);
+        cJSON_AddStringToObject(links, "json", buf);
+        snprintf(buf, sizeof buf, "%s/public/v1/subprocessors?format=csv", public_base);
+        cJSON_AddStringToObject(links, "csv", buf);
+        snprintf(buf, sizeof buf, "%s/subprocessors", public_base);
+        cJSON_AddStringToObject(links, "html", buf);
+        snprintf(buf, sizeof buf, "%s/public/v1/subprocessors/versions/%d", public_base,
+                 (int)cJSON_GetNumberValue(json_get(after, "number")));
+        cJSON_AddStringToObject(links, "version", buf);
+    } else {
+        cJSON_AddStringToObject(data, "entity_type", etype);
+        cJSON_AddStringToObject(data, "id", json_get_str(rec, "entity_id"));
+        cJSON_AddNumberToObject(data, "version", cJSON_GetNumberValue(json_get(rec, "entity_version")));
+        cJSON_AddStringToObject(data, "actor", json_get_str(rec, "actor") ? json_get_str(rec, "actor") : "");
+        const cJSON *state = strcmp(action, "delete") == 0 ? json_get(rec, "before") : json_get(rec, "after");
+        if (cJSON_IsObject(state)) cJSON_AddItemToObject(data, "object", cJSON_Duplicate(state, 1));
+    }
+    return ev;
+}
+
+bool event_type_matches(const cJSON *subscribed, const char *type)
+{
+    for (const cJSON *c = subscribed ? subscribed->child : NULL; c; c = c->next) {
+        if (!cJSON_IsString(c)) continue;
+        const char *s = c->valuestring;
+        if (strcmp(s, "*") == 0 || strcmp(s, type) == 0) return true;
+        size_t n = strlen(s);
+        /* "subprocessor.*" */
+        if (n > 2 && s[n - 1] == '*' && s[n - 2] == '.' && strncmp(s, type, n - 1) == 0) return true;
+    }
+    return false;
+}

@@ -1,0 +1,829 @@
+/* The delivery thread. Each round:
+ *   1. fan-out: every queued event (event_queue, written with its change by
+ *      store_write) whose audit record is committed becomes one delivery per
+ *      matching enabled subscription (deterministic ids: a repeated fan-out after
+ *      a crash inserts nothing new), then leaves the queue;
+ *   2. leases: the deliveries are split into shards; an instance claims a shard
+ *      for the current period by inserting {shard, period} (a unique _id), so
+ *      exactly one instance sends a shard's attempts within a lease;
+ *   3. sending: due deliveries of the owned shards go out through libcurl multi,
+ *      signed, with the address actually connected to checked against the
+ *      network policy; results are written in bulk: the attempt log, the next
+ *      attempt (retry schedule with jitter, Retry-After honoured), the
+ *      subscription's health (410 or failing for too long disables it).
+ * A crash between sending and recording means the attempt is sent again later:
+ * at-least-once, with the same webhook-id. */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "notify_internal.h"
+#include "subreg/json.h"
+#include "subreg/log.h"
+
+#define SHARDS 16
+#define BATCH 2000
+#define EXCERPT 256
+#define QUEUE "event_queue"
+#define DUE "delivery_due"
+#define LEASES "delivery_leases"
+#define ACTOR "subreg-delivery"
+
+static char instance_id[40];
+
+/* ---- metrics --------------------------------------------------------------- */
+
+static uint64_t m_attempts, m_delivered, m_failed_attempts, m_exhausted, m_retried, m_pending, m_lat_us;
+static const double LAT_BUCKETS[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 15};
+static uint64_t m_lat_hist[8];
+
+static void count_latency(double ms)
+{
+    size_t b = 0;
+    while (b < 7 && ms / 1000.0 > LAT_BUCKETS[b]) b++;
+    __atomic_add_fetch(&m_lat_hist[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m_lat_us, (uint64_t)(ms * 1000), __ATOMIC_RELAXED);
+}
+
+void notify_metrics(strbuf *out)
+{
+#define LOAD(x) (unsigned long long)__atomic_load_n(&(x), __ATOMIC_RELAXED)
+    sb_printf(out,
+              "# HELP subreg_webhook_deliveries_pending Deliveries waiting for their next attempt.\n"
+              "# TYPE subreg_webhook_deliveries_pending gauge\nsubreg_webhook_deliveries_pending %llu\n"
+              "# HELP subreg_webhook_attempts_total Delivery attempts sent.\n"
+              "# TYPE subreg_webhook_attempts_total counter\nsubreg_webhook_attempts_total %llu\n"
+              "# HELP subreg_webhook_delivered_total Deliveries answered with 2xx.\n"
+              "# TYPE subreg_webhook_delivered_total counter\nsubreg_webhook_delivered_total %llu\n"
+              "# HELP subreg_webhook_failed_attempts_total Attempts that failed (non-2xx, timeout, refused).\n"
+              "# TYPE subreg_webhook_failed_attempts_total counter\nsubreg_webhook_failed_attempts_total %llu\n"
+              "# HELP subreg_webhook_retried_total Attempts after the first.\n"
+              "# TYPE subreg_webhook_retried_total counter\nsubreg_webhook_retried_total %llu\n"
+              "# HELP subreg_webhook_failed_total Deliveries given up (schedule exhausted, 410, disabled).\n"
+              "# TYPE subreg_webhook_failed_total counter\nsubreg_webhook_failed_total %llu\n"
+              "# HELP subreg_webhook_latency_seconds Time from sending an attempt to its answer.\n"
+              "# TYPE subreg_webhook_latency_seconds histogram\n",
+              LOAD(m_pending), LOAD(m_attempts), LOAD(m_delivered), LOAD(m_failed_attempts), LOAD(m_retried),
+              LOAD(m_exhausted));
+    unsigned long long cum = 0;
+    for (int b = 0; b < 7; b++) {
+        cum += LOAD(m_lat_hist[b]);
+        sb_printf(out, "subreg_webhook_latency_seconds_bucket{le=\"%g\"} %llu\n", LAT_BUCKETS[b], cum);
+    }
+    cum += LOAD(m_lat_hist[7]);
+    sb_printf(out, "subreg_webhook_latency_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    sb_printf(out, "subreg_webhook_latency_seconds_sum %.6f\nsubreg_webhook_latency_seconds_count %llu\n",
+              (double)LOAD(m_lat_us) / 1e6, cum);
+#undef LOAD
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+typedef struct {
+    const char *id;        /* delivery id */
+    const char *event_id;
+    const char *url;
+    const cJSON *secrets;
+    const char *body;
+    int attempt;           /* number of this attempt */
+    CURL *easy;
+    struct curl_slist *headers;
+    char error[CURL_ERROR_SIZE];
+    char refused[96];
+    char excerpt[EXCERPT + 1];
+    size_t excerpt_len;
+    char retry_after[64];
+    long status;
+    double latency_ms;
+    int64_t sent_ms;
+} job;
+
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    job *j = clientp;
+    const char *why = netpolicy_refuse(&NETS, &a->addr);
+    if (why) {
+        snprintf(j->refused, sizeof j->refused, "refused address (%s)", why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+{
+    job *j = ctx;
+    size_t len = size * n, room = EXCERPT - j->excerpt_len;
+    size_t take = len < room ? len : room;
+    memcpy(j->excerpt + j->excerpt_len, data, take);
+    j->excerpt_len += take;
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ctx)
+{
+    job *j = ctx;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+        size_t v = len - 12;
+        if (v >= sizeof j->retry_after) v = sizeof j->retry_after - 1;
+        memcpy(j->retry_after, data + 12, v);
+        j->retry_after[v] = '\0';
+        j->retry_after[strcspn(j->retry_after, "\r\n")] = '\0';
+    }
+    return len;
+}
+
+/* Signatures with every secret still valid (two during a rotation). */
+static void sign_all(const cJSON *secrets, const char *msg_id, int64_t ts, const char *body, strbuf *out)
+{
+    char at[32];
+    format_rfc3339(now_ms(), at);
+    for (const cJSON *s = secrets ? secrets->child : NULL; s; s = s->next) {
+        const char *exp = json_get_str(s, "expires_at");
+        if (exp && strcmp(exp, at) <= 0) continue;
+        char sig[128];
+        if (!webhook_sign(json_get_str(s, "secret"), msg_id, ts, body, strlen(body), sig, sizeof sig)) continue;
+        if (out->len) sb_puts(out, " ");
+        sb_puts(out, sig);
+    }
+}
+
+static void job_prepare(job *j)
+{
+    int64_t ts = now_ms() / 1000;
+    strbuf h = {0};
+    j->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    sb_printf(&h, "webhook-id: %s", j->event_id);
+    j->headers = curl_slist_append(j->headers, h.data);
+    h.len = 0;
+    sb_printf(&h, "webhook-timestamp: %lld", (long long)ts);
+    j->headers = curl_slist_append(j->headers, h.data);
+    strbuf sigs = {0};
+    sign_all(j->secrets, j->event_id, ts, j->body, &sigs);
+    h.len = 0;
+    sb_printf(&h, "webhook-signature: %s", sigs.data ? sigs.data : "");
+    j->headers = curl_slist_append(j->headers, h.data);
+    j->headers = curl_slist_append(j->headers, "Expect:");
+    sb_free(&sigs);
+    sb_free(&h);
+    CURL *e = curl_easy_init();
+    j->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, j->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "subreg-webhooks/1");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)NS.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(NS.timeout_ms < 5000 ? NS.timeout_ms : 5000));
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, NS.allow_http ? "http,https" : "https");
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    j->sent_ms = mono_ms();
+}
+
+static void job_finish(job *j, CURLcode rc)
+{
+    j->latency_ms = (double)(mono_ms() - j->sent_ms);
+    if (rc == CURLE_OK) curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->status);
+    else if (!j->error[0]) snprintf(j->error, sizeof j->error, "%s", curl_easy_strerror(rc));
+    if (j->refused[0]) snprintf(j->error, sizeof j->error, "%s", j->refused);
+    curl_slist_free_all(j->headers);
+    curl_easy_cleanup(j->easy);
+    j->headers = NULL;
+    j->easy = NULL;
+    __atomic_add_fetch(&m_attempts, 1, __ATOMIC_RELAXED);
+    if (j->attempt > 1) __atomic_add_fetch(&m_retried, 1, __ATOMIC_RELAXED);
+    if (j->status >= 200 && j->status < 300) __atomic_add_fetch(&m_delivered, 1, __ATOMIC_RELAXED);
+    else __atomic_add_fetch(&m_failed_attempts, 1, __ATOMIC_RELAXED);
+    count_latency(j->latency_ms);
+}
+
+/* Sends every job, at most NS.concurrency at once. */
+static void send_all(job *jobs, int n)
+{
+    CURLM *m = curl_multi_init();
+    int next = 0, running = 0;
+    while (next < n || running > 0) {
+        while (next < n && running < NS.concurrency) {
+            job_prepare(&jobs[next]);
+            curl_multi_add_handle(m, jobs[next].easy);
+            next++;
+            running++;
+        }
+        int still = 0;
+        curl_multi_perform(m, &still);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            job *j = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            CURLcode rc = msg->data.result;
+            curl_multi_remove_handle(m, msg->easy_handle);
+            job_finish(j, rc);
+            running--;
+        }
+        if (running > 0) curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    curl_multi_cleanup(m);
+}
+
+/* ---- recording results ------------------------------------------------------ */
+
+static void excerpt_string(const job *j, char *out, size_t outlen)
+{
+    /* The first bytes of the answer, as valid UTF-8 text. */
+    size_t k = 0;
+    for (size_t i = 0; i < j->excerpt_len && k + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)j->excerpt[i];
+        out[k++] = (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t' ? (char)c : '?';
+    }
+    out[k] = '\0';
+}
+
+static cJSON *attempt_entry(const job *j, const char *at)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "n", j->attempt);
+    cJSON_AddStringToObject(a, "at", at);
+    if (j->status) cJSON_AddNumberToObject(a, "status_code", (double)j->status);
+    cJSON_AddNumberToObject(a, "latency_ms", j->latency_ms);
+    if (j->error[0]) cJSON_AddStringToObject(a, "error", j->error);
+    char ex[EXCERPT + 1];
+    excerpt_string(j, ex, sizeof ex);
+    if (*ex) cJSON_AddStringToObject(a, "response_excerpt", ex);
+    cJSON_AddStringToObject(a, "instance", instance_id);
+    return a;
+}
+
+typedef struct {
+    const char *id;
+    int64_t version;
+    bool ok, gone;
+    char reason[200];
+} hook_health;
+
+static hook_health *health_for(hook_health *hs, int *nh, const cJSON *hook)
+{
+    const char *id = json_get_str(hook, "id");
+    for (int i = 0; i < *nh; i++)
+        if (strcmp(hs[i].id, id) == 0) return &hs[i];
+    hook_health *h = &hs[(*nh)++];
+    memset(h, 0, sizeof *h);
+    h->id = id;
+    h->version = (int64_t)cJSON_GetNumberValue(json_get(hook, "version"));
+    return h;
+}
+
+cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
+                       const char *id, int64_t version, const char *at, const cJSON *before, const cJSON *after);
+
+/* Applies what a round learned about a subscription: recovered, failing, or to
+ * be disabled (410, or failing longer than allowed). An audited update. */
+static void update_health(const cJSON *hook, const hook_health *h, int64_t now)
+{
+    const char *failing = json_get_str(hook, "failing_since");
+    int64_t since = 0;
+    if (failing) parse_rfc3339(failing, &since);
+    char at[32], reason[256] = "";
+    format_rfc3339(now, at);
+    bool disable = false;
+    if (h->gone) {
+        disable = true;
+        snprintf(reason, sizeof reason, "the receiver answered 410 Gone");
+    } else if (!h->ok && failing && now - since > (int64_t)NS.disable_after_s * 1000) {
+        disable = true;
+        snprintf(reason, sizeof reason, "failing since %s (longer than %d s)", failing, NS.disable_after_s);
+    }
+    if (h->ok && !failing) return;
+    if (!h->ok && failing && !disable) return;
+    cJSON *doc = cJSON_Duplicate(hook, 1);
+    int64_t v = h->version;
+    cJSON_ReplaceItemInObject(doc, "version", cJSON_CreateNumber((double)(v + 1)));
+    cJSON_ReplaceItemInObject(doc, "updated_at", cJSON_CreateString(at));
+    cJSON_DeleteItemFromObject(doc, "failing_since");
+    if (!h->ok) cJSON_AddStringToObject(doc, "failing_since", failing ? failing : at);
+    if (disable) {
+        cJSON_ReplaceItemInObject(doc, "enabled", cJSON_CreateFalse());
+        cJSON_DeleteItemFromObject(doc, "disabled_reason");
+        cJSON_AddStringToObject(doc, "disabled_reason", reason);
+        log_msgf(LOG_WARN, "webhook %s disabled: %s", h->id, reason);
+    }
+    cJSON *before = cJSON_Duplicate(hook, 1), *after = cJSON_Duplicate(doc, 1);
+    cJSON_DeleteItemFromObject(before, "_secrets");
+    cJSON_DeleteItemFromObject(after, "_secrets");
+    char *rid = new_id("dlv_");
+    cJSON *rec = audit_record_by(ACTOR, rid, &RES_WEBHOOK, "update", h->id, v + 1, at, before, after);
+    store_write(RES_WEBHOOK.collection, h->id, v, doc, rec); /* stale: an admin wrote; next round */
+    free(rid);
+    cJSON_Delete(rec);
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    cJSON_Delete(doc);
+}
+
+static const cJSON *find_hook(const cJSON *hooks, const char *id)
+{
+    for (const cJSON *h = hooks ? hooks->child : NULL; h; h = h->next)
+        if (!strcmp(json_get_str(h, "id"), id)) return h;
+    return NULL;
+}
+
+/* Records the outcome of each job; deliveries[i] belongs to jobs[i]. */
+static void record(job *jobs, cJSON **deliveries, int n, const cJSON *hooks, int64_t now)
+{
+    cJSON *ids = cJSON_CreateArray(), *sets = cJSON_CreateArray();
+    cJSON *due_ids = cJSON_CreateArray(), *due_sets = cJSON_CreateArray(), *done = cJSON_CreateArray();
+    hook_health *hs = xcalloc((size_t)n + 1, sizeof *hs);
+    int nh = 0;
+    char at[32];
+    format_rfc3339(now, at);
+    for (int i = 0; i < n; i++) {
+        job *j = &jobs[i];
+        cJSON *d = deliveries[i];
+        const cJSON *hook = find_hook(hooks, json_get_str(d, "webhook_id"));
+        cJSON *log = cJSON_Duplicate(json_get(d, "attempt_log"), 1);
+        if (!log) log = cJSON_CreateArray();
+        cJSON_AddItemToArray(log, attempt_entry(j, at));
+        cJSON *set = cJSON_CreateObject();
+        cJSON_AddItemToObject(set, "attempt_log", log);
+        cJSON_AddNumberToObject(set, "attempts", j->attempt);
+        cJSON_AddStringToObject(set, "last_attempt_at", at);
+        cJSON_AddStringToObject(set, "updated_at", at);
+        if (j->status) cJSON_AddNumberToObject(set, "last_status", (double)j->status);
+        bool ok = j->status >= 200 && j->status < 300;
+        bool gone = j->status == 410;
+        hook_health *h = hook ? health_for(hs, &nh, hook) : NULL;
+        if (h) {
+            h->ok = h->ok || ok;
+            h->gone = h->gone || gone;
+        }
+        if (ok) {
+            cJSON_AddStringToObject(set, "state", "delivered");
+            cJSON_AddStringToObject(set, "delivered_at", at);
+            cJSON_AddNullToObject(set, "next_attempt_at");
+            cJSON_AddItemToArray(done, cJSON_CreateString(j->id));
+        } else {
+            int64_t delay = gone ? -1 : retry_delay(NS.retry_schedule, j->attempt + 1);
+            int64_t ra = parse_retry_after(j->retry_after[0] ? j->retry_after : NULL, now / 1000);
+            if (delay >= 0 && ra > delay) delay = ra;
+            if (delay < 0) {
+                cJSON_AddStringToObject(set, "state", "failed");
+                cJSON_AddNullToObject(set, "next_attempt_at");
+                cJSON_AddItemToArray(done, cJSON_CreateString(j->id));
+                __atomic_add_fetch(&m_exhausted, 1, __ATOMIC_RELAXED);
+            } else {
+                /* ±10 % jitter spreads retries of many deliveries. */
+                uint32_t rnd;
+                random_bytes(&rnd, sizeof rnd);
+                int64_t ms = delay * 1000;
+                ms += (int64_t)((double)ms * ((double)(rnd % 2001) / 10000.0 - 0.1));
+                char next[32];
+                format_rfc3339(now + ms, next);
+                cJSON_AddStringToObject(set, "state", "pending");
+                cJSON_AddStringToObject(set, "next_attempt_at", next);
+                cJSON *ds = cJSON_CreateObject();
+                cJSON_AddNumberToObject(ds, "due_ms", (double)(now + ms));
+                cJSON_AddItemToArray(due_ids, cJSON_CreateString(j->id));
+                cJSON_AddItemToArray(due_sets, ds);
+            }
+        }
+        cJSON_AddItemToArray(ids, cJSON_CreateString(j->id));
+        cJSON_AddItemToArray(sets, set);
+    }
+    store_update_many(RES_DELIVERY.collection, ids, sets);
+    store_update_many(DUE, due_ids, due_sets);
+    store_delete_ids(DUE, done);
+    for (int i = 0; i < nh; i++) update_health(find_hook(hooks, hs[i].id), &hs[i], now);
+    free(hs);
+    cJSON_Delete(ids);
+    cJSON_Delete(sets);
+    cJSON_Delete(due_ids);
+    cJSON_Delete(due_sets);
+    cJSON_Delete(done);
+}
+
+/* ---- fan-out ------------------------------------------------------------- */
+
+static int shard_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return (int)(h % SHARDS);
+}
+
+static cJSON *new_delivery(const char *event_id, const char *type, const char *body, const char *hook_id,
+                           const char *at, int64_t now, cJSON *due)
+{
+    char id[160];
+    snprintf(id, sizeof id, "%s-%s", event_id, hook_id);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "id", id);
+    cJSON_AddNumberToObject(d, "version", 1);
+    cJSON_AddStringToObject(d, "created_at", at);
+    cJSON_AddStringToObject(d, "updated_at", at);
+    cJSON_AddStringToObject(d, "webhook_id", hook_id);
+    cJSON_AddStringToObject(d, "event_id", event_id);
+    cJSON_AddStringToObject(d, "event_type", type);
+    cJSON_AddStringToObject(d, "state", "pending");
+    cJSON_AddNumberToObject(d, "attempts", 0);
+    cJSON_AddStringToObject(d, "next_attempt_at", at);
+    cJSON_AddStringToObject(d, "payload", body);
+    if (due) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "id", id);
+        cJSON_AddNumberToObject(e, "shard", shard_of(id));
+        cJSON_AddNumberToObject(e, "due_ms", (double)now);
+        cJSON_AddStringToObject(e, "webhook_id", hook_id);
+        cJSON_AddItemToArray(due, e);
+    }
+    return d;
+}
+
+static int fanout(int64_t now)
+{
+    bson_t filter = BSON_INITIALIZER;
+    cJSON *queue = NULL;
+    if (store_find(QUEUE, &filter, "queued_ms", 200, &queue) != ST_OK) {
+        bson_destroy(&filter);
+        return 0;
+    }
+    bson_destroy(&filter);
+    int fanned = 0;
+    cJSON *hooks = NULL;
+    char at[32];
+    format_rfc3339(now, at);
+    for (const cJSON *q = queue->child; q; q = q->next) {
+        const char *qid = json_get_str(q, "id");
+        cJSON *rec = NULL;
+        store_status st = store_get_raw("audit", qid, &rec);
+        if (st == ST_NOT_FOUND) {
+            /* The write was given up (its claim removed): nothing happened. */
+            if ((int64_t)cJSON_GetNumberValue(json_get(q, "queued_ms")) < now - 600000) store_delete_raw(QUEUE, qid);
+            continue;
+        }
+        if (st != ST_OK) break;
+        const char *state = json_get_str(rec, "_state");
+        if (!state || strcmp(state, "committed") != 0) {
+            cJSON_Delete(rec);
+            continue;
+        }
+        cJSON *ev = webhook_event_from_audit(rec, NS.public_base_url);
+        if (ev) {
+            if (!hooks && store_list_all(RES_WEBHOOK.collection, &hooks) != ST_OK) {
+                cJSON_Delete(ev);
+                cJSON_Delete(rec);
+                break;
+            }
+            const char *type = json_get_str(ev, "type");
+            char *body = json_dump(ev);
+            cJSON *deliveries = cJSON_CreateArray(), *due = cJSON_CreateArray();
+            const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
+            for (const cJSON *h = hooks->child; h; h = h->next) {
+                const char *hid = json_get_str(h, "id");
+                if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
+                if (!event_type_matches(json_get(h, "event_types"), type)) continue;
+                cJSON_AddItemToArray(deliveries, new_delivery(qid, type, body, hid, at, now, due));
+            }
+            st = store_insert_many(RES_DELIVERY.collection, deliveries);
+            if (st == ST_OK) st = store_insert_many(DUE, due);
+            fanned += cJSON_GetArraySize(deliveries);
+            cJSON_Delete(deliveries);
+            cJSON_Delete(due);
+            free(body);
+            cJSON_Delete(ev);
+        }
+        cJSON_Delete(rec);
+        if (st != ST_OK) break;
+        store_delete_raw(QUEUE, qid);
+    }
+    cJSON_Delete(hooks);
+    cJSON_Delete(queue);
+    return fanned;
+}
+
+/* ---- one round ------------------------------------------------------------- */
+
+/* Claims this period's lease of each shard it can; returns the owned ones. */
+static int claim_shards(int64_t period, int owned[SHARDS])
+{
+    int n = 0;
+    char at[32];
+    format_rfc3339(now_ms(), at);
+    for (int s = 0; s < SHARDS; s++) {
+        char id[64];
+        snprintf(id, sizeof id, "%d-%lld", s, (long long)period);
+        cJSON *lease = NULL;
+        store_status st = store_get_raw(LEASES, id, &lease);
+        if (st == ST_OK) {
+            if (!strcmp(json_get_str(lease, "owner"), instance_id)) owned[n++] = s;
+            cJSON_Delete(lease);
+            continue;
+        }
+        if (st != ST_NOT_FOUND) break;
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "id", id);
+        cJSON_AddStringToObject(l, "owner", instance_id);
+        cJSON_AddStringToObject(l, "at", at);
+        cJSON_AddNumberToObject(l, "period", (double)period);
+        if (store_put_raw(LEASES, l) == ST_OK) owned[n++] = s;
+        cJSON_Delete(l);
+    }
+    return n;
+}
+
+static int deliver_due(int64_t now)
+{
+    int64_t period = now / NS.lease_ms;
+    int64_t period_end = (period + 1) * NS.lease_ms;
+    int owned[SHARDS];
+    int n = claim_shards(period, owned);
+    /* An attempt started now may still run when the lease ends: near the end,
+     * send only for shards whose next lease this instance holds as well. */
+    if (n > 0 && now + NS.timeout_ms + 2000 > period_end) {
+        int next[SHARDS], nn = claim_shards(period + 1, next), k = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < nn; j++)
+                if (owned[i] == next[j]) owned[k++] = owned[i];
+        n = k;
+    }
+    if (n == 0) return 0;
+    bson_t filter = BSON_INITIALIZER, sub, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "shard", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &arr);
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        BSON_APPEND_INT32(&arr, k, owned[i]);
+    }
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(&filter, &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "due_ms", &sub);
+    BSON_APPEND_DOUBLE(&sub, "$lte", (double)now);
+    bson_append_document_end(&filter, &sub);
+    cJSON *due = NULL;
+    store_status st = store_find(DUE, &filter, "due_ms", BATCH, &due);
+    bson_destroy(&filter);
+    if (st != ST_OK || cJSON_GetArraySize(due) == 0) {
+        cJSON_Delete(due);
+        return 0;
+    }
+    cJSON *hooks = NULL;
+    if (store_list_all(RES_WEBHOOK.collection, &hooks) != ST_OK) {
+        cJSON_Delete(due);
+        return 0;
+    }
+    int total = cJSON_GetArraySize(due);
+    job *jobs = xcalloc((size_t)total, sizeof *jobs);
+    cJSON **ds = xcalloc((size_t)total, sizeof *ds);
+    cJSON *cancel = cJSON_CreateArray(), *cancel_sets = cJSON_CreateArray(), *drop = cJSON_CreateArray();
+    int k = 0;
+    for (const cJSON *e = due->child; e; e = e->next) {
+        const char *id = json_get_str(e, "id");
+        cJSON *d = NULL;
+        if (store_get_raw(RES_DELIVERY.collection, id, &d) != ST_OK) {
+            cJSON_AddItemToArray(drop, cJSON_CreateString(id));
+            continue;
+        }
+        const cJSON *hook = find_hook(hooks, json_get_str(d, "webhook_id"));
+        if (!hook || !cJSON_IsTrue(json_get(hook, "enabled"))) {
+            /* Subscription deleted or disabled: the delivery will not be sent. */
+            cJSON *set = cJSON_CreateObject();
+            cJSON_AddStringToObject(set, "state", "cancelled");
+            cJSON_AddNullToObject(set, "next_attempt_at");
+            cJSON_AddItemToArray(cancel, cJSON_CreateString(id));
+            cJSON_AddItemToArray(cancel_sets, set);
+            cJSON_AddItemToArray(drop, cJSON_CreateString(id));
+            __atomic_add_fetch(&m_exhausted, 1, __ATOMIC_RELAXED);
+            cJSON_Delete(d);
+            continue;
+        }
+        ds[k] = d;
+        jobs[k] = (job){.id = json_get_str(d, "id"),
+                        .event_id = json_get_str(d, "event_id"),
+                        .url = json_get_str(hook, "url"),
+                        .secrets = json_get(hook, "_secrets"),
+                        .body = json_get_str(d, "payload"),
+                        .attempt = (int)cJSON_GetNumberValue(json_get(d, "attempts")) + 1};
+        k++;
+    }
+    store_update_many(RES_DELIVERY.collection, cancel, cancel_sets);
+    store_delete_ids(DUE, drop);
+    if (k > 0) {
+        send_all(jobs, k);
+        record(jobs, ds, k, hooks, now_ms());
+    }
+    for (int i = 0; i < k; i++) cJSON_Delete(ds[i]);
+    free(ds);
+    free(jobs);
+    cJSON_Delete(cancel);
+    cJSON_Delete(cancel_sets);
+    cJSON_Delete(drop);
+    cJSON_Delete(hooks);
+    cJSON_Delete(due);
+    return k;
+}
+
+/* ---- ping and redelivery ------------------------------------------------------ */
+
+store_status deliver_ping(const cJSON *hook, cJSON **result)
+{
+    char *event_id = new_id("ping_");
+    int64_t now = now_ms();
+    char at[32];
+    format_rfc3339(now, at);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "type", "ping");
+    cJSON_AddStringToObject(ev, "timestamp", at);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "data"), "webhook_id", json_get_str(hook, "id"));
+    char *body = json_dump(ev);
+    cJSON *d = new_delivery(event_id, "ping", body, json_get_str(hook, "id"), at, now, NULL);
+    store_status st = store_put_raw(RES_DELIVERY.collection, d);
+    if (st == ST_OK) {
+        job j = {.id = json_get_str(d, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
+                 .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
+        send_all(&j, 1);
+        cJSON *log = cJSON_CreateArray();
+        format_rfc3339(now_ms(), at);
+        cJSON_AddItemToArray(log, attempt_entry(&j, at));
+        bool ok = j.status >= 200 && j.status < 300;
+        cJSON *set = cJSON_CreateObject();
+        cJSON_AddItemToObject(set, "attempt_log", log);
+        cJSON_AddNumberToObject(set, "attempts", 1);
+        cJSON_AddStringToObject(set, "last_attempt_at", at);
+        cJSON_AddStringToObject(set, "state", ok ? "delivered" : "failed");
+        if (j.status) cJSON_AddNumberToObject(set, "last_status", (double)j.status);
+        cJSON_AddNullToObject(set, "next_attempt_at");
+        store_update_raw(RES_DELIVERY.collection, j.id, set);
+        cJSON_Delete(set);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "delivery_id", j.id);
+        cJSON_AddBoolToObject(r, "success", ok);
+        if (j.status) cJSON_AddNumberToObject(r, "status_code", (double)j.status);
+        cJSON_AddNumberToObject(r, "latency_ms", j.latency_ms);
+        if (j.error[0]) cJSON_AddStringToObject(r, "error", j.error);
+        *result = r;
+    }
+    cJSON_Delete(d);
+    cJSON_Delete(ev);
+    free(body);
+    free(event_id);
+    return st;
+}
+
+store_status schedule_redelivery(const cJSON *d)
+{
+    const char *id = json_get_str(d, "id");
+    int64_t now = now_ms();
+    char at[32];
+    format_rfc3339(now, at);
+    cJSON *set = cJSON_CreateObject();
+    cJSON_AddStringToObject(set, "state", "pending");
+    cJSON_AddStringToObject(set, "next_attempt_at", at);
+    cJSON_AddStringToObject(set, "updated_at", at);
+    store_status st = store_update_raw(RES_DELIVERY.collection, id, set);
+    cJSON_Delete(set);
+    if (st != ST_OK) return st;
+    cJSON *due = cJSON_CreateArray();
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "id", id);
+    cJSON_AddNumberToObject(e, "shard", shard_of(id));
+    cJSON_AddNumberToObject(e, "due_ms", (double)now);
+    cJSON_AddStringToObject(e, "webhook_id", json_get_str(d, "webhook_id"));
+    cJSON_AddItemToArray(due, e);
+    st = store_insert_many(DUE, due);
+    cJSON_Delete(due);
+    if (st == ST_OK) {
+        cJSON *s2 = cJSON_CreateObject();
+        cJSON_AddNumberToObject(s2, "due_ms", (double)now);
+        st = store_update_raw(DUE, id, s2);
+        cJSON_Delete(s2);
+    }
+    return st;
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
+static pthread_t thread;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static bool stopping, running;
+static int64_t last_round_ms;
+
+int64_t notify_idle_ms(void)
+{
+    pthread_mutex_lock(&mu);
+    int64_t idle = running ? mono_ms() - last_round_ms : 0;
+    pthread_mutex_unlock(&mu);
+    return idle;
+}
+
+static void *notify_main(void *arg)
+{
+    (void)arg;
+    int rounds = 0;
+    pthread_mutex_lock(&mu);
+    while (!stopping) {
+        pthread_mutex_unlock(&mu);
+        int64_t now = now_ms();
+        int work = fanout(now);
+        work += deliver_due(now_ms());
+        if (++rounds % 20 == 0) {
+            bson_t all = BSON_INITIALIZER;
+            int64_t pending = 0;
+            if (store_count(DUE, &all, &pending) == ST_OK) __atomic_store_n(&m_pending, (uint64_t)pending, __ATOMIC_RELAXED);
+            bson_destroy(&all);
+            /* Old leases are history. */
+            bson_t old = BSON_INITIALIZER, sub;
+            BSON_APPEND_DOCUMENT_BEGIN(&old, "period", &sub);
+            BSON_APPEND_DOUBLE(&sub, "$lt", (double)(now / NS.lease_ms - 10));
+            bson_append_document_end(&old, &sub);
+            cJSON *stale = NULL;
+            if (store_find(LEASES, &old, NULL, 500, &stale) == ST_OK) {
+                cJSON *ids = cJSON_CreateArray();
+                for (cJSON *l = stale->child; l; l = l->next)
+                    cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
+                store_delete_ids(LEASES, ids);
+                cJSON_Delete(ids);
+                cJSON_Delete(stale);
+            }
+            bson_destroy(&old);
+        }
+        pthread_mutex_lock(&mu);
+        last_round_ms = mono_ms();
+        if (stopping || work > 0) continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)NS.poll_ms * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&cv, &mu, &ts);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static bool emits_event(const cJSON *record)
+{
+    cJSON *ev = webhook_event_from_audit(record, "");
+    bool yes = ev != NULL;
+    cJSON_Delete(ev);
+    return yes;
+}
+
+bool notify_init(const notify_settings *s, char *err, size_t errlen)
+{
+    NS = *s;
+    char e[200];
+    if (!netpolicy_parse(&NETS, s->allow_nets, e, sizeof e)) {
+        snprintf(err, errlen, "SUBREG_WEBHOOK_ALLOW_NETS: %s", e);
+        return false;
+    }
+    if (retry_delay(s->retry_schedule, 1) < 0) {
+        snprintf(err, errlen, "SUBREG_WEBHOOK_RETRY_SCHEDULE: a comma list of seconds, e.g. 0,5,300");
+        return false;
+    }
+    char host[64];
+    gethostname(host, sizeof host);
+    char *rnd = new_id("");
+    snprintf(instance_id, sizeof instance_id, "%.12s-%.8s", host, rnd + 18);
+    free(rnd);
+    store_set_event_filter(emits_event);
+    return true;
+}
+
+void notify_start(void)
+{
+    stopping = false;
+    running = true;
+    last_round_ms = mono_ms();
+    pthread_create(&thread, NULL, notify_main, NULL);
+}
+
+void notify_stop(void)
+{
+    pthread_mutex_lock(&mu);
+    if (!running) {
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    stopping = true;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+    pthread_join(thread, NULL);
+    running = false;
+}

@@ -1,0 +1,322 @@
+/* Webhook subscriptions and deliveries as resources, the URL policy (SSRF
+ * guard), secrets and their rotation, ping and redeliver. The delivery thread is
+ * in delivery.c. */
+#define _GNU_SOURCE
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "notify_internal.h"
+#include "subreg/fields.h"
+#include "subreg/json.h"
+#include "subreg/log.h"
+
+notify_settings NS;
+netpolicy NETS;
+
+/* ---- the URL policy ---------------------------------------------------------
+ * https only (http when allowed), no credentials in the URL, and every address
+ * the host resolves to must be a public unicast address unless the operator's
+ * allow-list opens it. The same check runs again at delivery time on the address
+ * actually connected to (delivery.c), so DNS rebinding gains nothing. */
+
+bool url_host_port(const char *url, char *host, size_t hostlen, char *port, size_t portlen, bool *https)
+{
+    const char *p;
+    if (str_istarts(url, "https://")) {
+        p = url + 8;
+        *https = true;
+    } else if (str_istarts(url, "http://")) {
+        p = url + 7;
+        *https = false;
+    } else {
+        return false;
+    }
+    size_t hl = strcspn(p, "/?#");
+    const char *h = p, *end = p + hl;
+    const char *colon = NULL;
+    if (*h == '[') {
+        const char *close = memchr(h, ']', hl);
+        if (!close) return false;
+        snprintf(host, hostlen, "%.*s", (int)(close - h - 1), h + 1);
+        if (close + 1 < end && close[1] == ':') colon = close + 1;
+    } else {
+        colon = memchr(h, ':', hl);
+        snprintf(host, hostlen, "%.*s", (int)((colon ? colon : end) - h), h);
+    }
+    if (colon) snprintf(port, portlen, "%.*s", (int)(end - colon - 1), colon + 1);
+    else snprintf(port, portlen, "%s", *https ? "443" : "80");
+    return *host != '\0';
+}
+
+/* NULL when the URL may be used; otherwise why not. Resolves the host. */
+const char *url_refused(const char *url, char *why, size_t whylen)
+{
+    char host[256], port[8];
+    bool https;
+    if (!url_host_port(url, host, sizeof host, port, sizeof port, &https)) return "not an http(s) URL";
+    if (!https && !NS.allow_http) return "must use https";
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(why, whylen, "the host %s does not resolve", host);
+        return why;
+    }
+    const char *refused = NULL;
+    for (struct addrinfo *a = res; a && !refused; a = a->ai_next) {
+        const char *r = netpolicy_refuse(&NETS, a->ai_addr);
+        if (r) {
+            snprintf(why, whylen, "the host %s resolves to a forbidden address (%s)", host, r);
+            refused = why;
+        }
+    }
+    freeaddrinfo(res);
+    return refused;
+}
+
+static bool webhook_io_check(req *r, const cJSON *doc)
+{
+    const char *url = json_get_str(doc, "url");
+    char why[300];
+    const char *refused = url ? url_refused(url, why, sizeof why) : "missing";
+    if (!refused) return true;
+    verrors e;
+    verrors_init(&e);
+    verrors_add(&e, "/url", "%s", refused);
+    respond_errors(r, 422, "unprocessable-entity", "the webhook URL is not allowed", &e);
+    verrors_free(&e);
+    return false;
+}
+
+/* ---- the subscription resource -------------------------------------------- */
+
+static bool is_event_pattern(const char *s)
+{
+    static const char *const prefixes[] = {"subprocessor", "agreement", "transfer", "tom_document", "customer",
+                                           "document",     "objection", "country",  "adequacy_decision",
+                                           "scc_set",      NULL};
+    if (strcmp(s, "*") == 0 || strcmp(s, "ping") == 0 || strcmp(s, "publication.announced") == 0 ||
+        strcmp(s, "publication.effective") == 0 || strcmp(s, "publication.*") == 0 ||
+        strcmp(s, "webhook.disabled") == 0)
+        return true;
+    for (const char *const *p = prefixes; *p; p++) {
+        size_t n = strlen(*p);
+        if (strncmp(s, *p, n) == 0 && s[n] == '.' &&
+            (!strcmp(s + n + 1, "*") || !strcmp(s + n + 1, "created") || !strcmp(s + n + 1, "updated") ||
+             !strcmp(s + n + 1, "deleted")))
+            return true;
+    }
+    return false;
+}
+
+static const field EVENT_TYPE = {.type = FT_STRING, .min = 1, .max = 64, .check = is_event_pattern,
+                                 .check_msg = "must be an event type (e.g. publication.announced, subprocessor.*, *)"};
+
+static const field WEBHOOK_FIELDS[] = {
+    SERVER_FIELDS,
+    {.name = "url", .type = FT_URL, .flags = FF_REQUIRED},
+    {.name = "event_types", .type = FT_ARRAY, .flags = FF_REQUIRED | FF_UNIQUE, .min = 1, .max = 50,
+     .item = &EVENT_TYPE, .def = "[\"*\"]"},
+    {.name = "description", .type = FT_STRING, .min = 0, .max = 500},
+    {.name = "enabled", .type = FT_BOOL, .flags = FF_REQUIRED, .def = "true"},
+    {.name = "disabled_reason", .type = FT_STRING, .flags = FF_READONLY},
+    {.name = "failing_since", .type = FT_DATETIME, .flags = FF_READONLY},
+    {.name = "secret_rotated_at", .type = FT_DATETIME, .flags = FF_READONLY},
+    {0},
+};
+
+static const filter_def WEBHOOK_FILTERS[] = {{"enabled", "enabled", &FIELD_BOOL, NULL}, {0}};
+static const char *const WEBHOOK_INTERNAL[] = {"_secrets", NULL};
+
+static void webhook_on_create(cJSON *doc, cJSON *extra)
+{
+    char *secret = webhook_new_secret();
+    char at[32];
+    format_rfc3339(now_ms(), at);
+    cJSON *secrets = cJSON_AddArrayToObject(doc, "_secrets");
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "secret", secret);
+    cJSON_AddStringToObject(s, "created_at", at);
+    cJSON_AddItemToArray(secrets, s);
+    cJSON_AddStringToObject(extra, "secret", secret);
+    free(secret);
+}
+
+/* Enabling a subscription again clears why it was disabled. */
+static void webhook_on_update(const cJSON *before, cJSON *doc)
+{
+    if (cJSON_IsTrue(json_get(doc, "enabled")) && !cJSON_IsTrue(json_get(before, "enabled"))) {
+        cJSON_DeleteItemFromObject(doc, "disabled_reason");
+        cJSON_DeleteItemFromObject(doc, "failing_since");
+    }
+}
+
+const resource RES_WEBHOOK = {
+    .type = "webhook",
+    .collection = "webhooks",
+    .path = "/v1/webhooks",
+    .item_path = "/v1/webhooks/{id}",
+    .id_prefix = "wh_",
+    .fields = WEBHOOK_FIELDS,
+    .filters = WEBHOOK_FILTERS,
+    .read_role = ROLE_ADMIN,
+    .write_role = ROLE_ADMIN,
+    .delete_role = ROLE_ADMIN,
+    .io_check = webhook_io_check,
+    .on_create = webhook_on_create,
+    .on_update = webhook_on_update,
+    .keep_internal = WEBHOOK_INTERNAL,
+};
+
+/* ---- deliveries: read-only, written by the delivery thread ----------------- */
+
+static const char *const DELIVERY_STATES[] = {"pending", "delivered", "failed", "cancelled", NULL};
+
+static const field DELIVERY_FIELDS[] = {
+    SERVER_FIELDS,
+    {.name = "webhook_id", .type = FT_REF, .ref = "webhooks"},
+    {.name = "event_id", .type = FT_STRING},
+    {.name = "event_type", .type = FT_STRING},
+    {.name = "state", .type = FT_ENUM, .enums = DELIVERY_STATES},
+    {0},
+};
+
+static const filter_def DELIVERY_FILTERS[] = {
+    {"status", "state", &(const field){.type = FT_ENUM, .enums = DELIVERY_STATES}, NULL},
+    {"event_type", "event_type", &(const field){.type = FT_STRING, .min = 1, .max = 64}, NULL},
+    {"since", "created_at", &(const field){.type = FT_DATETIME}, "$gte"},
+    {"webhook_id", "webhook_id", &(const field){.type = FT_REF, .ref = "webhooks"}, NULL},
+    {0},
+};
+
+const resource RES_DELIVERY = {
+    .type = "delivery",
+    .collection = "deliveries",
+    .path = "/v1/deliveries",
+    .item_path = "/v1/deliveries/{id}",
+    .parent_path = "/v1/webhooks/{id}/deliveries",
+    .parent_field = "webhook_id",
+    .fields = DELIVERY_FIELDS,
+    .filters = DELIVERY_FILTERS,
+    .routes = R_LIST | R_GET,
+    .read_role = ROLE_ADMIN,
+    .write_role = ROLE_ADMIN,
+    .delete_role = ROLE_ADMIN,
+};
+
+/* ---- actions -------------------------------------------------------------- */
+
+cJSON *crud_audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
+                         const char *at, const cJSON *before, const cJSON *after);
+
+static cJSON *strip(cJSON *doc)
+{
+    for (cJSON *m = doc->child; m;) {
+        cJSON *next = m->next;
+        if (m->string[0] == '_') cJSON_Delete(cJSON_DetachItemViaPointer(doc, m));
+        m = next;
+    }
+    return doc;
+}
+
+static void handle_rotate(req *r)
+{
+    if (!req_check_query(r, NULL)) return;
+    cJSON *cur = NULL;
+    store_status st = store_get(RES_WEBHOOK.collection, r->param, &cur);
+    if (st != ST_OK) {
+        respond_store_error(r, st);
+        return;
+    }
+    int64_t v = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
+    int64_t now = now_ms();
+    char at[32], until[32];
+    format_rfc3339(now, at);
+    format_rfc3339(now + (int64_t)NS.rotation_overlap_s * 1000, until);
+    cJSON *doc = cJSON_Duplicate(cur, 1);
+    cJSON_ReplaceItemInObject(doc, "version", cJSON_CreateNumber((double)(v + 1)));
+    cJSON_ReplaceItemInObject(doc, "updated_at", cJSON_CreateString(at));
+    cJSON_DeleteItemFromObject(doc, "secret_rotated_at");
+    cJSON_AddStringToObject(doc, "secret_rotated_at", at);
+    /* Keep the secrets still valid; the newest so far expires after the overlap. */
+    cJSON *old = json_get(cur, "_secrets");
+    cJSON *secrets = cJSON_CreateArray();
+    for (const cJSON *s = old ? old->child : NULL; s; s = s->next) {
+        const char *exp = json_get_str(s, "expires_at");
+        if (exp && strcmp(exp, at) <= 0) continue;
+        cJSON *c = cJSON_Duplicate(s, 1);
+        if (!exp) cJSON_AddStringToObject(c, "expires_at", until);
+        cJSON_AddItemToArray(secrets, c);
+    }
+    char *secret = webhook_new_secret();
+    cJSON *fresh = cJSON_CreateObject();
+    cJSON_AddStringToObject(fresh, "secret", secret);
+    cJSON_AddStringToObject(fresh, "created_at", at);
+    cJSON_AddItemToArray(secrets, fresh);
+    cJSON_DeleteItemFromObject(doc, "_secrets");
+    cJSON_AddItemToObject(doc, "_secrets", secrets);
+    cJSON *before = strip(cJSON_Duplicate(cur, 1)), *after = strip(cJSON_Duplicate(doc, 1));
+    cJSON *rec = crud_audit_record(r, &RES_WEBHOOK, "update", r->param, v + 1, at, before, after);
+    st = store_write(RES_WEBHOOK.collection, r->param, v, doc, rec);
+    if (st != ST_OK) {
+        respond_store_error(r, st);
+    } else {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "secret", secret);
+        cJSON_AddStringToObject(out, "previous_secrets_valid_until", until);
+        req_add_etag(r, v + 1);
+        respond_json(r, 200, out);
+        cJSON_Delete(out);
+    }
+    free(secret);
+    cJSON_Delete(rec);
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    cJSON_Delete(doc);
+    cJSON_Delete(cur);
+}
+
+static void handle_ping(req *r)
+{
+    if (!req_check_query(r, NULL)) return;
+    cJSON *hook = NULL;
+    store_status st = store_get(RES_WEBHOOK.collection, r->param, &hook);
+    if (st != ST_OK) {
+        respond_store_error(r, st);
+        return;
+    }
+    cJSON *result = NULL;
+    st = deliver_ping(hook, &result);
+    if (st != ST_OK) respond_store_error(r, st);
+    else respond_json(r, 200, result);
+    cJSON_Delete(result);
+    cJSON_Delete(hook);
+}
+
+static void handle_redeliver(req *r)
+{
+    if (!req_check_query(r, NULL)) return;
+    cJSON *d = NULL;
+    store_status st = store_get(RES_DELIVERY.collection, r->param, &d);
+    if (st == ST_OK) st = schedule_redelivery(d);
+    if (st != ST_OK) {
+        respond_store_error(r, st);
+    } else {
+        strip(d);
+        respond_json(r, 202, d);
+    }
+    cJSON_Delete(d);
+}
+
+int notify_routes(route *out, int cap)
+{
+    const route rs[] = {
+        {"POST", "/v1/webhooks/{id}/rotate-secret", handle_rotate, ROLE_ADMIN, NULL, 0},
+        {"POST", "/v1/webhooks/{id}/ping", handle_ping, ROLE_ADMIN, NULL, 0},
+        {"POST", "/v1/deliveries/{id}/redeliver", handle_redeliver, ROLE_ADMIN, NULL, 0},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0] && n < cap; i++) out[n++] = rs[i];
+    return n;
+}
