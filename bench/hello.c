@@ -25,6 +25,10 @@ static void on_signal(int sig)
  * in one write (subreg writes its responses the same way). */
 static int handler(struct mg_connection *conn)
 {
+    /* Read a request body (the webhook sink), then answer. */
+    char buf[8192];
+    while (mg_read(conn, buf, sizeof buf) > 0) {
+    }
     mg_write(conn, response, response_len);
     return 200;
 }

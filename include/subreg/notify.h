@@ -30,6 +30,8 @@ void notify_start(void);
 void notify_stop(void);
 int notify_routes(route *out, int cap);
 void notify_metrics(strbuf *out);
+/* Tells the delivery thread that a subscription changed (reload its copy). */
+void notify_webhooks_changed(void);
 /* Milliseconds since the delivery thread last completed a round (readiness). */
 int64_t notify_idle_ms(void);
 

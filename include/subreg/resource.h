@@ -57,6 +57,8 @@ typedef struct resource {
     void (*on_create)(cJSON *doc, cJSON *response_extra);
     /* On update: may adjust server-maintained members of the new state. */
     void (*on_update)(const cJSON *before, cJSON *doc);
+    /* After a committed create, update or delete (e.g. to drop a cache). */
+    void (*after_write)(void);
     /* Internal members ('_'-prefixed) an update carries over, NULL-terminated. */
     const char *const *keep_internal;
 } resource;
@@ -64,7 +66,7 @@ typedef struct resource {
 extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
 extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT, RES_OBJECTION;
 
-extern const resource RES_WEBHOOK, RES_DELIVERY;
+extern const resource RES_WEBHOOK, RES_DELIVERY, RES_EVENT;
 
 /* Every resource, NULL-terminated (routing, indexes, reference scans). */
 extern const resource *const RESOURCES[];

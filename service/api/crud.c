@@ -345,6 +345,7 @@ static void handle_create(req *r)
     if (res->on_create) res->on_create(doc, extra);
     store_status st = store_write(res->collection, id, 0, doc, rec);
     cJSON_Delete(rec);
+    if (st == ST_OK && res->after_write) res->after_write();
     to_public(doc);
     while (extra->child) {
         cJSON *m = extra->child;
@@ -581,6 +582,7 @@ static void handle_patch(req *r)
     cJSON *rec = crud_audit_record(r, res, "update", r->param, expect + 1, at, cur, doc);
     store_status st = store_write(res->collection, r->param, expect, doc, rec);
     cJSON_Delete(rec);
+    if (st == ST_OK && res->after_write) res->after_write();
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
@@ -614,6 +616,7 @@ static void handle_delete(req *r)
     store_status st = store_write(res->collection, r->param, expect, NULL, rec);
     cJSON_Delete(rec);
     cJSON_Delete(cur);
+    if (st == ST_OK && res->after_write) res->after_write();
     if (st != ST_OK) {
         respond_store_error(r, st);
         return;

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Publications: immutable, numbered versions of the public subprocessor list
  * (GDPR Art. 28(2): inform before a change takes effect, give the chance to
  * object). POST freezes the public view of every listed subprocessor with its
@@ -149,6 +150,7 @@ typedef struct snapshot {
     int latest;            /* highest number */
     int64_t next_change_ms; /* earliest future effective_at, 0 if none */
     char last_modified[40]; /* HTTP-date */
+    time_t last_modified_s;
     form forms[F_COUNT];
     int nversions;
     form *versions;        /* index = number - 1 */
@@ -226,7 +228,11 @@ static snapshot *build_snapshot(const cJSON *pubs, int64_t now)
         s->latest = (int)cJSON_GetNumberValue(json_get(p, "number"));
     }
     s->current = current ? (int)cJSON_GetNumberValue(json_get(current, "number")) : 0;
-    time_t lm = (time_t)((latest_pub_ms ? latest_pub_ms : now) / 1000);
+    /* The list changes when a version is published and when one takes effect. */
+    int64_t changed_ms = latest_pub_ms;
+    if (current && ts_ms(current, "effective_at") > changed_ms) changed_ms = ts_ms(current, "effective_at");
+    time_t lm = (time_t)((changed_ms ? changed_ms : now) / 1000);
+    s->last_modified_s = lm;
     struct tm tm;
     gmtime_r(&lm, &tm);
     strftime(s->last_modified, sizeof s->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -414,6 +420,8 @@ void publish_start(int poll_ms)
     sched_poll_ms = poll_ms;
     sched_stop = false;
     sched_running = true;
+    /* Serve the public list from the first request on (if the database answers). */
+    refresh();
     pthread_create(&sched_thread, NULL, sched_main, NULL);
 }
 
@@ -548,7 +556,11 @@ static void handle_publish(req *r)
     snprintf(id, sizeof id, "%d", number);
     format_rfc3339(now, at);
     format_rfc3339(eff, eff_str);
-    format_rfc3339(now + (int64_t)(any_customer ? objection : 30) * 86400000, deadline);
+    /* Objections count before the change takes effect: the period a customer was
+     * promised, but never past effective_at. */
+    int64_t until = now + (int64_t)(any_customer ? objection : 30) * 86400000;
+    if (eff > now && eff < until) until = eff;
+    format_rfc3339(until, deadline);
     doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "id", id);
     cJSON_AddNumberToObject(doc, "version", 1);
@@ -654,12 +666,21 @@ static const char *pick_lang(req *r, const char *def)
     return def;
 }
 
-static bool not_modified(req *r, const form *f, const char *last_modified)
+static time_t http_date_parse(const char *s)
+{
+    struct tm tm = {0};
+    const char *end = s ? strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm) : NULL;
+    return end ? timegm(&tm) : (time_t)-1;
+}
+
+/* RFC 9110 13.1.3: If-None-Match wins; otherwise not modified when the list
+ * has not changed after the date the client gives. */
+static bool not_modified(req *r, const form *f, const snapshot *s)
 {
     const char *inm = req_header(r, "If-None-Match");
     if (inm) return strstr(inm, f->etag) != NULL || strcmp(inm, "*") == 0;
-    const char *ims = req_header(r, "If-Modified-Since");
-    return ims && strcmp(ims, last_modified) == 0;
+    time_t ims = http_date_parse(req_header(r, "If-Modified-Since"));
+    return ims != (time_t)-1 && s->last_modified_s <= ims;
 }
 
 static void send_form(req *r, const snapshot *s, const form *f, const char *ctype, const char *vary)
@@ -668,7 +689,7 @@ static void send_form(req *r, const snapshot *s, const form *f, const char *ctyp
     req_add_header(r, "Last-Modified", s->last_modified);
     req_add_header(r, "Cache-Control", "public, max-age=60");
     if (vary) req_add_header(r, "Vary", vary);
-    if (not_modified(r, f, s->last_modified)) respond_empty(r, 304);
+    if (not_modified(r, f, s)) respond_empty(r, 304);
     else respond(r, 200, ctype, f->body, f->len);
 }
 

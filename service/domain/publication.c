@@ -40,10 +40,35 @@ cJSON *public_view(const cJSON *sp)
     return v;
 }
 
+/* A sort key readers expect: case-insensitive, umlauts with their base letter
+ * (DIN 5007-1), ß as ss. */
+static void sort_key(const char *s, char *out, size_t outlen)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && k + 3 < outlen; p++) {
+        if (p[0] == 0xC3 && p[1]) {
+            unsigned char c = p[1];
+            const char *rep = c == 0x84 || c == 0xA4 ? "a" : c == 0x96 || c == 0xB6 ? "o" : c == 0x9C || c == 0xBC ? "u"
+                              : c == 0x9F                                            ? "ss"
+                                                                                     : NULL;
+            if (rep) {
+                for (const char *r = rep; *r; r++) out[k++] = *r;
+                p++;
+                continue;
+            }
+        }
+        out[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    }
+    out[k] = '\0';
+}
+
 static int cmp_items(const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
-    int c = strcmp(json_get_str(x, "legal_name"), json_get_str(y, "legal_name"));
+    char kx[256], ky[256];
+    sort_key(json_get_str(x, "legal_name"), kx, sizeof kx);
+    sort_key(json_get_str(y, "legal_name"), ky, sizeof ky);
+    int c = strcmp(kx, ky);
     return c ? c : strcmp(json_get_str(x, "id"), json_get_str(y, "id"));
 }
 
@@ -171,6 +196,22 @@ static const label LABELS[] = {
     {"remote_access", "Fernzugriff", "Remote access"},
     {"backup", "Datensicherung", "Backup"},
     {"support", "Support", "Support"},
+    {"legal_name", "Firma", "legal name"},
+    {"trading_name", "Handelsname", "trading name"},
+    {"hq_country", "Sitzland", "country of the head office"},
+    {"website", "Website", "website"},
+    {"privacy_policy_url", "Datenschutzerklärung", "privacy policy"},
+    {"dpa_url", "AV-Vertrag", "DPA"},
+    {"subprocessor_list_url", "eigene Unterauftragsverarbeiter", "own subprocessor list"},
+    {"category", "Kategorie", "category"},
+    {"role", "Rolle", "role"},
+    {"purpose", "Zweck", "purpose"},
+    {"data_categories", "Datenkategorien", "data categories"},
+    {"data_subjects", "Betroffene", "data subjects"},
+    {"locations", "Orte der Verarbeitung", "processing locations"},
+    {"certifications", "Zertifizierungen", "certifications"},
+    {"dpf_participating", "EU-US Data Privacy Framework", "EU-US Data Privacy Framework"},
+    {"description", "Beschreibung", "description"},
     {NULL, NULL, NULL},
 };
 
@@ -305,7 +346,8 @@ static void change_summary(const cJSON *diff, const char *lang, strbuf *out)
         const cJSON *fields = json_get(c, "fields");
         for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
             if (f != fields->child) sb_puts(out, ", ");
-            esc(out, json_get_str(f, "field"));
+            const char *name = json_get_str(f, "field");
+            esc(out, name ? label_of(name, lang) : "");
         }
         sb_puts(out, "). ");
     }

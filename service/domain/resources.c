@@ -3,4 +3,4 @@
 
 const resource *const RESOURCES[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRANSFER, &RES_TOM, &RES_CUSTOMER,
                                      &RES_DOCUMENT,     &RES_OBJECTION, &RES_COUNTRY,  &RES_ADEQUACY, &RES_SCC_SET,
-                                     &RES_WEBHOOK,      &RES_DELIVERY,  NULL};
+                                     &RES_WEBHOOK,      &RES_DELIVERY,  &RES_EVENT,    NULL};

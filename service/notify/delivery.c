@@ -27,7 +27,7 @@
 #include "subreg/log.h"
 
 #define SHARDS 16
-#define BATCH 2000
+#define BATCH 5000
 #define EXCERPT 256
 #define QUEUE "event_queue"
 #define DUE "delivery_due"
@@ -207,8 +207,6 @@ static void job_finish(job *j, CURLcode rc)
     j->easy = NULL;
     __atomic_add_fetch(&m_attempts, 1, __ATOMIC_RELAXED);
     if (j->attempt > 1) __atomic_add_fetch(&m_retried, 1, __ATOMIC_RELAXED);
-    if (j->status >= 200 && j->status < 300) __atomic_add_fetch(&m_delivered, 1, __ATOMIC_RELAXED);
-    else __atomic_add_fetch(&m_failed_attempts, 1, __ATOMIC_RELAXED);
     count_latency(j->latency_ms);
 }
 
@@ -329,6 +327,7 @@ static void update_health(const cJSON *hook, const hook_health *h, int64_t now)
     char *rid = new_id("dlv_");
     cJSON *rec = audit_record_by(ACTOR, rid, &RES_WEBHOOK, "update", h->id, v + 1, at, before, after);
     store_write(RES_WEBHOOK.collection, h->id, v, doc, rec); /* stale: an admin wrote; next round */
+    notify_webhooks_changed();
     free(rid);
     cJSON_Delete(rec);
     cJSON_Delete(before);
@@ -336,17 +335,58 @@ static void update_health(const cJSON *hook, const hook_health *h, int64_t now)
     cJSON_Delete(doc);
 }
 
-static const cJSON *find_hook(const cJSON *hooks, const char *id)
+/* Subscriptions by id: thousands of them are looked up per round. */
+typedef struct {
+    const cJSON **v;
+    int n;
+} hook_index;
+
+static int cmp_hook(const void *a, const void *b)
 {
+    return strcmp(json_get_str(*(const cJSON *const *)a, "id"), json_get_str(*(const cJSON *const *)b, "id"));
+}
+
+static hook_index index_hooks(const cJSON *hooks)
+{
+    hook_index ix = {.v = xcalloc((size_t)cJSON_GetArraySize(hooks) + 1, sizeof *ix.v)};
     for (const cJSON *h = hooks ? hooks->child : NULL; h; h = h->next)
-        if (!strcmp(json_get_str(h, "id"), id)) return h;
+        if (json_get_str(h, "id")) ix.v[ix.n++] = h;
+    qsort(ix.v, (size_t)ix.n, sizeof *ix.v, cmp_hook);
+    return ix;
+}
+
+static const cJSON *find_hook(const hook_index *ix, const char *id)
+{
+    int lo = 0, hi = ix->n - 1;
+    while (lo <= hi && id) {
+        int mid = (lo + hi) / 2, c = strcmp(json_get_str(ix->v[mid], "id"), id);
+        if (c == 0) return ix->v[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
     return NULL;
 }
 
-/* Records the outcome of each job; deliveries[i] belongs to jobs[i]. */
-static void record(job *jobs, cJSON **deliveries, int n, const cJSON *hooks, int64_t now)
+/* A delivery document as its first attempt (or cancellation) creates it. */
+static cJSON *delivery_doc(const cJSON *due, const char *at)
 {
-    cJSON *ids = cJSON_CreateArray(), *sets = cJSON_CreateArray();
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "id", json_get_str(due, "id"));
+    cJSON_AddNumberToObject(d, "version", 1);
+    cJSON_AddStringToObject(d, "created_at", json_get_str(due, "created_at") ? json_get_str(due, "created_at") : at);
+    cJSON_AddStringToObject(d, "updated_at", at);
+    cJSON_AddStringToObject(d, "webhook_id", json_get_str(due, "webhook_id"));
+    cJSON_AddStringToObject(d, "event_id", json_get_str(due, "event_id"));
+    cJSON_AddStringToObject(d, "event_type", json_get_str(due, "event_type"));
+    return d;
+}
+
+/* Records the outcome of each job. dues[i] is jobs[i]'s due entry, prior[i] its
+ * delivery document when an earlier attempt created one (else NULL). First
+ * attempts become inserts in one round trip; only retries update documents. */
+static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_index *hooks, int64_t now)
+{
+    cJSON *inserts = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *sets = cJSON_CreateArray();
     cJSON *due_ids = cJSON_CreateArray(), *due_sets = cJSON_CreateArray(), *done = cJSON_CreateArray();
     hook_health *hs = xcalloc((size_t)n + 1, sizeof *hs);
     int nh = 0;
@@ -354,9 +394,8 @@ static void record(job *jobs, cJSON **deliveries, int n, const cJSON *hooks, int
     format_rfc3339(now, at);
     for (int i = 0; i < n; i++) {
         job *j = &jobs[i];
-        cJSON *d = deliveries[i];
-        const cJSON *hook = find_hook(hooks, json_get_str(d, "webhook_id"));
-        cJSON *log = cJSON_Duplicate(json_get(d, "attempt_log"), 1);
+        const cJSON *hook = find_hook(hooks, json_get_str(dues[i], "webhook_id"));
+        cJSON *log = prior[i] ? cJSON_Duplicate(json_get(prior[i], "attempt_log"), 1) : NULL;
         if (!log) log = cJSON_CreateArray();
         cJSON_AddItemToArray(log, attempt_entry(j, at));
         cJSON *set = cJSON_CreateObject();
@@ -377,7 +416,9 @@ static void record(job *jobs, cJSON **deliveries, int n, const cJSON *hooks, int
             cJSON_AddStringToObject(set, "delivered_at", at);
             cJSON_AddNullToObject(set, "next_attempt_at");
             cJSON_AddItemToArray(done, cJSON_CreateString(j->id));
+            __atomic_add_fetch(&m_delivered, 1, __ATOMIC_RELAXED);
         } else {
+            __atomic_add_fetch(&m_failed_attempts, 1, __ATOMIC_RELAXED);
             int64_t delay = gone ? -1 : retry_delay(NS.retry_schedule, j->attempt + 1);
             int64_t ra = parse_retry_after(j->retry_after[0] ? j->retry_after : NULL, now / 1000);
             if (delay >= 0 && ra > delay) delay = ra;
@@ -398,23 +439,75 @@ static void record(job *jobs, cJSON **deliveries, int n, const cJSON *hooks, int
                 cJSON_AddStringToObject(set, "next_attempt_at", next);
                 cJSON *ds = cJSON_CreateObject();
                 cJSON_AddNumberToObject(ds, "due_ms", (double)(now + ms));
+                cJSON_AddNumberToObject(ds, "attempts", j->attempt);
                 cJSON_AddItemToArray(due_ids, cJSON_CreateString(j->id));
                 cJSON_AddItemToArray(due_sets, ds);
             }
         }
-        cJSON_AddItemToArray(ids, cJSON_CreateString(j->id));
-        cJSON_AddItemToArray(sets, set);
+        if (prior[i]) {
+            cJSON_AddItemToArray(ids, cJSON_CreateString(j->id));
+            cJSON_AddItemToArray(sets, set);
+        } else {
+            cJSON *d = delivery_doc(dues[i], at);
+            while (set->child) {
+                cJSON *m = set->child;
+                char *name = xstrdup(m->string);
+                cJSON_AddItemToObject(d, name, cJSON_DetachItemViaPointer(set, m));
+                free(name);
+            }
+            cJSON_Delete(set);
+            cJSON_AddItemToArray(inserts, d);
+        }
     }
+    store_insert_many(RES_DELIVERY.collection, inserts);
     store_update_many(RES_DELIVERY.collection, ids, sets);
     store_update_many(DUE, due_ids, due_sets);
     store_delete_ids(DUE, done);
     for (int i = 0; i < nh; i++) update_health(find_hook(hooks, hs[i].id), &hs[i], now);
     free(hs);
+    cJSON_Delete(inserts);
     cJSON_Delete(ids);
     cJSON_Delete(sets);
     cJSON_Delete(due_ids);
     cJSON_Delete(due_sets);
     cJSON_Delete(done);
+}
+
+/* ---- the subscriptions, cached ------------------------------------------------
+ * Thousands of subscriptions are read every round; the thread keeps a copy and
+ * reloads it when this instance changed one (notify_webhooks_changed) or after
+ * a few seconds (another instance may have). */
+
+static cJSON *hook_cache;
+static int64_t hook_cache_ms;
+static int hook_generation, hook_cache_generation = -1;
+
+void notify_webhooks_changed(void)
+{
+    __atomic_add_fetch(&hook_generation, 1, __ATOMIC_RELAXED);
+}
+
+static const cJSON *cached_hooks(bool *ok)
+{
+    int gen = __atomic_load_n(&hook_generation, __ATOMIC_RELAXED);
+    if (hook_cache && gen == hook_cache_generation && mono_ms() - hook_cache_ms < 5000) {
+        *ok = true;
+        return hook_cache;
+    }
+    bson_t all = BSON_INITIALIZER;
+    cJSON *fresh = NULL;
+    store_status st = store_find(RES_WEBHOOK.collection, &all, NULL, 1000000, &fresh);
+    bson_destroy(&all);
+    if (st != ST_OK) {
+        *ok = hook_cache != NULL;
+        return hook_cache;
+    }
+    cJSON_Delete(hook_cache);
+    hook_cache = fresh;
+    hook_cache_ms = mono_ms();
+    hook_cache_generation = gen;
+    *ok = true;
+    return hook_cache;
 }
 
 /* ---- fan-out ------------------------------------------------------------- */
@@ -426,32 +519,39 @@ static int shard_of(const char *id)
     return (int)(h % SHARDS);
 }
 
-static cJSON *new_delivery(const char *event_id, const char *type, const char *body, const char *hook_id,
-                           const char *at, int64_t now, cJSON *due)
+/* The due entry of a new delivery: all a first attempt needs besides the event. */
+static cJSON *due_entry(const char *event_id, const char *type, const char *hook_id, const char *at, int64_t now,
+                        int attempts)
 {
     char id[160];
     snprintf(id, sizeof id, "%s-%s", event_id, hook_id);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "id", id);
-    cJSON_AddNumberToObject(d, "version", 1);
-    cJSON_AddStringToObject(d, "created_at", at);
-    cJSON_AddStringToObject(d, "updated_at", at);
-    cJSON_AddStringToObject(d, "webhook_id", hook_id);
-    cJSON_AddStringToObject(d, "event_id", event_id);
-    cJSON_AddStringToObject(d, "event_type", type);
-    cJSON_AddStringToObject(d, "state", "pending");
-    cJSON_AddNumberToObject(d, "attempts", 0);
-    cJSON_AddStringToObject(d, "next_attempt_at", at);
-    cJSON_AddStringToObject(d, "payload", body);
-    if (due) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "id", id);
-        cJSON_AddNumberToObject(e, "shard", shard_of(id));
-        cJSON_AddNumberToObject(e, "due_ms", (double)now);
-        cJSON_AddStringToObject(e, "webhook_id", hook_id);
-        cJSON_AddItemToArray(due, e);
-    }
-    return d;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "id", id);
+    cJSON_AddNumberToObject(e, "shard", shard_of(id));
+    cJSON_AddNumberToObject(e, "due_ms", (double)now);
+    cJSON_AddNumberToObject(e, "attempts", attempts);
+    cJSON_AddStringToObject(e, "webhook_id", hook_id);
+    cJSON_AddStringToObject(e, "event_id", event_id);
+    cJSON_AddStringToObject(e, "event_type", type);
+    cJSON_AddStringToObject(e, "created_at", at);
+    return e;
+}
+
+/* The event itself is stored once, however many subscriptions receive it. */
+static store_status put_event(const char *event_id, const char *type, const char *body, const char *at)
+{
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "id", event_id);
+    cJSON_AddNumberToObject(ev, "version", 1);
+    cJSON_AddStringToObject(ev, "created_at", at);
+    cJSON_AddStringToObject(ev, "updated_at", at);
+    cJSON_AddStringToObject(ev, "type", type);
+    cJSON_AddStringToObject(ev, "payload", body);
+    cJSON *one = cJSON_CreateArray();
+    cJSON_AddItemToArray(one, ev);
+    store_status st = store_insert_many(RES_EVENT.collection, one); /* a repeat is a duplicate: fine */
+    cJSON_Delete(one);
+    return st;
 }
 
 static int fanout(int64_t now)
@@ -464,7 +564,7 @@ static int fanout(int64_t now)
     }
     bson_destroy(&filter);
     int fanned = 0;
-    cJSON *hooks = NULL;
+    const cJSON *hooks = NULL;
     char at[32];
     format_rfc3339(now, at);
     for (const cJSON *q = queue->child; q; q = q->next) {
@@ -484,25 +584,28 @@ static int fanout(int64_t now)
         }
         cJSON *ev = webhook_event_from_audit(rec, NS.public_base_url);
         if (ev) {
-            if (!hooks && store_list_all(RES_WEBHOOK.collection, &hooks) != ST_OK) {
+            bool ok = true;
+            if (!hooks) hooks = cached_hooks(&ok);
+            if (!ok) {
                 cJSON_Delete(ev);
                 cJSON_Delete(rec);
                 break;
             }
             const char *type = json_get_str(ev, "type");
             char *body = json_dump(ev);
-            cJSON *deliveries = cJSON_CreateArray(), *due = cJSON_CreateArray();
+            cJSON *due = cJSON_CreateArray();
             const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
             for (const cJSON *h = hooks->child; h; h = h->next) {
                 const char *hid = json_get_str(h, "id");
                 if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
                 if (!event_type_matches(json_get(h, "event_types"), type)) continue;
-                cJSON_AddItemToArray(deliveries, new_delivery(qid, type, body, hid, at, now, due));
+                cJSON_AddItemToArray(due, due_entry(qid, type, hid, at, now, 0));
             }
-            st = store_insert_many(RES_DELIVERY.collection, deliveries);
+            int nd = cJSON_GetArraySize(due);
+            st = nd ? put_event(qid, type, body, at) : ST_OK;
             if (st == ST_OK) st = store_insert_many(DUE, due);
-            fanned += cJSON_GetArraySize(deliveries);
-            cJSON_Delete(deliveries);
+            fanned += nd;
+            log_msgf(LOG_DEBUG, "fan-out of %s: %d deliveries", qid, nd);
             cJSON_Delete(due);
             free(body);
             cJSON_Delete(ev);
@@ -511,7 +614,6 @@ static int fanout(int64_t now)
         if (st != ST_OK) break;
         store_delete_raw(QUEUE, qid);
     }
-    cJSON_Delete(hooks);
     cJSON_Delete(queue);
     return fanned;
 }
@@ -546,8 +648,45 @@ static int claim_shards(int64_t period, int owned[SHARDS])
     return n;
 }
 
+/* Documents of coll whose ids are the values of member in items, in one query. */
+static store_status load_by_ids(const char *coll, const cJSON *items, const char *member, cJSON **out)
+{
+    bson_t in = BSON_INITIALIZER, doc, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&in, "_id", &doc);
+    BSON_APPEND_ARRAY_BEGIN(&doc, "$in", &arr);
+    int k = 0;
+    for (const cJSON *e = items->child; e; e = e->next) {
+        const char *v = json_get_str(e, member);
+        if (!v) continue;
+        char key[16];
+        snprintf(key, sizeof key, "%d", k++);
+        BSON_APPEND_UTF8(&arr, key, v);
+    }
+    bson_append_array_end(&doc, &arr);
+    bson_append_document_end(&in, &doc);
+    store_status st = k ? store_find(coll, &in, NULL, k, out) : ST_OK;
+    if (!k) *out = cJSON_CreateArray();
+    bson_destroy(&in);
+    return st;
+}
+
+static cJSON *take_by_id(cJSON *arr, const char *id)
+{
+    for (cJSON *x = arr ? arr->child : NULL; x; x = x->next)
+        if (!strcmp(json_get_str(x, "id"), id)) return cJSON_DetachItemViaPointer(arr, x);
+    return NULL;
+}
+
+static const cJSON *by_id(const cJSON *arr, const char *id)
+{
+    for (const cJSON *x = arr ? arr->child : NULL; x; x = x->next)
+        if (!strcmp(json_get_str(x, "id"), id)) return x;
+    return NULL;
+}
+
 static int deliver_due(int64_t now)
 {
+    int64_t round_start = mono_ms();
     int64_t period = now / NS.lease_ms;
     int64_t period_end = (period + 1) * NS.lease_ms;
     int owned[SHARDS];
@@ -582,58 +721,94 @@ static int deliver_due(int64_t now)
         cJSON_Delete(due);
         return 0;
     }
-    cJSON *hooks = NULL;
-    if (store_list_all(RES_WEBHOOK.collection, &hooks) != ST_OK) {
+    cJSON *events = NULL, *retries = cJSON_CreateArray(), *priors = NULL;
+    bool hooks_ok = true;
+    const cJSON *hook_list = cached_hooks(&hooks_ok);
+    if (!hooks_ok) {
+        cJSON_Delete(retries);
         cJSON_Delete(due);
         return 0;
     }
+    /* The distinct events of this batch, and the documents of retried deliveries. */
+    cJSON *event_refs = cJSON_CreateArray();
+    for (const cJSON *e = due->child; e; e = e->next) {
+        const char *eid = json_get_str(e, "event_id");
+        bool seen = false;
+        for (const cJSON *x = event_refs->child; x && !seen; x = x->next) seen = !strcmp(json_get_str(x, "id"), eid);
+        if (!seen) {
+            cJSON *ref = cJSON_CreateObject();
+            cJSON_AddStringToObject(ref, "id", eid);
+            cJSON_AddItemToArray(event_refs, ref);
+        }
+        if (cJSON_GetNumberValue(json_get(e, "attempts")) > 0) cJSON_AddItemReferenceToArray(retries, (cJSON *)e);
+    }
+    st = load_by_ids(RES_EVENT.collection, event_refs, "id", &events);
+    if (st == ST_OK) st = load_by_ids(RES_DELIVERY.collection, retries, "id", &priors);
+    cJSON_Delete(event_refs);
+    if (st != ST_OK) {
+        cJSON_Delete(events);
+        cJSON_Delete(priors);
+        cJSON_Delete(retries);
+        cJSON_Delete(due);
+        return 0;
+    }
+    hook_index hix = index_hooks(hook_list), *hooks = &hix;
     int total = cJSON_GetArraySize(due);
     job *jobs = xcalloc((size_t)total, sizeof *jobs);
-    cJSON **ds = xcalloc((size_t)total, sizeof *ds);
-    cJSON *cancel = cJSON_CreateArray(), *cancel_sets = cJSON_CreateArray(), *drop = cJSON_CreateArray();
+    cJSON **dues = xcalloc((size_t)total, sizeof *dues), **prior = xcalloc((size_t)total, sizeof *prior);
+    cJSON *cancelled = cJSON_CreateArray(), *drop = cJSON_CreateArray();
+    char at[32];
+    format_rfc3339(now, at);
     int k = 0;
-    for (const cJSON *e = due->child; e; e = e->next) {
+    for (cJSON *e = due->child; e; e = e->next) {
         const char *id = json_get_str(e, "id");
-        cJSON *d = NULL;
-        if (store_get_raw(RES_DELIVERY.collection, id, &d) != ST_OK) {
-            cJSON_AddItemToArray(drop, cJSON_CreateString(id));
-            continue;
-        }
-        const cJSON *hook = find_hook(hooks, json_get_str(d, "webhook_id"));
-        if (!hook || !cJSON_IsTrue(json_get(hook, "enabled"))) {
-            /* Subscription deleted or disabled: the delivery will not be sent. */
-            cJSON *set = cJSON_CreateObject();
-            cJSON_AddStringToObject(set, "state", "cancelled");
-            cJSON_AddNullToObject(set, "next_attempt_at");
-            cJSON_AddItemToArray(cancel, cJSON_CreateString(id));
-            cJSON_AddItemToArray(cancel_sets, set);
+        const cJSON *hook = find_hook(hooks, json_get_str(e, "webhook_id"));
+        const cJSON *ev = by_id(events, json_get_str(e, "event_id"));
+        cJSON *pd = cJSON_GetNumberValue(json_get(e, "attempts")) > 0 ? take_by_id(priors, id) : NULL;
+        if (!hook || !cJSON_IsTrue(json_get(hook, "enabled")) || !ev) {
+            /* Subscription deleted or disabled (or the event lost): not sent. */
+            cJSON *d = pd ? pd : delivery_doc(e, at);
+            cJSON_ReplaceItemInObject(d, "updated_at", cJSON_CreateString(at));
+            cJSON_DeleteItemFromObject(d, "state");
+            cJSON_AddStringToObject(d, "state", "cancelled");
+            cJSON_DeleteItemFromObject(d, "next_attempt_at");
+            cJSON_AddItemToArray(cancelled, d);
             cJSON_AddItemToArray(drop, cJSON_CreateString(id));
             __atomic_add_fetch(&m_exhausted, 1, __ATOMIC_RELAXED);
-            cJSON_Delete(d);
             continue;
         }
-        ds[k] = d;
-        jobs[k] = (job){.id = json_get_str(d, "id"),
-                        .event_id = json_get_str(d, "event_id"),
+        dues[k] = e;
+        prior[k] = pd;
+        jobs[k] = (job){.id = id,
+                        .event_id = json_get_str(e, "event_id"),
                         .url = json_get_str(hook, "url"),
                         .secrets = json_get(hook, "_secrets"),
-                        .body = json_get_str(d, "payload"),
-                        .attempt = (int)cJSON_GetNumberValue(json_get(d, "attempts")) + 1};
+                        .body = json_get_str(ev, "payload"),
+                        .attempt = (int)cJSON_GetNumberValue(json_get(e, "attempts")) + 1};
         k++;
     }
-    store_update_many(RES_DELIVERY.collection, cancel, cancel_sets);
+    /* Cancelled ones: replace (or create) their documents, drop their entries. */
+    for (cJSON *d = cancelled->child; d; d = d->next) store_delete_raw(RES_DELIVERY.collection, json_get_str(d, "id"));
+    store_insert_many(RES_DELIVERY.collection, cancelled);
     store_delete_ids(DUE, drop);
     if (k > 0) {
+        int64_t t0 = mono_ms();
         send_all(jobs, k);
-        record(jobs, ds, k, hooks, now_ms());
+        int64_t t1 = mono_ms();
+        record(jobs, dues, prior, k, hooks, now_ms());
+        log_msgf(LOG_DEBUG, "delivery round: %d attempts, prepare %lld ms, send %lld ms, record %lld ms", k,
+                 (long long)(t0 - round_start), (long long)(t1 - t0), (long long)(mono_ms() - t1));
     }
-    for (int i = 0; i < k; i++) cJSON_Delete(ds[i]);
-    free(ds);
+    for (int i = 0; i < k; i++) cJSON_Delete(prior[i]);
+    free(prior);
+    free(dues);
     free(jobs);
-    cJSON_Delete(cancel);
-    cJSON_Delete(cancel_sets);
+    free(hix.v);
+    cJSON_Delete(cancelled);
     cJSON_Delete(drop);
-    cJSON_Delete(hooks);
+    cJSON_Delete(events);
+    cJSON_Delete(priors);
+    cJSON_Delete(retries);
     cJSON_Delete(due);
     return k;
 }
@@ -651,25 +826,26 @@ store_status deliver_ping(const cJSON *hook, cJSON **result)
     cJSON_AddStringToObject(ev, "timestamp", at);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "data"), "webhook_id", json_get_str(hook, "id"));
     char *body = json_dump(ev);
-    cJSON *d = new_delivery(event_id, "ping", body, json_get_str(hook, "id"), at, now, NULL);
-    store_status st = store_put_raw(RES_DELIVERY.collection, d);
+    store_status st = put_event(event_id, "ping", body, at);
+    cJSON *due = due_entry(event_id, "ping", json_get_str(hook, "id"), at, now, 0);
     if (st == ST_OK) {
-        job j = {.id = json_get_str(d, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
+        job j = {.id = json_get_str(due, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
                  .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
         send_all(&j, 1);
-        cJSON *log = cJSON_CreateArray();
         format_rfc3339(now_ms(), at);
-        cJSON_AddItemToArray(log, attempt_entry(&j, at));
         bool ok = j.status >= 200 && j.status < 300;
-        cJSON *set = cJSON_CreateObject();
-        cJSON_AddItemToObject(set, "attempt_log", log);
-        cJSON_AddNumberToObject(set, "attempts", 1);
-        cJSON_AddStringToObject(set, "last_attempt_at", at);
-        cJSON_AddStringToObject(set, "state", ok ? "delivered" : "failed");
-        if (j.status) cJSON_AddNumberToObject(set, "last_status", (double)j.status);
-        cJSON_AddNullToObject(set, "next_attempt_at");
-        store_update_raw(RES_DELIVERY.collection, j.id, set);
-        cJSON_Delete(set);
+        cJSON *d = delivery_doc(due, at);
+        cJSON *log = cJSON_AddArrayToObject(d, "attempt_log");
+        cJSON_AddItemToArray(log, attempt_entry(&j, at));
+        cJSON_AddNumberToObject(d, "attempts", 1);
+        cJSON_AddStringToObject(d, "last_attempt_at", at);
+        cJSON_AddStringToObject(d, "state", ok ? "delivered" : "failed");
+        if (j.status) cJSON_AddNumberToObject(d, "last_status", (double)j.status);
+        cJSON *one = cJSON_CreateArray();
+        cJSON_AddItemToArray(one, d);
+        st = store_insert_many(RES_DELIVERY.collection, one);
+        cJSON_Delete(one);
+        __atomic_add_fetch(ok ? &m_delivered : &m_failed_attempts, 1, __ATOMIC_RELAXED);
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "delivery_id", j.id);
         cJSON_AddBoolToObject(r, "success", ok);
@@ -678,7 +854,7 @@ store_status deliver_ping(const cJSON *hook, cJSON **result)
         if (j.error[0]) cJSON_AddStringToObject(r, "error", j.error);
         *result = r;
     }
-    cJSON_Delete(d);
+    cJSON_Delete(due);
     cJSON_Delete(ev);
     free(body);
     free(event_id);
@@ -698,21 +874,19 @@ store_status schedule_redelivery(const cJSON *d)
     store_status st = store_update_raw(RES_DELIVERY.collection, id, set);
     cJSON_Delete(set);
     if (st != ST_OK) return st;
+    int attempts = (int)cJSON_GetNumberValue(json_get(d, "attempts"));
+    cJSON *e = due_entry(json_get_str(d, "event_id"), json_get_str(d, "event_type"), json_get_str(d, "webhook_id"),
+                         at, now, attempts < 1 ? 1 : attempts);
     cJSON *due = cJSON_CreateArray();
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "id", id);
-    cJSON_AddNumberToObject(e, "shard", shard_of(id));
-    cJSON_AddNumberToObject(e, "due_ms", (double)now);
-    cJSON_AddStringToObject(e, "webhook_id", json_get_str(d, "webhook_id"));
     cJSON_AddItemToArray(due, e);
     st = store_insert_many(DUE, due);
-    cJSON_Delete(due);
     if (st == ST_OK) {
         cJSON *s2 = cJSON_CreateObject();
         cJSON_AddNumberToObject(s2, "due_ms", (double)now);
         st = store_update_raw(DUE, id, s2);
         cJSON_Delete(s2);
     }
+    cJSON_Delete(due);
     return st;
 }
 
@@ -826,4 +1000,7 @@ void notify_stop(void)
     pthread_mutex_unlock(&mu);
     pthread_join(thread, NULL);
     running = false;
+    cJSON_Delete(hook_cache);
+    hook_cache = NULL;
+    hook_cache_generation = -1;
 }

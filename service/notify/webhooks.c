@@ -167,6 +167,7 @@ const resource RES_WEBHOOK = {
     .on_create = webhook_on_create,
     .on_update = webhook_on_update,
     .keep_internal = WEBHOOK_INTERNAL,
+    .after_write = notify_webhooks_changed,
 };
 
 /* ---- deliveries: read-only, written by the delivery thread ----------------- */
@@ -199,6 +200,34 @@ const resource RES_DELIVERY = {
     .parent_field = "webhook_id",
     .fields = DELIVERY_FIELDS,
     .filters = DELIVERY_FILTERS,
+    .routes = R_LIST | R_GET,
+    .read_role = ROLE_ADMIN,
+    .write_role = ROLE_ADMIN,
+    .delete_role = ROLE_ADMIN,
+};
+
+/* ---- events: what was (or will be) sent, stored once per event -------------- */
+
+static const field EVENT_FIELDS[] = {
+    SERVER_FIELDS,
+    {.name = "type", .type = FT_STRING},
+    {.name = "payload", .type = FT_STRING},
+    {0},
+};
+
+static const filter_def EVENT_FILTERS[] = {
+    {"type", "type", &(const field){.type = FT_STRING, .min = 1, .max = 64}, NULL},
+    {"since", "created_at", &(const field){.type = FT_DATETIME}, "$gte"},
+    {0},
+};
+
+const resource RES_EVENT = {
+    .type = "event",
+    .collection = "events",
+    .path = "/v1/events",
+    .item_path = "/v1/events/{id}",
+    .fields = EVENT_FIELDS,
+    .filters = EVENT_FILTERS,
     .routes = R_LIST | R_GET,
     .read_role = ROLE_ADMIN,
     .write_role = ROLE_ADMIN,
@@ -259,6 +288,7 @@ static void handle_rotate(req *r)
     cJSON *before = strip(cJSON_Duplicate(cur, 1)), *after = strip(cJSON_Duplicate(doc, 1));
     cJSON *rec = crud_audit_record(r, &RES_WEBHOOK, "update", r->param, v + 1, at, before, after);
     st = store_write(RES_WEBHOOK.collection, r->param, v, doc, rec);
+    notify_webhooks_changed();
     if (st != ST_OK) {
         respond_store_error(r, st);
     } else {
