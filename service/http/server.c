@@ -687,7 +687,7 @@ static int begin_request(struct mg_connection *conn)
             }
         }
         if (allow.len == 0) {
-            respond_problem(&r, 404, "not-found", "no such resource");
+            respond_problem(&r, 404, "not-found", "no such path");
         } else if (strcmp(r.method, "OPTIONS") == 0) {
             req_add_header(&r, "Allow", allow.data);
             respond_empty(&r, 204);
