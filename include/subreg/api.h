@@ -22,6 +22,22 @@ extern api_env API;
 int api_routes(route *out, int cap);
 
 struct resource;
+
+/* The audit record of a change (crud.c): by a request's principal, or by a named
+ * actor (the scheduler, the delivery thread, migrate). */
+cJSON *crud_audit_record(const req *r, const struct resource *res, const char *action, const char *id,
+                         int64_t version, const char *at, const cJSON *before, const cJSON *after);
+cJSON *audit_record_by(const char *actor, const char *request_id, const struct resource *res, const char *action,
+                       const char *id, int64_t version, const char *at, const cJSON *before, const cJSON *after);
+/* Answers 409 (naming the referrers) and returns true while documents refer to id. */
+bool refuse_if_referenced(req *r, const char *collection, const char *id);
+
+/* The route tables of the handler files. */
+int crud_routes(route *out, int cap);
+int document_routes(route *out, int cap, long max_document_bytes);
+int compliance_routes(route *out, int cap);
+int publication_routes(route *out, int cap);
+
 /* Seeds reference documents from a JSON array (subreg migrate); see crud.c. */
 store_status crud_seed(const struct resource *res, const char *json, int *inserted, int *updated);
 

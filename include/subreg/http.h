@@ -64,6 +64,9 @@ typedef struct {
     const char *rate_limit_exempt; /* comma list of IPv4 CIDRs */
 } http_settings;
 
+/* Appends the routes rs[0..n) to out (capacity cap); returns how many. */
+int add_routes(route *out, int cap, const route *rs, size_t n);
+
 /* Starts serving routes (copied). Returns false with a message on failure. */
 bool http_start(const http_settings *s, const route *routes, int nroutes, char *err, size_t errlen);
 void http_stop(void);

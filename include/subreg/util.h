@@ -62,6 +62,11 @@ bool utf8_valid(const char *s, size_t n);
 bool str_ieq(const char *a, const char *b);
 bool str_istarts(const char *s, const char *prefix);
 
+/* Waits on cv (mu held) for at most ms milliseconds; the background threads'
+ * "sleep unless woken". */
+#include <pthread.h>
+void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+
 /* Lower-case hex SHA-256 of data (65 bytes incl. NUL). */
 void sha256_hex(const void *data, size_t n, char out[65]);
 

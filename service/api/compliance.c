@@ -159,7 +159,5 @@ int compliance_routes(route *out, int cap)
         {"GET", "/v1/compliance/findings", handle_findings, ROLE_READER, NULL, 0},
         {"GET", "/v1/reports/expiring", handle_expiring, ROLE_READER, NULL, 0},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof rs / sizeof rs[0] && n < cap; i++) out[n++] = rs[i];
-    return n;
+    return add_routes(out, cap, rs, sizeof rs / sizeof rs[0]);
 }

@@ -40,9 +40,6 @@ const resource RES_DOCUMENT = {
     .delete_role = ROLE_ADMIN,
 };
 
-cJSON *crud_audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
-                         const char *at, const cJSON *before, const cJSON *after);
-bool refuse_if_referenced(req *r, const char *collection, const char *id);
 
 static bool valid_filename(const char *s)
 {
@@ -198,7 +195,5 @@ int document_routes(route *out, int cap, long max_document_bytes)
         {"GET", "/v1/documents/{id}", handle_download, ROLE_READER, &RES_DOCUMENT, 0},
         {"DELETE", "/v1/documents/{id}", handle_delete_document, ROLE_ADMIN, &RES_DOCUMENT, 0},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof rs / sizeof rs[0] && n < cap; i++) out[n++] = rs[i];
-    return n;
+    return add_routes(out, cap, rs, sizeof rs / sizeof rs[0]);
 }

@@ -11,10 +11,6 @@
 api_env API;
 
 void list_page(req *r, const char *collection, const filter_def *filters, bson_t *filter);
-int crud_routes(route *out, int cap);
-int document_routes(route *out, int cap, long max_document_bytes);
-int compliance_routes(route *out, int cap);
-int publication_routes(route *out, int cap);
 
 static void handle_healthz(req *r)
 {
@@ -96,8 +92,7 @@ int api_routes(route *out, int cap)
         {"GET", "/openapi.yaml", handle_openapi, ROLE_NONE, NULL, 0},
         {"GET", "/v1/audit", handle_audit, ROLE_READER, NULL, 0},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0] && n < cap; i++) out[n++] = ops[i];
+    int n = add_routes(out, cap, ops, sizeof ops / sizeof ops[0]);
     n += document_routes(out + n, cap - n, API.max_document_bytes);
     n += compliance_routes(out + n, cap - n);
     n += publication_routes(out + n, cap - n);

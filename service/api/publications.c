@@ -21,10 +21,6 @@
 #define PUBLICATIONS "publications"
 #define SCHEDULER_ACTOR "subreg-scheduler"
 
-cJSON *crud_audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
-                         const char *at, const cJSON *before, const cJSON *after);
-cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
-                       const char *id, int64_t version, const char *at, const cJSON *before, const cJSON *after);
 
 /* ---- objections: a generic resource, nested under its publication --------- */
 
@@ -404,12 +400,7 @@ static void *sched_main(void *arg)
         pthread_mutex_unlock(&sched_mu);
         snapshot_release(s);
         pthread_mutex_lock(&sched_mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + wait * 1000000;
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        if (!sched_stop && !sched_kick) pthread_cond_timedwait(&sched_cv, &sched_mu, &ts);
+        if (!sched_stop && !sched_kick) cond_wait_ms(&sched_cv, &sched_mu, wait);
     }
     pthread_mutex_unlock(&sched_mu);
     return NULL;
@@ -796,7 +787,5 @@ int publication_routes(route *out, int cap)
         {"GET", "/public/v1/subprocessors/feed.atom", handle_public_atom, ROLE_NONE, NULL, 0},
         {"GET", "/subprocessors", handle_public_html, ROLE_NONE, NULL, 0},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof rs / sizeof rs[0] && n < cap; i++) out[n++] = rs[i];
-    return n;
+    return add_routes(out, cap, rs, sizeof rs / sizeof rs[0]);
 }

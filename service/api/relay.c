@@ -37,12 +37,7 @@ static void *relay_main(void *arg)
         /* A sweep that reached the database counts as alive; an outage is
          * reported by /readyz's own ping. */
         if (st == ST_OK || st == ST_UNAVAILABLE) last_sweep_ms = mono_ms();
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (int64_t)interval * 1000000;
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        if (!stopping) pthread_cond_timedwait(&cv, &mu, &ts);
+        if (!stopping) cond_wait_ms(&cv, &mu, interval);
     }
     pthread_mutex_unlock(&mu);
     return NULL;

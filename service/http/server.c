@@ -768,6 +768,13 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+int add_routes(route *out, int cap, const route *rs, size_t n)
+{
+    int k = 0;
+    for (size_t i = 0; i < n && k < cap; i++) out[k++] = rs[i];
+    return k;
+}
+
 bool http_start(const http_settings *s, const route *rt, int n, char *err, size_t errlen)
 {
     settings = *s;

@@ -287,8 +287,6 @@ static hook_health *health_for(hook_health *hs, int *nh, const cJSON *hook)
     return h;
 }
 
-cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
-                       const char *id, int64_t version, const char *at, const cJSON *before, const cJSON *after);
 
 /* Applies what a round learned about a subscription: recovered, failing, or to
  * be disabled (410, or failing longer than allowed). An audited update. */
@@ -940,12 +938,7 @@ static void *notify_main(void *arg)
         pthread_mutex_lock(&mu);
         last_round_ms = mono_ms();
         if (stopping || work > 0) continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (int64_t)NS.poll_ms * 1000000;
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&cv, &mu, &ts);
+        cond_wait_ms(&cv, &mu, NS.poll_ms);
     }
     pthread_mutex_unlock(&mu);
     return NULL;

@@ -236,8 +236,6 @@ const resource RES_EVENT = {
 
 /* ---- actions -------------------------------------------------------------- */
 
-cJSON *crud_audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
-                         const char *at, const cJSON *before, const cJSON *after);
 
 static cJSON *strip(cJSON *doc)
 {
@@ -346,7 +344,5 @@ int notify_routes(route *out, int cap)
         {"POST", "/v1/webhooks/{id}/ping", handle_ping, ROLE_ADMIN, NULL, 0},
         {"POST", "/v1/deliveries/{id}/redeliver", handle_redeliver, ROLE_ADMIN, NULL, 0},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof rs / sizeof rs[0] && n < cap; i++) out[n++] = rs[i];
-    return n;
+    return add_routes(out, cap, rs, sizeof rs / sizeof rs[0]);
 }

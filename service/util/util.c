@@ -375,3 +375,13 @@ void sha256_hex(const void *data, size_t n, char out[65])
     for (unsigned i = 0; i < 32; i++) snprintf(out + i * 2, 3, "%02x", md[i]);
     out[64] = '\0';
 }
+
+void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + ms * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
