@@ -28,6 +28,7 @@ enum {
     FF_READONLY = 1 << 1, /* set by the server; refused in request bodies */
     FF_UNIQUE = 1 << 2,   /* arrays: entries must be distinct */
     FF_IMMUTABLE = 1 << 3, /* set on create, refused in a merge patch (client-chosen ids) */
+    FF_WEAK = 1 << 4,      /* FT_REF that does not keep its target from being deleted (logs) */
 };
 
 typedef struct field {

@@ -55,8 +55,13 @@ cJSON *audit_record_by(const char *actor, const char *request_id, const resource
     cJSON_AddStringToObject(a, "entity_id", id);
     cJSON_AddNumberToObject(a, "entity_version", (double)version);
     cJSON_AddStringToObject(a, "request_id", request_id);
-    cJSON_AddItemToObject(a, "before", before ? cJSON_Duplicate(before, 1) : cJSON_CreateNull());
-    cJSON_AddItemToObject(a, "after", after ? cJSON_Duplicate(after, 1) : cJSON_CreateNull());
+    /* Internal members (secrets, seed hashes, claim state) never enter the trail. */
+    cJSON *b = before ? cJSON_Duplicate(before, 1) : cJSON_CreateNull();
+    cJSON *f = after ? cJSON_Duplicate(after, 1) : cJSON_CreateNull();
+    if (before) to_public(b);
+    if (after) to_public(f);
+    cJSON_AddItemToObject(a, "before", b);
+    cJSON_AddItemToObject(a, "after", f);
     return a;
 }
 
@@ -160,7 +165,7 @@ static void count_referrers(const field *f, const char *path, const char *pointe
     (void)pointer;
     (void)v;
     referrer_scan *s = ctx;
-    if (strcmp(f->ref, s->collection) != 0 || s->st != ST_OK) return;
+    if ((f->flags & FF_WEAK) || strcmp(f->ref, s->collection) != 0 || s->st != ST_OK) return;
     bson_t filter = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&filter, path, s->id);
     int64_t n = 0;

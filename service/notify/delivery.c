@@ -32,6 +32,7 @@
 #define QUEUE "event_queue"
 #define DUE "delivery_due"
 #define LEASES "delivery_leases"
+#define STAMPS "stamps"
 #define ACTOR "subreg-delivery"
 
 static char instance_id[40];
@@ -450,6 +451,7 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
             while (set->child) {
                 cJSON *m = set->child;
                 char *name = xstrdup(m->string);
+                cJSON_DeleteItemFromObjectCaseSensitive(d, name);
                 cJSON_AddItemToObject(d, name, cJSON_DetachItemViaPointer(set, m));
                 free(name);
             }
@@ -477,21 +479,43 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
  * a few seconds (another instance may have). */
 
 static cJSON *hook_cache;
-static int64_t hook_cache_ms;
-static int hook_generation, hook_cache_generation = -1;
+static char hook_cache_token[40];
 
+/* Every change to a subscription, on any instance, writes a new token into one
+ * small document; a round reloads its copy when the token moved. The token is
+ * written before the change is answered, so an event created after a
+ * subscription's 201 always finds it. */
 void notify_webhooks_changed(void)
 {
-    __atomic_add_fetch(&hook_generation, 1, __ATOMIC_RELAXED);
+    char *token = new_id("");
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "token", token);
+    if (store_update_raw(STAMPS, "webhooks", doc) == ST_OK) {
+        cJSON *probe = NULL;
+        if (store_get_raw(STAMPS, "webhooks", &probe) == ST_NOT_FOUND) {
+            cJSON_AddStringToObject(doc, "id", "webhooks");
+            store_put_raw(STAMPS, doc);
+        }
+        cJSON_Delete(probe);
+    }
+    cJSON_Delete(doc);
+    free(token);
 }
 
 static const cJSON *cached_hooks(bool *ok)
 {
-    int gen = __atomic_load_n(&hook_generation, __ATOMIC_RELAXED);
-    if (hook_cache && gen == hook_cache_generation && mono_ms() - hook_cache_ms < 5000) {
+    cJSON *stamp = NULL;
+    store_status sst = store_get_raw(STAMPS, "webhooks", &stamp);
+    const char *token = sst == ST_OK ? json_get_str(stamp, "token") : "";
+    bool fresh_enough = hook_cache && sst != ST_UNAVAILABLE && sst != ST_ERROR && token &&
+                        strcmp(token, hook_cache_token) == 0;
+    if (fresh_enough) {
+        cJSON_Delete(stamp);
         *ok = true;
         return hook_cache;
     }
+    snprintf(hook_cache_token, sizeof hook_cache_token, "%s", token ? token : "");
+    cJSON_Delete(stamp);
     bson_t all = BSON_INITIALIZER;
     cJSON *fresh = NULL;
     store_status st = store_find(RES_WEBHOOK.collection, &all, NULL, 1000000, &fresh);
@@ -502,8 +526,6 @@ static const cJSON *cached_hooks(bool *ok)
     }
     cJSON_Delete(hook_cache);
     hook_cache = fresh;
-    hook_cache_ms = mono_ms();
-    hook_cache_generation = gen;
     *ok = true;
     return hook_cache;
 }
@@ -993,7 +1015,19 @@ void notify_stop(void)
     pthread_mutex_unlock(&mu);
     pthread_join(thread, NULL);
     running = false;
+    /* A clean stop hands its shards over at once instead of at the lease's end. */
+    bson_t mine = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&mine, "owner", instance_id);
+    cJSON *leases = NULL;
+    if (store_find(LEASES, &mine, NULL, 1000, &leases) == ST_OK) {
+        cJSON *ids = cJSON_CreateArray();
+        for (cJSON *l = leases->child; l; l = l->next) cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
+        store_delete_ids(LEASES, ids);
+        cJSON_Delete(ids);
+        cJSON_Delete(leases);
+    }
+    bson_destroy(&mine);
     cJSON_Delete(hook_cache);
     hook_cache = NULL;
-    hook_cache_generation = -1;
+    hook_cache_token[0] = '\0';
 }

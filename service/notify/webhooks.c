@@ -176,7 +176,8 @@ static const char *const DELIVERY_STATES[] = {"pending", "delivered", "failed", 
 
 static const field DELIVERY_FIELDS[] = {
     SERVER_FIELDS,
-    {.name = "webhook_id", .type = FT_REF, .ref = "webhooks"},
+    /* The delivery log outlives its subscription. */
+    {.name = "webhook_id", .type = FT_REF, .flags = FF_WEAK, .ref = "webhooks"},
     {.name = "event_id", .type = FT_STRING},
     {.name = "event_type", .type = FT_STRING},
     {.name = "state", .type = FT_ENUM, .enums = DELIVERY_STATES},
