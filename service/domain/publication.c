@@ -385,6 +385,21 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
     sb_puts(out, "</feed>\n");
 }
 
+/* A timestamp for people: "11.12.2026, 16:46 UTC" / "11 Dec 2026, 16:46 UTC";
+ * the machine-readable form stays in the <time datetime> attribute. */
+static void human_time(strbuf *out, const char *iso, const char *lang)
+{
+    static const char *const MONTHS[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int y, mo, d, h, mi;
+    if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d", &y, &mo, &d, &h, &mi) != 5 || mo < 1 || mo > 12) {
+        esc(out, iso);
+        return;
+    }
+    if (strcmp(lang, "de") == 0) sb_printf(out, "%02d.%02d.%04d, %02d:%02d UTC", d, mo, y, h, mi);
+    else sb_printf(out, "%d %s %04d, %02d:%02d UTC", d, MONTHS[mo - 1], y, h, mi);
+}
+
 static void html_table(const cJSON *items, const char *lang, const char *caption, strbuf *out)
 {
     bool de = strcmp(lang, "de") == 0;
@@ -455,7 +470,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
                   (int)cJSON_GetNumberValue(json_get(current, "number")), de ? "gültig seit" : "in effect since");
         esc(out, json_get_str(current, "effective_at"));
         sb_puts(out, "\">");
-        esc(out, json_get_str(current, "effective_at"));
+        human_time(out, json_get_str(current, "effective_at"), lang);
         sb_puts(out, "</time>.</p>\n");
     } else {
         sb_printf(out, "<p>%s</p>\n", de ? "Es ist noch keine Version veröffentlicht." : "No version has been published yet.");
@@ -480,7 +495,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
                   (int)cJSON_GetNumberValue(json_get(u, "number")), de ? "wirksam ab" : "effective");
         esc(out, json_get_str(u, "effective_at"));
         sb_puts(out, "\">");
-        esc(out, json_get_str(u, "effective_at"));
+        human_time(out, json_get_str(u, "effective_at"), lang);
         sb_puts(out, "</time></h3>\n<p>");
         esc(out, text_of(json_get(u, "summary"), lang));
         sb_puts(out, "</p>\n<p>");
@@ -491,7 +506,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
             sb_printf(out, "<p>%s <time datetime=\"", de ? "Einspruch möglich bis" : "Objections possible until");
             esc(out, dl);
             sb_puts(out, "\">");
-            esc(out, dl);
+            human_time(out, dl, lang);
             sb_puts(out, "</time>.</p>\n");
         }
         sb_puts(out, "</article>\n");
@@ -504,7 +519,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         sb_printf(out, "<li><a href=\"/public/v1/subprocessors/versions/%d\">Version %d</a>, <time datetime=\"", n, n);
         esc(out, json_get_str(h, "effective_at"));
         sb_puts(out, "\">");
-        esc(out, json_get_str(h, "effective_at"));
+        human_time(out, json_get_str(h, "effective_at"), lang);
         sb_puts(out, "</time>: ");
         esc(out, text_of(json_get(h, "summary"), lang));
         sb_puts(out, "</li>\n");

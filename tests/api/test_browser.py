@@ -251,11 +251,15 @@ def test_page_names_the_versions(site, rendered):
     assert text_of(intro[0].xpath("./strong")[0]) == str(body["version"]), (
         f"page says version {text_of(intro[0].xpath('./strong')[0])}, "
         f"the JSON says {body['version']}")
-    upcoming = [text_of(h) for h in doc.xpath("//section[@aria-labelledby='upcoming']//h3")]
-    assert len(upcoming) == len(body["upcoming"])
-    for heading, up in zip(upcoming, body["upcoming"]):
+    headings = doc.xpath("//section[@aria-labelledby='upcoming']//h3")
+    assert len(headings) == len(body["upcoming"])
+    for h, up in zip(headings, body["upcoming"]):
+        heading = text_of(h)
         assert f"Version {up['version']}:" in heading, (heading, up["version"])
-        assert up["effective_at"] in heading
+        # people read the date, machines the <time datetime> attribute
+        assert h.xpath(".//time/@datetime") == [up["effective_at"]]
+        when = dt.datetime.strptime(up["effective_at"], "%Y-%m-%dT%H:%M:%SZ")
+        assert f"{when.day} {when.strftime('%b')} {when.year}, {when.strftime('%H:%M')} UTC" in heading, heading
     history = [a.get("href") for a in doc.xpath("//section[@aria-labelledby='history']//a[@href]")]
     assert history == [f"{PUBLIC}/versions/{body['version']}"], history
 
