@@ -326,15 +326,18 @@ static void handle_ping(req *r)
 static void handle_redeliver(req *r)
 {
     if (!req_check_query(r, NULL)) return;
-    cJSON *d = NULL;
+    cJSON *d = NULL, *now = NULL;
     store_status st = store_get(RES_DELIVERY.collection, r->param, &d);
     if (st == ST_OK) st = schedule_redelivery(d);
+    /* Answer with the state it is in now: pending, due at once. */
+    if (st == ST_OK) st = store_get(RES_DELIVERY.collection, r->param, &now);
     if (st != ST_OK) {
         respond_store_error(r, st);
     } else {
-        strip(d);
-        respond_json(r, 202, d);
+        strip(now);
+        respond_json(r, 202, now);
     }
+    cJSON_Delete(now);
     cJSON_Delete(d);
 }
 
