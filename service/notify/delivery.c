@@ -558,7 +558,14 @@ static cJSON *due_entry(const char *event_id, const char *type, const char *hook
 }
 
 /* The event itself is stored once, however many subscriptions receive it. */
-static store_status put_event(const char *event_id, const char *type, const char *body, const char *at)
+/* The event itself is stored once, however many subscriptions receive it. Its
+ * document is also the fan-out's claim: a plain insert (atomic), so when two
+ * instances read the same queue entry only one fans it out. A second fan-out
+ * racing a finished delivery would re-create its due entry and send it twice. */
+#define FANOUT_LEASE_MS 60000
+
+static store_status put_event(const char *event_id, const char *type, const char *body, const char *at,
+                              int64_t now, bool fanned_out)
 {
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "id", event_id);
@@ -567,11 +574,35 @@ static store_status put_event(const char *event_id, const char *type, const char
     cJSON_AddStringToObject(ev, "updated_at", at);
     cJSON_AddStringToObject(ev, "type", type);
     cJSON_AddStringToObject(ev, "payload", body);
-    cJSON *one = cJSON_CreateArray();
-    cJSON_AddItemToArray(one, ev);
-    store_status st = store_insert_many(RES_EVENT.collection, one); /* a repeat is a duplicate: fine */
-    cJSON_Delete(one);
+    cJSON_AddStringToObject(ev, "_fanout", fanned_out ? "done" : "running");
+    cJSON_AddNumberToObject(ev, "_fanout_ms", (double)now);
+    store_status st = store_put_raw(RES_EVENT.collection, ev);
+    cJSON_Delete(ev);
     return st;
+}
+
+typedef enum { FANOUT_MINE, FANOUT_DONE, FANOUT_BUSY, FANOUT_ERROR } fanout_claim;
+
+static fanout_claim claim_fanout(const char *qid, const char *type, const char *body, const char *at, int64_t now)
+{
+    store_status st = put_event(qid, type, body, at, now, false);
+    if (st == ST_OK) return FANOUT_MINE;
+    if (st != ST_DUPLICATE) return FANOUT_ERROR;
+    cJSON *ev = NULL;
+    if (store_get_raw(RES_EVENT.collection, qid, &ev) != ST_OK) return FANOUT_ERROR;
+    const char *state = json_get_str(ev, "_fanout");
+    int64_t since = (int64_t)cJSON_GetNumberValue(json_get(ev, "_fanout_ms"));
+    fanout_claim c = state && !strcmp(state, "done") ? FANOUT_DONE
+                     : since > now - FANOUT_LEASE_MS  ? FANOUT_BUSY
+                                                      : FANOUT_MINE; /* its owner died: take over */
+    cJSON_Delete(ev);
+    if (c == FANOUT_MINE) {
+        cJSON *set = cJSON_CreateObject();
+        cJSON_AddNumberToObject(set, "_fanout_ms", (double)now);
+        store_update_raw(RES_EVENT.collection, qid, set);
+        cJSON_Delete(set);
+    }
+    return c;
 }
 
 static int fanout(int64_t now)
@@ -622,9 +653,28 @@ static int fanout(int64_t now)
                 cJSON_AddItemToArray(due, due_entry(qid, type, hid, at, now, 0));
             }
             int nd = cJSON_GetArraySize(due);
-            st = nd ? put_event(qid, type, body, at) : ST_OK;
-            if (st == ST_OK) st = store_insert_many(DUE, due);
-            fanned += nd;
+            fanout_claim fc = claim_fanout(qid, type, body, at, now);
+            if (fc == FANOUT_MINE) {
+                st = store_insert_many(DUE, due);
+                if (st == ST_OK) {
+                    cJSON *set = cJSON_CreateObject();
+                    cJSON_AddStringToObject(set, "_fanout", "done");
+                    st = store_update_raw(RES_EVENT.collection, qid, set);
+                    cJSON_Delete(set);
+                }
+                fanned += nd;
+            } else if (fc == FANOUT_BUSY) {
+                nd = 0; /* another instance is on it; its queue entry stays until it is done */
+            } else if (fc == FANOUT_ERROR) {
+                st = ST_ERROR;
+            }
+            if (fc == FANOUT_BUSY) {
+                cJSON_Delete(due);
+                free(body);
+                cJSON_Delete(ev);
+                cJSON_Delete(rec);
+                continue;
+            }
             log_msgf(LOG_DEBUG, "fan-out of %s: %d deliveries", qid, nd);
             cJSON_Delete(due);
             free(body);
@@ -846,7 +896,7 @@ store_status deliver_ping(const cJSON *hook, cJSON **result)
     cJSON_AddStringToObject(ev, "timestamp", at);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "data"), "webhook_id", json_get_str(hook, "id"));
     char *body = json_dump(ev);
-    store_status st = put_event(event_id, "ping", body, at);
+    store_status st = put_event(event_id, "ping", body, at, now, true);
     cJSON *due = due_entry(event_id, "ping", json_get_str(hook, "id"), at, now, 0);
     if (st == ST_OK) {
         job j = {.id = json_get_str(due, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
