@@ -17,6 +17,7 @@
 #include "subreg/log.h"
 #include "subreg/publication.h"
 #include "subreg/resource.h"
+#include "subreg/worker.h"
 
 #define PUBLICATIONS "publications"
 #define SCHEDULER_ACTOR "subreg-scheduler"
@@ -317,10 +318,7 @@ static snapshot *build_snapshot(const cJSON *pubs, int64_t now)
 
 /* ---- the scheduler thread -------------------------------------------------- */
 
-static pthread_t sched_thread;
-static pthread_mutex_t sched_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sched_cv = PTHREAD_COND_INITIALIZER;
-static bool sched_stop, sched_running, sched_kick;
+static worker sched;
 static int sched_poll_ms;
 
 /* Records "took effect" once per publication: the audit claim on the version
@@ -380,59 +378,44 @@ static void refresh(void)
     cJSON_Delete(pubs);
 }
 
-static void *sched_main(void *arg)
+static int sched_round(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&sched_mu);
-    while (!sched_stop) {
-        sched_kick = false;
-        pthread_mutex_unlock(&sched_mu);
-        refresh();
-        pthread_mutex_lock(&sched_mu);
-        if (sched_stop || sched_kick) continue;
-        /* Wake at the poll interval, or earlier when a version takes effect. */
-        int64_t wait = sched_poll_ms;
-        snapshot *s = snapshot_get();
-        if (s && s->next_change_ms) {
-            int64_t until = s->next_change_ms - now_ms();
-            if (until < wait) wait = until < 1 ? 1 : until;
-        }
-        pthread_mutex_unlock(&sched_mu);
-        snapshot_release(s);
-        pthread_mutex_lock(&sched_mu);
-        if (!sched_stop && !sched_kick) cond_wait_ms(&sched_cv, &sched_mu, wait);
+    refresh();
+    return 0;
+}
+
+/* Wake at the poll interval, or earlier when a version takes effect. */
+static int64_t sched_wait(void *arg)
+{
+    (void)arg;
+    int64_t wait = sched_poll_ms;
+    snapshot *s = snapshot_get();
+    if (s && s->next_change_ms) {
+        int64_t until = s->next_change_ms - now_ms();
+        if (until < wait) wait = until < 1 ? 1 : until;
     }
-    pthread_mutex_unlock(&sched_mu);
-    return NULL;
+    snapshot_release(s);
+    return wait;
 }
 
 void publish_start(int poll_ms)
 {
     sched_poll_ms = poll_ms;
-    sched_stop = false;
-    sched_running = true;
     /* Serve the public list from the first request on (if the database answers). */
     refresh();
-    pthread_create(&sched_thread, NULL, sched_main, NULL);
+    sched = (worker){.round = sched_round, .wait_ms = sched_wait, .interval_ms = poll_ms};
+    worker_start(&sched);
 }
 
 void publish_kick(void)
 {
-    pthread_mutex_lock(&sched_mu);
-    sched_kick = true;
-    pthread_cond_signal(&sched_cv);
-    pthread_mutex_unlock(&sched_mu);
+    worker_kick(&sched);
 }
 
 void publish_stop(void)
 {
-    if (!sched_running) return;
-    pthread_mutex_lock(&sched_mu);
-    sched_stop = true;
-    pthread_cond_signal(&sched_cv);
-    pthread_mutex_unlock(&sched_mu);
-    pthread_join(sched_thread, NULL);
-    sched_running = false;
+    worker_stop(&sched);
     pthread_mutex_lock(&snap_mu);
     snapshot *old = snap;
     snap = NULL;

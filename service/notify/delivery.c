@@ -15,7 +15,6 @@
  * at-least-once, with the same webhook-id. */
 #define _GNU_SOURCE
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "notify_internal.h"
 #include "subreg/json.h"
 #include "subreg/log.h"
+#include "subreg/worker.h"
 
 #define SHARDS 16
 #define BATCH 5000
@@ -962,58 +962,44 @@ store_status schedule_redelivery(const cJSON *d)
 
 /* ---- the thread ---------------------------------------------------------- */
 
-static pthread_t thread;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static bool stopping, running;
-static int64_t last_round_ms;
+static worker w;
 
 int64_t notify_idle_ms(void)
 {
-    pthread_mutex_lock(&mu);
-    int64_t idle = running ? mono_ms() - last_round_ms : 0;
-    pthread_mutex_unlock(&mu);
-    return idle;
+    return worker_idle_ms(&w);
 }
 
-static void *notify_main(void *arg)
+/* Every twentieth round: the pending gauge, and old leases removed. */
+static void housekeeping(int64_t now)
+{
+    bson_t all = BSON_INITIALIZER;
+    int64_t pending = 0;
+    if (store_count(DUE, &all, &pending) == ST_OK) __atomic_store_n(&m_pending, (uint64_t)pending, __ATOMIC_RELAXED);
+    bson_destroy(&all);
+    bson_t old = BSON_INITIALIZER, sub;
+    BSON_APPEND_DOCUMENT_BEGIN(&old, "period", &sub);
+    BSON_APPEND_DOUBLE(&sub, "$lt", (double)(now / NS.lease_ms - 10));
+    bson_append_document_end(&old, &sub);
+    cJSON *stale = NULL;
+    if (store_find(LEASES, &old, NULL, 500, &stale) == ST_OK) {
+        cJSON *ids = cJSON_CreateArray();
+        for (cJSON *l = stale->child; l; l = l->next) cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
+        store_delete_ids(LEASES, ids);
+        cJSON_Delete(ids);
+        cJSON_Delete(stale);
+    }
+    bson_destroy(&old);
+}
+
+static int notify_round(void *arg)
 {
     (void)arg;
-    int rounds = 0;
-    pthread_mutex_lock(&mu);
-    while (!stopping) {
-        pthread_mutex_unlock(&mu);
-        int64_t now = now_ms();
-        int work = fanout(now);
-        work += deliver_due(now_ms());
-        if (++rounds % 20 == 0) {
-            bson_t all = BSON_INITIALIZER;
-            int64_t pending = 0;
-            if (store_count(DUE, &all, &pending) == ST_OK) __atomic_store_n(&m_pending, (uint64_t)pending, __ATOMIC_RELAXED);
-            bson_destroy(&all);
-            /* Old leases are history. */
-            bson_t old = BSON_INITIALIZER, sub;
-            BSON_APPEND_DOCUMENT_BEGIN(&old, "period", &sub);
-            BSON_APPEND_DOUBLE(&sub, "$lt", (double)(now / NS.lease_ms - 10));
-            bson_append_document_end(&old, &sub);
-            cJSON *stale = NULL;
-            if (store_find(LEASES, &old, NULL, 500, &stale) == ST_OK) {
-                cJSON *ids = cJSON_CreateArray();
-                for (cJSON *l = stale->child; l; l = l->next)
-                    cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
-                store_delete_ids(LEASES, ids);
-                cJSON_Delete(ids);
-                cJSON_Delete(stale);
-            }
-            bson_destroy(&old);
-        }
-        pthread_mutex_lock(&mu);
-        last_round_ms = mono_ms();
-        if (stopping || work > 0) continue;
-        cond_wait_ms(&cv, &mu, NS.poll_ms);
-    }
-    pthread_mutex_unlock(&mu);
-    return NULL;
+    static int rounds;
+    int64_t now = now_ms();
+    int work = fanout(now);
+    work += deliver_due(now_ms());
+    if (++rounds % 20 == 0) housekeeping(now);
+    return work;
 }
 
 static bool emits_event(const cJSON *record)
@@ -1047,24 +1033,14 @@ bool notify_init(const notify_settings *s, char *err, size_t errlen)
 
 void notify_start(void)
 {
-    stopping = false;
-    running = true;
-    last_round_ms = mono_ms();
-    pthread_create(&thread, NULL, notify_main, NULL);
+    w = (worker){.round = notify_round, .interval_ms = NS.poll_ms};
+    worker_start(&w);
 }
 
 void notify_stop(void)
 {
-    pthread_mutex_lock(&mu);
-    if (!running) {
-        pthread_mutex_unlock(&mu);
-        return;
-    }
-    stopping = true;
-    pthread_cond_signal(&cv);
-    pthread_mutex_unlock(&mu);
-    pthread_join(thread, NULL);
-    running = false;
+    if (!w.running) return;
+    worker_stop(&w);
     /* A clean stop hands its shards over at once instead of at the lease's end. */
     bson_t mine = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&mine, "owner", instance_id);
