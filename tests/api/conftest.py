@@ -15,6 +15,7 @@ AddressSanitizer / LeakSanitizer / UBSan report on its stderr.
 
 import atexit
 import datetime as _dt
+import contextlib
 import os
 import secrets
 import shutil
@@ -483,6 +484,18 @@ def token(tokens):
     """The token minting function: token(sub=..., roles=[...], alg=..., ...)."""
     return tokens
 
+
+
+@contextlib.contextmanager
+def own_stack(binaries, keys, tokens, name, extra_env=None):
+    """A module's own FerretDB + subreg pair (for tests whose data is global to a
+    database, e.g. publications); stopped with the exit-code and sanitizer checks."""
+    stack = Stack(binaries[0], binaries[1], keys, tokens, name, extra_env=extra_env)
+    stack.up()
+    try:
+        yield stack.server
+    finally:
+        stack.down()  # SIGTERM, exit 0, no sanitizer report
 
 @pytest.fixture(scope="session")
 def server(binaries, keys, tokens):

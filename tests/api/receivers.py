@@ -27,6 +27,8 @@ import json
 import socket
 import threading
 import time
+
+import pytest
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -266,3 +268,18 @@ class Receiver:
         assert len(after) == before, (
             f"unexpected requests on {self.url}: "
             f"{[(r.type, r.webhook_id) for r in after[before:]]!r}")
+
+
+@pytest.fixture
+def receivers():
+    """Factory for loopback receivers, all closed after the test."""
+    made = []
+
+    def make(script=(200,)):
+        rcv = Receiver(script)
+        made.append(rcv)
+        return rcv
+
+    yield make
+    for rcv in made:
+        rcv.stop()

@@ -37,7 +37,8 @@ from helpers import (
     unique_name,
     wait_until,
 )
-from receivers import Answer, Hang, Receiver, verifies, verify
+from conftest import own_stack
+from receivers import Answer, Hang, Receiver, receivers, verifies, verify  # noqa: F401 (fixture)
 
 HOOKS = "/v1/webhooks"
 DELIVERIES = "/v1/deliveries"
@@ -60,33 +61,13 @@ LEASE_S = 8.0
 
 @pytest.fixture(scope="module")
 def dsrv(binaries, keys, tokens):
-    from conftest import Stack  # the harness's FerretDB + subreg pair
-
-    stack = Stack(binaries[0], binaries[1], keys, tokens, "delivery-module", extra_env=WEBHOOK_ENV)
-    stack.up()
-    try:
-        yield stack.server
-    finally:
-        stack.down()  # SIGTERM, exit 0, no sanitizer report
+    with own_stack(binaries, keys, tokens, "delivery-module", WEBHOOK_ENV) as srv:
+        yield srv
 
 
 @pytest.fixture
 def dadmin(dsrv):
     return dsrv.api(roles=["admin"], sub="delivery-admin")
-
-
-@pytest.fixture
-def receivers():
-    made = []
-
-    def make(script=(200,)):
-        rcv = Receiver(script)
-        made.append(rcv)
-        return rcv
-
-    yield make
-    for rcv in made:
-        rcv.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import requests
 from lxml import etree
 
+from conftest import own_stack
 from helpers import (
     assert_problem,
     assert_status,
@@ -116,15 +117,9 @@ def atom_schema():
 
 @pytest.fixture(scope="module")
 def pubsrv(binaries, keys, tokens):
-    from conftest import Stack  # the harness's FerretDB + subreg pair
-
-    stack = Stack(binaries[0], binaries[1], keys, tokens, "public-module")
-    srv = stack.up()
-    try:
+    with own_stack(binaries, keys, tokens, "public-module") as srv:
         wait_public_ready(srv)
         yield srv
-    finally:
-        stack.down()  # SIGTERM, exit 0, no sanitizer report
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import uuid
 import pytest
 import requests
 
+from conftest import own_stack
 from helpers import (
     assert_problem,
     assert_status,
@@ -136,15 +137,9 @@ def expected_items(api):
 
 @pytest.fixture(scope="module")
 def pubsrv(binaries, keys, tokens):
-    from conftest import Stack  # the harness's FerretDB + subreg pair
-
-    stack = Stack(binaries[0], binaries[1], keys, tokens, "publications-module")
-    srv = stack.up()
-    try:
+    with own_stack(binaries, keys, tokens, "publications-module") as srv:
         wait_public_ready(srv)
         yield srv
-    finally:
-        stack.down()  # SIGTERM, exit 0, no sanitizer report
 
 
 @pytest.fixture(scope="module")

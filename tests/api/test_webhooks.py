@@ -27,7 +27,8 @@ from helpers import (
     sp_body,
     unique_name,
 )
-from receivers import Receiver, verifies, verify
+from conftest import own_stack
+from receivers import Receiver, receivers, verifies, verify  # noqa: F401 (fixture)
 
 HOOKS = "/v1/webhooks"
 SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
@@ -50,34 +51,13 @@ WEBHOOK_ENV = {
 
 @pytest.fixture(scope="module")
 def whsrv(binaries, keys, tokens):
-    from conftest import Stack  # the harness's FerretDB + subreg pair
-
-    stack = Stack(binaries[0], binaries[1], keys, tokens, "webhooks-module", extra_env=WEBHOOK_ENV)
-    stack.up()
-    try:
-        yield stack.server
-    finally:
-        stack.down()  # SIGTERM, exit 0, no sanitizer report
+    with own_stack(binaries, keys, tokens, "webhooks-module", WEBHOOK_ENV) as srv:
+        yield srv
 
 
 @pytest.fixture
 def wadmin(whsrv):
     return whsrv.api(roles=["admin"], sub="hook-admin")
-
-
-@pytest.fixture
-def receivers():
-    """Factory for loopback receivers, all closed after the test."""
-    made = []
-
-    def make(script=(200,)):
-        rcv = Receiver(script)
-        made.append(rcv)
-        return rcv
-
-    yield make
-    for rcv in made:
-        rcv.stop()
 
 
 @pytest.fixture
