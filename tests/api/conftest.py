@@ -31,7 +31,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from helpers import Api
+from helpers import Api, free_port
 
 HERE = Path(__file__).resolve().parent
 OUT_ROOT = HERE / ".out"
@@ -66,12 +66,6 @@ def pytest_report_header(config):
 
 # ---------------------------------------------------------------------------
 # small utilities
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tcp_ready(port, timeout=0.3):

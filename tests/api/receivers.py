@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from helpers import free_port
+
 
 @dataclass
 class Answer:
@@ -91,12 +93,6 @@ def verifies(record, secret):
         return True
     except WebhookVerificationError:
         return False
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Server(ThreadingHTTPServer):
