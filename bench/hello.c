@@ -5,15 +5,19 @@
  * hello-world JSON; a file gives a ceiling for a response of the same size. */
 #include <civetweb.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char HELLO[] = "{\"hello\":\"world\"}";
 static char *response; /* status line, headers and body, built once */
 static size_t response_len;
 static volatile sig_atomic_t stop;
+static uint64_t received, first_ns, last_ns; /* requests answered, wall clock of the first and the latest */
 
 static void on_signal(int sig)
 {
@@ -25,11 +29,39 @@ static void on_signal(int sig)
  * in one write (subreg writes its responses the same way). */
 static int handler(struct mg_connection *conn)
 {
+    const char *uri = mg_get_request_info(conn)->local_uri;
+    if (uri && (strcmp(uri, "/count") == 0 || strcmp(uri, "/reset") == 0)) {
+        /* For the fan-out benchmark: how many arrived, when the first and the
+         * latest did (wall clock, ns); /reset starts counting again. */
+        if (uri[1] == 'r') {
+            __atomic_store_n(&received, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&first_ns, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&last_ns, 0, __ATOMIC_RELAXED);
+        }
+        char body[96], out[224];
+        int bn = snprintf(body, sizeof body, "%llu %llu %llu\n",
+                          (unsigned long long)__atomic_load_n(&received, __ATOMIC_RELAXED),
+                          (unsigned long long)__atomic_load_n(&first_ns, __ATOMIC_RELAXED),
+                          (unsigned long long)__atomic_load_n(&last_ns, __ATOMIC_RELAXED));
+        int n = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
+                         bn, body);
+        mg_write(conn, out, (size_t)n);
+        return 200;
+    }
     /* Read a request body (the webhook sink), then answer. */
     char buf[8192];
     while (mg_read(conn, buf, sizeof buf) > 0) {
     }
     mg_write(conn, response, response_len);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    __atomic_add_fetch(&received, 1, __ATOMIC_RELAXED);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t zero = 0;
+    __atomic_compare_exchange_n(&first_ns, &zero, ns, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    uint64_t prev = __atomic_load_n(&last_ns, __ATOMIC_RELAXED);
+    while (ns > prev && !__atomic_compare_exchange_n(&last_ns, &prev, ns, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
     return 200;
 }
 

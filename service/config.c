@@ -63,7 +63,7 @@ static const setting SETTINGS[] = {
     {"SUBREG_WEBHOOK_CONCURRENCY", C_INT, OFF(webhook_concurrency), "64", 1, 4096,
      "deliveries in flight at once per instance"},
     {"SUBREG_WEBHOOK_LEASE_MS", C_INT, OFF(webhook_lease_ms), "60000", 1000, 3600000,
-     "delivery shard lease: one instance sends a shard's attempts per lease period"},
+     "delivery lease (an event's fan-out, a retry shard's period): one instance sends each attempt per lease"},
     {"SUBREG_CORS_ORIGIN", C_STR, OFF(cors_origin), "", 0, 0, "Access-Control-Allow-Origin value; empty: no CORS"},
     {"SUBREG_JWT_ALGORITHMS", C_STR, OFF(jwt_algorithms), "HS256", 0, 0,
      "accepted JWT algorithms: comma list of HS256, RS256, ES256"},
@@ -78,7 +78,8 @@ static const setting SETTINGS[] = {
     {"SUBREG_JWT_ROLE_MAP", C_STR, OFF(jwt_role_map), "", 0, 0,
      "map external role names: ext=reader|editor|admin,...; empty: reader/editor/admin literally"},
     {"SUBREG_TEST_FAULT", C_STR, OFF(test_fault), "", 0, 0,
-     "test only: exit_after_commit exits the process after a write is applied, before its audit record is committed"},
+     "test only: exit_after_commit exits the process after a write is applied, before its audit record is committed; "
+     "exit_after_fanout_record exits it once a fan-out's first results are recorded, before the fan-out is finished"},
 };
 
 #define NSETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
@@ -124,7 +125,8 @@ bool config_load(config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "SUBREG_WEBHOOK_LEASE_MS: must exceed SUBREG_WEBHOOK_TIMEOUT_MS by at least 5000");
         return false;
     }
-    if (*cfg->test_fault && strcmp(cfg->test_fault, "exit_after_commit") != 0) {
+    if (*cfg->test_fault && strcmp(cfg->test_fault, "exit_after_commit") != 0 &&
+        strcmp(cfg->test_fault, "exit_after_fanout_record") != 0) {
         snprintf(err, errlen, "SUBREG_TEST_FAULT: unknown fault \"%.40s\"", cfg->test_fault);
         return false;
     }

@@ -147,7 +147,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .public_rate_per_min = c->public_rate_per_min,
         .rate_limit_exempt = c->rate_limit_exempt,
     };
-    store_set_exit_after_apply(API.test_fault != NULL);
+    store_set_exit_after_apply(API.test_fault && !strcmp(API.test_fault, "exit_after_commit"));
     notify_settings ns = {
         .allow_http = strcmp(c->webhook_allow_http, "true") == 0,
         .allow_nets = c->webhook_allow_nets,
@@ -159,6 +159,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .concurrency = c->webhook_concurrency,
         .lease_ms = c->webhook_lease_ms,
         .public_base_url = API.public_base_url,
+        .exit_after_fanout_record = API.test_fault && !strcmp(API.test_fault, "exit_after_fanout_record"),
     };
     char nerr[256];
     if (!notify_init(&ns, nerr, sizeof nerr)) {

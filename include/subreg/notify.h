@@ -22,6 +22,7 @@ typedef struct {
     int concurrency;
     int lease_ms;
     const char *public_base_url;
+    bool exit_after_fanout_record; /* test fault: _exit(98) once a fan-out's first results are recorded */
 } notify_settings;
 
 /* Validates the settings (CIDRs, schedule); false with a message naming the variable. */

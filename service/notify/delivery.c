@@ -1,16 +1,20 @@
 /* The delivery thread. Each round:
  *   1. fan-out: every queued event (event_queue, written with its change by
- *      store_write) whose audit record is committed becomes one delivery per
- *      matching enabled subscription (deterministic ids: a repeated fan-out after
- *      a crash inserts nothing new), then leaves the queue;
- *   2. leases: the deliveries are split into shards; an instance claims a shard
- *      for the current period by inserting {shard, period} (a unique _id), so
- *      exactly one instance sends a shard's attempts within a lease;
- *   3. sending: due deliveries of the owned shards go out through libcurl multi,
- *      signed, with the address actually connected to checked against the
- *      network policy; results are written in bulk: the attempt log, the next
- *      attempt (retry schedule with jitter, Retry-After honoured), the
- *      subscription's health (410 or failing for too long disables it).
+ *      store_write) whose audit record is committed is claimed (its event
+ *      document, a unique insert) and its first attempts go out at once, one per
+ *      matching enabled subscription, straight from memory; a second thread
+ *      records the results in bulk while sending goes on. The claim is a lease,
+ *      renewed while sending; if it lapses (crash, database away) one instance
+ *      takes over and sends what was not recorded. Then the entry leaves the queue;
+ *   2. retries: a failed first attempt leaves a due entry. Due entries are split
+ *      into shards; an instance claims a shard for the current period by
+ *      inserting {shard, period} (a unique _id), so exactly one instance sends a
+ *      shard's attempts within a lease;
+ *   3. sending: attempts go out through libcurl multi, signed, with the address
+ *      actually connected to checked against the network policy, none started
+ *      that could outlive the lease; results are written in bulk: the attempt
+ *      log, the next attempt (retry schedule with jitter, Retry-After honoured),
+ *      the subscription's health (410 or failing for too long disables it).
  * A crash between sending and recording means the attempt is sent again later:
  * at-least-once, with the same webhook-id. */
 #define _GNU_SOURCE
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "notify_internal.h"
@@ -28,6 +33,9 @@
 
 #define SHARDS 16
 #define BATCH 5000
+#define RECORD_BATCH 5000    /* fan-out: results written per bulk insert, at most */
+#define RECORD_DELAY_MS 1000 /* fan-out: attempts started between two writes of results */
+#define LEASE_MARGIN_MS 1000
 #define EXCERPT 256
 #define QUEUE "event_queue"
 #define DUE "delivery_due"
@@ -39,7 +47,7 @@ static char instance_id[40];
 
 /* ---- metrics --------------------------------------------------------------- */
 
-static uint64_t m_attempts, m_delivered, m_failed_attempts, m_exhausted, m_retried, m_pending, m_lat_us;
+static uint64_t m_attempts, m_delivered, m_failed_attempts, m_exhausted, m_retried, m_pending, m_queued, m_lat_us;
 static const double LAT_BUCKETS[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 15};
 static uint64_t m_lat_hist[8];
 
@@ -55,7 +63,9 @@ void notify_metrics(strbuf *out)
 {
 #define LOAD(x) (unsigned long long)__atomic_load_n(&(x), __ATOMIC_RELAXED)
     sb_printf(out,
-              "# HELP subreg_webhook_deliveries_pending Deliveries waiting for their next attempt.\n"
+              "# HELP subreg_webhook_events_queued Changes whose event is not fanned out yet.\n"
+              "# TYPE subreg_webhook_events_queued gauge\nsubreg_webhook_events_queued %llu\n"
+              "# HELP subreg_webhook_deliveries_pending Deliveries waiting for a retry.\n"
               "# TYPE subreg_webhook_deliveries_pending gauge\nsubreg_webhook_deliveries_pending %llu\n"
               "# HELP subreg_webhook_attempts_total Delivery attempts sent.\n"
               "# TYPE subreg_webhook_attempts_total counter\nsubreg_webhook_attempts_total %llu\n"
@@ -69,7 +79,7 @@ void notify_metrics(strbuf *out)
               "# TYPE subreg_webhook_failed_total counter\nsubreg_webhook_failed_total %llu\n"
               "# HELP subreg_webhook_latency_seconds Time from sending an attempt to its answer.\n"
               "# TYPE subreg_webhook_latency_seconds histogram\n",
-              LOAD(m_pending), LOAD(m_attempts), LOAD(m_delivered), LOAD(m_failed_attempts), LOAD(m_retried),
+              LOAD(m_queued), LOAD(m_pending), LOAD(m_attempts), LOAD(m_delivered), LOAD(m_failed_attempts), LOAD(m_retried),
               LOAD(m_exhausted));
     unsigned long long cum = 0;
     for (int b = 0; b < 7; b++) {
@@ -84,6 +94,13 @@ void notify_metrics(strbuf *out)
 }
 
 /* ---- sending ------------------------------------------------------------- */
+
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 typedef struct {
     const char *id;        /* delivery id */
@@ -211,18 +228,22 @@ static void job_finish(job *j, CURLcode rc)
     count_latency(j->latency_ms);
 }
 
-/* Sends every job, at most NS.concurrency at once. */
-static void send_all(job *jobs, int n)
+/* Sends jobs in order, at most NS.concurrency at once, and returns how many it
+ * sent (all of them answered or timed out). No job is started at or after
+ * start_until (monotonic ms; 0: no limit): a caller holding a lease passes its
+ * end less the timeout, so every attempt it sends ends within the lease. */
+static int send_all(job *jobs, int n, int64_t start_until)
 {
     CURLM *m = curl_multi_init();
     int next = 0, running = 0;
     while (next < n || running > 0) {
-        while (next < n && running < NS.concurrency) {
+        while (next < n && running < NS.concurrency && (!start_until || mono_ms() < start_until)) {
             job_prepare(&jobs[next]);
             curl_multi_add_handle(m, jobs[next].easy);
             next++;
             running++;
         }
+        if (running == 0) break; /* start_until came before the rest */
         int still = 0;
         curl_multi_perform(m, &still);
         CURLMsg *msg;
@@ -239,6 +260,7 @@ static void send_all(job *jobs, int n)
         if (running > 0) curl_multi_poll(m, NULL, 0, 50, NULL);
     }
     curl_multi_cleanup(m);
+    return next;
 }
 
 /* ---- recording results ------------------------------------------------------ */
@@ -275,19 +297,6 @@ typedef struct {
     bool ok, gone;
     char reason[200];
 } hook_health;
-
-static hook_health *health_for(hook_health *hs, int *nh, const cJSON *hook)
-{
-    const char *id = json_get_str(hook, "id");
-    for (int i = 0; i < *nh; i++)
-        if (strcmp(hs[i].id, id) == 0) return &hs[i];
-    hook_health *h = &hs[(*nh)++];
-    memset(h, 0, sizeof *h);
-    h->id = id;
-    h->version = (int64_t)cJSON_GetNumberValue(json_get(hook, "version"));
-    return h;
-}
-
 
 /* Applies what a round learned about a subscription: recovered, failing, or to
  * be disabled (410, or failing longer than allowed). An audited update. */
@@ -354,16 +363,23 @@ static hook_index index_hooks(const cJSON *hooks)
     return ix;
 }
 
-static const cJSON *find_hook(const hook_index *ix, const char *id)
+/* The position of subscription id in the index, or -1. */
+static int hook_pos(const hook_index *ix, const char *id)
 {
     int lo = 0, hi = ix->n - 1;
     while (lo <= hi && id) {
         int mid = (lo + hi) / 2, c = strcmp(json_get_str(ix->v[mid], "id"), id);
-        if (c == 0) return ix->v[mid];
+        if (c == 0) return mid;
         if (c < 0) lo = mid + 1;
         else hi = mid - 1;
     }
-    return NULL;
+    return -1;
+}
+
+static const cJSON *find_hook(const hook_index *ix, const char *id)
+{
+    int pos = hook_pos(ix, id);
+    return pos < 0 ? NULL : ix->v[pos];
 }
 
 /* A delivery document as its first attempt (or cancellation) creates it. */
@@ -382,18 +398,27 @@ static cJSON *delivery_doc(const cJSON *due, const char *at)
 
 /* Records the outcome of each job. dues[i] is jobs[i]'s due entry, prior[i] its
  * delivery document when an earlier attempt created one (else NULL). First
- * attempts become inserts in one round trip; only retries update documents. */
-static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_index *hooks, int64_t now)
+ * attempts become inserts in one round trip; only retries update documents.
+ * direct: the due entries exist only in memory (a fan-out's first attempts):
+ * a retry's entry is inserted (before the documents, so that a crash in between
+ * leaves an entry, never a pending document without one), none is deleted. */
+static store_status record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_index *hooks, int64_t now,
+                           bool direct)
 {
     cJSON *inserts = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *sets = cJSON_CreateArray();
     cJSON *due_ids = cJSON_CreateArray(), *due_sets = cJSON_CreateArray(), *done = cJSON_CreateArray();
+    cJSON *due_new = cJSON_CreateArray();
+    uint64_t n_delivered = 0, n_exhausted = 0; /* counted once written */
+    /* One health entry per subscription in this batch; slot[pos] - 1 is the
+     * entry of the subscription at index position pos. */
     hook_health *hs = xcalloc((size_t)n + 1, sizeof *hs);
-    int nh = 0;
+    int *slot = xcalloc((size_t)hooks->n + 1, sizeof *slot), nh = 0;
     char at[32];
     format_rfc3339(now, at);
     for (int i = 0; i < n; i++) {
         job *j = &jobs[i];
-        const cJSON *hook = find_hook(hooks, json_get_str(dues[i], "webhook_id"));
+        int pos = hook_pos(hooks, json_get_str(dues[i], "webhook_id"));
+        const cJSON *hook = pos < 0 ? NULL : hooks->v[pos];
         cJSON *log = prior[i] ? cJSON_Duplicate(json_get(prior[i], "attempt_log"), 1) : NULL;
         if (!log) log = cJSON_CreateArray();
         cJSON_AddItemToArray(log, attempt_entry(j, at));
@@ -405,7 +430,15 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
         if (j->status) cJSON_AddNumberToObject(set, "last_status", (double)j->status);
         bool ok = j->status >= 200 && j->status < 300;
         bool gone = j->status == 410;
-        hook_health *h = hook ? health_for(hs, &nh, hook) : NULL;
+        hook_health *h = NULL;
+        if (hook && !slot[pos]) {
+            h = &hs[nh++];
+            slot[pos] = nh;
+            h->id = json_get_str(hook, "id");
+            h->version = (int64_t)cJSON_GetNumberValue(json_get(hook, "version"));
+        } else if (hook) {
+            h = &hs[slot[pos] - 1];
+        }
         if (h) {
             h->ok = h->ok || ok;
             h->gone = h->gone || gone;
@@ -415,7 +448,7 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
             cJSON_AddStringToObject(set, "delivered_at", at);
             cJSON_AddNullToObject(set, "next_attempt_at");
             cJSON_AddItemToArray(done, cJSON_CreateString(j->id));
-            __atomic_add_fetch(&m_delivered, 1, __ATOMIC_RELAXED);
+            n_delivered++;
         } else {
             __atomic_add_fetch(&m_failed_attempts, 1, __ATOMIC_RELAXED);
             int64_t delay = gone ? -1 : retry_delay(NS.retry_schedule, j->attempt + 1);
@@ -425,7 +458,7 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
                 cJSON_AddStringToObject(set, "state", "failed");
                 cJSON_AddNullToObject(set, "next_attempt_at");
                 cJSON_AddItemToArray(done, cJSON_CreateString(j->id));
-                __atomic_add_fetch(&m_exhausted, 1, __ATOMIC_RELAXED);
+                n_exhausted++;
             } else {
                 /* ±10 % jitter spreads retries of many deliveries. */
                 uint32_t rnd;
@@ -436,11 +469,17 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
                 format_rfc3339(now + ms, next);
                 cJSON_AddStringToObject(set, "state", "pending");
                 cJSON_AddStringToObject(set, "next_attempt_at", next);
-                cJSON *ds = cJSON_CreateObject();
+                cJSON *ds = direct ? cJSON_Duplicate(dues[i], 1) : cJSON_CreateObject();
+                cJSON_DeleteItemFromObjectCaseSensitive(ds, "due_ms");
+                cJSON_DeleteItemFromObjectCaseSensitive(ds, "attempts");
                 cJSON_AddNumberToObject(ds, "due_ms", (double)(now + ms));
                 cJSON_AddNumberToObject(ds, "attempts", j->attempt);
-                cJSON_AddItemToArray(due_ids, cJSON_CreateString(j->id));
-                cJSON_AddItemToArray(due_sets, ds);
+                if (direct) {
+                    cJSON_AddItemToArray(due_new, ds);
+                } else {
+                    cJSON_AddItemToArray(due_ids, cJSON_CreateString(j->id));
+                    cJSON_AddItemToArray(due_sets, ds);
+                }
             }
         }
         if (prior[i]) {
@@ -459,18 +498,26 @@ static void record(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_ind
             cJSON_AddItemToArray(inserts, d);
         }
     }
-    store_insert_many(RES_DELIVERY.collection, inserts);
-    store_update_many(RES_DELIVERY.collection, ids, sets);
-    store_update_many(DUE, due_ids, due_sets);
-    store_delete_ids(DUE, done);
+    store_status st = store_insert_many(DUE, due_new);
+    if (st == ST_OK) st = store_insert_many(RES_DELIVERY.collection, inserts);
+    if (st == ST_OK) st = store_update_many(RES_DELIVERY.collection, ids, sets);
+    if (st == ST_OK) st = store_update_many(DUE, due_ids, due_sets);
+    if (st == ST_OK && !direct) st = store_delete_ids(DUE, done);
+    if (st == ST_OK) {
+        __atomic_add_fetch(&m_delivered, n_delivered, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&m_exhausted, n_exhausted, __ATOMIC_RELAXED);
+    }
     for (int i = 0; i < nh; i++) update_health(find_hook(hooks, hs[i].id), &hs[i], now);
     free(hs);
+    free(slot);
+    cJSON_Delete(due_new);
     cJSON_Delete(inserts);
     cJSON_Delete(ids);
     cJSON_Delete(sets);
     cJSON_Delete(due_ids);
     cJSON_Delete(due_sets);
     cJSON_Delete(done);
+    return st;
 }
 
 /* ---- the subscriptions, cached ------------------------------------------------
@@ -557,13 +604,12 @@ static cJSON *due_entry(const char *event_id, const char *type, const char *hook
     return e;
 }
 
-/* The event itself is stored once, however many subscriptions receive it. */
 /* The event itself is stored once, however many subscriptions receive it. Its
  * document is also the fan-out's claim: a plain insert (atomic), so when two
- * instances read the same queue entry only one fans it out. A second fan-out
- * racing a finished delivery would re-create its due entry and send it twice. */
-#define FANOUT_LEASE_MS 60000
-
+ * instances read the same queue entry only one fans it out. The owner renews
+ * the claim (_fanout_ms) while it sends; when it lapses (the owner died, or the
+ * database was away), one instance takes over by inserting the next
+ * generation's lease (again a unique insert) and sends what was not recorded. */
 static store_status put_event(const char *event_id, const char *type, const char *body, const char *at,
                               int64_t now, bool fanned_out)
 {
@@ -576,12 +622,13 @@ static store_status put_event(const char *event_id, const char *type, const char
     cJSON_AddStringToObject(ev, "payload", body);
     cJSON_AddStringToObject(ev, "_fanout", fanned_out ? "done" : "running");
     cJSON_AddNumberToObject(ev, "_fanout_ms", (double)now);
+    cJSON_AddNumberToObject(ev, "_fanout_gen", 0);
     store_status st = store_put_raw(RES_EVENT.collection, ev);
     cJSON_Delete(ev);
     return st;
 }
 
-typedef enum { FANOUT_MINE, FANOUT_DONE, FANOUT_BUSY, FANOUT_ERROR } fanout_claim;
+typedef enum { FANOUT_MINE, FANOUT_TAKEN_OVER, FANOUT_DONE, FANOUT_BUSY, FANOUT_ERROR } fanout_claim;
 
 static fanout_claim claim_fanout(const char *qid, const char *type, const char *body, const char *at, int64_t now)
 {
@@ -592,17 +639,131 @@ static fanout_claim claim_fanout(const char *qid, const char *type, const char *
     if (store_get_raw(RES_EVENT.collection, qid, &ev) != ST_OK) return FANOUT_ERROR;
     const char *state = json_get_str(ev, "_fanout");
     int64_t since = (int64_t)cJSON_GetNumberValue(json_get(ev, "_fanout_ms"));
-    fanout_claim c = state && !strcmp(state, "done") ? FANOUT_DONE
-                     : since > now - FANOUT_LEASE_MS  ? FANOUT_BUSY
-                                                      : FANOUT_MINE; /* its owner died: take over */
+    int64_t gen = (int64_t)cJSON_GetNumberValue(json_get(ev, "_fanout_gen"));
+    bool done = state && !strcmp(state, "done"), live = since > now - NS.lease_ms;
     cJSON_Delete(ev);
-    if (c == FANOUT_MINE) {
-        cJSON *set = cJSON_CreateObject();
-        cJSON_AddNumberToObject(set, "_fanout_ms", (double)now);
-        store_update_raw(RES_EVENT.collection, qid, set);
-        cJSON_Delete(set);
+    if (done) return FANOUT_DONE;
+    if (live) return FANOUT_BUSY;
+    char id[200];
+    snprintf(id, sizeof id, "fanout-%s-%lld", qid, (long long)(gen + 1));
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "id", id);
+    cJSON_AddStringToObject(l, "owner", instance_id);
+    cJSON_AddStringToObject(l, "at", at);
+    cJSON_AddNumberToObject(l, "period", (double)(now / NS.lease_ms));
+    st = store_put_raw(LEASES, l);
+    cJSON_Delete(l);
+    if (st == ST_DUPLICATE) return FANOUT_BUSY;
+    if (st != ST_OK) return FANOUT_ERROR;
+    cJSON *set = cJSON_CreateObject();
+    cJSON_AddNumberToObject(set, "_fanout_ms", (double)now);
+    cJSON_AddNumberToObject(set, "_fanout_gen", (double)(gen + 1));
+    st = store_update_raw(RES_EVENT.collection, qid, set);
+    cJSON_Delete(set);
+    log_msgf(LOG_INFO, "fan-out of %s taken over (generation %lld)", qid, (long long)(gen + 1));
+    return st == ST_OK ? FANOUT_TAKEN_OVER : FANOUT_ERROR;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* On a takeover: drops from due what an earlier owner recorded (a delivery
+ * document or a retry entry exists). What it sent but did not record goes out
+ * again, with the same webhook-id. */
+static store_status drop_recorded(const char *qid, cJSON *due)
+{
+    cJSON *done[2] = {NULL, NULL};
+    const char *colls[2] = {RES_DELIVERY.collection, DUE};
+    store_status st = ST_OK;
+    for (int c = 0; c < 2 && st == ST_OK; c++) {
+        bson_t f = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&f, "event_id", qid);
+        st = store_find(colls[c], &f, NULL, 1000000, &done[c]);
+        bson_destroy(&f);
     }
-    return c;
+    if (st == ST_OK) {
+        int n = cJSON_GetArraySize(done[0]) + cJSON_GetArraySize(done[1]), k = 0;
+        const char **ids = xcalloc((size_t)n + 1, sizeof *ids);
+        for (int c = 0; c < 2; c++)
+            for (const cJSON *d = done[c]->child; d; d = d->next) ids[k++] = json_get_str(d, "id");
+        qsort(ids, (size_t)k, sizeof *ids, cmp_str);
+        for (cJSON *e = due->child, *next; e; e = next) {
+            next = e->next;
+            const char *id = json_get_str(e, "id");
+            if (bsearch(&id, ids, (size_t)k, sizeof *ids, cmp_str)) cJSON_Delete(cJSON_DetachItemViaPointer(due, e));
+        }
+        free(ids);
+    }
+    cJSON_Delete(done[0]);
+    cJSON_Delete(done[1]);
+    return st;
+}
+
+/* Keeps the fan-out's claim alive; false when it may have lapsed or the
+ * database is away (then stop sending: another owner may take over). */
+static bool renew_fanout(const char *qid, int64_t *lease_end)
+{
+    int64_t mono = mono_ms();
+    if (mono >= *lease_end) return false;
+    cJSON *set = cJSON_CreateObject();
+    cJSON_AddNumberToObject(set, "_fanout_ms", (double)now_ms());
+    store_status st = store_update_raw(RES_EVENT.collection, qid, set);
+    cJSON_Delete(set);
+    if (st != ST_OK) return false;
+    *lease_end = mono + NS.lease_ms - LEASE_MARGIN_MS;
+    return true;
+}
+
+/* Sends the first attempts of one claimed event, straight from memory: no due
+ * entry is written for an attempt that succeeds. Sending runs in slices of at
+ * most RECORD_DELAY_MS of starts; after each slice the results are written in
+ * bulk. A fast fan-out is thus written once, after its last attempt (not
+ * competing with it for the CPU); a slow one as it goes. True when every
+ * attempt was sent and recorded. */
+static bool send_fanout(const char *qid, cJSON *due, const char *body, const hook_index *hooks, int64_t lease_end)
+{
+    int total = cJSON_GetArraySize(due), k = 0;
+    if (total == 0) return true;
+    job *jobs = xcalloc((size_t)total, sizeof *jobs);
+    cJSON **dues = xcalloc((size_t)total, sizeof *dues), **prior = xcalloc((size_t)total, sizeof *prior);
+    for (cJSON *e = due->child; e; e = e->next) {
+        const cJSON *hook = find_hook(hooks, json_get_str(e, "webhook_id"));
+        if (!hook) continue;
+        dues[k] = e;
+        jobs[k++] = (job){.id = json_get_str(e, "id"), .event_id = qid, .url = json_get_str(hook, "url"),
+                          .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
+    }
+    int64_t t0 = mono_ms(), renewed = t0, send_ms = 0, send_cpu_us = 0;
+    int sent = 0, recorded = 0;
+    bool ok = true;
+    while (ok && recorded < k) {
+        if (sent < k && mono_ms() - renewed > NS.lease_ms / 4) {
+            ok = renew_fanout(qid, &lease_end);
+            renewed = mono_ms();
+            if (!ok) break;
+        }
+        int64_t until = lease_end - NS.timeout_ms, slice = mono_ms() + RECORD_DELAY_MS;
+        int64_t ts = mono_ms(), cs = thread_cpu_us();
+        int n = sent < k ? send_all(jobs + sent, k - sent, until < slice ? until : slice) : 0;
+        send_ms += mono_ms() - ts;
+        send_cpu_us += thread_cpu_us() - cs;
+        if (n == 0 && sent < k) renewed = 0; /* the lease is nearly up: renew before going on */
+        sent += n;
+        while (ok && recorded < sent) {
+            int m = sent - recorded < RECORD_BATCH ? sent - recorded : RECORD_BATCH;
+            ok = record(jobs + recorded, dues + recorded, prior + recorded, m, hooks, now_ms(), true) == ST_OK;
+            if (ok && NS.exit_after_fanout_record) _exit(98);
+            recorded += ok ? m : 0;
+        }
+    }
+    log_msgf(LOG_DEBUG, "fan-out of %s: %d of %d attempts sent in %lld ms (%lld ms CPU), recorded in %lld ms", qid,
+             sent, k, (long long)send_ms, (long long)(send_cpu_us / 1000), (long long)(mono_ms() - t0 - send_ms));
+    free(prior);
+    free(dues);
+    free(jobs);
+    return ok && recorded == k;
 }
 
 static int fanout(int64_t now)
@@ -616,6 +777,7 @@ static int fanout(int64_t now)
     bson_destroy(&filter);
     int fanned = 0;
     const cJSON *hooks = NULL;
+    hook_index hix = {0};
     char at[32];
     format_rfc3339(now, at);
     for (const cJSON *q = queue->child; q; q = q->next) {
@@ -629,91 +791,103 @@ static int fanout(int64_t now)
         }
         if (st != ST_OK) break;
         const char *state = json_get_str(rec, "_state");
-        if (!state || strcmp(state, "committed") != 0) {
+        cJSON *ev = state && !strcmp(state, "committed") ? webhook_event_from_audit(rec, NS.public_base_url) : NULL;
+        if (!ev) {
+            if (state && !strcmp(state, "committed")) store_delete_raw(QUEUE, qid); /* emits nothing */
             cJSON_Delete(rec);
             continue;
         }
-        cJSON *ev = webhook_event_from_audit(rec, NS.public_base_url);
-        if (ev) {
-            bool ok = true;
-            if (!hooks) hooks = cached_hooks(&ok);
-            if (!ok) {
-                cJSON_Delete(ev);
-                cJSON_Delete(rec);
-                break;
-            }
-            const char *type = json_get_str(ev, "type");
-            char *body = json_dump(ev);
-            cJSON *due = cJSON_CreateArray();
-            const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
-            for (const cJSON *h = hooks->child; h; h = h->next) {
-                const char *hid = json_get_str(h, "id");
-                if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
-                if (!event_type_matches(json_get(h, "event_types"), type)) continue;
-                cJSON_AddItemToArray(due, due_entry(qid, type, hid, at, now, 0));
-            }
-            int nd = cJSON_GetArraySize(due);
-            fanout_claim fc = claim_fanout(qid, type, body, at, now);
-            if (fc == FANOUT_MINE) {
-                st = store_insert_many(DUE, due);
-                if (st == ST_OK) {
-                    cJSON *set = cJSON_CreateObject();
-                    cJSON_AddStringToObject(set, "_fanout", "done");
-                    st = store_update_raw(RES_EVENT.collection, qid, set);
-                    cJSON_Delete(set);
-                }
-                fanned += nd;
-            } else if (fc == FANOUT_BUSY) {
-                nd = 0; /* another instance is on it; its queue entry stays until it is done */
-            } else if (fc == FANOUT_ERROR) {
-                st = ST_ERROR;
-            }
-            if (fc == FANOUT_BUSY) {
-                cJSON_Delete(due);
-                free(body);
-                cJSON_Delete(ev);
-                cJSON_Delete(rec);
-                continue;
-            }
-            log_msgf(LOG_DEBUG, "fan-out of %s: %d deliveries", qid, nd);
-            cJSON_Delete(due);
-            free(body);
-            cJSON_Delete(ev);
+        bool ok = true;
+        if (!hooks) {
+            int64_t t = mono_ms();
+            hooks = cached_hooks(&ok);
+            if (ok) hix = index_hooks(hooks);
+            log_msgf(LOG_DEBUG, "fan-out: %d subscriptions at hand in %lld ms", hix.n, (long long)(mono_ms() - t));
         }
+        if (!ok) {
+            cJSON_Delete(ev);
+            cJSON_Delete(rec);
+            break;
+        }
+        const char *type = json_get_str(ev, "type");
+        char *body = json_dump(ev);
+        cJSON *due = cJSON_CreateArray();
+        const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
+        for (const cJSON *h = hooks->child; h; h = h->next) {
+            const char *hid = json_get_str(h, "id");
+            if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
+            if (!event_type_matches(json_get(h, "event_types"), type)) continue;
+            cJSON_AddItemToArray(due, due_entry(qid, type, hid, at, now, 0));
+        }
+        int64_t claimed = mono_ms();
+        fanout_claim fc = claim_fanout(qid, type, body, at, now);
+        log_msgf(LOG_DEBUG, "fan-out of %s: queued %lld ms ago, claimed in %lld ms", qid,
+                 (long long)(now_ms() - (int64_t)cJSON_GetNumberValue(json_get(q, "queued_ms"))),
+                 (long long)(mono_ms() - claimed));
+        bool finished = fc == FANOUT_DONE;
+        if (fc == FANOUT_MINE || fc == FANOUT_TAKEN_OVER) {
+            int nd = cJSON_GetArraySize(due);
+            bool sent = (fc == FANOUT_MINE || drop_recorded(qid, due) == ST_OK) &&
+                        send_fanout(qid, due, body, &hix, claimed + NS.lease_ms - LEASE_MARGIN_MS);
+            if (sent) {
+                cJSON *set = cJSON_CreateObject();
+                cJSON_AddStringToObject(set, "_fanout", "done");
+                finished = store_update_raw(RES_EVENT.collection, qid, set) == ST_OK;
+                cJSON_Delete(set);
+            }
+            log_msgf(LOG_DEBUG, "fan-out of %s: %d subscriptions, %d to send, %s in %lld ms", qid, nd,
+                     cJSON_GetArraySize(due), finished ? "done" : "not finished", (long long)(mono_ms() - claimed));
+            fanned += cJSON_GetArraySize(due);
+        }
+        /* Busy: another instance is on it. Not finished: the claim lapses and
+         * this or another instance takes over. Either way the entry stays. */
+        if (finished) store_delete_raw(QUEUE, qid);
+        cJSON_Delete(due);
+        free(body);
+        cJSON_Delete(ev);
         cJSON_Delete(rec);
-        if (st != ST_OK) break;
-        store_delete_raw(QUEUE, qid);
+        if (fc == FANOUT_ERROR) break;
     }
+    free(hix.v);
     cJSON_Delete(queue);
     return fanned;
 }
 
 /* ---- one round ------------------------------------------------------------- */
 
-/* Claims this period's lease of each shard it can; returns the owned ones. */
+/* Claims this period's lease of each shard it can; returns the owned ones. A
+ * lease, once known, holds for its whole period: what this thread learned about
+ * a period (mine, or another's) is kept, so a round asks the database only
+ * about shards it has not seen in that period. */
+static struct {
+    int64_t period;
+    bool mine;
+} known[2][SHARDS];
+
 static int claim_shards(int64_t period, int owned[SHARDS])
 {
     int n = 0;
     char at[32];
     format_rfc3339(now_ms(), at);
     for (int s = 0; s < SHARDS; s++) {
-        char id[64];
-        snprintf(id, sizeof id, "%d-%lld", s, (long long)period);
-        cJSON *lease = NULL;
-        store_status st = store_get_raw(LEASES, id, &lease);
-        if (st == ST_OK) {
-            if (!strcmp(json_get_str(lease, "owner"), instance_id)) owned[n++] = s;
-            cJSON_Delete(lease);
+        __typeof__(known[0][0]) *k = &known[period & 1][s];
+        if (k->period == period + 1) { /* +1: the zeroed table knows nothing */
+            if (k->mine) owned[n++] = s;
             continue;
         }
-        if (st != ST_NOT_FOUND) break;
+        char id[64];
+        snprintf(id, sizeof id, "%d-%lld", s, (long long)period);
         cJSON *l = cJSON_CreateObject();
         cJSON_AddStringToObject(l, "id", id);
         cJSON_AddStringToObject(l, "owner", instance_id);
         cJSON_AddStringToObject(l, "at", at);
         cJSON_AddNumberToObject(l, "period", (double)period);
-        if (store_put_raw(LEASES, l) == ST_OK) owned[n++] = s;
+        store_status st = store_put_raw(LEASES, l);
         cJSON_Delete(l);
+        if (st != ST_OK && st != ST_DUPLICATE) break; /* unknown: ask again next round */
+        k->period = period + 1;
+        k->mine = st == ST_OK;
+        if (k->mine) owned[n++] = s;
     }
     return n;
 }
@@ -763,7 +937,8 @@ static int deliver_due(int64_t now)
     int n = claim_shards(period, owned);
     /* An attempt started now may still run when the lease ends: near the end,
      * send only for shards whose next lease this instance holds as well. */
-    if (n > 0 && now + NS.timeout_ms + 2000 > period_end) {
+    bool near_end = now + NS.timeout_ms + 2000 > period_end;
+    if (n > 0 && near_end) {
         int next[SHARDS], nn = claim_shards(period + 1, next), k = 0;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < nn; j++)
@@ -861,12 +1036,15 @@ static int deliver_due(int64_t now)
     for (cJSON *d = cancelled->child; d; d = d->next) store_delete_raw(RES_DELIVERY.collection, json_get_str(d, "id"));
     store_insert_many(RES_DELIVERY.collection, cancelled);
     store_delete_ids(DUE, drop);
+    int sent = 0;
     if (k > 0) {
         int64_t t0 = mono_ms();
-        send_all(jobs, k);
+        /* Attempts end within the lease held: the rest stay due for the next round. */
+        int64_t lease_end = period_end + (near_end ? NS.lease_ms : 0);
+        sent = send_all(jobs, k, t0 + (lease_end - now_ms()) - LEASE_MARGIN_MS - NS.timeout_ms);
         int64_t t1 = mono_ms();
-        record(jobs, dues, prior, k, hooks, now_ms());
-        log_msgf(LOG_DEBUG, "delivery round: %d attempts, prepare %lld ms, send %lld ms, record %lld ms", k,
+        record(jobs, dues, prior, sent, hooks, now_ms(), false);
+        log_msgf(LOG_DEBUG, "delivery round: %d of %d attempts, prepare %lld ms, send %lld ms, record %lld ms", sent, k,
                  (long long)(t0 - round_start), (long long)(t1 - t0), (long long)(mono_ms() - t1));
     }
     for (int i = 0; i < k; i++) cJSON_Delete(prior[i]);
@@ -880,7 +1058,7 @@ static int deliver_due(int64_t now)
     cJSON_Delete(priors);
     cJSON_Delete(retries);
     cJSON_Delete(due);
-    return k;
+    return sent;
 }
 
 /* ---- ping and redelivery ------------------------------------------------------ */
@@ -901,7 +1079,7 @@ store_status deliver_ping(const cJSON *hook, cJSON **result)
     if (st == ST_OK) {
         job j = {.id = json_get_str(due, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
                  .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
-        send_all(&j, 1);
+        send_all(&j, 1, 0);
         format_rfc3339(now_ms(), at);
         bool ok = j.status >= 200 && j.status < 300;
         cJSON *d = delivery_doc(due, at);
@@ -969,12 +1147,13 @@ int64_t notify_idle_ms(void)
     return worker_idle_ms(&w);
 }
 
-/* Every twentieth round: the pending gauge, and old leases removed. */
+/* Every twentieth round: the backlog gauges, and old leases removed. */
 static void housekeeping(int64_t now)
 {
     bson_t all = BSON_INITIALIZER;
     int64_t pending = 0;
     if (store_count(DUE, &all, &pending) == ST_OK) __atomic_store_n(&m_pending, (uint64_t)pending, __ATOMIC_RELAXED);
+    if (store_count(QUEUE, &all, &pending) == ST_OK) __atomic_store_n(&m_queued, (uint64_t)pending, __ATOMIC_RELAXED);
     bson_destroy(&all);
     bson_t old = BSON_INITIALIZER, sub;
     BSON_APPEND_DOCUMENT_BEGIN(&old, "period", &sub);
@@ -996,9 +1175,20 @@ static int notify_round(void *arg)
     (void)arg;
     static int rounds;
     int64_t now = now_ms();
+    /* Keep the copy of the subscriptions current while idle, so that an
+     * event's fan-out does not wait for thousands of them to load. */
+    bool ok;
+    int64_t t0 = mono_ms();
+    cached_hooks(&ok);
+    int64_t t1 = mono_ms();
     int work = fanout(now);
+    int64_t t2 = mono_ms();
     work += deliver_due(now_ms());
-    if (++rounds % 20 == 0) housekeeping(now);
+    int64_t t3 = mono_ms();
+    if (rounds++ % 20 == 0) housekeeping(now);
+    if (mono_ms() - t0 > 50)
+        log_msgf(LOG_DEBUG, "round: hooks %lld ms, fan-out %lld ms, due %lld ms, housekeeping %lld ms",
+                 (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 - t2), (long long)(mono_ms() - t3));
     return work;
 }
 

@@ -566,7 +566,8 @@ def test_schedule_exhausted_then_redeliver(dsrv, dadmin, subscribe, receivers):
 
 def test_metrics_move(dsrv, dadmin, subscribe, receivers):
     before = metrics(dsrv)
-    for name in ("subreg_webhook_deliveries_pending", "subreg_webhook_attempts_total",
+    for name in ("subreg_webhook_events_queued", "subreg_webhook_deliveries_pending",
+                 "subreg_webhook_attempts_total",
                  "subreg_webhook_delivered_total", "subreg_webhook_failed_attempts_total",
                  "subreg_webhook_retried_total", "subreg_webhook_failed_total",
                  "subreg_webhook_latency_seconds_count", "subreg_webhook_latency_seconds_sum",
@@ -760,6 +761,50 @@ def test_sigkill_right_after_the_201(make_server, receivers):
     assert len({r.webhook_id for r in rcv.snapshot()}) == 1
 
 
+def test_crash_mid_fanout_resends_only_what_was_not_recorded(make_server, receivers):
+    """SUBREG_TEST_FAULT=exit_after_fanout_record: the process exits once the
+    first results of a fan-out are recorded, the fan-out unfinished. After the
+    restart its claim lapses, the new instance takes the fan-out over, and sends
+    nothing already recorded: the answered first attempt is not repeated, the
+    failed one goes on with its retry (same webhook-id)."""
+    ok, failing = receivers(), receivers([500, 200])
+    srv = make_server(extra_env=WEBHOOK_ENV)
+    api = srv.api(roles=["admin"], sub="crash-d")
+    hooks = []
+    for rcv in (ok, failing):
+        resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*"]})
+        assert_status(resp, 201)
+        hooks.append(resp.json())
+
+    srv.restart(extra_env={"SUBREG_TEST_FAULT": "exit_after_fanout_record"})
+    api = srv.api(roles=["admin"], sub="crash-d")
+    sp = api.create_sp(minimal_body(legal_name=unique_name("Exit mid fan-out")))
+    assert srv.wait_exit(timeout=20) == 98
+    assert len(ok.of_type("subprocessor.created")) == 1
+    assert len(failing.of_type("subprocessor.created")) == 1
+
+    srv.restart(expected_rc=98)
+    api = srv.api(roles=["admin"], sub="crash-d")
+    # until the dead owner's claim lapses, the event waits in the queue
+    wait_until(lambda: metrics(srv)["subreg_webhook_events_queued"] == 1, 4, interval=0.1,
+               message="subreg_webhook_events_queued == 1")
+    wait_until(lambda: any("taken over" in ln for ln in srv.stderr_path.read_text().splitlines()),
+               4 * LEASE_S, message="the lapsed fan-out taken over")
+    recs = failing.wait_about(sp["id"], "subprocessor.created", count=2, timeout=4 * LEASE_S)
+    event_id = event_id_of(api, sp["id"])
+    assert {r.webhook_id for r in recs} == {event_id}
+    assert verify(recs[-1], hooks[1]["secret"])["data"]["id"] == sp["id"]
+    d = wait_state(api, delivery_for(api, hooks[1]["id"], event_id)["id"], "delivered")
+    assert [a["status_code"] for a in d["attempt_log"]] == [500, 200]
+    time.sleep(1.0)
+    assert len(ok.of_type("subprocessor.created")) == 1, "a recorded attempt was sent again"
+    assert len(failing.of_type("subprocessor.created")) == 2
+    d = delivery_for(api, hooks[0]["id"], event_id)
+    assert d["state"] == "delivered" and d["attempts"] == 1
+    wait_until(lambda: metrics(srv)["subreg_webhook_events_queued"] == 0, 6, interval=0.2,
+               message="the queue empty again")
+
+
 # ---------------------------------------------------------------------------
 # two instances on one database
 
@@ -801,6 +846,48 @@ def test_two_instances_deliver_a_burst_once(make_server, receivers):
     senders = Counter(d["attempt_log"][0]["instance"] for d in log)
     print(f"deliveries per instance: {dict(senders)}")
     assert one.proc.poll() is None and two.proc.poll() is None
+
+
+def test_a_fan_out_longer_than_the_lease_stays_with_its_owner(make_server, receivers):
+    """One attempt at a time (concurrency 1) to eight receivers that take 1.2 s
+    each: the fan-out outlives its 8 s lease. Its owner renews the claim as it
+    goes, so the second instance never takes it over (each receiver gets the
+    event once), and results are written as it goes, not only at the end."""
+    env = dict(WEBHOOK_ENV, SUBREG_WEBHOOK_CONCURRENCY="1")
+    rcvs = [receivers([Hang(1.2, then=200)]) for _ in range(8)]
+    one = make_server(extra_env=env)
+    two = make_server(extra_env=env, share_db_with=one)
+    api = one.api(roles=["admin"], sub="long-fanout")
+    hooks = []
+    for rcv in rcvs:
+        resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.created"]})
+        assert_status(resp, 201)
+        hooks.append(resp.json())
+    sp = api.create_sp(minimal_body(legal_name=unique_name("Long fan-out")))
+    started = time.monotonic()
+
+    # the third attempt is under way: the first one's result is written already
+    arrived = wait_until(lambda: [r for r in rcvs if r.snapshot()], 10, interval=0.05,
+                         message="the first attempts")
+    wait_until(lambda: sum(1 for r in rcvs if r.snapshot()) >= 3, 10, interval=0.05,
+               message="three attempts under way")
+    first = next(h for h, r in zip(hooks, rcvs) if r is arrived[0])
+    assert deliveries_of(api, first["id"]), "a result waits for the whole fan-out"
+
+    for rcv in rcvs:
+        rcv.wait_about(sp["id"], "subprocessor.created", timeout=30)
+    assert time.monotonic() - started > LEASE_S, "the fan-out was meant to outlive one lease"
+    time.sleep(2.0)  # a takeover would send again now
+    ids = set()
+    for rcv, hook in zip(rcvs, hooks):
+        recs = rcv.of_type("subprocessor.created")
+        assert len(recs) == 1, f"{hook['id']} got the event {len(recs)} times"
+        assert verifies(recs[0], hook["secret"])
+        ids.add(recs[0].webhook_id)
+    assert len(ids) == 1
+    for hook in hooks:
+        (d,) = deliveries_of(api, hook["id"])
+        assert d["state"] == "delivered" and d["attempts"] == 1
 
 
 def test_two_instances_hand_over_when_the_sender_dies(make_server, receivers):
