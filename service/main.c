@@ -146,6 +146,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .auth = auth,
         .public_rate_per_min = c->public_rate_per_min,
         .rate_limit_exempt = c->rate_limit_exempt,
+        .thread_exit = publish_thread_exit,
     };
     store_set_exit_after_apply(API.test_fault && !strcmp(API.test_fault, "exit_after_commit"));
     notify_settings ns = {

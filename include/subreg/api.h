@@ -52,6 +52,8 @@ void relay_stop(void);
 void publish_start(int poll_ms);
 void publish_kick(void);
 void publish_stop(void);
+/* A worker thread ends: drops the public snapshot it holds. */
+void publish_thread_exit(void);
 
 /* Milliseconds since the recovery thread last completed a sweep (readiness). */
 int64_t relay_idle_ms(void);

@@ -62,6 +62,7 @@ typedef struct {
     const auth_ctx *auth;
     int public_rate_per_min;       /* 0: unlimited */
     const char *rate_limit_exempt; /* comma list of IPv4 CIDRs */
+    void (*thread_exit)(void);     /* called on each worker thread as it ends */
 } http_settings;
 
 /* Appends the routes rs[0..n) to out (capacity cap); returns how many. */

@@ -1,9 +1,10 @@
 /* notify: outgoing webhooks (Standard Webhooks). Subscriptions are a resource
  * (/v1/webhooks); every committed change that emits an event was queued with it
- * (store_write), and the delivery thread fans queued events out to deliveries,
- * sends them with libcurl multi under a shard lease (several instances never
- * send the same attempt within a lease), signs each attempt, retries on the
- * schedule, and records every attempt in its delivery. */
+ * (store_write), and the delivery thread claims each queued event, sends its
+ * first attempts from memory with libcurl multi under the claim's lease, signs
+ * each attempt, retries on the schedule under shard leases (several instances
+ * never send the same attempt within a lease), and records every attempt in its
+ * delivery. See service/notify/delivery.c. */
 #ifndef SUBREG_NOTIFY_H
 #define SUBREG_NOTIFY_H
 

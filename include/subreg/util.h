@@ -16,6 +16,8 @@ typedef struct {
     size_t cap;
 } strbuf;
 
+/* Room for extra more bytes (and the terminating NUL). */
+void sb_reserve(strbuf *sb, size_t extra);
 void sb_append(strbuf *sb, const char *s, size_t n);
 void sb_puts(strbuf *sb, const char *s);
 void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

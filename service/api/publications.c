@@ -155,6 +155,7 @@ typedef struct snapshot {
 
 static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
 static snapshot *snap;
+static uint64_t snap_gen; /* moves with every swap of snap (under snap_mu) */
 
 static void snapshot_release(snapshot *s)
 {
@@ -370,6 +371,7 @@ static void refresh(void)
         pthread_mutex_lock(&snap_mu);
         snapshot *old = snap;
         snap = fresh;
+        __atomic_add_fetch(&snap_gen, 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&snap_mu);
         snapshot_release(old);
         log_msgf(LOG_INFO, "public list: version %d in effect, %d published", current, latest);
@@ -419,6 +421,7 @@ void publish_stop(void)
     pthread_mutex_lock(&snap_mu);
     snapshot *old = snap;
     snap = NULL;
+    __atomic_add_fetch(&snap_gen, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&snap_mu);
     snapshot_release(old);
 }
@@ -667,9 +670,37 @@ static void send_form(req *r, const snapshot *s, const form *f, const char *ctyp
     else respond(r, 200, ctype, f->body, f->len);
 }
 
+/* The public handlers' snapshot: each worker thread keeps a reference to the
+ * one it last used and takes a new one only when a refresh swapped it
+ * (snap_gen moved) — no lock on the hot path. The reference is valid until the
+ * thread's next call; publish_thread_exit drops it. */
+static __thread snapshot *held;
+static __thread uint64_t held_gen;
+
+static snapshot *snapshot_held(void)
+{
+    uint64_t g = __atomic_load_n(&snap_gen, __ATOMIC_ACQUIRE);
+    if (held && held_gen == g) return held;
+    pthread_mutex_lock(&snap_mu);
+    snapshot *s = snap;
+    if (s) s->refs++;
+    g = snap_gen;
+    pthread_mutex_unlock(&snap_mu);
+    snapshot_release(held);
+    held = s;
+    held_gen = g;
+    return s;
+}
+
+void publish_thread_exit(void)
+{
+    snapshot_release(held);
+    held = NULL;
+}
+
 static snapshot *public_snapshot(req *r)
 {
-    snapshot *s = snapshot_get();
+    snapshot *s = snapshot_held();
     if (!s) {
         req_add_header(r, "Retry-After", "2");
         respond_problem(r, 503, "service-unavailable", "the public list is being loaded");
@@ -709,7 +740,6 @@ static void handle_public_list(req *r)
         int which = !lang ? F_JSON : strcmp(lang, "de") == 0 ? F_JSON_DE : F_JSON_EN;
         send_form(r, s, &s->forms[which], "application/json", "Accept");
     }
-    snapshot_release(s);
 }
 
 static void handle_public_versions(req *r)
@@ -718,7 +748,6 @@ static void handle_public_versions(req *r)
     snapshot *s = public_snapshot(r);
     if (!s) return;
     send_form(r, s, &s->forms[F_VERSIONS], "application/json", NULL);
-    snapshot_release(s);
 }
 
 static void handle_public_version(req *r)
@@ -732,7 +761,6 @@ static void handle_public_version(req *r)
         respond_problem(r, 404, "not-found", "no such version");
     else
         send_form(r, s, &s->versions[n - 1], "application/json", NULL);
-    snapshot_release(s);
 }
 
 static void handle_public_atom(req *r)
@@ -741,7 +769,6 @@ static void handle_public_atom(req *r)
     snapshot *s = public_snapshot(r);
     if (!s) return;
     send_form(r, s, &s->forms[F_ATOM], "application/atom+xml; charset=utf-8", NULL);
-    snapshot_release(s);
 }
 
 static void handle_public_html(req *r)
@@ -755,7 +782,6 @@ static void handle_public_html(req *r)
     req_add_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
     send_form(r, s, &s->forms[strcmp(lang, "de") == 0 ? F_HTML_DE : F_HTML_EN], "text/html; charset=utf-8",
               "Accept-Language");
-    snapshot_release(s);
 }
 
 int publication_routes(route *out, int cap)

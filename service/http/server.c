@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <time.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,26 +16,50 @@
 static struct mg_context *ctx;
 static route *routes;
 static int nroutes;
+/* Routes without a {param}, sorted by path then method: found by binary search
+ * (the public list is the hot path) instead of trying every pattern. */
+static const route **exact;
+static int nexact;
 static http_settings settings;
 
 /* ---- metrics ---------------------------------------------------------- */
 
 static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 #define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
-static uint64_t by_class[6];           /* 1xx..5xx, index = status / 100 */
-static uint64_t hist[NBUCKETS + 1];    /* cumulative buckets computed on output */
-static uint64_t dur_sum_us;
+
+/* Counters per worker thread (a slot each, on its own cache line), summed when
+ * /metrics is read: shared counters made every request bounce one cache line
+ * between the cores. Slots are shared (atomically) beyond MSLOTS threads. */
+#define MSLOTS 128
+typedef struct {
+    uint64_t by_class[6];        /* 1xx..5xx, index = status / 100 */
+    uint64_t hist[NBUCKETS + 1]; /* cumulative buckets computed on output */
+    uint64_t dur_sum_us;
+} __attribute__((aligned(64))) metric_slot;
+static metric_slot mslots[MSLOTS];
+static unsigned mslot_next;
+static __thread int my_slot = -1;
 
 static void count_request(int status, int64_t dur_ms)
 {
+    if (my_slot < 0) my_slot = (int)(__atomic_fetch_add(&mslot_next, 1, __ATOMIC_RELAXED) % MSLOTS);
+    metric_slot *m = &mslots[my_slot];
     int cls = status / 100;
     if (cls < 1 || cls > 5) cls = 5;
-    __atomic_add_fetch(&by_class[cls], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->by_class[cls], 1, __ATOMIC_RELAXED);
     double s = (double)dur_ms / 1000.0;
     size_t b = 0;
     while (b < NBUCKETS && s > BUCKETS[b]) b++;
-    __atomic_add_fetch(&hist[b], 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&dur_sum_us, (uint64_t)dur_ms * 1000, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->hist[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->dur_sum_us, (uint64_t)dur_ms * 1000, __ATOMIC_RELAXED);
+}
+
+static unsigned long long sum_slots(size_t offset)
+{
+    unsigned long long t = 0;
+    for (int i = 0; i < MSLOTS; i++)
+        t += __atomic_load_n((const uint64_t *)((const char *)&mslots[i] + offset), __ATOMIC_RELAXED);
+    return t;
 }
 
 void http_metrics(strbuf *out)
@@ -43,20 +68,19 @@ void http_metrics(strbuf *out)
                  "# TYPE subreg_http_requests_total counter\n");
     for (int c = 1; c <= 5; c++)
         sb_printf(out, "subreg_http_requests_total{code=\"%dxx\"} %llu\n", c,
-                  (unsigned long long)__atomic_load_n(&by_class[c], __ATOMIC_RELAXED));
+                  sum_slots(offsetof(metric_slot, by_class) + (size_t)c * sizeof(uint64_t)));
     sb_puts(out, "# HELP subreg_http_request_duration_seconds Time from request to response.\n"
                  "# TYPE subreg_http_request_duration_seconds histogram\n");
-    uint64_t cum = 0;
+    unsigned long long cum = 0;
     for (size_t b = 0; b < NBUCKETS; b++) {
-        cum += __atomic_load_n(&hist[b], __ATOMIC_RELAXED);
-        sb_printf(out, "subreg_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", BUCKETS[b],
-                  (unsigned long long)cum);
+        cum += sum_slots(offsetof(metric_slot, hist) + b * sizeof(uint64_t));
+        sb_printf(out, "subreg_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", BUCKETS[b], cum);
     }
-    cum += __atomic_load_n(&hist[NBUCKETS], __ATOMIC_RELAXED);
-    sb_printf(out, "subreg_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    cum += sum_slots(offsetof(metric_slot, hist) + NBUCKETS * sizeof(uint64_t));
+    sb_printf(out, "subreg_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     sb_printf(out, "subreg_http_request_duration_seconds_sum %.6f\n",
-              (double)__atomic_load_n(&dur_sum_us, __ATOMIC_RELAXED) / 1e6);
-    sb_printf(out, "subreg_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
+              (double)sum_slots(offsetof(metric_slot, dur_sum_us)) / 1e6);
+    sb_printf(out, "subreg_http_request_duration_seconds_count %llu\n", cum);
 }
 
 /* ---- responses -------------------------------------------------------- */
@@ -88,19 +112,31 @@ static const char *reason(int status)
     }
 }
 
+/* Decimal digits of v in buf (at least 21 bytes); returns buf. */
+static const char *fmt_uint(char *buf, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return buf;
+}
+
 void req_add_header(req *r, const char *name, const char *value)
 {
-    if (!r->headers.data) {
-        r->headers.cap = 256;
-        r->headers.data = xmalloc(r->headers.cap);
-        r->headers.data[0] = '\0';
-    }
+    if (!r->headers.data) sb_reserve(&r->headers, 256);
     sb_puts(&r->headers, name);
     sb_puts(&r->headers, ": ");
     sb_puts(&r->headers, value);
     sb_puts(&r->headers, "\r\n");
-    if (strcasecmp(name, "Cache-Control") == 0) r->cache_control_set = true;
-    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) r->closing = true;
+    if ((name[0] | 0x20) == 'c') { /* the two headers write_response must know of */
+        if (strcasecmp(name, "Cache-Control") == 0) r->cache_control_set = true;
+        if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) r->closing = true;
+    }
 }
 
 void req_add_etag(req *r, int64_t version)
@@ -136,6 +172,20 @@ static const char *http_date(void)
     return buf;
 }
 
+/* Each worker thread builds its responses in one buffer it keeps (freed when
+ * civetweb ends the thread). */
+static __thread strbuf response_buf, header_buf;
+
+static void on_thread_exit(const struct mg_context *c, int thread_type, void *user)
+{
+    (void)c;
+    (void)thread_type;
+    (void)user;
+    sb_free(&response_buf);
+    sb_free(&header_buf);
+    if (settings.thread_exit) settings.thread_exit();
+}
+
 static void write_response(struct mg_connection *conn, int status, const char *ctype, const char *body, size_t len,
                            const char *request_id, const char *extra, bool head, bool closing, bool cache_set)
 {
@@ -158,49 +208,64 @@ static void write_response(struct mg_connection *conn, int status, const char *c
         if (!head && len > 0 && has_body) mg_write(conn, body, len);
         return;
     }
-    /* The usual path: status line, headers and (small) body in one write. */
+    /* The usual path: status line, headers and (small) body in one write, built
+     * in a buffer each worker thread keeps: sized once, then filled by copies
+     * of known lengths (the public list is answered tens of thousands of times
+     * a second; per-piece strlen and bounds checks showed in its profile). */
     size_t small = !head && has_body && len <= 65536 ? len : 0;
-    strbuf out = {.cap = 512 + (extra ? strlen(extra) : 0) + small};
-    out.data = xmalloc(out.cap);
-    out.data[0] = '\0';
-    char num[24];
-    snprintf(num, sizeof num, "%d ", status);
-    sb_puts(&out, "HTTP/1.1 ");
-    sb_puts(&out, num);
-    sb_puts(&out, reason(status));
-    sb_puts(&out, "\r\nDate: ");
-    sb_puts(&out, http_date());
-    sb_puts(&out, client_keeps_alive(conn) ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
+    const char *why = reason(status), *date = http_date();
+    const char *cors = settings.cors_origin && *settings.cors_origin ? settings.cors_origin : NULL;
+    size_t why_len = strlen(why), date_len = strlen(date), ctype_len = ctype ? strlen(ctype) : 0,
+           rid_len = strlen(request_id), cors_len = cors ? strlen(cors) : 0, extra_len = extra ? strlen(extra) : 0;
+    strbuf out = response_buf;
+    out.len = 0;
+    sb_reserve(&out, 400 + why_len + date_len + ctype_len + rid_len + cors_len + extra_len + small);
+    char *w = out.data, num[24];
+#define PUT(s, n) (memcpy(w, (s), (n)), w += (n))
+#define PUT_LIT(s) PUT(s, sizeof(s) - 1)
+    PUT_LIT("HTTP/1.1 ");
+    fmt_uint(num, (uint64_t)status);
+    PUT(num, strlen(num));
+    PUT_LIT(" ");
+    PUT(why, why_len);
+    PUT_LIT("\r\nDate: ");
+    PUT(date, date_len);
+    if (client_keeps_alive(conn)) PUT_LIT("\r\nConnection: keep-alive\r\n");
+    else PUT_LIT("\r\nConnection: close\r\n");
     if (ctype) {
-        sb_puts(&out, "Content-Type: ");
-        sb_puts(&out, ctype);
-        sb_puts(&out, "\r\n");
+        PUT_LIT("Content-Type: ");
+        PUT(ctype, ctype_len);
+        PUT_LIT("\r\n");
     }
     if (has_body) {
-        snprintf(num, sizeof num, "%zu", len);
-        sb_puts(&out, "Content-Length: ");
-        sb_puts(&out, num);
-        sb_puts(&out, "\r\n");
+        PUT_LIT("Content-Length: ");
+        fmt_uint(num, len);
+        PUT(num, strlen(num));
+        PUT_LIT("\r\n");
     }
-    sb_puts(&out, "X-Request-Id: ");
-    sb_puts(&out, request_id);
-    sb_puts(&out, "\r\nX-Content-Type-Options: nosniff\r\n");
-    if (!cache_set) sb_puts(&out, "Cache-Control: no-store\r\n");
-    if (settings.cors_origin && *settings.cors_origin) {
-        sb_puts(&out, "Access-Control-Allow-Origin: ");
-        sb_puts(&out, settings.cors_origin);
-        sb_puts(&out, "\r\nAccess-Control-Expose-Headers: ETag, Location, X-Request-Id, Retry-After\r\n");
+    PUT_LIT("X-Request-Id: ");
+    PUT(request_id, rid_len);
+    PUT_LIT("\r\nX-Content-Type-Options: nosniff\r\n");
+    if (!cache_set) PUT_LIT("Cache-Control: no-store\r\n");
+    if (cors) {
+        PUT_LIT("Access-Control-Allow-Origin: ");
+        PUT(cors, cors_len);
+        PUT_LIT("\r\nAccess-Control-Expose-Headers: ETag, Location, X-Request-Id, Retry-After\r\n");
     }
-    if (extra) sb_puts(&out, extra);
-    sb_puts(&out, "\r\n");
+    if (extra_len) PUT(extra, extra_len);
+    PUT_LIT("\r\n");
+    size_t head_len = (size_t)(w - out.data);
     if (small) {
-        sb_append(&out, body, len);
-        mg_write(conn, out.data, out.len);
+        PUT(body, len);
+        mg_write(conn, out.data, head_len + len);
     } else {
-        mg_write(conn, out.data, out.len);
+        mg_write(conn, out.data, head_len);
         if (!head && has_body && len > 0 && body) mg_write(conn, body, len);
     }
-    sb_free(&out);
+#undef PUT_LIT
+#undef PUT
+    if (out.cap > 262144) sb_free(&out); /* keep a usual size, not the largest ever */
+    response_buf = out;
 }
 
 void respond(req *r, int status, const char *content_type, const char *body, size_t len)
@@ -493,7 +558,11 @@ static void fresh_request_id(char out[130])
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
-    snprintf(out, 130, "%012llx%016llx", (unsigned long long)now_ms(), (unsigned long long)z);
+    static const char hex[] = "0123456789abcdef";
+    uint64_t t = (uint64_t)now_ms();
+    for (int i = 11; i >= 0; i--, t >>= 4) out[i] = hex[t & 15];
+    for (int i = 27; i >= 12; i--, z >>= 4) out[i] = hex[z & 15];
+    out[28] = '\0';
 }
 
 static void set_request_id(struct mg_connection *conn, char out[130])
@@ -544,6 +613,45 @@ static bool match(const char *pattern, const char *path, char **param)
     if (strcmp(seg + seglen, rest_pat) != 0) return false;
     *param = xstrndup(seg, seglen);
     return true;
+}
+
+static int cmp_route(const void *a, const void *b)
+{
+    const route *x = *(const route *const *)a, *y = *(const route *const *)b;
+    int c = strcmp(x->pattern, y->pattern);
+    return c ? c : strcmp(x->method, y->method);
+}
+
+/* The exact routes that the first-match scan would also pick (no pattern route
+ * before them matches their path). */
+static void index_exact(void)
+{
+    exact = xcalloc((size_t)nroutes + 1, sizeof *exact);
+    nexact = 0;
+    for (int i = 0; i < nroutes; i++) {
+        if (strchr(routes[i].pattern, '{')) continue;
+        bool shadowed = false;
+        for (int j = 0; j < i && !shadowed; j++) {
+            char *param = NULL;
+            shadowed = strcmp(routes[j].method, routes[i].method) == 0 && match(routes[j].pattern, routes[i].pattern, &param);
+            free(param);
+        }
+        if (!shadowed) exact[nexact++] = &routes[i];
+    }
+    qsort(exact, (size_t)nexact, sizeof *exact, cmp_route);
+}
+
+static const route *find_exact(const char *method, const char *path)
+{
+    int lo = 0, hi = nexact - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(exact[mid]->pattern, path);
+        if (c == 0) c = strcmp(exact[mid]->method, method);
+        if (c == 0) return exact[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
 }
 
 static bool authenticate(req *r)
@@ -654,6 +762,9 @@ static int begin_request(struct mg_connection *conn)
     r.path = ri->local_uri ? ri->local_uri : "/";
     r.started_ms = mono_ms();
     r.head = strcmp(r.method, "HEAD") == 0;
+    r.headers = header_buf; /* the thread's buffer for extra headers, emptied */
+    r.headers.len = 0;
+    if (r.headers.data) r.headers.data[0] = '\0';
     set_request_id(conn, r.request_id);
 
     if (!utf8_valid(r.path, strlen(r.path))) {
@@ -666,6 +777,7 @@ static int begin_request(struct mg_connection *conn)
     }
 
     const char *lookup_method = r.head ? "GET" : r.method;
+    r.route = find_exact(lookup_method, r.path);
     for (int i = 0; i < nroutes && !r.route; i++) {
         if (strcmp(routes[i].method, lookup_method) != 0) continue;
         char *param = NULL;
@@ -720,8 +832,9 @@ static int begin_request(struct mg_connection *conn)
             goto done;
         }
     }
-    if (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PATCH") == 0 || strcmp(r.method, "PUT") == 0 ||
-        strcmp(r.method, "DELETE") == 0) {
+    if (r.method[0] != 'G' && r.method[0] != 'H' &&
+        (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PATCH") == 0 || strcmp(r.method, "PUT") == 0 ||
+         strcmp(r.method, "DELETE") == 0)) {
         if (!read_body(&r)) goto done;
     }
     r.route->fn(&r);
@@ -736,7 +849,8 @@ done:
     }
     free(r.param);
     free(r.body);
-    sb_free(&r.headers);
+    if (r.headers.cap > 65536) sb_free(&r.headers);
+    header_buf = r.headers;
     return r.status;
 }
 
@@ -783,6 +897,7 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
     routes = xmalloc((size_t)n * sizeof *routes);
     memcpy(routes, rt, (size_t)n * sizeof *routes);
     nroutes = n;
+    index_exact();
     char threads[16], keepalive[16];
     snprintf(threads, sizeof threads, "%d", s->threads);
     snprintf(keepalive, sizeof keepalive, "%d", s->keep_alive_ms);
@@ -799,12 +914,15 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
     cb.begin_request = begin_request;
     cb.http_error = http_error;
     cb.log_message = log_message;
+    cb.exit_thread = on_thread_exit;
     mg_init_library(0);
     ctx = mg_start(&cb, NULL, options);
     if (!ctx) {
         snprintf(err, errlen, "SUBREG_LISTEN: cannot listen on %s (in use, or not host:port)", s->listen);
         free(routes);
+        free(exact);
         routes = NULL;
+        exact = NULL;
         mg_exit_library();
         return false;
     }
@@ -817,5 +935,7 @@ void http_stop(void)
     ctx = NULL;
     mg_exit_library();
     free(routes);
+    free(exact);
     routes = NULL;
+    exact = NULL;
 }
