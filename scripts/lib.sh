@@ -8,30 +8,11 @@ VENV=$CACHE/venv
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# A free TCP port on loopback, below the kernel's ephemeral range: a port from
-# bind(0) is ephemeral, and an outgoing connection may take it before the
-# server binds it ("Address already in use").
-free_port() {
-  python3 - <<'PY'
-import random, socket
-try:
-    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except (OSError, ValueError):
-    lo = 32768
-top, bottom = lo - 1, max(1024, lo - 12000)
-for _ in range(500):
-    port = random.randint(bottom, top)
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-    print(port)
-    break
-else:
-    raise SystemExit("no free loopback port")
-PY
-}
+# A free TCP port on loopback (see tests/api/ports.py: below the ephemeral range).
+free_port() { python3 "$ROOT/tests/api/ports.py"; }
+
+# The median of the numbers on stdin, one per line (the benchmarks' rounds).
+median() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 
 # Waits until host:port accepts TCP connections (or the pid dies).
 wait_port() {

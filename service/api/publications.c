@@ -170,6 +170,17 @@ static void snapshot_release(snapshot *s)
     free(s);
 }
 
+/* Puts fresh (may be NULL) in place of the current snapshot. */
+static void snapshot_swap(snapshot *fresh)
+{
+    pthread_mutex_lock(&snap_mu);
+    snapshot *old = snap;
+    snap = fresh;
+    __atomic_add_fetch(&snap_gen, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&snap_mu);
+    snapshot_release(old);
+}
+
 static snapshot *snapshot_get(void)
 {
     pthread_mutex_lock(&snap_mu);
@@ -367,13 +378,7 @@ static void refresh(void)
         latest = n;
     }
     if (!cur || cur->current != current || cur->latest != latest) {
-        snapshot *fresh = build_snapshot(pubs, now);
-        pthread_mutex_lock(&snap_mu);
-        snapshot *old = snap;
-        snap = fresh;
-        __atomic_add_fetch(&snap_gen, 1, __ATOMIC_RELEASE);
-        pthread_mutex_unlock(&snap_mu);
-        snapshot_release(old);
+        snapshot_swap(build_snapshot(pubs, now));
         log_msgf(LOG_INFO, "public list: version %d in effect, %d published", current, latest);
     }
     snapshot_release(cur);
@@ -418,12 +423,7 @@ void publish_kick(void)
 void publish_stop(void)
 {
     worker_stop(&sched);
-    pthread_mutex_lock(&snap_mu);
-    snapshot *old = snap;
-    snap = NULL;
-    __atomic_add_fetch(&snap_gen, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&snap_mu);
-    snapshot_release(old);
+    snapshot_swap(NULL);
 }
 
 /* ---- admin endpoints --------------------------------------------------------- */
@@ -679,17 +679,14 @@ static __thread uint64_t held_gen;
 
 static snapshot *snapshot_held(void)
 {
+    /* Read before taking the snapshot: a swap in between only makes the next
+     * call take the newer one. */
     uint64_t g = __atomic_load_n(&snap_gen, __ATOMIC_ACQUIRE);
     if (held && held_gen == g) return held;
-    pthread_mutex_lock(&snap_mu);
-    snapshot *s = snap;
-    if (s) s->refs++;
-    g = snap_gen;
-    pthread_mutex_unlock(&snap_mu);
     snapshot_release(held);
-    held = s;
+    held = snapshot_get();
     held_gen = g;
-    return s;
+    return held;
 }
 
 void publish_thread_exit(void)

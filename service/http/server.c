@@ -112,8 +112,8 @@ static const char *reason(int status)
     }
 }
 
-/* Decimal digits of v in buf (at least 21 bytes); returns buf. */
-static const char *fmt_uint(char *buf, uint64_t v)
+/* Writes the decimal digits of v to buf (at least 21 bytes); returns their count. */
+static size_t fmt_uint(char *buf, uint64_t v)
 {
     char tmp[24];
     int n = 0;
@@ -123,7 +123,7 @@ static const char *fmt_uint(char *buf, uint64_t v)
     } while (v);
     for (int i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
     buf[n] = '\0';
-    return buf;
+    return (size_t)n;
 }
 
 void req_add_header(req *r, const char *name, const char *value)
@@ -133,10 +133,8 @@ void req_add_header(req *r, const char *name, const char *value)
     sb_puts(&r->headers, ": ");
     sb_puts(&r->headers, value);
     sb_puts(&r->headers, "\r\n");
-    if ((name[0] | 0x20) == 'c') { /* the two headers write_response must know of */
-        if (strcasecmp(name, "Cache-Control") == 0) r->cache_control_set = true;
-        if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) r->closing = true;
-    }
+    if (strcasecmp(name, "Cache-Control") == 0) r->cache_control_set = true;
+    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) r->closing = true;
 }
 
 void req_add_etag(req *r, int64_t version)
@@ -224,8 +222,7 @@ static void write_response(struct mg_connection *conn, int status, const char *c
 #define PUT(s, n) (memcpy(w, (s), (n)), w += (n))
 #define PUT_LIT(s) PUT(s, sizeof(s) - 1)
     PUT_LIT("HTTP/1.1 ");
-    fmt_uint(num, (uint64_t)status);
-    PUT(num, strlen(num));
+    PUT(num, fmt_uint(num, (uint64_t)status));
     PUT_LIT(" ");
     PUT(why, why_len);
     PUT_LIT("\r\nDate: ");
@@ -239,8 +236,7 @@ static void write_response(struct mg_connection *conn, int status, const char *c
     }
     if (has_body) {
         PUT_LIT("Content-Length: ");
-        fmt_uint(num, len);
-        PUT(num, strlen(num));
+        PUT(num, fmt_uint(num, len));
         PUT_LIT("\r\n");
     }
     PUT_LIT("X-Request-Id: ");
@@ -832,9 +828,8 @@ static int begin_request(struct mg_connection *conn)
             goto done;
         }
     }
-    if (r.method[0] != 'G' && r.method[0] != 'H' &&
-        (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PATCH") == 0 || strcmp(r.method, "PUT") == 0 ||
-         strcmp(r.method, "DELETE") == 0)) {
+    if (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PATCH") == 0 || strcmp(r.method, "PUT") == 0 ||
+        strcmp(r.method, "DELETE") == 0) {
         if (!read_body(&r)) goto done;
     }
     r.route->fn(&r);
@@ -889,6 +884,15 @@ int add_routes(route *out, int cap, const route *rs, size_t n)
     return k;
 }
 
+static void free_routes(void)
+{
+    free(routes);
+    free(exact);
+    routes = NULL;
+    exact = NULL;
+    nroutes = nexact = 0;
+}
+
 bool http_start(const http_settings *s, const route *rt, int n, char *err, size_t errlen)
 {
     settings = *s;
@@ -919,10 +923,7 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
     ctx = mg_start(&cb, NULL, options);
     if (!ctx) {
         snprintf(err, errlen, "SUBREG_LISTEN: cannot listen on %s (in use, or not host:port)", s->listen);
-        free(routes);
-        free(exact);
-        routes = NULL;
-        exact = NULL;
+        free_routes();
         mg_exit_library();
         return false;
     }
@@ -934,8 +935,5 @@ void http_stop(void)
     if (ctx) mg_stop(ctx);
     ctx = NULL;
     mg_exit_library();
-    free(routes);
-    free(exact);
-    routes = NULL;
-    exact = NULL;
+    free_routes();
 }

@@ -2,8 +2,8 @@
  *   1. fan-out: every queued event (event_queue, written with its change by
  *      store_write) whose audit record is committed is claimed (its event
  *      document, a unique insert) and its first attempts go out at once, one per
- *      matching enabled subscription, straight from memory; a second thread
- *      records the results in bulk while sending goes on. The claim is a lease,
+ *      matching enabled subscription, straight from memory; their results are
+ *      written in bulk after each slice of sending. The claim is a lease,
  *      renewed while sending; if it lapses (crash, database away) one instance
  *      takes over and sends what was not recorded. Then the entry leaves the queue;
  *   2. retries: a failed first attempt leaves a due entry. Due entries are split
@@ -295,7 +295,6 @@ typedef struct {
     const char *id;
     int64_t version;
     bool ok, gone;
-    char reason[200];
 } hook_health;
 
 /* Applies what a round learned about a subscription: recovered, failing, or to
@@ -526,6 +525,7 @@ static store_status record(job *jobs, cJSON **dues, cJSON **prior, int n, const 
  * a few seconds (another instance may have). */
 
 static cJSON *hook_cache;
+static hook_index hook_ix;
 static char hook_cache_token[40];
 
 /* Every change to a subscription, on any instance, writes a new token into one
@@ -549,7 +549,9 @@ void notify_webhooks_changed(void)
     free(token);
 }
 
-static const cJSON *cached_hooks(bool *ok)
+/* The subscriptions, indexed by id; NULL when none could be loaded yet. The
+ * index is rebuilt only when the copy is reloaded. */
+static const hook_index *cached_hooks(void)
 {
     cJSON *stamp = NULL;
     store_status sst = store_get_raw(STAMPS, "webhooks", &stamp);
@@ -558,8 +560,7 @@ static const cJSON *cached_hooks(bool *ok)
                         strcmp(token, hook_cache_token) == 0;
     if (fresh_enough) {
         cJSON_Delete(stamp);
-        *ok = true;
-        return hook_cache;
+        return &hook_ix;
     }
     snprintf(hook_cache_token, sizeof hook_cache_token, "%s", token ? token : "");
     cJSON_Delete(stamp);
@@ -567,14 +568,12 @@ static const cJSON *cached_hooks(bool *ok)
     cJSON *fresh = NULL;
     store_status st = store_find(RES_WEBHOOK.collection, &all, NULL, 1000000, &fresh);
     bson_destroy(&all);
-    if (st != ST_OK) {
-        *ok = hook_cache != NULL;
-        return hook_cache;
-    }
+    if (st != ST_OK) return hook_cache ? &hook_ix : NULL;
     cJSON_Delete(hook_cache);
+    free(hook_ix.v);
     hook_cache = fresh;
-    *ok = true;
-    return hook_cache;
+    hook_ix = index_hooks(hook_cache);
+    return &hook_ix;
 }
 
 /* ---- fan-out ------------------------------------------------------------- */
@@ -628,6 +627,20 @@ static store_status put_event(const char *event_id, const char *type, const char
     return st;
 }
 
+/* Inserts a lease: a unique id, so exactly one instance gets ST_OK. period lets
+ * housekeeping remove it once it is history. */
+static store_status put_lease(const char *id, int64_t period, const char *at)
+{
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "id", id);
+    cJSON_AddStringToObject(l, "owner", instance_id);
+    cJSON_AddStringToObject(l, "at", at);
+    cJSON_AddNumberToObject(l, "period", (double)period);
+    store_status st = store_put_raw(LEASES, l);
+    cJSON_Delete(l);
+    return st;
+}
+
 typedef enum { FANOUT_MINE, FANOUT_TAKEN_OVER, FANOUT_DONE, FANOUT_BUSY, FANOUT_ERROR } fanout_claim;
 
 static fanout_claim claim_fanout(const char *qid, const char *type, const char *body, const char *at, int64_t now)
@@ -646,13 +659,7 @@ static fanout_claim claim_fanout(const char *qid, const char *type, const char *
     if (live) return FANOUT_BUSY;
     char id[200];
     snprintf(id, sizeof id, "fanout-%s-%lld", qid, (long long)(gen + 1));
-    cJSON *l = cJSON_CreateObject();
-    cJSON_AddStringToObject(l, "id", id);
-    cJSON_AddStringToObject(l, "owner", instance_id);
-    cJSON_AddStringToObject(l, "at", at);
-    cJSON_AddNumberToObject(l, "period", (double)(now / NS.lease_ms));
-    st = store_put_raw(LEASES, l);
-    cJSON_Delete(l);
+    st = put_lease(id, now / NS.lease_ms, at);
     if (st == ST_DUPLICATE) return FANOUT_BUSY;
     if (st != ST_OK) return FANOUT_ERROR;
     cJSON *set = cJSON_CreateObject();
@@ -766,7 +773,7 @@ static bool send_fanout(const char *qid, cJSON *due, const char *body, const hoo
     return ok && recorded == k;
 }
 
-static int fanout(int64_t now)
+static int fanout(int64_t now, const hook_index *hooks)
 {
     bson_t filter = BSON_INITIALIZER;
     cJSON *queue = NULL;
@@ -776,8 +783,6 @@ static int fanout(int64_t now)
     }
     bson_destroy(&filter);
     int fanned = 0;
-    const cJSON *hooks = NULL;
-    hook_index hix = {0};
     char at[32];
     format_rfc3339(now, at);
     for (const cJSON *q = queue->child; q; q = q->next) {
@@ -797,23 +802,12 @@ static int fanout(int64_t now)
             cJSON_Delete(rec);
             continue;
         }
-        bool ok = true;
-        if (!hooks) {
-            int64_t t = mono_ms();
-            hooks = cached_hooks(&ok);
-            if (ok) hix = index_hooks(hooks);
-            log_msgf(LOG_DEBUG, "fan-out: %d subscriptions at hand in %lld ms", hix.n, (long long)(mono_ms() - t));
-        }
-        if (!ok) {
-            cJSON_Delete(ev);
-            cJSON_Delete(rec);
-            break;
-        }
         const char *type = json_get_str(ev, "type");
         char *body = json_dump(ev);
         cJSON *due = cJSON_CreateArray();
         const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
-        for (const cJSON *h = hooks->child; h; h = h->next) {
+        for (int i = 0; i < hooks->n; i++) {
+            const cJSON *h = hooks->v[i];
             const char *hid = json_get_str(h, "id");
             if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
             if (!event_type_matches(json_get(h, "event_types"), type)) continue;
@@ -821,21 +815,19 @@ static int fanout(int64_t now)
         }
         int64_t claimed = mono_ms();
         fanout_claim fc = claim_fanout(qid, type, body, at, now);
-        log_msgf(LOG_DEBUG, "fan-out of %s: queued %lld ms ago, claimed in %lld ms", qid,
-                 (long long)(now_ms() - (int64_t)cJSON_GetNumberValue(json_get(q, "queued_ms"))),
-                 (long long)(mono_ms() - claimed));
         bool finished = fc == FANOUT_DONE;
         if (fc == FANOUT_MINE || fc == FANOUT_TAKEN_OVER) {
             int nd = cJSON_GetArraySize(due);
             bool sent = (fc == FANOUT_MINE || drop_recorded(qid, due) == ST_OK) &&
-                        send_fanout(qid, due, body, &hix, claimed + NS.lease_ms - LEASE_MARGIN_MS);
+                        send_fanout(qid, due, body, hooks, claimed + NS.lease_ms - LEASE_MARGIN_MS);
             if (sent) {
                 cJSON *set = cJSON_CreateObject();
                 cJSON_AddStringToObject(set, "_fanout", "done");
                 finished = store_update_raw(RES_EVENT.collection, qid, set) == ST_OK;
                 cJSON_Delete(set);
             }
-            log_msgf(LOG_DEBUG, "fan-out of %s: %d subscriptions, %d to send, %s in %lld ms", qid, nd,
+            log_msgf(LOG_DEBUG, "fan-out of %s (queued %lld ms before): %d subscriptions, %d to send, %s in %lld ms",
+                     qid, (long long)(now - (int64_t)cJSON_GetNumberValue(json_get(q, "queued_ms"))), nd,
                      cJSON_GetArraySize(due), finished ? "done" : "not finished", (long long)(mono_ms() - claimed));
             fanned += cJSON_GetArraySize(due);
         }
@@ -848,7 +840,6 @@ static int fanout(int64_t now)
         cJSON_Delete(rec);
         if (fc == FANOUT_ERROR) break;
     }
-    free(hix.v);
     cJSON_Delete(queue);
     return fanned;
 }
@@ -859,10 +850,11 @@ static int fanout(int64_t now)
  * lease, once known, holds for its whole period: what this thread learned about
  * a period (mine, or another's) is kept, so a round asks the database only
  * about shards it has not seen in that period. */
-static struct {
-    int64_t period;
+typedef struct {
+    int64_t period; /* the period + 1 (0: nothing known) */
     bool mine;
-} known[2][SHARDS];
+} shard_lease;
+static shard_lease known[2][SHARDS];
 
 static int claim_shards(int64_t period, int owned[SHARDS])
 {
@@ -870,20 +862,14 @@ static int claim_shards(int64_t period, int owned[SHARDS])
     char at[32];
     format_rfc3339(now_ms(), at);
     for (int s = 0; s < SHARDS; s++) {
-        __typeof__(known[0][0]) *k = &known[period & 1][s];
-        if (k->period == period + 1) { /* +1: the zeroed table knows nothing */
+        shard_lease *k = &known[period & 1][s];
+        if (k->period == period + 1) {
             if (k->mine) owned[n++] = s;
             continue;
         }
         char id[64];
         snprintf(id, sizeof id, "%d-%lld", s, (long long)period);
-        cJSON *l = cJSON_CreateObject();
-        cJSON_AddStringToObject(l, "id", id);
-        cJSON_AddStringToObject(l, "owner", instance_id);
-        cJSON_AddStringToObject(l, "at", at);
-        cJSON_AddNumberToObject(l, "period", (double)period);
-        store_status st = store_put_raw(LEASES, l);
-        cJSON_Delete(l);
+        store_status st = put_lease(id, period, at);
         if (st != ST_OK && st != ST_DUPLICATE) break; /* unknown: ask again next round */
         k->period = period + 1;
         k->mine = st == ST_OK;
@@ -928,7 +914,7 @@ static const cJSON *by_id(const cJSON *arr, const char *id)
     return NULL;
 }
 
-static int deliver_due(int64_t now)
+static int deliver_due(int64_t now, const hook_index *hooks)
 {
     int64_t round_start = mono_ms();
     int64_t period = now / NS.lease_ms;
@@ -967,13 +953,6 @@ static int deliver_due(int64_t now)
         return 0;
     }
     cJSON *events = NULL, *retries = cJSON_CreateArray(), *priors = NULL;
-    bool hooks_ok = true;
-    const cJSON *hook_list = cached_hooks(&hooks_ok);
-    if (!hooks_ok) {
-        cJSON_Delete(retries);
-        cJSON_Delete(due);
-        return 0;
-    }
     /* The distinct events of this batch, and the documents of retried deliveries. */
     cJSON *event_refs = cJSON_CreateArray();
     for (const cJSON *e = due->child; e; e = e->next) {
@@ -997,7 +976,6 @@ static int deliver_due(int64_t now)
         cJSON_Delete(due);
         return 0;
     }
-    hook_index hix = index_hooks(hook_list), *hooks = &hix;
     int total = cJSON_GetArraySize(due);
     job *jobs = xcalloc((size_t)total, sizeof *jobs);
     cJSON **dues = xcalloc((size_t)total, sizeof *dues), **prior = xcalloc((size_t)total, sizeof *prior);
@@ -1051,7 +1029,6 @@ static int deliver_due(int64_t now)
     free(prior);
     free(dues);
     free(jobs);
-    free(hix.v);
     cJSON_Delete(cancelled);
     cJSON_Delete(drop);
     cJSON_Delete(events);
@@ -1147,6 +1124,18 @@ int64_t notify_idle_ms(void)
     return worker_idle_ms(&w);
 }
 
+/* Deletes the leases that filter selects. */
+static void delete_leases(bson_t *filter)
+{
+    cJSON *leases = NULL;
+    if (store_find(LEASES, filter, NULL, 1000, &leases) != ST_OK) return;
+    cJSON *ids = cJSON_CreateArray();
+    for (cJSON *l = leases->child; l; l = l->next) cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
+    store_delete_ids(LEASES, ids);
+    cJSON_Delete(ids);
+    cJSON_Delete(leases);
+}
+
 /* Every twentieth round: the backlog gauges, and old leases removed. */
 static void housekeeping(int64_t now)
 {
@@ -1159,14 +1148,7 @@ static void housekeeping(int64_t now)
     BSON_APPEND_DOCUMENT_BEGIN(&old, "period", &sub);
     BSON_APPEND_DOUBLE(&sub, "$lt", (double)(now / NS.lease_ms - 10));
     bson_append_document_end(&old, &sub);
-    cJSON *stale = NULL;
-    if (store_find(LEASES, &old, NULL, 500, &stale) == ST_OK) {
-        cJSON *ids = cJSON_CreateArray();
-        for (cJSON *l = stale->child; l; l = l->next) cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
-        store_delete_ids(LEASES, ids);
-        cJSON_Delete(ids);
-        cJSON_Delete(stale);
-    }
+    delete_leases(&old);
     bson_destroy(&old);
 }
 
@@ -1175,21 +1157,12 @@ static int notify_round(void *arg)
     (void)arg;
     static int rounds;
     int64_t now = now_ms();
-    /* Keep the copy of the subscriptions current while idle, so that an
-     * event's fan-out does not wait for thousands of them to load. */
-    bool ok;
-    int64_t t0 = mono_ms();
-    cached_hooks(&ok);
-    int64_t t1 = mono_ms();
-    int work = fanout(now);
-    int64_t t2 = mono_ms();
-    work += deliver_due(now_ms());
-    int64_t t3 = mono_ms();
     if (rounds++ % 20 == 0) housekeeping(now);
-    if (mono_ms() - t0 > 50)
-        log_msgf(LOG_DEBUG, "round: hooks %lld ms, fan-out %lld ms, due %lld ms, housekeeping %lld ms",
-                 (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 - t2), (long long)(mono_ms() - t3));
-    return work;
+    /* Read once per round, idle or not: an event's fan-out never waits for
+     * thousands of subscriptions to load. */
+    const hook_index *hooks = cached_hooks();
+    if (!hooks) return 0; /* the database is away: next round */
+    return fanout(now, hooks) + deliver_due(now_ms(), hooks);
 }
 
 static bool emits_event(const cJSON *record)
@@ -1234,16 +1207,11 @@ void notify_stop(void)
     /* A clean stop hands its shards over at once instead of at the lease's end. */
     bson_t mine = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&mine, "owner", instance_id);
-    cJSON *leases = NULL;
-    if (store_find(LEASES, &mine, NULL, 1000, &leases) == ST_OK) {
-        cJSON *ids = cJSON_CreateArray();
-        for (cJSON *l = leases->child; l; l = l->next) cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_str(l, "id")));
-        store_delete_ids(LEASES, ids);
-        cJSON_Delete(ids);
-        cJSON_Delete(leases);
-    }
+    delete_leases(&mine);
     bson_destroy(&mine);
     cJSON_Delete(hook_cache);
+    free(hook_ix.v);
+    hook_ix = (hook_index){0};
     hook_cache = NULL;
     hook_cache_token[0] = '\0';
 }

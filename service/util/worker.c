@@ -31,22 +31,24 @@ void worker_start(worker *w)
     pthread_create(&w->thread, NULL, worker_main, w);
 }
 
-void worker_kick(worker *w)
+/* Sets *flag (kicked or stopping) and wakes the thread. */
+static void wake(worker *w, bool *flag)
 {
-    if (!w->running) return;
     pthread_mutex_lock(&w->mu);
-    w->kicked = true;
+    *flag = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+void worker_kick(worker *w)
+{
+    if (w->running) wake(w, &w->kicked);
 }
 
 void worker_stop(worker *w)
 {
     if (!w->running) return;
-    pthread_mutex_lock(&w->mu);
-    w->stopping = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    wake(w, &w->stopping);
     pthread_join(w->thread, NULL);
     w->running = false;
     pthread_cond_destroy(&w->cv);

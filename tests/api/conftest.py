@@ -31,7 +31,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from helpers import Api, free_port
+from helpers import Api
+from ports import free_port
 
 HERE = Path(__file__).resolve().parent
 OUT_ROOT = HERE / ".out"

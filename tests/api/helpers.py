@@ -10,51 +10,12 @@
 import copy
 import itertools
 import json
-import random
 import re
-import socket
 import threading
 import time
 
 import requests
 
-
-# Ports handed out in this run; never handed out twice.
-_given_ports = set()
-_port_lock = threading.Lock()
-
-
-def _ephemeral_range():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port():
-    """A loopback port for a server the tests start. Taken from below the
-    kernel's ephemeral range: a port picked by bind(0) is an ephemeral port,
-    and between closing the probe and the server's own bind an outgoing
-    client connection may get the same number (CI saw exactly that:
-    "Address already in use" at start-up)."""
-    lo, _ = _ephemeral_range()
-    top = min(lo, 65536) - 1
-    bottom = max(1024, top - 12000)
-    with _port_lock:
-        for _ in range(500):
-            port = random.randint(bottom, top)
-            if port in _given_ports:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            _given_ports.add(port)
-            return port
-    raise RuntimeError(f"no free loopback port in {bottom}..{top}")
 
 DEFAULT_TIMEOUT = 15
 

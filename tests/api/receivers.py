@@ -24,7 +24,6 @@ library (`standardwebhooks` on PyPI), never with our own HMAC code:
 """
 
 import json
-import socket
 import threading
 import time
 
@@ -34,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from helpers import free_port
+from ports import free_port
 
 
 @dataclass
