@@ -7,6 +7,7 @@
 
 #include "subreg/log.h"
 #include "subreg/util.h"
+#include "subreg/webhook.h"
 
 typedef enum { C_STR, C_INT, C_LEVEL } ctype;
 
@@ -70,6 +71,10 @@ static const setting SETTINGS[] = {
     {"SUBREG_JWT_HS256_SECRET", C_STR, OFF(jwt_hs256_secret), "", 0, 0, "HS256 secret (at least 32 bytes)"},
     {"SUBREG_JWT_PUBLIC_KEYS", C_STR, OFF(jwt_public_keys), "", 0, 0,
      "RS256/ES256 public keys: comma list of [kid=]/path/key.pem"},
+    {"SUBREG_JWT_JWKS", C_STR, OFF(jwt_jwks), "", 0, 0,
+     "RS256/ES256 keys as a JSON Web Key Set: a file path or an https URL (http only to loopback)"},
+    {"SUBREG_JWT_JWKS_REFRESH_SECONDS", C_INT, OFF(jwt_jwks_refresh_s), "300", 1, 86400,
+     "re-read the JWKS this often; a token with an unknown kid makes it re-read at most every min(this, 30) s"},
     {"SUBREG_JWT_ISSUER", C_STR, OFF(jwt_issuer), "", 0, 0, "required iss claim (unchecked when empty)"},
     {"SUBREG_JWT_AUDIENCE", C_STR, OFF(jwt_audience), "", 0, 0, "required aud claim value (unchecked when empty)"},
     {"SUBREG_JWT_LEEWAY_SECONDS", C_INT, OFF(jwt_leeway), "60", 0, 600, "clock leeway for exp, nbf and iat"},
@@ -83,6 +88,17 @@ static const setting SETTINGS[] = {
 };
 
 #define NSETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
+
+/* http(s)://host[:port], with a path when path is true; no spaces or control
+ * characters (the value goes into headers and links). */
+static bool is_origin_or_url(const char *v, bool path)
+{
+    const char *host = str_istarts(v, "https://") ? v + 8 : str_istarts(v, "http://") ? v + 7 : NULL;
+    if (!host || !*host || *host == '/') return false;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) return false;
+    return path || !strchr(host, '/');
+}
 
 bool config_load(config *cfg, char *err, size_t errlen)
 {
@@ -113,8 +129,34 @@ bool config_load(config *cfg, char *err, size_t errlen)
             *(int *)dst = lv;
         }
     }
-    if (!strchr(cfg->listen, ':')) {
-        snprintf(err, errlen, "SUBREG_LISTEN: must be host:port, got \"%.60s\"", cfg->listen);
+    const char *colon = strrchr(cfg->listen, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == cfg->listen || !colon[1] || *end || port < 1 || port > 65535) {
+        snprintf(err, errlen, "SUBREG_LISTEN: must be host:port with a port from 1 to 65535, got \"%.60s\"",
+                 cfg->listen);
+        return false;
+    }
+    netpolicy nets;
+    char why[160];
+    if (!netpolicy_parse(&nets, cfg->rate_limit_exempt, why, sizeof why)) {
+        snprintf(err, errlen, "SUBREG_RATE_LIMIT_EXEMPT: %s", why);
+        return false;
+    }
+    if (!netpolicy_parse(&nets, cfg->webhook_allow_nets, why, sizeof why)) {
+        snprintf(err, errlen, "SUBREG_WEBHOOK_ALLOW_NETS: %s", why);
+        return false;
+    }
+    size_t blen = strlen(cfg->public_base_url);
+    while (blen > 0 && cfg->public_base_url[blen - 1] == '/') cfg->public_base_url[--blen] = '\0';
+    if (*cfg->public_base_url && !is_origin_or_url(cfg->public_base_url, true)) {
+        snprintf(err, errlen, "SUBREG_PUBLIC_BASE_URL: must be an absolute http(s) URL, got \"%.60s\"",
+                 cfg->public_base_url);
+        return false;
+    }
+    if (*cfg->cors_origin && strcmp(cfg->cors_origin, "*") != 0 && !is_origin_or_url(cfg->cors_origin, false)) {
+        snprintf(err, errlen, "SUBREG_CORS_ORIGIN: must be * or an origin like https://legal.example.com, got \"%.60s\"",
+                 cfg->cors_origin);
         return false;
     }
     if (strcmp(cfg->webhook_allow_http, "true") != 0 && strcmp(cfg->webhook_allow_http, "false") != 0) {

@@ -51,6 +51,8 @@ static auth_ctx *make_auth(const config *c, char *err, size_t n)
         .algorithms = c->jwt_algorithms,
         .hs256_secret = c->jwt_hs256_secret,
         .public_keys = c->jwt_public_keys,
+        .jwks = c->jwt_jwks,
+        .jwks_refresh_s = c->jwt_jwks_refresh_s,
         .issuer = c->jwt_issuer,
         .audience = c->jwt_audience,
         .leeway = c->jwt_leeway,
@@ -228,19 +230,21 @@ int main(int argc, char **argv)
         config_free(&c);
         return 2;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before any thread (the JWKS reader's included) */
     auth_ctx *auth = NULL;
     if (strcmp(cmd, "serve") == 0 && !(auth = make_auth(&c, err, sizeof err))) {
         fprintf(stderr, "subreg: configuration error: %s\n", err);
+        curl_global_cleanup();
         config_free(&c);
         return 2;
     }
     if (!store_init(c.mongodb_uri, c.mongodb_db, c.threads + 4, err, sizeof err)) {
         fprintf(stderr, "subreg: configuration error: %s\n", err);
         auth_free(auth);
+        curl_global_cleanup();
         config_free(&c);
         return 2;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before any thread */
     rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate() : cmd_serve(&c, auth);
     curl_global_cleanup();
     store_cleanup();

@@ -1,5 +1,5 @@
 /* auth: bearer token → principal. Verifies JWTs (HS256 secret, RS256/ES256 PEM
- * public keys chosen by kid) against an algorithm allow-list, checks exp (required),
+ * public keys or a JWKS file/URL, keys chosen by kid) against an algorithm allow-list, checks exp (required),
  * nbf, iat, iss and aud with leeway — libjwt checks none of these claims — and maps
  * a configurable roles claim onto reader ⊂ editor ⊂ admin. Default: deny. */
 #ifndef SUBREG_AUTH_H
@@ -22,6 +22,8 @@ typedef struct {
     const char *algorithms; /* "HS256,RS256,ES256" */
     const char *hs256_secret;
     const char *public_keys; /* "[kid=]path,..." */
+    const char *jwks;        /* JWKS file path or URL, or NULL */
+    int jwks_refresh_s;      /* re-read the JWKS this often */
     const char *issuer;
     const char *audience;
     int leeway;
@@ -40,6 +42,22 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
 /* Mints an HS256 token (for `subreg token`). Returns NULL without a secret. */
 char *auth_mint_hs256(const char *secret, const char *sub, const char *roles_csv, const char *issuer,
                       const char *audience, int64_t now, int ttl);
+
+/* One public key for RS256 or ES256, as PEM (what libjwt takes). A key without
+ * kid matches tokens without kid. */
+typedef enum { KEY_RSA, KEY_EC } key_kind;
+typedef struct {
+    char *kid;
+    key_kind kind;
+    unsigned char *pem;
+    size_t pem_len;
+} auth_key;
+
+#define AUTH_JWKS_MAX_KEYS 64
+/* Parses a JSON Web Key Set into *keys (RSA >= 2048 bits and P-256 signing keys;
+ * others skipped). Returns the number of keys, or -1 with a reason in err. */
+int auth_jwks_parse(const char *json, size_t len, auth_key **keys, char *err, size_t errlen);
+void auth_keys_free(auth_key *keys, int n);
 
 const char *role_name(role r);
 role role_parse(const char *s); /* ROLE_NONE if unknown */

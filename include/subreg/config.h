@@ -35,6 +35,8 @@ typedef struct {
     char *jwt_algorithms;  /* comma list, validated */
     char *jwt_hs256_secret;
     char *jwt_public_keys; /* comma list of [kid=]path */
+    char *jwt_jwks;        /* JWKS file or URL */
+    int jwt_jwks_refresh_s;
     char *jwt_issuer;
     char *jwt_audience;
     int jwt_leeway;

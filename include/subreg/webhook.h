@@ -34,6 +34,8 @@ typedef struct {
 } netpolicy;
 
 bool netpolicy_parse(netpolicy *p, const char *cidrs, char *err, size_t errlen);
+/* True when the textual address (IPv4 or IPv6) lies in one of the listed nets. */
+bool netpolicy_lists(const netpolicy *p, const char *ip);
 /* NULL when the address may be connected to, else why not ("loopback", ...). */
 const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa);
 

@@ -3,36 +3,47 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_internal.h"
 #include "subreg/auth.h"
+#include "subreg/log.h"
 #include "subreg/json.h"
 #include "subreg/util.h"
 
 #define MAX_KEYS 16
-
-typedef enum { KEY_RSA, KEY_EC } key_kind;
-
-typedef struct {
-    char *kid; /* NULL: matches tokens without kid */
-    key_kind kind;
-    unsigned char *pem;
-    size_t pem_len;
-} pubkey;
+#define JWKS_WAIT_MS 5000        /* a request waits at most this for a refresh */
+#define JWKS_MIN_INTERVAL_MS 30000 /* unknown kids refresh at most this often */
 
 struct auth_ctx {
     bool allow_hs256, allow_rs256, allow_es256;
     unsigned char *secret;
     size_t secret_len;
-    pubkey keys[MAX_KEYS];
+    auth_key keys[MAX_KEYS]; /* SUBREG_JWT_PUBLIC_KEYS */
     int nkeys;
     char *issuer;
     char *audience;
     int leeway;
     char *roles_claim;
     char *role_map;
+    /* JWKS: the set is replaced as a whole by the refresh thread; requests read
+     * it under the read lock. */
+    char *jwks_source;
+    int64_t jwks_refresh_ms;
+    int64_t jwks_min_interval_ms; /* unknown kids refresh at most this often */
+    pthread_rwlock_t jwks_lock;
+    auth_key *jwks;
+    int njwks;
+    pthread_mutex_t mu; /* guards the refresh thread's state below */
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool thread_running, stop, want_refresh;
+    uint64_t generation;    /* reads made */
+    int64_t next_read;      /* mono_ms of the next periodic read */
+    int64_t last_early;     /* mono_ms of the last read asked for by an unknown kid */
 };
 
 const char *role_name(role r)
@@ -72,7 +83,7 @@ static bool read_file(const char *path, unsigned char **out, size_t *len)
     return sb.data != NULL;
 }
 
-static bool load_key(pubkey *k, const char *path, char *err, size_t errlen)
+static bool load_key(auth_key *k, const char *path, char *err, size_t errlen)
 {
     if (!read_file(path, &k->pem, &k->pem_len)) {
         snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: cannot read %s", path);
@@ -86,34 +97,87 @@ static bool load_key(pubkey *k, const char *path, char *err, size_t errlen)
                  path);
         return false;
     }
-    bool ok = true;
-    int id = EVP_PKEY_get_base_id(pkey);
-    if (id == EVP_PKEY_RSA) {
-        k->kind = KEY_RSA;
-        if (EVP_PKEY_get_bits(pkey) < 2048) {
-            snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: RSA key %s is shorter than 2048 bits", path);
-            ok = false;
-        }
-    } else if (id == EVP_PKEY_EC) {
-        k->kind = KEY_EC;
-        char group[64] = "";
-        size_t glen = 0;
-        EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen);
-        if (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0) {
-            snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: EC key %s is not on P-256 (ES256)", path);
-            ok = false;
-        }
-    } else {
-        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: %s is neither an RSA nor an EC key", path);
-        ok = false;
-    }
+    bool ok = auth_key_check(pkey, &k->kind, "SUBREG_JWT_PUBLIC_KEYS", path, err, errlen);
     EVP_PKEY_free(pkey);
     return ok;
+}
+
+/* Reads the key set and replaces the current one; on failure the old set stays. */
+static bool jwks_load(auth_ctx *a, char *err, size_t n)
+{
+    strbuf body = {0};
+    auth_key *keys = NULL;
+    int count = -1;
+    char why[400];
+    if (auth_jwks_fetch(a->jwks_source, &body, why, sizeof why))
+        count = auth_jwks_parse(body.data ? body.data : "", body.len, &keys, why, sizeof why);
+    sb_free(&body);
+    if (count < 0) {
+        snprintf(err, n, "SUBREG_JWT_JWKS: %s", why);
+        return false;
+    }
+    pthread_rwlock_wrlock(&a->jwks_lock);
+    auth_key *old = a->jwks;
+    int nold = a->njwks;
+    a->jwks = keys;
+    a->njwks = count;
+    pthread_rwlock_unlock(&a->jwks_lock);
+    auth_keys_free(old, nold);
+    return true;
+}
+
+/* Re-reads the key set every refresh interval, and sooner when a request meets
+ * an unknown kid (the provider rotated its keys). */
+static void *jwks_thread(void *arg)
+{
+    auth_ctx *a = arg;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop) {
+        int64_t due = a->next_read - mono_ms();
+        if (!a->want_refresh && due > 0) {
+            cond_wait_ms(&a->cv, &a->mu, due);
+            continue;
+        }
+        a->want_refresh = false;
+        pthread_mutex_unlock(&a->mu);
+        char err[512];
+        if (jwks_load(a, err, sizeof err)) log_msgf(LOG_DEBUG, "JWKS read from %s", a->jwks_source);
+        else log_msgf(LOG_WARN, "%s (keeping the keys read before)", err);
+        pthread_mutex_lock(&a->mu);
+        a->next_read = mono_ms() + a->jwks_refresh_ms;
+        a->generation++;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* A token's kid is not in the set: ask for a fresh read (at most every
+ * jwks_min_interval_ms) and wait for it. True when a new read was made. */
+static bool jwks_refresh_now(auth_ctx *a)
+{
+    pthread_mutex_lock(&a->mu);
+    bool waited = false;
+    if (a->thread_running && mono_ms() - a->last_early >= a->jwks_min_interval_ms) {
+        a->last_early = mono_ms();
+        uint64_t gen = a->generation;
+        a->want_refresh = true;
+        pthread_cond_broadcast(&a->cv);
+        int64_t until = mono_ms() + JWKS_WAIT_MS;
+        while (a->generation == gen && !a->stop && mono_ms() < until)
+            cond_wait_ms(&a->cv, &a->mu, until - mono_ms());
+        waited = a->generation != gen;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return waited;
 }
 
 auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
 {
     auth_ctx *a = xcalloc(1, sizeof *a);
+    pthread_rwlock_init(&a->jwks_lock, NULL);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
     char *algs = xstrdup(s->algorithms && *s->algorithms ? s->algorithms : "HS256");
     for (char *save = NULL, *t = strtok_r(algs, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ') t++;
@@ -152,7 +216,7 @@ auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
                 auth_free(a);
                 return NULL;
             }
-            pubkey *k = &a->keys[a->nkeys++];
+            auth_key *k = &a->keys[a->nkeys++];
             char *eq = strchr(t, '=');
             const char *path = t;
             if (eq) {
@@ -168,8 +232,26 @@ auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
         }
         free(list);
     }
-    if ((a->allow_rs256 || a->allow_es256) && a->nkeys == 0) {
-        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: required when RS256 or ES256 is allowed");
+    if (s->jwks && *s->jwks) {
+        a->jwks_source = xstrdup(s->jwks);
+        a->jwks_refresh_ms = (int64_t)(s->jwks_refresh_s > 0 ? s->jwks_refresh_s : 300) * 1000;
+        int64_t min = a->jwks_refresh_ms < JWKS_MIN_INTERVAL_MS ? a->jwks_refresh_ms : JWKS_MIN_INTERVAL_MS;
+        a->jwks_min_interval_ms = min;
+        if (!auth_jwks_source_ok(a->jwks_source)) {
+            snprintf(err, errlen, "SUBREG_JWT_JWKS: plain http only to a loopback address; use https");
+            auth_free(a);
+            return NULL;
+        }
+        if (!jwks_load(a, err, errlen)) {
+            auth_free(a);
+            return NULL;
+        }
+        a->next_read = mono_ms() + a->jwks_refresh_ms;
+        a->last_early = INT64_MIN / 2; /* the first unknown kid may ask at once */
+        a->thread_running = pthread_create(&a->thread, NULL, jwks_thread, a) == 0;
+    }
+    if ((a->allow_rs256 || a->allow_es256) && a->nkeys == 0 && a->njwks == 0) {
+        snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS or SUBREG_JWT_JWKS: required when RS256 or ES256 is allowed");
         auth_free(a);
         return NULL;
     }
@@ -198,11 +280,23 @@ auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
 void auth_free(auth_ctx *a)
 {
     if (!a) return;
+    if (a->thread_running) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->thread, NULL);
+    }
     free(a->secret);
     for (int i = 0; i < a->nkeys; i++) {
         free(a->keys[i].kid);
         free(a->keys[i].pem);
     }
+    auth_keys_free(a->jwks, a->njwks);
+    free(a->jwks_source);
+    pthread_rwlock_destroy(&a->jwks_lock);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
     free(a->issuer);
     free(a->audience);
     free(a->roles_claim);
@@ -350,6 +444,20 @@ static cJSON *decode_part(const char *s, size_t len)
     return v;
 }
 
+/* Counts the keys a token can mean: by kid, or without a kid every key of its
+ * algorithm (usable only when there is exactly one). */
+static void match_keys(const auth_key *keys, int n, const char *kid, key_kind kind, const auth_key **found,
+                       int *candidates)
+{
+    for (int i = 0; i < n; i++) {
+        const auth_key *k = &keys[i];
+        if (kid ? (k->kid && strcmp(k->kid, kid) == 0) : (k->kind == kind)) {
+            *found = k;
+            (*candidates)++;
+        }
+    }
+}
+
 bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *out, char *why, size_t n)
 {
     size_t tlen = strlen(token);
@@ -364,7 +472,7 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
         snprintf(why, n, "malformed token header");
         return false;
     }
-    bool ok = false;
+    bool ok = false, locked = false;
     cJSON *claims = NULL;
     jwt_t *jwt = NULL;
     const char *alg = json_get_str(header, "alg");
@@ -388,13 +496,21 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
     } else if (alg && ((strcmp(alg, "RS256") == 0 && a->allow_rs256) || (strcmp(alg, "ES256") == 0 && a->allow_es256))) {
         key_kind kind = alg[0] == 'R' ? KEY_RSA : KEY_EC;
         want = kind == KEY_RSA ? JWT_ALG_RS256 : JWT_ALG_ES256;
-        const pubkey *found = NULL;
+        auth_ctx *A = (auth_ctx *)a; /* the key set's lock and refresh state */
+        const auth_key *found = NULL;
         int candidates = 0;
-        for (int i = 0; i < a->nkeys; i++) {
-            const pubkey *k = &a->keys[i];
-            if (kid ? (k->kid && strcmp(k->kid, kid) == 0) : (k->kind == kind)) {
-                found = k;
-                candidates++;
+        pthread_rwlock_rdlock(&A->jwks_lock);
+        locked = true;
+        match_keys(a->keys, a->nkeys, kid, kind, &found, &candidates);
+        match_keys(a->jwks, a->njwks, kid, kind, &found, &candidates);
+        if (candidates == 0 && kid && a->jwks_source) {
+            /* an unknown kid: the provider may have rotated its keys */
+            pthread_rwlock_unlock(&A->jwks_lock);
+            locked = false;
+            if (jwks_refresh_now(A)) {
+                pthread_rwlock_rdlock(&A->jwks_lock);
+                locked = true;
+                match_keys(a->jwks, a->njwks, kid, kind, &found, &candidates);
             }
         }
         if (!found || candidates != 1 || found->kind != kind) {
@@ -407,7 +523,10 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
         snprintf(why, n, "algorithm not allowed");
         goto done;
     }
-    if (jwt_decode(&jwt, token, key, (int)keylen) != 0 || !jwt) {
+    int decoded = jwt_decode(&jwt, token, key, (int)keylen);
+    if (locked) pthread_rwlock_unlock(&((auth_ctx *)a)->jwks_lock);
+    locked = false;
+    if (decoded != 0 || !jwt) {
         snprintf(why, n, "signature verification failed");
         goto done;
     }
@@ -426,6 +545,7 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
     out->role = auth_roles_from_claims(claims, a->roles_claim, a->role_map);
     ok = true;
 done:
+    if (locked) pthread_rwlock_unlock(&((auth_ctx *)a)->jwks_lock);
     if (jwt) jwt_free(jwt);
     cJSON_Delete(claims);
     cJSON_Delete(header);

@@ -109,16 +109,23 @@ bool netpolicy_parse(netpolicy *p, const char *cidrs, char *err, size_t errlen)
             break;
         }
         cidr *n = &p->nets[p->n];
+        int max;
         if (inet_pton(AF_INET, t, n->addr) == 1) {
             n->family = AF_INET;
-            n->bits = slash ? atoi(slash + 1) : 32;
-            if (n->bits < 0 || n->bits > 32) ok = false;
+            max = 32;
         } else if (inet_pton(AF_INET6, t, n->addr) == 1) {
             n->family = AF_INET6;
-            n->bits = slash ? atoi(slash + 1) : 128;
-            if (n->bits < 0 || n->bits > 128) ok = false;
+            max = 128;
         } else {
             ok = false;
+            break;
+        }
+        n->bits = max;
+        if (slash) {
+            char *end;
+            long bits = strtol(slash + 1, &end, 10);
+            if (!slash[1] || *end || bits < 0 || bits > max) ok = false;
+            n->bits = (int)bits;
         }
         if (!ok) break;
         p->n++;
@@ -163,6 +170,13 @@ static const char *classify(const blocked *list, int family, const unsigned char
     return NULL;
 }
 
+static bool listed(const netpolicy *p, int family, const unsigned char *addr)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->nets[i].family == family && in_net(addr, p->nets[i].addr, p->nets[i].bits)) return true;
+    return false;
+}
+
 const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa)
 {
     const unsigned char *addr;
@@ -170,9 +184,16 @@ const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa)
     if (family == AF_INET) addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
     else if (family == AF_INET6) addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
     else return "not an IP address";
-    for (int i = 0; i < p->n; i++)
-        if (p->nets[i].family == family && in_net(addr, p->nets[i].addr, p->nets[i].bits)) return NULL;
+    if (listed(p, family, addr)) return NULL;
     return classify(family == AF_INET ? V4 : V6, family, addr);
+}
+
+bool netpolicy_lists(const netpolicy *p, const char *ip)
+{
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, ip, addr) == 1) return listed(p, AF_INET, addr);
+    if (inet_pton(AF_INET6, ip, addr) == 1) return listed(p, AF_INET6, addr);
+    return false;
 }
 
 /* ---- retries ------------------------------------------------------------- */

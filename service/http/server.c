@@ -12,6 +12,7 @@
 #include "subreg/http.h"
 #include "subreg/json.h"
 #include "subreg/log.h"
+#include "subreg/webhook.h"
 
 static struct mg_context *ctx;
 static route *routes;
@@ -446,7 +447,6 @@ bool req_if_match(req *r, int64_t *version)
 
 #define RL_SLOTS 4096
 #define RL_STRIPES 64
-#define MAX_EXEMPT 16
 
 typedef struct {
     char ip[48];
@@ -456,51 +456,13 @@ typedef struct {
 
 static bucket buckets[RL_SLOTS];
 static pthread_mutex_t rl_mu[RL_STRIPES];
-static uint32_t exempt_net[MAX_EXEMPT], exempt_mask[MAX_EXEMPT];
-static int nexempt;
-
-static bool parse_exempt(const char *list, char *err, size_t errlen)
-{
-    nexempt = 0;
-    if (!list || !*list) return true;
-    char *copy = xstrdup(list);
-    bool ok = true;
-    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
-        char *slash = strchr(t, '/');
-        int bits = 32;
-        if (slash) {
-            *slash = '\0';
-            bits = atoi(slash + 1);
-        }
-        struct in_addr a;
-        if (nexempt == MAX_EXEMPT || inet_pton(AF_INET, t, &a) != 1 || bits < 0 || bits > 32) {
-            snprintf(err, errlen, "SUBREG_RATE_LIMIT_EXEMPT: \"%.40s\" is not an IPv4 CIDR (at most %d)", t, MAX_EXEMPT);
-            ok = false;
-            break;
-        }
-        exempt_mask[nexempt] = bits ? htonl(~0u << (32 - bits)) : 0;
-        exempt_net[nexempt] = a.s_addr & exempt_mask[nexempt];
-        nexempt++;
-    }
-    free(copy);
-    return ok;
-}
-
-static bool is_exempt(const char *ip)
-{
-    struct in_addr a;
-    if (inet_pton(AF_INET, ip, &a) != 1) return false;
-    for (int i = 0; i < nexempt; i++)
-        if ((a.s_addr & exempt_mask[i]) == exempt_net[i]) return true;
-    return false;
-}
+static netpolicy exempt; /* SUBREG_RATE_LIMIT_EXEMPT */
 
 /* True when the request may proceed; otherwise *retry_after is set (seconds). */
 static bool rate_allow(const char *ip, int *retry_after)
 {
     int rate = settings.public_rate_per_min;
-    if (rate <= 0 || is_exempt(ip)) return true;
+    if (rate <= 0 || netpolicy_lists(&exempt, ip)) return true;
     double burst = rate / 6.0 < 10 ? 10 : rate / 6.0;
     uint32_t h = 2166136261u;
     for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
@@ -896,7 +858,11 @@ static void free_routes(void)
 bool http_start(const http_settings *s, const route *rt, int n, char *err, size_t errlen)
 {
     settings = *s;
-    if (!parse_exempt(s->rate_limit_exempt, err, errlen)) return false;
+    char why[160];
+    if (!netpolicy_parse(&exempt, s->rate_limit_exempt, why, sizeof why)) {
+        snprintf(err, errlen, "SUBREG_RATE_LIMIT_EXEMPT: %s", why);
+        return false;
+    }
     for (int i = 0; i < RL_STRIPES; i++) pthread_mutex_init(&rl_mu[i], NULL);
     routes = xmalloc((size_t)n * sizeof *routes);
     memcpy(routes, rt, (size_t)n * sizeof *routes);

@@ -251,6 +251,108 @@ static void test_minted_token_verifies(void **state)
     auth_free(a);
 }
 
+/* JWKS: keys generated once with Python's cryptography; the PEMs are what it
+ * exports for the same public keys, so the conversion is checked bit for bit. */
+#define RSA_N "5AVr8p8r2M0kNuCgdP9HWQoPyj2nNZ2mpwapbPPp38eMDVQCybmuu0tk5eSP4F7DswZVbZ88DQ71EzJOWYy6tOUyDkemh-aMtcDYovq_RouD1LMsTI56P6TjAM9b8Gk6WwwX_DQHkIE7krrGYAk170LS4fHgWfj4PW-XXiBqpdQIHiq6B3tnMcE2Bl5c5kBabaQ_hE4gB616GBufj64NR9yu7wp0qD9DskJ38FJwntfGZ16LAqNRm7bBEc2gZtCEgLsjXJt5KyCVrzP8QHcCqk2AFNMbhjwhc7TF0jIcKwiOb8XWuVcQMQgiX9rf1j8ey6jN7m97lW07iVb85Muuhw"
+#define EC_X "ZjKjkNisC5bJ40MGepwBNqHYutzFpHl_gnPcaamLonI"
+#define EC_Y "0qtSosVRGhDyrjk0n03WWVU5_dRbGkxTZG-x9Y-OzcY"
+#define RSA1024_N "qmtr9O2puIhWrK_8phxtQ54osKUf2OtQ64j3_XfiVHhviZitAkSJMbsE9FQ5p8r5j6mQrx4WGgfkNkmX4PKblT1mj6vQo9NsCnRlkJIjEpj3oAza7BHRSzgBWSUdvdBSeK3m2EUu0cwhCLbY6fJpn3bFWyBPbtXIsF3cKXXIjc0"
+static const char RSA_PEM[] =
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA5AVr8p8r2M0kNuCgdP9H\n"
+    "WQoPyj2nNZ2mpwapbPPp38eMDVQCybmuu0tk5eSP4F7DswZVbZ88DQ71EzJOWYy6\ntOUyDkemh+aMtcDYovq/RouD1LMsTI56P6TjAM9b8Gk6WwwX/DQHkIE7krrGYAk1\n"
+    "70LS4fHgWfj4PW+XXiBqpdQIHiq6B3tnMcE2Bl5c5kBabaQ/hE4gB616GBufj64N\nR9yu7wp0qD9DskJ38FJwntfGZ16LAqNRm7bBEc2gZtCEgLsjXJt5KyCVrzP8QHcC\n"
+    "qk2AFNMbhjwhc7TF0jIcKwiOb8XWuVcQMQgiX9rf1j8ey6jN7m97lW07iVb85Muu\nhwIDAQAB\n-----END PUBLIC KEY-----\n";
+static const char EC_PEM[] =
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZjKjkNisC5bJ40MGepwBNqHYutzF\n"
+    "pHl/gnPcaamLonLSq1KixVEaEPKuOTSfTdZZVTn91FsaTFNkb7H1j47Nxg==\n-----END PUBLIC KEY-----\n";
+
+static int parse(const char *json, auth_key **keys, char *err)
+{
+    return auth_jwks_parse(json, strlen(json), keys, err, 200);
+}
+
+static void test_jwks_keys_become_pem(void **state)
+{
+    (void)state;
+    /* what an identity provider publishes: signing keys next to an encryption
+     * key, a symmetric key and a key for another algorithm, which are skipped */
+    const char *set = "{\"keys\":["
+                      "{\"kty\":\"RSA\",\"use\":\"enc\",\"alg\":\"RSA-OAEP\",\"kid\":\"enc1\",\"n\":\"" RSA_N "\",\"e\":\"AQAB\"},"
+                      "{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"r1\",\"n\":\"" RSA_N "\",\"e\":\"AQAB\","
+                      "\"x5c\":[\"ignored\"]},"
+                      "{\"kty\":\"oct\",\"k\":\"c2VjcmV0\",\"kid\":\"o1\"},"
+                      "{\"kty\":\"RSA\",\"alg\":\"PS256\",\"kid\":\"ps\",\"n\":\"" RSA_N "\",\"e\":\"AQAB\"},"
+                      "{\"kty\":\"EC\",\"crv\":\"P-384\",\"kid\":\"p384\",\"x\":\"" EC_X "\",\"y\":\"" EC_Y "\"},"
+                      "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"e1\",\"x\":\"" EC_X "\",\"y\":\"" EC_Y "\"},"
+                      "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" EC_X "\",\"y\":\"" EC_Y "\"}]}";
+    auth_key *keys;
+    char err[200] = "";
+    int n = parse(set, &keys, err);
+    assert_int_equal(n, 3);
+    assert_string_equal(keys[0].kid, "r1");
+    assert_int_equal(keys[0].kind, KEY_RSA);
+    assert_string_equal((const char *)keys[0].pem, RSA_PEM);
+    assert_int_equal(keys[0].pem_len, strlen(RSA_PEM));
+    assert_string_equal(keys[1].kid, "e1");
+    assert_int_equal(keys[1].kind, KEY_EC);
+    assert_string_equal((const char *)keys[1].pem, EC_PEM);
+    assert_null(keys[2].kid);
+    assert_int_equal(keys[2].kind, KEY_EC);
+    auth_keys_free(keys, n);
+}
+
+static void test_jwks_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *set, *why;
+    } cases[] = {
+        {"[]", "not a JSON Web Key Set"},
+        {"{\"keys\":{}}", "not a JSON Web Key Set"},
+        {"{\"keys\":[", "not a JSON Web Key Set"},
+        {"{\"keys\":[]}", "no RS256 or ES256 signing key"},
+        {"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", "no RS256 or ES256 signing key"},
+        {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"short\",\"n\":\"" RSA1024_N "\",\"e\":\"AQAB\"}]}", "shorter than 2048"},
+        {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"" RSA_N "\"}]}", "without valid base64url n and e"},
+        {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":7,\"n\":\"" RSA_N "\",\"e\":\"AQAB\"}]}", "kid is not a string"},
+        /* y of another point: not on the curve */
+        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" EC_X "\",\"y\":\"" EC_X "\"}]}", "not"},
+        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"" EC_Y "\"}]}", "32-byte"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        auth_key *keys = (auth_key *)1;
+        char err[200] = "";
+        assert_int_equal(parse(cases[i].set, &keys, err), -1);
+        assert_null(keys);
+        if (!strstr(err, cases[i].why)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].why);
+    }
+}
+
+/* A verifier built from a JWKS file accepts what the key set names. */
+static void test_jwks_file_settings(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/subreg-jwks-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *set = "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"e1\",\"x\":\"" EC_X "\",\"y\":\"" EC_Y "\"}]}";
+    assert_int_equal(write(fd, set, strlen(set)), (ssize_t)strlen(set));
+    close(fd);
+    char err[300] = "";
+    auth_settings s = {.algorithms = "ES256", .jwks = path, .jwks_refresh_s = 300, .leeway = 60};
+    auth_ctx *a = auth_new(&s, err, sizeof err);
+    assert_non_null(a);
+    auth_free(a);
+    /* plain http to another machine is refused; a missing file names the variable */
+    s.jwks = "http://idp.example/jwks.json";
+    assert_null(auth_new(&s, err, sizeof err));
+    assert_non_null(strstr(err, "SUBREG_JWT_JWKS: plain http"));
+    unlink(path);
+    s.jwks = path;
+    assert_null(auth_new(&s, err, sizeof err));
+    assert_non_null(strstr(err, "SUBREG_JWT_JWKS: cannot read"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +363,9 @@ int main(void)
         cmocka_unit_test(test_attacks),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_minted_token_verifies),
+        cmocka_unit_test(test_jwks_keys_become_pem),
+        cmocka_unit_test(test_jwks_errors),
+        cmocka_unit_test(test_jwks_file_settings),
     };
     return cmocka_run_group_tests(tests, make_rsa_key, drop_rsa_key);
 }
