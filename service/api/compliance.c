@@ -84,9 +84,9 @@ static bool parse_days(req *r, const char *name, int def, int *out)
     return true;
 }
 
-static const char *const RULES[] = {"no_valid_basis", "partial_adequacy", "repealed_scc", "wrong_scc_module",
-                                    "tia_missing",    "no_active_dpa",    "expiring",     "adequacy_at_risk",
-                                    "notice_period",  "public_list_drift", NULL};
+static const char *const RULES[] = {"no_valid_basis", "partial_adequacy", "repealed_scc",  "wrong_scc_module",
+                                    "scc_clauses",    "tia_missing",      "no_active_dpa", "expiring",
+                                    "adequacy_at_risk", "notice_period",  "public_list_drift", NULL};
 static const char *const SEVERITIES[] = {"critical", "high", "medium", "low", "info", NULL};
 
 static bool one_of(const char *v, const char *const *list)

@@ -5,6 +5,7 @@
  *   partial_adequacy  GDPR Art. 45             (check 2)
  *   repealed_scc      (EU) 2021/914, Art. 4    (check 3)
  *   wrong_scc_module  (EU) 2021/914, Annex I   (check 4)
+ *   scc_clauses       (EU) 2021/914, Clauses 17–18 (check 4: governing law, forum)
  *   tia_missing       Schrems II, EDPB 01/2020 (check 5)
  *   no_active_dpa     GDPR Art. 28(3)–(4)      (check 6)
  *   expiring          GDPR Art. 28, 32         (check 7)
@@ -31,6 +32,14 @@ static const char *const SEVERITIES[] = {"critical", "high", "medium", "low", "i
 #define GROUND_PARTIAL_DE "Art. 45 DSGVO"
 #define GROUND_SCC "Implementing Decision (EU) 2021/914, Art. 4"
 #define GROUND_SCC_DE "Durchführungsbeschluss (EU) 2021/914, Art. 4"
+#define GROUND_SCC_UK "UK GDPR Art. 46; ICO transitional provisions (s. 119A DPA 2018)"
+#define GROUND_SCC_UK_DE "Art. 46 UK GDPR; Übergangsbestimmungen des ICO (s. 119A DPA 2018)"
+#define GROUND_UK "UK GDPR Art. 46; s. 119A DPA 2018"
+#define GROUND_UK_DE "Art. 46 UK GDPR; s. 119A DPA 2018"
+#define GROUND_CH "Swiss FADP Art. 16"
+#define GROUND_CH_DE "Art. 16 DSG (Schweiz)"
+#define GROUND_CLAUSES "Implementing Decision (EU) 2021/914, Annex, Clauses 17 and 18"
+#define GROUND_CLAUSES_DE "Durchführungsbeschluss (EU) 2021/914, Anhang, Klauseln 17 und 18"
 #define GROUND_MODULE "Implementing Decision (EU) 2021/914, Annex, Section I"
 #define GROUND_MODULE_DE "Durchführungsbeschluss (EU) 2021/914, Anhang, Abschnitt I"
 #define GROUND_TIA "Schrems II (C-311/18); EDPB Recommendations 01/2020"
@@ -355,6 +364,8 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
         if (!load_xfer(c, t, &x)) continue;
         char since[16], de1[16];
         const char *until = get_date(t, "valid_until");
+        const char *regime = json_get_str(t, "regime");
+        if (!regime) regime = "eu";
         if (eq(x.basis, "none")) {
             add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Die Übermittlung von %s nach %s hat keine Rechtsgrundlage (Grundlage „none“); Daten, die den "
@@ -400,6 +411,28 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                         x.name, x.dest, country),
                     GROUND_BASIS, NULL);
             }
+        } else if (!eq(regime, "uk") && (eq(x.basis, "uk_idta") || eq(x.basis, "uk_addendum"))) {
+            bool ch = eq(regime, "ch");
+            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+                fmt("Die Übermittlung von %s nach %s fällt unter %s, erfolgt aber auf Grundlage %s, eines Instruments "
+                    "der UK GDPR, das dafür keine geeignete Garantie ist (%s).",
+                    x.name, x.dest, ch ? "das Schweizer DSG" : "die DSGVO", basis_label(x.basis, true),
+                    ch ? GROUND_CH_DE : GROUND_BASIS_DE),
+                fmt("The transfer of %s to %s falls under the %s but relies on %s, an instrument of the UK GDPR that "
+                    "is no appropriate safeguard there (%s).",
+                    x.name, x.dest, ch ? "Swiss FADP" : "EU GDPR", basis_label(x.basis, false),
+                    ch ? GROUND_CH : GROUND_BASIS),
+                ch ? GROUND_CH : GROUND_BASIS, NULL);
+        } else if (eq(regime, "uk") && eq(x.basis, "scc_2021")) {
+            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+                fmt("Die Übermittlung von %s nach %s fällt unter die UK GDPR; die EU-Standardvertragsklauseln 2021 "
+                    "gelten dafür nur zusammen mit dem UK-Addendum (Grundlage „uk_addendum“) oder an ihrer Stelle das "
+                    "IDTA (" GROUND_UK_DE ").",
+                    x.name, x.dest),
+                fmt("The transfer of %s to %s falls under the UK GDPR; the EU SCCs 2021 are valid for it only with the "
+                    "UK Addendum (basis \"uk_addendum\"), or the IDTA instead (" GROUND_UK ").",
+                    x.name, x.dest),
+                GROUND_UK, NULL);
         } else if (until && date_to_days(until) < c->today) {
             days_str(date_to_days(until) + 1, since);
             date_de(until, de1);
@@ -452,6 +485,8 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
 
 /* ---- rule 2: partial_adequacy -------------------------------------------- */
 
+#define DPF_ADOPTED "2023-07-10" /* Implementing Decision (EU) 2023/1795 */
+
 static void rule_partial_adequacy(const ctx *c, findings *fs)
 {
     const cJSON *t;
@@ -468,10 +503,29 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
         if (eq(cond, "dpf_participation")) {
             const cJSON *dpf = x.sp ? json_get(x.sp, "dpf") : NULL;
             if (dpf && cJSON_IsTrue(json_get(dpf, "participating"))) {
+                /* Organisations re-certify every year; a check of the DPF list
+                 * older than that, or older than the decision, proves nothing. */
+                const char *checked = get_date(dpf, "verified_on");
+                int64_t stale = checked ? plus_one_year(checked) : 0;
+                if (checked && (date_to_days(checked) < date_to_days(DPF_ADOPTED) || stale < c->today)) {
+                    char d1[16], since[16];
+                    date_de(checked, d1);
+                    if (date_to_days(checked) < date_to_days(DPF_ADOPTED)) since[0] = '\0';
+                    else days_str(stale, since);
+                    add(fs, "partial_adequacy", SEV_MEDIUM, "transfer", x.id, x.spid,
+                        fmt("Die Teilnahme von %s am Data Privacy Framework wurde zuletzt am %s geprüft; Organisationen "
+                            "zertifizieren sich jährlich neu, die Liste ist erneut zu prüfen (%s, " GROUND_PARTIAL_DE
+                            ").",
+                            x.name, d1, ade),
+                        fmt("The Data Privacy Framework participation of %s was last verified on %s; organisations "
+                            "re-certify every year, so the DPF list needs checking again (%s, " GROUND_PARTIAL ").",
+                            x.name, checked, act),
+                        GROUND_PARTIAL, since[0] ? since : NULL);
+                }
                 free(ade);
                 continue;
             }
-            add(fs, "partial_adequacy", SEV_HIGH, "transfer", x.id, x.spid,
+            add(fs, "partial_adequacy", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf den Angemessenheitsbeschluss (%s), der nur am "
                     "Data Privacy Framework teilnehmende Organisationen erfasst; %s ist nicht als Teilnehmer erfasst "
                     "(" GROUND_PARTIAL_DE ").",
@@ -487,7 +541,7 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
                 continue;
             }
             const char *note_de = loc(d, "scope_note", "de"), *note_en = loc(d, "scope_note", "en");
-            add(fs, "partial_adequacy", SEV_HIGH, "transfer", x.id, x.spid,
+            add(fs, "partial_adequacy", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf den teilweisen Angemessenheitsbeschluss (%s), "
                     "es ist aber nicht erfasst, dass der Empfänger in dessen Geltungsbereich fällt%s%s "
                     "(" GROUND_PARTIAL_DE ").",
@@ -522,7 +576,21 @@ static void rule_repealed_scc(const ctx *c, findings *fs)
         if (!eq(x.basis, "scc_2001") && !eq(x.basis, "scc_2004") && !eq(x.basis, "scc_2010")) continue;
         const char *regime = json_get_str(t, "regime");
         const cJSON *set = scc_set_for(c, x.basis, regime ? regime : "eu");
-        if (!set) continue;
+        bool uk = eq(regime, "uk");
+        const char *ground = uk ? GROUND_SCC_UK : GROUND_SCC, *ground_de = uk ? GROUND_SCC_UK_DE : GROUND_SCC_DE;
+        if (!set) {
+            /* the reference entry was deleted: every old set has lapsed anyway */
+            add(fs, "repealed_scc", SEV_CRITICAL, "transfer", x.id, x.spid,
+                fmt("Die Übermittlung von %s nach %s stützt sich auf aufgehobene Standardvertragsklauseln "
+                    "(Grundlage „%s“), die in den Referenzdaten fehlen; keine dieser Fassungen darf heute noch "
+                    "verwendet werden (%s).",
+                    x.name, x.dest, x.basis, ground_de),
+                fmt("The transfer of %s to %s relies on repealed SCCs (basis \"%s\") missing from the reference "
+                    "data; none of these sets may be relied on today (%s).",
+                    x.name, x.dest, x.basis, ground),
+                ground, NULL);
+            continue;
+        }
         const char *act = json_get_str(set, "legal_act");
         if (!act) act = x.basis;
         const char *until = get_date(set, "valid_until");
@@ -538,23 +606,23 @@ static void rule_repealed_scc(const ctx *c, findings *fs)
             add(fs, "repealed_scc", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Der Vertrag für die Übermittlung von %s nach %s stützt sich auf die aufgehobenen "
                     "Standardvertragsklauseln (%s) und wurde am %s geschlossen, nach dem %s, dem letzten Tag, an dem "
-                    "neue Verträge sie nutzen durften (" GROUND_SCC_DE ").",
-                    x.name, x.dest, ade, d1, d2),
+                    "neue Verträge sie nutzen durften (%s).",
+                    x.name, x.dest, ade, d1, d2, ground_de),
                 fmt("The contract for the transfer of %s to %s relies on the repealed SCCs (%s) and was signed on "
-                    "%s, after %s, the last day new contracts could use them (" GROUND_SCC ").",
-                    x.name, x.dest, act, signed_on, cutoff),
-                GROUND_SCC, signed_on);
+                    "%s, after %s, the last day new contracts could use them (%s).",
+                    x.name, x.dest, act, signed_on, cutoff, ground),
+                ground, signed_on);
         } else if (lapsed) {
             days_str(date_to_days(until) + 1, since);
             date_de(until, d1);
             add(fs, "repealed_scc", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf die aufgehobenen Standardvertragsklauseln "
-                    "(%s), die nur bis %s verwendet werden durften (" GROUND_SCC_DE ").",
-                    x.name, x.dest, ade, d1),
+                    "(%s), die nur bis %s verwendet werden durften (%s).",
+                    x.name, x.dest, ade, d1, ground_de),
                 fmt("The transfer of %s to %s relies on the repealed SCCs (%s), which could be relied on only "
-                    "until %s (" GROUND_SCC ").",
-                    x.name, x.dest, act, until),
-                GROUND_SCC, since);
+                    "until %s (%s).",
+                    x.name, x.dest, act, until, ground),
+                ground, since);
         }
         free(ade);
     }
@@ -596,6 +664,42 @@ static void rule_wrong_scc_module(const ctx *c, findings *fs)
             GROUND_MODULE, NULL);
         free(have_en);
         free(have_de);
+    }
+}
+
+/* ---- rule 4b: scc_clauses ---------------------------------------------------
+ * Modules 1–3 of the 2021 SCCs: Clause 17 governing law and Clause 18 forum of
+ * an EU Member State (EEA through the EEA Agreement); the Swiss adaptations
+ * also allow Switzerland. Module 4 and the UK Addendum choose freely / UK law. */
+
+static void rule_scc_clauses(const ctx *c, findings *fs)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, c->in->transfers)
+    {
+        xfer x;
+        if (!load_xfer(c, t, &x)) continue;
+        bool ch = eq(x.basis, "ch_scc");
+        if (!eq(x.basis, "scc_2021") && !ch) continue;
+        const cJSON *m = json_get(t, "scc_module");
+        if (!cJSON_IsNumber(m) || m->valueint < 1 || m->valueint > 3) continue;
+        const cJSON *opts = json_get(t, "scc_options");
+        static const char *const which[][4] = {
+            {"governing_law", "17", "governing law", "das anwendbare Recht"},
+            {"forum", "18", "forum", "den Gerichtsstand"},
+        };
+        for (size_t i = 0; i < 2; i++) {
+            const char *cc = opts ? json_get_str(opts, which[i][0]) : NULL;
+            if (!cc || is_eea(c, cc) || (ch && eq(cc, "CH"))) continue;
+            add(fs, "scc_clauses", SEV_HIGH, "transfer", x.id, x.spid,
+                fmt("Die Übermittlung von %s nach %s verwendet Modul %d der Standardvertragsklauseln, wählt aber %s "
+                    "in %s; Klausel %s verlangt für die Module 1–3 einen EU-Mitgliedstaat%s (" GROUND_CLAUSES_DE ").",
+                    x.name, x.dest, m->valueint, which[i][3], cc, which[i][1], ch ? " oder die Schweiz" : ""),
+                fmt("The transfer of %s to %s uses Module %d of the SCCs but chooses %s as %s; Clause %s requires an "
+                    "EU Member State for Modules 1–3%s (" GROUND_CLAUSES ").",
+                    x.name, x.dest, m->valueint, cc, which[i][2], which[i][1], ch ? " or Switzerland" : ""),
+                GROUND_CLAUSES, NULL);
+        }
     }
 }
 
@@ -1086,6 +1190,7 @@ cJSON *compliance_findings(const compliance_input *in)
     rule_partial_adequacy(&c, &fs);
     rule_repealed_scc(&c, &fs);
     rule_wrong_scc_module(&c, &fs);
+    rule_scc_clauses(&c, &fs);
     rule_tia_missing(&c, &fs);
     rule_no_active_dpa(&c, &fs);
     rule_expiring(&c, &fs);

@@ -13,6 +13,7 @@ static const field COUNTRY_FIELDS[] = {
     {.name = "name", .type = FT_LOCALIZED, .flags = FF_REQUIRED, .max = 200},
     {.name = "eu", .type = FT_BOOL, .flags = FF_REQUIRED},
     {.name = "eea", .type = FT_BOOL, .flags = FF_REQUIRED},
+    {.name = "part_of", .type = FT_COUNTRY},
     {0},
 };
 
@@ -30,6 +31,9 @@ static void country_check(const cJSON *before, const cJSON *after, verrors *errs
     /* Every EU member state is in the EEA. */
     if (cJSON_IsTrue(json_get(after, "eu")) && !cJSON_IsTrue(json_get(after, "eea")))
         verrors_add(errs, "/eea", "an EU member state is in the EEA");
+    const char *part_of = json_get_str(after, "part_of");
+    if (part_of && (!cJSON_IsTrue(json_get(after, "eu")) || (id && strcmp(part_of, id) == 0)))
+        verrors_add(errs, "/part_of", "only for EU territory of another member state");
     if (errs->count) r->status = 400;
 }
 

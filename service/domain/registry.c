@@ -195,6 +195,17 @@ static void transfer_check(const cJSON *before, const cJSON *after, verrors *err
         verrors_add(errs, "/bcr_reference", "required for binding corporate rules (Art. 47)");
     if (!dates_ordered(after, "valid_from", "valid_until"))
         verrors_add(errs, "/valid_until", "must not be before valid_from");
+    /* a contract cannot be concluded on clauses that did not exist yet */
+    static const char *const since[][3] = {
+        {"scc_2021", "2021-06-27", "the 2021 SCCs apply from 2021-06-27 ((EU) 2021/914, Art. 4)"},
+        {"ch_scc", "2021-06-27", "the 2021 SCCs apply from 2021-06-27 ((EU) 2021/914, Art. 4)"},
+        {"uk_addendum", "2022-03-21", "the UK Addendum is in force from 2022-03-21"},
+        {"uk_idta", "2022-03-21", "the UK IDTA is in force from 2022-03-21"},
+    };
+    const char *signed_on = json_get_str(after, "contract_signed_on");
+    for (size_t i = 0; basis && signed_on && i < sizeof since / sizeof since[0]; i++)
+        if (strcmp(basis, since[i][0]) == 0 && strcmp(signed_on, since[i][1]) < 0)
+            verrors_add(errs, "/contract_signed_on", "%s", since[i][2]);
     const cJSON *tia = json_get(after, "tia");
     if (tia && !dates_ordered(tia, "performed_on", "next_review_on"))
         verrors_add(errs, "/tia/next_review_on", "must not be before performed_on");

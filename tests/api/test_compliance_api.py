@@ -131,7 +131,7 @@ def test_transfer_findings_follow_the_data(admin, sps):
     partial = for_entity(items, tr_id, "partial_adequacy")
     assert len(partial) == 1, items
     check_shape(partial[0])
-    assert partial[0]["severity"] == "high"
+    assert partial[0]["severity"] == "critical"
     assert partial[0]["entity_type"] == "transfer"
     assert for_entity(items, tr_id, "no_valid_basis") == []
     only = findings(admin, rule="partial_adequacy", subprocessor_id=sp_id)

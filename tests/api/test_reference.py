@@ -48,10 +48,16 @@ def test_seeded_countries(reader):
     assert us["eu"] is False and us["eea"] is False
     for it in (de, no, us):
         assert it["version"] >= 1 and "_seed_hash" not in it
-    # the EU has 27 member states, the EEA 30 (EU + IS, LI, NO)
+    # the EU has 27 member states, the EEA 30 (EU + IS, LI, NO); 7 codes are EU
+    # territory of a member state (Åland, the French outermost regions)
     eu, _ = reader.list_all(COUNTRIES, eu="true")
-    assert len(eu) == 27 and all(it["eu"] and it["eea"] for it in eu)
+    assert all(it["eu"] and it["eea"] for it in eu)
+    assert {it["id"]: it["part_of"] for it in eu if "part_of" in it} == {
+        "AX": "FI", "GF": "FR", "GP": "FR", "MF": "FR", "MQ": "FR", "RE": "FR", "YT": "FR"}
+    eu = [it for it in eu if "part_of" not in it]
+    assert len(eu) == 27
     eea, _ = reader.list_all(COUNTRIES, eea="true")
+    eea = [it for it in eea if "part_of" not in it]
     assert sorted(set(_ids(eea)) - set(_ids(eu))) == ["IS", "LI", "NO"]
     assert_problem(reader.get(COUNTRIES, params={"eu": "yes"}), 400, "malformed-request")
 

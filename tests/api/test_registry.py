@@ -425,6 +425,10 @@ def test_transfer_defaults(admin):
     ({"destination_country": "XX"}, "/destination_country"),
     ({"destination_country": "us"}, "/destination_country"),
     ({"contract_signed_on": "2026-13-01"}, "/contract_signed_on"),
+    # signed on clauses that did not exist yet (the day before they apply)
+    ({"contract_signed_on": "2021-06-26"}, "/contract_signed_on"),
+    ({"basis": "uk_idta", "regime": "uk", "scc_module": None, "scc_options": None,
+      "contract_signed_on": "2022-03-20"}, "/contract_signed_on"),
     ({"scc_options": {"governing_law": "EU"}}, "/scc_options/governing_law"),
     ({"scc_options": {"clause9_notice_days": 400}}, "/scc_options/clause9_notice_days"),
     ({"scc_options": {"module": 2}}, "/scc_options/module"),
@@ -446,6 +450,8 @@ def test_transfer_validation(admin, overrides, pointer):
     {"basis": "bcr", "bcr_reference": "BCR-P 2023/17"},
     {"basis": "dpf"},
     {"basis": "uk_idta", "regime": "uk"},
+    {"basis": "uk_idta", "regime": "uk", "contract_signed_on": "2022-03-21"},
+    {"basis": "scc_2021", "scc_module": 3, "contract_signed_on": "2021-06-27"},
     {"basis": "ch_scc", "scc_module": 2, "regime": "ch"},
 ])
 def test_transfer_bases_accepted(admin, extra):

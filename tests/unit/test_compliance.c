@@ -50,13 +50,13 @@ static const char *const ADEQUACY_CHALLENGED = "[" ADEQ_US("true") "," ADEQ_OTHE
 
 static const char *const SCC_SETS =
     "[{'id':'eu-scc-2001','name':{'de':'SCC 2001','en':'SCC 2001'},'legal_act':'Decision 2001/497/EC','regime':'eu',"
-    "  'kind':'transfer_tool','basis':'scc_2001','status':'repealed','new_contracts_until':'2021-09-27',"
+    "  'kind':'transfer_tool','basis':'scc_2001','status':'repealed','new_contracts_until':'2021-09-26',"
     "  'valid_until':'2022-12-27'},"
     " {'id':'eu-scc-2004','name':{'de':'SCC 2004','en':'SCC 2004'},'legal_act':'Decision 2004/915/EC','regime':'eu',"
-    "  'kind':'transfer_tool','basis':'scc_2004','status':'repealed','new_contracts_until':'2021-09-27',"
+    "  'kind':'transfer_tool','basis':'scc_2004','status':'repealed','new_contracts_until':'2021-09-26',"
     "  'valid_until':'2022-12-27'},"
     " {'id':'eu-scc-2010','name':{'de':'SCC 2010','en':'SCC 2010'},'legal_act':'Decision 2010/87/EU','regime':'eu',"
-    "  'kind':'transfer_tool','basis':'scc_2010','status':'repealed','new_contracts_until':'2021-09-27',"
+    "  'kind':'transfer_tool','basis':'scc_2010','status':'repealed','new_contracts_until':'2021-09-26',"
     "  'valid_until':'2022-12-27'},"
     " {'id':'eu-scc-2021','name':{'de':'SCC 2021','en':'SCC 2021'},'legal_act':'(EU) 2021/914','regime':'eu',"
     "  'kind':'transfer_tool','basis':'scc_2021','modules':[1,2,3,4],'status':'current',"
@@ -386,10 +386,10 @@ static void test_us_with_and_without_dpf(void **state)
     add_tr(&f, "unknown", "sp_unknown", "US", "dpf", "");
     const cJSON *out = run_on(&f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_dpf");
-    const cJSON *hit = expect(out, "partial_adequacy", "tr_nodpf", "high", NULL);
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_nodpf", "critical", NULL);
     assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 45");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "(EU) 2023/1795"));
-    expect(out, "partial_adequacy", "tr_unknown", "high", NULL);
+    expect(out, "partial_adequacy", "tr_unknown", "critical", NULL);
     /* the basis itself exists: not a no_valid_basis finding */
     assert_int_equal(count_rule(out, "no_valid_basis"), 0);
     fx_free(&f);
@@ -406,9 +406,9 @@ static void test_canada_and_japan_scope(void **state)
     add_tr(&f, "jp_unset", "sp_ca", "JP", "adequacy", "");
     const cJSON *out = run_on(&f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_ca_in");
-    const cJSON *hit = expect(out, "partial_adequacy", "tr_ca_out", "high", NULL);
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_ca_out", "critical", NULL);
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "PIPEDA"));
-    expect(out, "partial_adequacy", "tr_jp_unset", "high", NULL);
+    expect(out, "partial_adequacy", "tr_jp_unset", "critical", NULL);
     fx_free(&f);
 }
 
@@ -440,9 +440,13 @@ static void test_scc_2010_signed_after_cutoff(void **state)
     add_tr(&f, "late", "sp_a", "US", "scc_2010",
            ",'contract_signed_on':'2021-10-01','tia':{'performed_on':'2021-10-01','risk':'low'}");
     add_tr(&f, "intime", "sp_a", "US", "scc_2010",
+           ",'contract_signed_on':'2021-09-26','tia':{'performed_on':'2021-10-01','risk':'low'}");
+    /* "concluded before 27 September 2021" ((EU) 2021/914 Art. 4(4)): the 27th is late */
+    add_tr(&f, "day27", "sp_a", "US", "scc_2010",
            ",'contract_signed_on':'2021-09-27','tia':{'performed_on':'2021-10-01','risk':'low'}");
     const cJSON *out = run_on(&f, "2022-01-10");
     expect(out, "repealed_scc", "tr_late", "critical", "2021-10-01");
+    expect(out, "repealed_scc", "tr_day27", "critical", "2021-09-27");
     expect_none(out, "repealed_scc", "tr_intime");
     /* after the sunset the late contract keeps its earlier since */
     out = run_on(&f, "2023-02-01");
@@ -463,6 +467,8 @@ static void test_uk_legacy_scc(void **state)
     expect_none(run_on(&f, "2023-06-01"), "repealed_scc", "tr_uk");
     expect_none(run_on(&f, "2024-03-21"), "repealed_scc", "tr_uk");
     const cJSON *hit = expect(run_on(&f, "2024-03-22"), "repealed_scc", "tr_uk", "critical", "2024-03-22");
+    /* the UK cut-off is the ICO's, not the EU decision's */
+    assert_string_equal(json_get_str(hit, "legal_ground"), "UK GDPR Art. 46; ICO transitional provisions (s. 119A DPA 2018)");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"),
                            "(Beschlüsse 2001/497/EG, 2004/915/EG und 2010/87/EU (britische Übergangsbestimmungen))"));
     fx_free(&f);
@@ -949,6 +955,167 @@ static void test_public_list_drift(void **state)
     fx_free(&f);
 }
 
+/* ---- regimes, DPF re-certification, Clauses 17/18, missing reference ------ */
+
+static void test_regime_and_instrument(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
+    char buf[512];
+    static const struct {
+        const char *id, *regime, *basis;
+        bool fires;
+    } cases[] = {
+        {"eu_idta", "eu", "uk_idta", true},       {"uk_idta", "uk", "uk_idta", false},
+        {"eu_add", "eu", "uk_addendum", true},    {"uk_add", "uk", "uk_addendum", false},
+        {"ch_idta", "ch", "uk_idta", true},       {"uk_scc", "uk", "scc_2021", true},
+        {"eu_scc", "eu", "scc_2021", false},      {"ch_scc", "ch", "ch_scc", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool module = strstr(cases[i].basis, "scc") || strcmp(cases[i].basis, "uk_addendum") == 0;
+        snprintf(buf, sizeof buf,
+                 "{'id':'tr_%s','subprocessor_id':'sp_a','destination_country':'US','regime':'%s','basis':'%s'%s%s}",
+                 cases[i].id, cases[i].regime, cases[i].basis, module ? ",'scc_module':3" : "", tia);
+        put(f.tr, "%s", buf);
+    }
+    const cJSON *out = run_on(&f, "2026-01-15");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "tr_%s", cases[i].id);
+        if (cases[i].fires) expect(out, "no_valid_basis", id, "critical", NULL);
+        else expect_none(out, "no_valid_basis", id);
+    }
+    assert_string_equal(json_get_str(find(out, "no_valid_basis", "tr_uk_scc"), "legal_ground"),
+                        "UK GDPR Art. 46; s. 119A DPA 2018");
+    assert_string_equal(json_get_str(find(out, "no_valid_basis", "tr_ch_idta"), "legal_ground"), "Swiss FADP Art. 16");
+    assert_non_null(strstr(json_get_str(json_get(find(out, "no_valid_basis", "tr_eu_idta"), "message"), "de"),
+                           "auf Grundlage des UK IDTA"));
+    fx_free(&f);
+}
+
+static void test_dpf_verification_is_yearly(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_fresh", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-01-15'}");
+    add_sp(&f, "sp_stale", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-01-14'}");
+    add_sp(&f, "sp_early", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2023-07-09'}");
+    add_tr(&f, "fresh", "sp_fresh", "US", "dpf", "");
+    add_tr(&f, "stale", "sp_stale", "US", "dpf", "");
+    add_tr(&f, "early", "sp_early", "US", "dpf", "");
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect_none(out, "partial_adequacy", "tr_fresh"); /* exactly a year ago: still current */
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_stale", "medium", "2026-01-14");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "re-certify every year"));
+    expect(out, "partial_adequacy", "tr_early", "medium", NULL); /* before the DPF decision */
+    fx_free(&f);
+}
+
+static void test_scc_governing_law_and_forum(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
+    put(f.tr, "{'id':'tr_ie','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
+              "'scc_module':3,'scc_options':{'governing_law':'FR','forum':'NO'}%s}", tia);
+    put(f.tr, "{'id':'tr_us','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
+              "'scc_module':3,'scc_options':{'governing_law':'US','forum':'FR'}%s}", tia);
+    put(f.tr, "{'id':'tr_m4','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
+              "'scc_module':4,'scc_options':{'governing_law':'US','forum':'US'}%s}", tia);
+    put(f.tr, "{'id':'tr_ch','subprocessor_id':'sp_a','destination_country':'US','regime':'ch','basis':'ch_scc',"
+              "'scc_module':3,'scc_options':{'governing_law':'CH','forum':'CH'}%s}", tia);
+    put(f.tr, "{'id':'tr_chus','subprocessor_id':'sp_a','destination_country':'US','regime':'ch','basis':'ch_scc',"
+              "'scc_module':3,'scc_options':{'governing_law':'CH','forum':'US'}%s}", tia);
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect_none(out, "scc_clauses", "tr_ie"); /* FR law, Norwegian (EEA) forum */
+    const cJSON *hit = expect(out, "scc_clauses", "tr_us", "high", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "Clause 17"));
+    assert_int_equal(count_rule(out, "scc_clauses"), 2); /* tr_us law, tr_chus forum */
+    expect_none(out, "scc_clauses", "tr_m4");
+    expect_none(out, "scc_clauses", "tr_ch");
+    assert_non_null(strstr(json_get_str(json_get(find(out, "scc_clauses", "tr_chus"), "message"), "en"), "Clause 18"));
+    fx_free(&f);
+}
+
+static void test_repealed_set_missing_from_reference(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    cJSON_Delete(f.scc);
+    f.scc = parse_q("[]"); /* an admin deleted the reference entries */
+    f.in.scc_sets = f.scc;
+    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(&f, "old", "sp_a", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
+    expect(run_on(&f, "2026-01-15"), "repealed_scc", "tr_old", "critical", NULL);
+    fx_free(&f);
+}
+
+/* The facts shipped in data/reference (embedded in the binary), through the
+ * rules: the boundaries domain.md names, with the real decisions and sets. */
+extern const char subreg_seed_countries[], subreg_seed_adequacy[], subreg_seed_scc_sets[];
+
+static void test_shipped_reference_data(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f, "2026-01-15");
+    cJSON_Delete(f.countries);
+    cJSON_Delete(f.adequacy);
+    cJSON_Delete(f.scc);
+    f.in.countries = f.countries = cJSON_Parse(subreg_seed_countries);
+    f.in.adequacy_decisions = f.adequacy = cJSON_Parse(subreg_seed_adequacy);
+    f.in.scc_sets = f.scc = cJSON_Parse(subreg_seed_scc_sets);
+    assert_true(cJSON_GetArraySize(f.countries) > 240);
+    const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
+    add_sp(&f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-06-01'}");
+    add_sp(&f, "sp_us_no", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_sp(&f, "sp_ca", "active", "subprocessor", "CA", "");
+    add_sp(&f, "sp_re", "active", "subprocessor", "RE", ""); /* Réunion: EU territory */
+    add_tr(&f, "dpf", "sp_us", "US", "dpf", "");
+    add_tr(&f, "nodpf", "sp_us_no", "US", "dpf", "");
+    add_tr(&f, "ca_in", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':true");
+    add_tr(&f, "ca_out", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
+    add_tr(&f, "gb", "sp_ca", "GB", "adequacy", "");
+    add_tr(&f, "s2020", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
+    add_tr(&f, "s0926", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2021-09-26'");
+    add_tr(&f, "s0927", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2021-09-27'");
+    put(f.tr, "{'id':'tr_uk0921','subprocessor_id':'sp_ca','destination_country':'US','regime':'uk',"
+              "'basis':'scc_2010','contract_signed_on':'2022-09-21'%s}", tia);
+    put(f.tr, "{'id':'tr_uk0922','subprocessor_id':'sp_ca','destination_country':'US','regime':'uk',"
+              "'basis':'scc_2010','contract_signed_on':'2022-09-22'%s}", tia);
+
+    const cJSON *out = run_on(&f, "2026-01-15");
+    expect_none(out, "partial_adequacy", "tr_dpf");
+    expect(out, "partial_adequacy", "tr_nodpf", "critical", NULL);
+    expect_none(out, "partial_adequacy", "tr_ca_in");
+    expect(out, "partial_adequacy", "tr_ca_out", "critical", NULL);
+    expect_none(out, "no_valid_basis", "sp_re");
+    expect_none(out, "no_valid_basis", "tr_gb");
+    expect(out, "adequacy_at_risk", "tr_dpf", "info", NULL); /* the pending appeal C-703/25 P */
+
+    out = run_on(&f, "2022-01-10");
+    expect_none(out, "repealed_scc", "tr_s2020");
+    expect_none(out, "repealed_scc", "tr_s0926");
+    expect(out, "repealed_scc", "tr_s0927", "critical", "2021-09-27");
+    expect_none(out, "repealed_scc", "tr_uk0921");
+    expect(run_on(&f, "2022-12-27"), "repealed_scc", "tr_uk0922", "critical", "2022-09-22");
+    expect_none(run_on(&f, "2022-12-27"), "repealed_scc", "tr_s2020");
+    expect(run_on(&f, "2022-12-28"), "repealed_scc", "tr_s2020", "critical", "2022-12-28");
+    expect_none(run_on(&f, "2024-03-21"), "repealed_scc", "tr_uk0921");
+    expect(run_on(&f, "2024-03-22"), "repealed_scc", "tr_uk0921", "critical", "2024-03-22");
+
+    expect_none(run_on(&f, "2031-12-27"), "no_valid_basis", "tr_gb");
+    expect(run_on(&f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -978,6 +1145,11 @@ int main(void)
         cmocka_unit_test(test_notice_period),
         cmocka_unit_test(test_open_objection),
         cmocka_unit_test(test_public_list_drift),
+        cmocka_unit_test(test_regime_and_instrument),
+        cmocka_unit_test(test_dpf_verification_is_yearly),
+        cmocka_unit_test(test_scc_governing_law_and_forum),
+        cmocka_unit_test(test_repealed_set_missing_from_reference),
+        cmocka_unit_test(test_shipped_reference_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
