@@ -1,8 +1,9 @@
 /* json: strict JSON input and the JSON <-> BSON mapping.
  *
- * cJSON alone accepts trailing data, invalid UTF-8, duplicate keys and "\u0000"
- * (which silently truncates strings); json_parse_strict refuses all of them, so
- * nothing the service stores was ever ambiguous on the wire. */
+ * cJSON alone accepts trailing data, invalid UTF-8, duplicate keys, "\u0000"
+ * (which silently truncates strings) and nesting deep enough to overflow a
+ * thread's stack; json_parse_strict refuses all of them, so nothing the service
+ * stores was ever ambiguous on the wire, and no input can crash it. */
 #ifndef SUBREG_JSON_H
 #define SUBREG_JSON_H
 
@@ -10,6 +11,10 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Deepest nesting of arrays and objects accepted (the API's bodies need ~5). */
+#define JSON_MAX_DEPTH 64
+#define JSON_MAX_DEPTH_S "64"
 
 /* Parses exactly one JSON value filling buf[0..len). On failure returns NULL and
  * writes a short human-readable reason into err. */

@@ -138,10 +138,11 @@ void auth_keys_free(auth_key *keys, int n)
 int auth_jwks_parse(const char *json, size_t len, auth_key **out, char *err, size_t n)
 {
     *out = NULL;
-    cJSON *set = cJSON_ParseWithLength(json, len);
+    char why[128] = "";
+    cJSON *set = json_parse_strict(json, len, why, sizeof why);
     const cJSON *list = cJSON_IsObject(set) ? json_get(set, "keys") : NULL;
     if (!cJSON_IsArray(list)) {
-        snprintf(err, n, "not a JSON Web Key Set (an object with a \"keys\" array)");
+        snprintf(err, n, "not a JSON Web Key Set (an object with a \"keys\" array)%s%s", *why ? ": " : "", why);
         cJSON_Delete(set);
         return -1;
     }
@@ -168,7 +169,6 @@ int auth_jwks_parse(const char *json, size_t len, auth_key **out, char *err, siz
             snprintf(err, n, "key %d: kid is not a string", index);
             goto fail;
         }
-        char why[128];
         EVP_PKEY *pkey = jwk_pkey(jwk, rsa, why, sizeof why);
         if (!pkey) {
             snprintf(err, n, "key %d: %s", index, why);

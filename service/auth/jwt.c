@@ -486,6 +486,13 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
         snprintf(why, n, "kid is not a string");
         goto done;
     }
+    /* Parsed (strictly, depth-bounded) before libjwt sees it: its JSON parser
+     * recurses without a useful bound. Trusted only after the signature check. */
+    claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!claims) {
+        snprintf(why, n, "malformed token payload");
+        goto done;
+    }
     const unsigned char *key = NULL;
     size_t keylen = 0;
     jwt_alg_t want;
@@ -533,11 +540,6 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
     /* libjwt lets the token's header choose the algorithm: insist on ours. */
     if (jwt_get_alg(jwt) != want) {
         snprintf(why, n, "algorithm mismatch");
-        goto done;
-    }
-    claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
-    if (!claims) {
-        snprintf(why, n, "malformed token payload");
         goto done;
     }
     if (!auth_check_claims(claims, a->issuer, a->audience, a->leeway, now, why, n)) goto done;

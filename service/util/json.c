@@ -78,18 +78,25 @@ static size_t number_len(const char *s, size_t n)
 }
 
 /* Checks what cJSON lets through: "\u0000" (which truncates a string without a
- * trace) and numbers outside the JSON grammar. */
-static bool lexically_strict(const char *buf, size_t len)
+ * trace), numbers outside the JSON grammar, and nesting deeper than
+ * JSON_MAX_DEPTH (cJSON recurses per level; at ~800 levels a worker thread's
+ * stack overflows, before cJSON's own limit of 1000). */
+static const char *lexically_strict(const char *buf, size_t len)
 {
     bool in_str = false;
+    int depth = 0;
     for (size_t i = 0; i < len; i++) {
         char c = buf[i];
         if (!in_str) {
             if (c == '"') {
                 in_str = true;
+            } else if (c == '[' || c == '{') {
+                if (++depth > JSON_MAX_DEPTH) return "invalid JSON: nested deeper than " JSON_MAX_DEPTH_S " levels";
+            } else if (c == ']' || c == '}') {
+                depth--;
             } else if (c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')) {
                 size_t k = number_len(buf + i, len - i);
-                if (k == 0) return false;
+                if (k == 0) return "invalid JSON: a malformed number or \\u0000 in a string";
                 i += k - 1;
             }
             continue;
@@ -97,11 +104,12 @@ static bool lexically_strict(const char *buf, size_t len)
         if (c == '"') {
             in_str = false;
         } else if (c == '\\' && i + 1 < len) {
-            if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0) return false;
+            if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0)
+                return "invalid JSON: a malformed number or \\u0000 in a string";
             i++;
         }
     }
-    return true;
+    return NULL;
 }
 
 cJSON *json_parse_strict(const char *buf, size_t len, char *err, size_t errlen)
@@ -118,8 +126,9 @@ cJSON *json_parse_strict(const char *buf, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "the body contains a NUL byte");
         return NULL;
     }
-    if (!lexically_strict(buf, len)) {
-        snprintf(err, errlen, "invalid JSON: a malformed number or \\u0000 in a string");
+    const char *lexical = lexically_strict(buf, len);
+    if (lexical) {
+        snprintf(err, errlen, "%s", lexical);
         return NULL;
     }
     /* cJSON needs a terminated buffer to detect trailing data. */

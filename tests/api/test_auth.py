@@ -363,3 +363,15 @@ def test_role_claim_with_wrong_type_is_not_a_role(server, tokens):
     resp = requests.get(server.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10)
     assert resp.status_code in (401, 403), resp.text
     assert resp.headers.get("Content-Type", "").startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("depth", [100, 900, 2_400])
+def test_deeply_nested_token_parts_are_401_and_harmless(server, depth):
+    # the header and payload are parsed before the signature is checked: a nested
+    # header used to overflow the worker thread's stack without any valid key
+    nested = b64url(b"[" * depth + b"]" * depth)
+    empty, header = b64url(b"{}"), b64url(b'{"alg":"HS256"}')
+    for token in (f"{nested}.{empty}.c2ln", f"{header}.{nested}.c2ln"):
+        resp = requests.get(server.url + SP, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert_invalid_token(resp)
+    assert requests.get(server.url + "/healthz", timeout=5).status_code == 200

@@ -95,6 +95,15 @@ def test_trailing_garbage_is_malformed(admin, suffix):
     assert_problem(raw_post(admin, VALID + suffix), 400, "malformed-request")
 
 
+@pytest.mark.parametrize("depth", [65, 800, 100_000])
+def test_deep_nesting_is_refused_and_harmless(server, admin, depth):
+    # ~800 levels used to overflow a worker thread's stack inside cJSON
+    body = b'{"legal_name":' + b"[" * depth + b"]" * depth + b"}"
+    r = assert_problem(raw_post(admin, body), 400, "malformed-request")
+    assert "nested deeper than 64 levels" in r["detail"]
+    assert admin.get("/healthz").status_code == 200
+
+
 def test_trailing_whitespace_is_fine(admin):
     data = json.dumps(sp_body(legal_name=unique_name())).encode() + b" \r\n\t\n"
     assert_status(raw_post(admin, data), 201)

@@ -54,6 +54,36 @@ static void test_refuses_ambiguous_input(void **state)
     }
 }
 
+/* Nesting is bounded: 64 levels parse, 65 do not, and 100,000 (which would
+ * overflow a thread's stack inside cJSON) are refused before cJSON sees them. */
+static void test_nesting_depth(void **state)
+{
+    (void)state;
+    size_t deep = 100000;
+    char *buf = malloc(2 * deep + 1);
+    char err[128];
+    for (size_t levels = JSON_MAX_DEPTH; levels <= JSON_MAX_DEPTH + 1; levels++) {
+        memset(buf, '[', levels);
+        memset(buf + levels, ']', levels);
+        cJSON *v = json_parse_strict(buf, 2 * levels, err, sizeof err);
+        if (levels == JSON_MAX_DEPTH) {
+            assert_non_null(v);
+        } else {
+            assert_null(v);
+            assert_string_equal(err, "invalid JSON: nested deeper than 64 levels");
+        }
+        cJSON_Delete(v);
+    }
+    memset(buf, '{', deep); /* unbalanced too: refused by depth before anything else */
+    assert_null(json_parse_strict(buf, deep, err, sizeof err));
+    /* brackets inside strings do not count */
+    const char *str = "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}";
+    cJSON *v = json_parse_strict(str, strlen(str), err, sizeof err);
+    assert_non_null(v);
+    cJSON_Delete(v);
+    free(buf);
+}
+
 static void test_case_sensitive_lookup(void **state)
 {
     (void)state;
@@ -100,7 +130,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_plain_json),   cmocka_unit_test(test_refuses_ambiguous_input),
         cmocka_unit_test(test_case_sensitive_lookup), cmocka_unit_test(test_bson_round_trip),
-        cmocka_unit_test(test_refuses_operator_keys),
+        cmocka_unit_test(test_refuses_operator_keys), cmocka_unit_test(test_nesting_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
