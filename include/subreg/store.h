@@ -9,8 +9,10 @@
  *   2. apply: insert / replace {_id, version: expect} / delete the document —
  *      this is the commit point;
  *   3. commit: mark the audit record "committed".
- * A process that dies between the steps leaves a pending claim; the recovery
- * sweep (store_recover_claims) looks at the document after the claim's lease:
+ * A process that dies between the steps leaves a pending claim, and so does an
+ * apply whose outcome is unknown (the database timed out or went away mid-write:
+ * the caller answers 503, and the version stays claimed until settled); the
+ * recovery sweep (store_recover_claims) looks at the document after the lease:
  * applied → committed, not applied → the claim is removed. So no committed change
  * lacks its audit record, and no audit record describes a change that did not
  * happen.

@@ -511,6 +511,8 @@ static store_status set_state(const char *audit_id, const char *state)
     return st;
 }
 
+static store_status claim_applied(const cJSON *claim, bool *applied);
+
 store_status store_write(const char *coll, const char *id, int64_t expect, const cJSON *doc, const cJSON *record)
 {
     cJSON *claim = cJSON_Duplicate(record, 1);
@@ -538,10 +540,25 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
         st = ST_OK;
     }
     st = expect == 0 ? insert_doc(coll, doc) : versioned_apply(coll, id, expect, doc);
-    if (st != ST_OK) {
-        /* Not applied: give the version back. If even that fails, the recovery
-         * sweep sees the unchanged document and removes the claim. */
+    if (st == ST_STALE || st == ST_DUPLICATE || st == ST_NOT_FOUND) {
+        /* Certainly not applied: give the version back. If even that fails, the
+         * recovery sweep sees the unchanged document and removes the claim. */
         store_delete_raw(AUDIT_COLLECTION, audit_id);
+        goto done;
+    }
+    if (st != ST_OK) {
+        /* The outcome is unknown (the database went away or timed out mid-write:
+         * the change may have been applied, or may still be). If it is visibly
+         * applied, commit now; otherwise the claim stays for the recovery sweep,
+         * which settles it after the lease, when no write can still be in
+         * flight. Deleting it here could leave an applied change unaudited. */
+        bool applied = false;
+        if (claim_applied(claim, &applied) == ST_OK && applied) {
+            log_msgf(LOG_WARN, "write %s: outcome unknown at first, found applied", audit_id);
+            if (set_state(audit_id, "committed") != ST_OK)
+                log_msgf(LOG_WARN, "audit record %s not marked committed yet; the recovery sweep will", audit_id);
+            st = ST_OK;
+        }
         goto done;
     }
     if (exit_after_apply) {

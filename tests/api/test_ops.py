@@ -1,5 +1,8 @@
 """Operational endpoints and behaviour during a database outage."""
 
+import os
+import signal
+import threading
 import time
 
 import requests
@@ -126,3 +129,51 @@ def test_migrate_is_idempotent(server):
         server.migrate()
     assert_status(requests.get(server.url + "/readyz", timeout=10), 200)
     assert_status(server.api(roles=["reader"]).get(SP), 200)
+
+
+def test_a_database_stall_mid_write_leaves_no_change_unaudited(make_server):
+    """Writes that time out while the database is frozen (SIGSTOP, longer than the
+    socket timeout) have an unknown outcome: the database may apply them after
+    subreg gave up. Every change that ends up stored must still get its audit
+    record, and every audit record must describe a stored change."""
+    srv = make_server()
+    srv.restart(extra_env={"SUBREG_MONGODB_URI": srv.db.uri + "&socketTimeoutMS=800"})
+    api = srv.api(roles=["admin"], sub="stall")
+    stop, results = threading.Event(), []
+
+    def writer(k):
+        while not stop.is_set():
+            try:
+                r = api.post(SP, sp_body(legal_name=unique_name(f"Stall {k}")), timeout=30)
+                results.append((r.status_code, r.json().get("id") if r.status_code == 201 else None))
+            except requests.RequestException:
+                results.append((None, None))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(3):
+            os.kill(srv.db.proc.pid, signal.SIGSTOP)
+            time.sleep(1.5)
+            os.kill(srv.db.proc.pid, signal.SIGCONT)
+            time.sleep(0.7)
+    finally:
+        os.kill(srv.db.proc.pid, signal.SIGCONT)
+        stop.set()
+        for t in threads:
+            t.join(60)
+    statuses = [st for st, _ in results]
+    assert 503 in statuses and 201 in statuses, statuses
+
+    def settled():
+        # the recovery sweep settles pending claims after their lease (1.5 s here)
+        items, _ = api.list_all()
+        audit, _ = api.list_all("/v1/audit", entity_type="subprocessor", action="create")
+        stored, audited = {it["id"] for it in items}, {a["entity_id"] for a in audit}
+        return (stored, audited) if stored == audited else None
+
+    stored, audited = wait_until(settled, 30, interval=0.5,
+                                 message="every stored subprocessor audited, every audit record stored")
+    assert {i for st, i in results if st == 201} <= stored
