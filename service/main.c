@@ -26,6 +26,9 @@ extern const unsigned long subreg_openapi_yaml_len;
 extern const char subreg_seed_countries[], subreg_seed_adequacy[], subreg_seed_scc_sets[];
 
 static volatile sig_atomic_t stop_requested;
+/* SIGTERM/SIGINT: requests in flight get this long to finish (Kubernetes gives
+ * 30 s before SIGKILL by default). */
+#define DRAIN_TIMEOUT_MS 25000
 
 static void on_signal(int sig)
 {
@@ -186,6 +189,8 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     log_event(LOG_INFO, "serving", fields);
     while (!stop_requested) pause();
     log_event(LOG_INFO, "stopping: finishing in-flight requests", NULL);
+    int left = http_drain(DRAIN_TIMEOUT_MS);
+    if (left) log_msgf(LOG_WARN, "stopping with %d request(s) still running after %d s", left, DRAIN_TIMEOUT_MS / 1000);
     http_stop();
     notify_stop();
     publish_stop();

@@ -36,15 +36,21 @@ typedef struct {
     uint64_t by_class[6];        /* 1xx..5xx, index = status / 100 */
     uint64_t hist[NBUCKETS + 1]; /* cumulative buckets computed on output */
     uint64_t dur_sum_us;
+    uint64_t started, finished; /* requests in begin_request: in flight = started - finished */
 } __attribute__((aligned(64))) metric_slot;
 static metric_slot mslots[MSLOTS];
 static unsigned mslot_next;
 static __thread int my_slot = -1;
 
-static void count_request(int status, int64_t dur_ms)
+static metric_slot *slot(void)
 {
     if (my_slot < 0) my_slot = (int)(__atomic_fetch_add(&mslot_next, 1, __ATOMIC_RELAXED) % MSLOTS);
-    metric_slot *m = &mslots[my_slot];
+    return &mslots[my_slot];
+}
+
+static void count_request(int status, int64_t dur_ms)
+{
+    metric_slot *m = slot();
     int cls = status / 100;
     if (cls < 1 || cls > 5) cls = 5;
     __atomic_add_fetch(&m->by_class[cls], 1, __ATOMIC_RELAXED);
@@ -59,8 +65,16 @@ static unsigned long long sum_slots(size_t offset)
 {
     unsigned long long t = 0;
     for (int i = 0; i < MSLOTS; i++)
-        t += __atomic_load_n((const uint64_t *)((const char *)&mslots[i] + offset), __ATOMIC_RELAXED);
+        t += __atomic_load_n((const uint64_t *)((const char *)&mslots[i] + offset), __ATOMIC_ACQUIRE);
     return t;
+}
+
+/* Requests between the start and the end of begin_request. Finished is read
+ * first, so the result never undercounts: 0 means none was in flight. */
+static unsigned long long in_flight(void)
+{
+    unsigned long long done = sum_slots(offsetof(metric_slot, finished));
+    return sum_slots(offsetof(metric_slot, started)) - done;
 }
 
 void http_metrics(strbuf *out)
@@ -82,6 +96,9 @@ void http_metrics(strbuf *out)
     sb_printf(out, "subreg_http_request_duration_seconds_sum %.6f\n",
               (double)sum_slots(offsetof(metric_slot, dur_sum_us)) / 1e6);
     sb_printf(out, "subreg_http_request_duration_seconds_count %llu\n", cum);
+    sb_printf(out, "# HELP subreg_http_requests_in_flight Requests being handled now.\n"
+                   "# TYPE subreg_http_requests_in_flight gauge\nsubreg_http_requests_in_flight %llu\n",
+              in_flight() ? in_flight() - 1 : 0 /* not this one */);
 }
 
 /* ---- responses -------------------------------------------------------- */
@@ -711,8 +728,12 @@ static void log_request(const req *r)
     sb_free(&f);
 }
 
+static int draining; /* set by http_drain: new requests are turned away */
+
 static int begin_request(struct mg_connection *conn)
 {
+    metric_slot *m = slot();
+    __atomic_add_fetch(&m->started, 1, __ATOMIC_ACQ_REL);
     const struct mg_request_info *ri = mg_get_request_info(conn);
     req r = {0};
     r.conn = conn;
@@ -725,6 +746,13 @@ static int begin_request(struct mg_connection *conn)
     if (r.headers.data) r.headers.data[0] = '\0';
     set_request_id(conn, r.request_id);
 
+    if (__atomic_load_n(&draining, __ATOMIC_ACQUIRE)) {
+        /* stopping: a complete answer, and the connection ends with it */
+        req_add_header(&r, "Connection", "close");
+        req_add_header(&r, "Retry-After", "5");
+        respond_problem(&r, 503, "service-unavailable", "the service is stopping; retry (another instance)");
+        goto done;
+    }
     if (!utf8_valid(r.path, strlen(r.path))) {
         respond_problem(&r, 400, "malformed-request", "the path is not valid UTF-8");
         goto done;
@@ -808,6 +836,7 @@ done:
     free(r.body);
     if (r.headers.cap > 65536) sb_free(&r.headers);
     header_buf = r.headers;
+    __atomic_add_fetch(&m->finished, 1, __ATOMIC_ACQ_REL);
     return r.status;
 }
 
@@ -894,6 +923,21 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
         return false;
     }
     return true;
+}
+
+int http_drain(int timeout_ms)
+{
+    __atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+    int64_t until = mono_ms() + timeout_ms;
+    int idle = 0;
+    /* idle twice in a row, 20 ms apart: a request civetweb has read but not yet
+     * handed over gets its moment to show up */
+    while (idle < 2 && mono_ms() < until) {
+        idle = in_flight() == 0 ? idle + 1 : 0;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return (int)in_flight();
 }
 
 void http_stop(void)
