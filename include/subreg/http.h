@@ -99,8 +99,11 @@ bool req_check_query(req *r, const char *const *allowed);
 /* Checks Content-Type (media type only, parameters ignored; charset must be
  * utf-8 when given), parses the body strictly. Answers 415/400 itself. */
 cJSON *req_json_body(req *r, const char *media_type);
-/* Returns the If-Match version, answering 428/412 itself when missing or malformed. */
-bool req_if_match(req *r, int64_t *version);
+/* The If-Match header, or NULL after answering 428 itself. */
+const char *req_if_match(req *r);
+/* Does an If-Match value ("*", or a list of strong entity tags) allow the
+ * current ETag (e.g. "\"3\"")? */
+bool if_match_allows(const char *header, const char *etag);
 
 /* Prometheus text of the HTTP counters. */
 void http_metrics(strbuf *out);

@@ -23,7 +23,9 @@ void respond_store_error(req *r, store_status st)
     case ST_DUPLICATE: respond_problem(r, 409, "conflict", "a resource with this identity exists"); break;
     case ST_UNAVAILABLE:
         req_add_header(r, "Retry-After", "5");
-        respond_problem(r, 503, "service-unavailable", "the database is unreachable; nothing was changed");
+        respond_problem(r, 503, "service-unavailable",
+                        "the database is unreachable or timed out; retry (after a write, GET shows whether it took "
+                        "effect)");
         break;
     default: respond_problem(r, 500, "internal-error", "the database reported an error"); break;
     }
@@ -527,7 +529,9 @@ static void carry_server_state(const resource *res, const cJSON *raw, cJSON *doc
 
 /* Loads the current state for a conditional write: 404, 412 answered here.
  * *raw (optional) receives the stored document with its internal members. */
-static cJSON *load_for_write_raw(req *r, const resource *res, int64_t expect, cJSON **raw)
+/* The current document if If-Match allows its version (else 412), with the
+ * version to expect in the write. */
+static cJSON *load_for_write_raw(req *r, const resource *res, const char *if_match, int64_t *expect, cJSON **raw)
 {
     cJSON *cur = NULL;
     store_status st = store_get(res->collection, r->param, &cur);
@@ -535,23 +539,17 @@ static cJSON *load_for_write_raw(req *r, const resource *res, int64_t expect, cJ
         respond_store_error(r, st);
         return NULL;
     }
-    if (raw) *raw = cJSON_Duplicate(cur, 1);
-    to_public(cur);
-    if ((int64_t)cJSON_GetNumberValue(json_get(cur, "version")) != expect) {
+    *expect = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
+    char etag[32];
+    snprintf(etag, sizeof etag, "\"%lld\"", (long long)*expect);
+    if (!if_match_allows(if_match, etag)) {
         respond_store_error(r, ST_STALE);
         cJSON_Delete(cur);
-        if (raw) {
-            cJSON_Delete(*raw);
-            *raw = NULL;
-        }
         return NULL;
     }
+    if (raw) *raw = cJSON_Duplicate(cur, 1);
+    to_public(cur);
     return cur;
-}
-
-static cJSON *load_for_write(req *r, const resource *res, int64_t expect)
-{
-    return load_for_write_raw(r, res, expect, NULL);
 }
 
 static void handle_patch(req *r)
@@ -563,12 +561,13 @@ static void handle_patch(req *r)
     cJSON *cur = NULL, *client = NULL, *doc = NULL, *raw = NULL;
     verrors errs;
     verrors_init(&errs);
-    if (!req_if_match(r, &expect)) goto done;
+    const char *if_match = req_if_match(r);
+    if (!if_match) goto done;
     if (!schema_check_patch(res->fields, patch, &errs)) {
         respond_validation(r, &errs);
         goto done;
     }
-    if (!(cur = load_for_write_raw(r, res, expect, &raw))) goto done;
+    if (!(cur = load_for_write_raw(r, res, if_match, &expect, &raw))) goto done;
     client = cJSON_Duplicate(cur, 1);
     schema_strip_server_fields(res->fields, client);
     merge_patch(client, patch);
@@ -608,8 +607,9 @@ static void handle_delete(req *r)
 {
     const resource *res = r->route->data;
     int64_t expect;
-    if (!req_if_match(r, &expect)) return;
-    cJSON *cur = load_for_write(r, res, expect);
+    const char *if_match = req_if_match(r);
+    if (!if_match) return;
+    cJSON *cur = load_for_write_raw(r, res, if_match, &expect, NULL);
     if (!cur) return;
     if (refuse_if_referenced(r, res->collection, r->param)) {
         cJSON_Delete(cur);

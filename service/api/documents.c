@@ -162,7 +162,7 @@ static void handle_delete_document(req *r)
     if (!meta) return;
     char etag[70];
     snprintf(etag, sizeof etag, "\"%s\"", json_get_str(meta, "sha256"));
-    if (strcmp(im, etag) != 0) {
+    if (!if_match_allows(im, etag)) {
         respond_problem(r, 412, "precondition-failed", "If-Match does not match the document's ETag");
         cJSON_Delete(meta);
         return;

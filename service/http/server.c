@@ -433,28 +433,33 @@ cJSON *req_json_body(req *r, const char *media_type)
     return v;
 }
 
-bool req_if_match(req *r, int64_t *version)
+const char *req_if_match(req *r)
 {
     const char *h = req_header(r, "If-Match");
-    if (!h) {
-        respond_problem(r, 428, "precondition-required", "this request needs If-Match with the resource's ETag");
-        return false;
+    if (!h) respond_problem(r, 428, "precondition-required", "this request needs If-Match with the resource's ETag");
+    return h;
+}
+
+bool if_match_allows(const char *header, const char *etag)
+{
+    /* RFC 9110 13.1.1: "*", or a list of entity tags compared strongly (a weak
+     * W/"…" tag never matches). */
+    size_t elen = strlen(etag);
+    for (const char *p = header; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        const char *end = p;
+        if (*p == '"') {
+            end = strchr(p + 1, '"');
+            end = end ? end + 1 : p + strlen(p);
+        } else {
+            while (*end && *end != ',') end++;
+        }
+        size_t len = (size_t)(end - p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        if ((len == 1 && *p == '*') || (len == elen && memcmp(p, etag, len) == 0)) return true;
+        p = end;
     }
-    /* Strong comparison (RFC 9110 13.1.1): exactly "N", no weak tags, no
-     * leading zeros, no lists. */
-    long long v = -1;
-    size_t n = strlen(h);
-    if (n >= 3 && n <= 20 && h[0] == '"' && h[n - 1] == '"' && h[1] != '0') {
-        v = 0;
-        for (size_t i = 1; i + 1 < n && v >= 0; i++)
-            v = (h[i] >= '0' && h[i] <= '9') ? v * 10 + (h[i] - '0') : -1;
-    }
-    if (v < 1) {
-        respond_problem(r, 412, "precondition-failed", "If-Match does not match the current ETag");
-        return false;
-    }
-    *version = v;
-    return true;
+    return false;
 }
 
 /* ---- rate limit on the public paths ---------------------------------------

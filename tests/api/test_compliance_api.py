@@ -3,10 +3,8 @@ service/domain/compliance.c): computed per request from the registry and the
 reference law, so a finding appears and disappears with the data that causes it.
 
 Every test filters by its own subprocessor (or entity ids): the shared server
-holds everybody's data. The subprocessors here sit in third countries (US, IN …)
-that other tests draw from helpers.unique_country() to isolate their list
-queries, so each test removes its subprocessors (and what refers to them) when
-it ends (the `sps` fixture)."""
+holds everybody's data. Each test removes its subprocessors (and what refers to
+them) when it ends (the `sps` fixture), so findings stay per test."""
 
 import datetime as dt
 

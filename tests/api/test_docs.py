@@ -44,3 +44,16 @@ def test_every_openapi_path_is_routed(server, admin):
             admin.post(concrete, {})
         assert not (resp.status_code == 404 and resp.json().get("detail") == "no such path"), \
             f"{p} is in openapi.yaml but not routed"
+
+
+def test_unique_country_pool_is_not_used_literally():
+    """helpers.unique_country() isolates list queries only if no test names one
+    of its codes itself (a test order dependence otherwise)."""
+    import helpers
+    pool = set(helpers._COUNTRY_POOL)
+    here = pathlib.Path(__file__).resolve().parent
+    for path in sorted(here.glob("*.py")):
+        if path.name == "helpers.py":
+            continue
+        clash = pool & set(re.findall(r"[\"']([A-Z]{2})[\"']", path.read_text()))
+        assert not clash, f"{path.name} names {sorted(clash)} from the unique_country() pool"

@@ -344,6 +344,16 @@ def test_patch_with_stale_or_bogus_if_match_is_412(admin, etag):
     assert admin.get_sp(created["id"])["version"] == 1
 
 
+@pytest.mark.parametrize("etag", ['*', '"1"', '"7", "1"', '"1" ', 'W/"1", "1"', '"2",*'])
+def test_if_match_star_and_lists_follow_rfc_9110(admin, etag):
+    # "*" matches any current version; a list matches when one strong tag does
+    created = admin.create_sp(sp_body(legal_name=unique_name()))
+    resp = admin.patch(f"{SP}/{created['id']}", {"notes": "x"}, if_match=etag)
+    assert_status(resp, 200)
+    assert resp.json()["version"] == 2
+    assert_status(admin.delete(f"{SP}/{created['id']}", if_match="*"), 204)
+
+
 def test_patch_stale_after_change(admin):
     created = admin.create_sp(sp_body(legal_name=unique_name()))
     admin.patch_sp(created["id"], {"notes": "first"}, 1)
