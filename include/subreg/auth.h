@@ -1,5 +1,6 @@
-/* auth: bearer token → principal. Verifies JWTs (HS256 secret, RS256/ES256 PEM
- * public keys or a JWKS file/URL, keys chosen by kid) against an algorithm allow-list, checks exp (required),
+/* auth: bearer token → principal. Verifies JWS signatures with OpenSSL (HS256
+ * secret, RS256/ES256 PEM public keys or a JWKS file/URL, keys chosen by kid)
+ * against an algorithm allow-list, checks exp (required),
  * nbf, iat, iss and aud with leeway — libjwt checks none of these claims — and maps
  * a configurable roles claim onto reader ⊂ editor ⊂ admin. Default: deny. */
 #ifndef SUBREG_AUTH_H
@@ -46,11 +47,13 @@ char *auth_mint_hs256(const char *secret, const char *sub, const char *roles_csv
 /* One public key for RS256 or ES256, as PEM (what libjwt takes). A key without
  * kid matches tokens without kid. */
 typedef enum { KEY_RSA, KEY_EC } key_kind;
+struct evp_pkey_st;
 typedef struct {
     char *kid;
     key_kind kind;
     unsigned char *pem;
     size_t pem_len;
+    struct evp_pkey_st *pkey; /* parsed once, used to verify */
 } auth_key;
 
 #define AUTH_JWKS_MAX_KEYS 64

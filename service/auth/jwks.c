@@ -131,6 +131,7 @@ void auth_keys_free(auth_key *keys, int n)
     for (int i = 0; i < n; i++) {
         free(keys[i].kid);
         free(keys[i].pem);
+        EVP_PKEY_free(keys[i].pkey);
     }
     free(keys);
 }
@@ -177,11 +178,10 @@ int auth_jwks_parse(const char *json, size_t len, auth_key **out, char *err, siz
         auth_key *k = &keys[count];
         char what[160];
         snprintf(what, sizeof what, "%d (kid %.100s)", index, kidv ? kidv->valuestring : "none");
-        bool ok = auth_key_check(pkey, &k->kind, "key", what, err, n) && pem_of(pkey, k);
-        EVP_PKEY_free(pkey);
-        if (!ok) goto fail;
+        k->pkey = pkey;
         k->kid = kidv ? xstrdup(kidv->valuestring) : NULL;
-        count++;
+        count++; /* freed with the others from here on */
+        if (!auth_key_check(pkey, &k->kind, "key", what, err, n) || !pem_of(pkey, k)) goto fail;
     }
     cJSON_Delete(set);
     if (count == 0) {

@@ -375,3 +375,46 @@ def test_deeply_nested_token_parts_are_401_and_harmless(server, depth):
         resp = requests.get(server.url + SP, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert_invalid_token(resp)
     assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("alg", ["HS256", "RS256", "ES256"])
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "JWT", "jwt"])
+def test_access_token_types_are_accepted(server, tokens, alg, typ):
+    # RFC 9068 access tokens (e.g. Duende IdentityServer, Auth0) say typ "at+jwt"
+    tok = tokens(alg=alg, roles=["reader"], headers={"typ": typ})
+    assert requests.get(server.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("typ", ["dpop+jwt", "logout+jwt", "secevent+jwt"])
+def test_other_token_types_are_refused(server, tokens, typ):
+    # a DPoP proof or a logout token is not an access token, however well signed
+    tok = tokens(alg="RS256", roles=["admin"], headers={"typ": typ})
+    assert_invalid_token(requests.get(server.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10))
+
+
+def test_es256_signature_must_be_raw_r_and_s(server, tokens, keys):
+    # JWS ES256 signatures are R||S (64 bytes); the DER form OpenSSL produces is refused
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    good = tokens(alg="ES256", roles=["reader"])
+    head, payload, _ = good.split(".")
+    der = keys.ec.sign(f"{head}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    for sig in (der, b"\x00" * 64, b"\x01" * 63):
+        tok = f"{head}.{payload}.{b64url(sig)}"
+        assert_invalid_token(requests.get(server.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10))
+    assert requests.get(server.url + SP, headers={"Authorization": f"Bearer {good}"}, timeout=10).status_code == 200
+
+
+def test_a_key_configured_without_kid_accepts_tokens_that_name_one(make_server, tokens, keys):
+    # many identity providers always send a kid; a PEM key given without "kid="
+    # is the one key of its algorithm, whatever kid the token names
+    srv = make_server(extra_env={"SUBREG_JWT_PUBLIC_KEYS": f"{keys.rsa_pub_path},ec1={keys.ec_pub_path}"})
+    for kid in ("some-idp-key-id", None):
+        tok = tokens(alg="RS256", roles=["reader"], kid=kid)
+        assert requests.get(srv.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10).status_code == 200
+    # a kid that names another key still picks that key (and its algorithm)
+    tok = tokens(alg="RS256", roles=["reader"], kid="ec1")
+    assert_invalid_token(requests.get(srv.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10))
+    # another RSA key's signature fails against the kid-less key
+    tok = tokens(alg="RS256", roles=["reader"], kid="x", key=keys.other_rsa)
+    assert_invalid_token(requests.get(srv.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10))
