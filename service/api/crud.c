@@ -172,9 +172,22 @@ static void count_referrers(const field *f, const char *path, const char *pointe
     BSON_APPEND_UTF8(&filter, path, s->id);
     int64_t n = 0;
     s->st = store_count(s->from->collection, &filter, &n);
+    cJSON *some = NULL;
+    bool more = false;
+    if (s->st == ST_OK && n > 0) s->st = store_list(s->from->collection, &filter, NULL, 5, &some, &more);
     bson_destroy(&filter);
-    if (s->st == ST_OK && n > 0)
-        sb_printf(&s->referrers, "%s%lld %s (%s)", s->referrers.len ? ", " : "", (long long)n, s->from->collection, path);
+    if (s->st == ST_OK && n > 0) {
+        /* name them: the legal team must know what to change first */
+        sb_printf(&s->referrers, "%s%lld %s (%s: ", s->referrers.len ? "; " : "", (long long)n, s->from->collection,
+                  path);
+        int k = 0;
+        for (const cJSON *c = some ? some->child : NULL; c; c = c->next) {
+            const char *rid = json_get_str(c, "id");
+            if (rid) sb_printf(&s->referrers, "%s%s", k++ ? ", " : "", rid);
+        }
+        sb_puts(&s->referrers, n > k ? ", …)" : ")");
+    }
+    cJSON_Delete(some);
 }
 
 bool refuse_if_referenced(req *r, const char *collection, const char *id)
@@ -650,7 +663,8 @@ int crud_routes(route *out, int cap)
         }
         static const unsigned bits[] = {R_LIST, R_CREATE, R_GET, R_PATCH, R_DELETE};
         for (size_t k = 0; k < sizeof rs / sizeof rs[0] && n < cap; k++)
-            if (want & bits[k]) out[n++] = rs[k];
+            /* a nested resource is created under its parent only */
+            if ((want & bits[k]) && !(bits[k] == R_CREATE && res->parent_path)) out[n++] = rs[k];
     }
     return n;
 }

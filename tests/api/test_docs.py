@@ -57,3 +57,29 @@ def test_unique_country_pool_is_not_used_literally():
             continue
         clash = pool & set(re.findall(r"[\"']([A-Z]{2})[\"']", path.read_text()))
         assert not clash, f"{path.name} names {sorted(clash)} from the unique_country() pool"
+
+
+def test_every_routed_method_is_documented(server):
+    """The other direction: for every path of the OpenAPI document, the methods
+    the service answers (its Allow header) are the ones documented there."""
+    spec = requests.get(server.url + "/openapi.yaml", timeout=10).text
+    documented = {}
+    current = None
+    for line in spec.splitlines():
+        m = re.match(r"^  (/[^:]*):\s*$", line)
+        if m:
+            current = m.group(1)
+            documented[current] = set()
+            continue
+        if line and not line.startswith(" "):
+            current = None
+        m = re.match(r"^    (get|post|patch|put|delete):\s*$", line)
+        if current and m:
+            documented[current].add(m.group(1).upper())
+    assert len(documented) > 30
+    for path, methods in documented.items():
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)
+        resp = requests.options(server.url + concrete, timeout=10)
+        assert resp.status_code == 204, (path, resp.status_code)
+        allowed = {m.strip() for m in resp.headers["Allow"].split(",")} - {"HEAD"}
+        assert allowed == methods, f"{path}: routed {sorted(allowed)}, documented {sorted(methods)}"

@@ -639,6 +639,7 @@ def test_referenced_subprocessor_cannot_be_deleted(admin, kind, collection):
     body = assert_problem(admin.delete(f"/v1/subprocessors/{sp['id']}", if_match=1),
                           409, "conflict")
     assert collection in body["detail"], body
+    assert dep["id"] in body["detail"], body  # names what refers to it
     assert_status(admin.get(f"/v1/subprocessors/{sp['id']}"), 200)
     assert_status(admin.delete(f"{spec['path']}/{dep['id']}", if_match=1), 204)
     assert_status(admin.delete(f"/v1/subprocessors/{sp['id']}", if_match=1), 204)
@@ -652,9 +653,10 @@ def test_subprocessor_with_agreement_and_transfer(admin):
     body = assert_problem(admin.delete(f"/v1/subprocessors/{sp['id']}", if_match=1),
                           409, "conflict")
     assert "agreements" in body["detail"] and "transfers" in body["detail"], body
+    assert ag["id"] in body["detail"] and tr["id"] in body["detail"], body
     # the agreement is itself referred to by the transfer
     body = assert_problem(admin.delete(f"/v1/agreements/{ag['id']}", if_match=1), 409, "conflict")
-    assert "transfers" in body["detail"], body
+    assert "transfers" in body["detail"] and tr["id"] in body["detail"], body
     assert_status(admin.delete(f"/v1/transfers/{tr['id']}", if_match=1), 204)
     body = assert_problem(admin.delete(f"/v1/subprocessors/{sp['id']}", if_match=1),
                           409, "conflict")
