@@ -82,9 +82,9 @@ store_status store_find(const char *coll, bson_t *filter, const char *sort_field
 void store_set_exit_after_apply(bool on);
 
 /* Lists documents matching filter (owned by the caller, may be modified),
- * ordered by id, strictly after after_id (or from the start), at most limit.
- * *more is set when further documents exist. */
-store_status store_list(const char *coll, bson_t *filter, const char *after_id, int limit, cJSON **items,
+ * ordered by id (descending when desc), strictly after after_id in that order
+ * (or from the start), at most limit. *more is set when further documents exist. */
+store_status store_list(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit, cJSON **items,
                         bool *more);
 
 /* Every document of a collection (in id order), internal members kept. */

@@ -174,7 +174,7 @@ static void count_referrers(const field *f, const char *path, const char *pointe
     s->st = store_count(s->from->collection, &filter, &n);
     cJSON *some = NULL;
     bool more = false;
-    if (s->st == ST_OK && n > 0) s->st = store_list(s->from->collection, &filter, NULL, 5, &some, &more);
+    if (s->st == ST_OK && n > 0) s->st = store_list(s->from->collection, &filter, NULL, false, 5, &some, &more);
     bson_destroy(&filter);
     if (s->st == ST_OK && n > 0) {
         /* name them: the legal team must know what to change first */
@@ -427,11 +427,12 @@ static void handle_get(req *r)
  * audit trail, whose "resource" is only a filter table. */
 void list_page(req *r, const char *collection, const filter_def *filters, bson_t *filter)
 {
-    const char *allowed[MAX_QUERY + 3];
+    const char *allowed[MAX_QUERY + 4];
     int na = 0;
     allowed[na++] = "limit";
     allowed[na++] = "cursor";
-    for (const filter_def *f = filters; f && f->param && na < MAX_QUERY + 2; f++) allowed[na++] = f->param;
+    allowed[na++] = "order";
+    for (const filter_def *f = filters; f && f->param && na < MAX_QUERY + 3; f++) allowed[na++] = f->param;
     allowed[na] = NULL;
     if (!req_check_query(r, allowed)) return;
     int limit;
@@ -439,6 +440,13 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
         respond_problem(r, 400, "malformed-request", "limit must be a positive integer (at most 200 are returned)");
         return;
     }
+    /* ?order=desc: newest first (ids are time-ordered); repeat it with the cursor */
+    const char *order = req_query(r, "order");
+    if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        respond_problem(r, 400, "malformed-request", "order must be asc or desc");
+        return;
+    }
+    bool desc = order && strcmp(order, "desc") == 0;
     char *after = NULL;
     const char *cur = req_query(r, "cursor");
     if (cur && !(after = cursor_decode(cur))) {
@@ -492,7 +500,7 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
     }
     cJSON *items = NULL;
     bool more = false;
-    store_status st = store_list(collection, filter, after, limit, &items, &more);
+    store_status st = store_list(collection, filter, after, desc, limit, &items, &more);
     free(after);
     if (st != ST_OK) {
         respond_store_error(r, st);

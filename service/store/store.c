@@ -343,7 +343,7 @@ store_status store_list_all(const char *coll, cJSON **out)
         bson_t filter = BSON_INITIALIZER;
         cJSON *items = NULL;
         bool more = false;
-        st = store_list(coll, &filter, after, 500, &items, &more);
+        st = store_list(coll, &filter, after, false, 500, &items, &more);
         bson_destroy(&filter);
         free(after);
         after = NULL;
@@ -376,16 +376,16 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
     return ST_OK;
 }
 
-store_status store_list(const char *coll, bson_t *filter, const char *after_id, int limit, cJSON **items,
+store_status store_list(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit, cJSON **items,
                         bool *more)
 {
     bson_t sub;
     if (after_id) {
         BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &sub);
-        BSON_APPEND_UTF8(&sub, "$gt", after_id);
+        BSON_APPEND_UTF8(&sub, desc ? "$lt" : "$gt", after_id);
         bson_append_document_end(filter, &sub);
     }
-    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1));
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(desc ? -1 : 1), "}", "limit", BCON_INT64(limit + 1));
     handle h = open_coll(coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;

@@ -126,6 +126,14 @@ def test_audit_pagination(history):
     assert pages == 4
 
 
+def test_audit_newest_first(history):
+    # "what changed last week?": order=desc, page by page with the same order
+    items, pages = history["api"].list_all("/v1/audit", limit=1, entity_id=history["id"], order="desc")
+    assert [e["id"] for e in items] == [e["id"] for e in reversed(history["entries"])]
+    assert [e["action"] for e in items] == ["delete", "update", "update", "create"]
+    assert pages == 4
+
+
 def test_reader_can_read_audit(server, history):
     reader = server.api(roles=["reader"], sub="rita")
     resp = reader.get("/v1/audit", params={"entity_id": history["id"]})
@@ -142,8 +150,8 @@ def test_audit_requires_a_role(server, tokens):
 
 @pytest.mark.parametrize("params", [
     {"since": "yesterday"}, {"since": "2026-13-01T00:00:00Z"}, {"limit": "0"}, {"limit": "x"},
-    {"cursor": "garbage"}, {"colour": "red"},
-], ids=["since-word", "since-bad-month", "limit-0", "limit-x", "cursor", "unknown-param"])
+    {"cursor": "garbage"}, {"colour": "red"}, {"order": "newest"},
+], ids=["since-word", "since-bad-month", "limit-0", "limit-x", "cursor", "unknown-param", "order"])
 def test_audit_bad_query_is_400(admin, params):
     assert_problem(admin.get("/v1/audit", params=params), 400, "malformed-request")
 
