@@ -2,6 +2,7 @@
  * byte-identical (ETag = sha256), delete unless an agreement, TOM document or TIA
  * still refers to it. Bytes live in chunks (store_put_chunks); the metadata
  * document, written last and with its audit record, makes an upload visible. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,9 +141,20 @@ static void handle_download(req *r)
         cJSON_Delete(meta);
         return;
     }
-    char disp[260];
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", filename ? filename : "document.pdf");
-    req_add_header(r, "Content-Disposition", disp);
+    /* RFC 6266: an ASCII fallback and the UTF-8 name percent-encoded (RFC 8187) */
+    if (!filename || !*filename) filename = "document.pdf";
+    strbuf disp = {0};
+    sb_puts(&disp, "attachment; filename=\"");
+    for (const unsigned char *p = (const unsigned char *)filename; *p; p++)
+        if ((*p & 0xC0) != 0x80) /* one "_" per non-ASCII character, not per byte */
+            sb_append(&disp, *p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\' ? "_" : (const char *)p, 1);
+    sb_puts(&disp, "\"; filename*=UTF-8''");
+    for (const unsigned char *p = (const unsigned char *)filename; *p; p++) {
+        if (isalnum(*p) || strchr("!#$&+-.^_`|~", *p)) sb_append(&disp, (const char *)p, 1);
+        else sb_printf(&disp, "%%%02X", *p);
+    }
+    req_add_header(r, "Content-Disposition", disp.data);
+    sb_free(&disp);
     respond_stream_begin(r, 200, "application/pdf", size);
     size_t total = 0;
     store_status st = store_read_chunks(r->param, send_chunk, r, &total);

@@ -46,11 +46,11 @@ bool parse_limit(const char *s, int *limit)
 {
     *limit = 50;
     if (!s) return true;
-    if (!*s || strlen(s) > 9) return false;
+    if (!*s) return false;
     long v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9') return false;
-        v = v * 10 + (*p - '0');
+        if (v <= 200) v = v * 10 + (*p - '0'); /* any larger number is clamped: stop counting */
     }
     if (v < 1) return false;
     *limit = v > 200 ? 200 : (int)v;

@@ -13,11 +13,23 @@ static int cmp_str(const void *a, const void *b)
 
 /* Strings must be valid UTF-8 (cJSON decodes \u escapes, which may yield lone
  * surrogates); object keys must be unique. */
-static bool check_tree(const cJSON *v, char *err, size_t errlen)
+/* Appends "/name" to a JSON pointer (RFC 6901: "~" → "~0", "/" → "~1"). */
+static void pointer_push(strbuf *ptr, const char *name)
 {
+    sb_puts(ptr, "/");
+    for (const char *p = name; *p; p++) {
+        if (*p == '~') sb_puts(ptr, "~0");
+        else if (*p == '/') sb_puts(ptr, "~1");
+        else sb_append(ptr, p, 1);
+    }
+}
+
+static bool check_tree(const cJSON *v, strbuf *ptr, char *err, size_t errlen)
+{
+    const char *at = ptr->len ? ptr->data : "/";
     if (cJSON_IsString(v)) {
         if (!utf8_valid(v->valuestring, strlen(v->valuestring))) {
-            snprintf(err, errlen, "string is not valid UTF-8");
+            snprintf(err, errlen, "string at %.120s is not valid UTF-8", at);
             return false;
         }
         return true;
@@ -32,19 +44,34 @@ static bool check_tree(const cJSON *v, char *err, size_t errlen)
         qsort(keys, n, sizeof *keys, cmp_str);
         for (i = 1; i < n; i++) {
             if (strcmp(keys[i - 1], keys[i]) == 0) {
-                snprintf(err, errlen, "duplicate key \"%.64s\"", keys[i]);
+                size_t mark = ptr->len;
+                pointer_push(ptr, keys[i]);
+                snprintf(err, errlen, "duplicate key \"%.64s\" at %.120s", keys[i], ptr->data);
+                ptr->len = mark;
                 free(keys);
                 return false;
             }
         }
         free(keys);
     }
-    for (const cJSON *c = v->child; c; c = c->next) {
+    int index = 0;
+    for (const cJSON *c = v->child; c; c = c->next, index++) {
         if (cJSON_IsObject(v) && !utf8_valid(c->string, strlen(c->string))) {
-            snprintf(err, errlen, "key is not valid UTF-8");
+            snprintf(err, errlen, "a key in %.120s is not valid UTF-8", at);
             return false;
         }
-        if (!check_tree(c, err, errlen)) return false;
+        size_t mark = ptr->len;
+        if (cJSON_IsObject(v)) {
+            pointer_push(ptr, c->string);
+        } else {
+            char num[16];
+            snprintf(num, sizeof num, "%d", index);
+            pointer_push(ptr, num);
+        }
+        bool ok = check_tree(c, ptr, err, errlen);
+        ptr->len = mark;
+        if (ptr->data) ptr->data[mark] = '\0';
+        if (!ok) return false;
     }
     return true;
 }
@@ -146,7 +173,10 @@ cJSON *json_parse_strict(const char *buf, size_t len, char *err, size_t errlen)
         return NULL;
     }
     free(copy);
-    if (!check_tree(v, err, errlen)) {
+    strbuf ptr = {0};
+    bool ok = check_tree(v, &ptr, err, errlen);
+    sb_free(&ptr);
+    if (!ok) {
         cJSON_Delete(v);
         return NULL;
     }

@@ -57,7 +57,8 @@ def test_upload_small_pdf_and_download(admin, reader):
     assert got.headers.get("Content-Type", "").split(";")[0] == "application/pdf"
     assert got.headers.get("ETag") == _etag(data)
     assert got.headers.get("Content-Length") == str(len(data))
-    assert got.headers.get("Content-Disposition") == 'attachment; filename="AVV Odoo 2026.pdf"'
+    assert got.headers.get("Content-Disposition") == (
+        'attachment; filename="AVV Odoo 2026.pdf"; filename*=UTF-8\'\'AVV%20Odoo%202026.pdf')
 
     # If-None-Match with the sha256 ETag -> 304 without a body
     nm = reader.get(f"/v1/documents/{doc_id}", headers={"If-None-Match": _etag(data)})
@@ -92,7 +93,8 @@ def test_upload_multi_mib_pdf(admin):
     assert got.content == data
     assert got.headers.get("ETag") == _etag(data)
     # without a filename the download gets a default name
-    assert got.headers.get("Content-Disposition") == 'attachment; filename="document.pdf"'
+    assert got.headers.get("Content-Disposition") == (
+        'attachment; filename="document.pdf"; filename*=UTF-8\'\'document.pdf')
 
 
 def test_same_bytes_twice_are_two_documents(admin):
@@ -377,3 +379,18 @@ def test_unknown_document_id_is_422(admin):
                                             "document_id": UNKNOWN_DOC})
     body = assert_problem(resp, 422, "unprocessable-entity")
     assert [e["pointer"] for e in body["errors"]] == ["/document_id"], body
+
+
+def test_non_ascii_filename_round_trip(admin):
+    # RFC 6266: browsers take filename*, older clients the ASCII fallback
+    data = pdf_bytes()
+    name = "AVV Müller „2026“.pdf"
+    doc = _upload(admin, data, filename=name).json()
+    assert doc["filename"] == name
+    got = admin.get(f"/v1/documents/{doc['id']}")
+    assert got.headers["Content-Disposition"] == (
+        "attachment; filename=\"AVV M_ller _2026_.pdf\"; "
+        "filename*=UTF-8''AVV%20M%C3%BCller%20%E2%80%9E2026%E2%80%9C.pdf")
+    import urllib.parse
+    star = got.headers["Content-Disposition"].split("filename*=UTF-8''", 1)[1]
+    assert urllib.parse.unquote(star) == name

@@ -131,13 +131,15 @@ def test_valid_utf8_is_kept(admin):
 def test_duplicate_top_level_key_is_malformed(admin):
     data = b'{"legal_name": "A", ' + VALID[1:-1] + b"}"
     assert data.count(b'"legal_name"') == 2
-    assert_problem(raw_post(admin, data), 400, "malformed-request")
+    body = assert_problem(raw_post(admin, data), 400, "malformed-request")
+    assert body["detail"] == 'duplicate key "legal_name" at /legal_name', body
 
 
 def test_duplicate_nested_key_is_malformed(admin):
     data = VALID.replace(b'"country": "FR"', b'"country": "FR", "country": "DE"', 1)
     assert data != VALID
-    assert_problem(raw_post(admin, data), 400, "malformed-request")
+    body = assert_problem(raw_post(admin, data), 400, "malformed-request")
+    assert body["detail"] == 'duplicate key "country" at /locations/0/country', body
 
 
 def test_duplicate_key_in_patch_is_malformed(admin):

@@ -56,7 +56,11 @@ static void test_limit(void **state)
     assert_false(parse_limit("abc", &l));
     assert_false(parse_limit("", &l));
     assert_false(parse_limit("10x", &l));
-    assert_false(parse_limit("99999999999999", &l));
+    /* api.md: "larger is clamped" — however many digits */
+    assert_true(parse_limit("99999999999999999999999999", &l));
+    assert_int_equal(l, 200);
+    assert_true(parse_limit("0000000000000000000000007", &l));
+    assert_int_equal(l, 7);
 }
 
 int main(void)
