@@ -116,16 +116,22 @@ static const char *reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 411: return "Length Required";
     case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
 }
@@ -852,7 +858,7 @@ static int http_error(struct mg_connection *conn, int status, const char *msg)
     set_request_id(conn, rid);
     const char *slug = status == 413 || status == 431 ? "payload-too-large"
                        : status == 404              ? "not-found"
-                       : status >= 500              ? "internal-error"
+                       : status >= 500 && status != 505 ? "internal-error"
                                                     : "malformed-request";
     cJSON *p = problem_body(status, slug, msg && *msg ? msg : NULL, NULL, rid);
     char *s = json_dump(p);

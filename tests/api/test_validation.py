@@ -421,3 +421,29 @@ def test_invalid_request_id_is_replaced(admin, rid):
     assert_status(resp, 200)
     got = resp.headers.get("X-Request-Id")
     assert got and got != rid and REQUEST_ID_RE.match(got), got
+
+
+@pytest.mark.parametrize("raw,status", [
+    (b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505),
+    (b"FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", None),
+], ids=["http-3.0", "unknown-method", "no-request-line", "header-block-too-large"])
+def test_civetwebs_own_errors_are_problem_json(server, raw, status):
+    # answered by civetweb before subreg's handler runs: still problem+json, with a title
+    import socket
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    s.sendall(raw)
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    code = int(head.split(b" ", 2)[1])
+    assert code == status if status else 400 <= code < 500, head
+    assert b"Content-Type: application/problem+json" in head, head
+    problem = json.loads(body)
+    assert problem["status"] == code and problem["title"] not in ("", "Error"), problem
