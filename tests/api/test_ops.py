@@ -240,3 +240,44 @@ def test_sigterm_lets_requests_in_flight_finish(make_server):
     lost = {rid: st for rid, st in logged.items() if answered.get(rid) != st}
     assert not lost, f"handled but not received by the client: {lost}"
     assert set(answered.values()) <= {201, 503}, set(answered.values())
+
+
+def test_request_logs_are_json_lines_without_tokens(server, tokens):
+    token = tokens(roles=["reader"], sub="log-reader")
+    rid = f"log-{time.monotonic_ns()}"
+    resp = requests.get(server.url + SP, headers={"Authorization": f"Bearer {token}", "X-Request-Id": rid},
+                        params={"limit": 1}, timeout=10)
+    assert_status(resp, 200)
+    bad = requests.get(server.url + SP, headers={"Authorization": f"Bearer {token}x"}, timeout=10)
+    assert bad.status_code == 401
+
+    def logged():
+        for line in server.stderr_path.read_text().splitlines():
+            if rid in line:
+                return json.loads(line)
+        return None
+
+    rec = wait_until(logged, 5, message="the request's log line")
+    assert rec["msg"] == "request" and rec["level"] == "info" and rec["ts"].endswith("Z")
+    assert (rec["request_id"], rec["method"], rec["path"], rec["status"], rec["sub"]) == (
+        rid, "GET", SP, 200, "log-reader")
+    assert isinstance(rec["duration_ms"], int)
+    text = server.stderr_path.read_text()
+    for line in text.splitlines():
+        if line.strip():
+            json.loads(line)  # every line is one JSON object
+    # neither the token nor its signature ever reaches the log
+    assert token not in text and token.rsplit(".", 1)[1] not in text
+
+
+def test_cors_is_off_by_default_and_exact_when_set(server, make_server):
+    origin = {"Origin": "https://legal.example.com"}
+    pre = requests.options(server.url + SP, headers=dict(origin, **{"Access-Control-Request-Method": "GET"}),
+                           timeout=10)
+    assert "Access-Control-Allow-Origin" not in pre.headers
+    assert "Access-Control-Allow-Origin" not in requests.get(server.url + "/healthz", headers=origin,
+                                                             timeout=10).headers
+    srv = make_server(extra_env={"SUBREG_CORS_ORIGIN": "https://legal.example.com"})
+    got = requests.get(srv.url + "/healthz", headers=origin, timeout=10)
+    assert got.headers["Access-Control-Allow-Origin"] == "https://legal.example.com"
+    assert "ETag" in got.headers["Access-Control-Expose-Headers"]
