@@ -375,7 +375,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                 fmt("The transfer of %s to %s has no legal basis (basis \"none\"); data leaving the EEA needs an "
                     "adequacy decision, appropriate safeguards or a derogation (" GROUND_BASIS ").",
                     x.name, x.dest),
-                GROUND_BASIS, NULL);
+                GROUND_BASIS, get_date(t, "valid_from")); /* since the transfer began, when known */
         } else if (eq(x.basis, "dpf") && !eq(x.dest, "US")) {
             add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf das EU-US Data Privacy Framework, das nur "
@@ -422,7 +422,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                     "is no appropriate safeguard there (%s).",
                     x.name, x.dest, ch ? "Swiss FADP" : "EU GDPR", basis_label(x.basis, false),
                     ch ? GROUND_CH : GROUND_BASIS),
-                ch ? GROUND_CH : GROUND_BASIS, NULL);
+                ch ? GROUND_CH : GROUND_BASIS, get_date(t, "valid_from"));
         } else if (eq(regime, "uk") && eq(x.basis, "scc_2021")) {
             add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
                 fmt("Die Übermittlung von %s nach %s fällt unter die UK GDPR; die EU-Standardvertragsklauseln 2021 "
@@ -432,7 +432,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                 fmt("The transfer of %s to %s falls under the UK GDPR; the EU SCCs 2021 are valid for it only with the "
                     "UK Addendum (basis \"uk_addendum\"), or the IDTA instead (" GROUND_UK ").",
                     x.name, x.dest),
-                GROUND_UK, NULL);
+                GROUND_UK, get_date(t, "valid_from"));
         } else if (until && date_to_days(until) < c->today) {
             days_str(date_to_days(until) + 1, since);
             date_de(until, de1);
@@ -485,6 +485,19 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
 
 /* ---- rule 2: partial_adequacy -------------------------------------------- */
 
+/* Does the transfer meet the condition of a partial decision (DPF
+ * participation, recipient within scope)? True for a full decision. */
+static bool condition_met(const xfer *x, const cJSON *t, const cJSON *d)
+{
+    const char *cond = json_get_str(d, "condition");
+    if (eq(cond, "dpf_participation")) {
+        const cJSON *dpf = x->sp ? json_get(x->sp, "dpf") : NULL;
+        return dpf && cJSON_IsTrue(json_get(dpf, "participating"));
+    }
+    if (eq(cond, "recipient_in_scope")) return cJSON_IsTrue(json_get(t, "recipient_in_adequacy_scope"));
+    return true;
+}
+
 #define DPF_ADOPTED "2023-07-10" /* Implementing Decision (EU) 2023/1795 */
 
 static void rule_partial_adequacy(const ctx *c, findings *fs)
@@ -502,7 +515,7 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
         char *ade = act_de(act);
         if (eq(cond, "dpf_participation")) {
             const cJSON *dpf = x.sp ? json_get(x.sp, "dpf") : NULL;
-            if (dpf && cJSON_IsTrue(json_get(dpf, "participating"))) {
+            if (condition_met(&x, t, d)) {
                 /* Organisations re-certify every year; a check of the DPF list
                  * older than that, or older than the decision, proves nothing. */
                 const char *checked = get_date(dpf, "verified_on");
@@ -536,7 +549,7 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
                     x.name, x.dest, act, x.name),
                 GROUND_PARTIAL, NULL);
         } else if (eq(cond, "recipient_in_scope")) {
-            if (cJSON_IsTrue(json_get(t, "recipient_in_adequacy_scope"))) {
+            if (condition_met(&x, t, d)) {
                 free(ade);
                 continue;
             }
@@ -1026,7 +1039,8 @@ static void rule_adequacy_at_risk(const ctx *c, findings *fs)
         if (!load_xfer(c, t, &x)) continue;
         if (!eq(x.basis, "adequacy") && !eq(x.basis, "dpf")) continue;
         const cJSON *d = relied_decision(c, t);
-        if (!d) continue; /* none in force: no_valid_basis */
+        if (!d) continue;                      /* none in force: no_valid_basis */
+        if (!condition_met(&x, t, d)) continue; /* not covered at all: partial_adequacy */
         bool challenged = cJSON_IsTrue(json_get(d, "under_challenge"));
         const char *until = get_date(d, "valid_until");
         int64_t u = until ? date_to_days(until) : -1;

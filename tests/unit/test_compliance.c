@@ -281,6 +281,9 @@ static void test_no_basis_fires_outside_eea_only(void **state)
     expect_none(out, "no_valid_basis", "tr_fr");
     expect_none(out, "no_valid_basis", "tr_no");
     assert_int_equal(count_rule(out, "no_valid_basis"), 1);
+    /* since the transfer began, when that is recorded */
+    add_tr(&f, "dated", "sp_us", "IN", "none", ",'valid_from':'2025-04-01'");
+    expect(run_on(&f, "2026-01-15"), "no_valid_basis", "tr_dated", "critical", "2025-04-01");
     fx_free(&f);
 }
 
@@ -704,10 +707,15 @@ static void test_adequacy_under_challenge(void **state)
     add_sp(&f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
     add_tr(&f, "us", "sp_a", "US", "dpf", "");
     add_tr(&f, "ch", "sp_a", "CH", "adequacy", "");
+    add_sp(&f, "sp_no", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_tr(&f, "us_no", "sp_no", "US", "dpf", "");
     expect_none(run_on(&f, "2026-01-15"), "adequacy_at_risk", "tr_us");
     fx_adequacy(&f, ADEQUACY_CHALLENGED);
     const cJSON *out = run_on(&f, "2026-01-15");
     const cJSON *hit = expect(out, "adequacy_at_risk", "tr_us", "info", NULL);
+    /* a transfer the decision does not cover at all is partial_adequacy, not "at risk" */
+    expect(out, "partial_adequacy", "tr_us_no", "critical", NULL);
+    expect_none(out, "adequacy_at_risk", "tr_us_no");
     assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 45(3)–(5)");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "under challenge"));
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "angefochten"));
