@@ -584,6 +584,23 @@ static store_status claim_applied(const cJSON *claim, bool *applied)
     if (st != ST_OK && st != ST_NOT_FOUND) return st;
     int64_t now_version = doc ? (int64_t)cJSON_GetNumberValue(json_get(doc, "version")) : 0;
     cJSON_Delete(doc);
+    if (strcmp(action, "create") == 0) {
+        /* A failed create of a client-chosen id leaves its version claimed, and a
+         * retry creates the document at the next one: a stored version above
+         * ours proves nothing. The next record decides: an update or delete
+         * was claimed on our document (applied), a create means ours never
+         * existed. Without one, the document must carry exactly our version. */
+        bson_t *next_q = BCON_NEW("entity_type", BCON_UTF8(json_get_str(claim, "entity_type")), "entity_id",
+                                  BCON_UTF8(id), "entity_version", BCON_INT64(version + 1));
+        cJSON *next = NULL;
+        st = store_find(AUDIT_COLLECTION, next_q, NULL, 1, &next);
+        bson_destroy(next_q);
+        if (st != ST_OK) return st;
+        const char *next_action = next && next->child ? json_get_str(next->child, "action") : NULL;
+        *applied = next_action ? strcmp(next_action, "create") != 0 : now_version == version;
+        cJSON_Delete(next);
+        return ST_OK;
+    }
     if (strcmp(action, "delete") == 0 ? (!doc || now_version >= version) : now_version >= version) {
         *applied = true;
         return ST_OK;
