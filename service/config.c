@@ -97,7 +97,7 @@ static bool is_origin_or_url(const char *v, bool path)
     if (!host || !*host || *host == '/') return false;
     for (const char *p = v; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f) return false;
-    return path || !strchr(host, '/');
+    return path || !strpbrk(host, "/?#@"); /* an origin is scheme://host[:port], nothing else */
 }
 
 bool config_load(config *cfg, char *err, size_t errlen)

@@ -172,6 +172,11 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         fprintf(stderr, "subreg: configuration error: %s\n", nerr);
         return 2;
     }
+    if (c->claim_lease_ms <= store_socket_timeout_ms())
+        log_msgf(LOG_WARN,
+                 "SUBREG_CLAIM_LEASE_MS (%d) is not above the MongoDB socket timeout (%d ms): a write the database "
+                 "runs late could be settled as not applied, leaving it unaudited; raise the lease (tests only)",
+                 c->claim_lease_ms, store_socket_timeout_ms());
     relay_start(c->relay_interval_ms, c->claim_lease_ms);
     publish_start(c->publish_poll_ms);
     notify_start();
@@ -251,9 +256,9 @@ int main(int argc, char **argv)
         return 2;
     }
     rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate() : cmd_serve(&c, auth);
+    auth_free(auth); /* joins the JWKS reader, which may be inside libcurl */
     curl_global_cleanup();
     store_cleanup();
-    auth_free(auth);
     config_free(&c);
     return rc;
 }

@@ -59,7 +59,13 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
  * again under a client-chosen id continues from there. */
 store_status store_last_version(const char *entity_type, const char *id, int64_t *version);
 
-/* Settles claims older than lease_ms (see above); *settled counts them. */
+/* The socket timeout in effect (socketTimeoutMS; 10 s unless the URI sets it):
+ * how long a write may still be on its way to the database. */
+int store_socket_timeout_ms(void);
+
+/* Settles claims older than lease_ms (see above); *settled counts them. Safe
+ * only when lease_ms exceeds the socket timeout: a write the database runs
+ * later than that could be settled as not applied. */
 store_status store_recover_claims(int64_t lease_ms, int *settled);
 
 /* Writes whose audit record passes this filter also queue an event

@@ -154,6 +154,7 @@ int auth_jwks_parse(const char *json, size_t len, auth_key **out, char *err, siz
         return -1;
     }
     auth_key *keys = xcalloc((size_t)(max ? max : 1), sizeof *keys);
+    char skipped[200] = ""; /* why the first unusable key was skipped */
     int index = 0;
     for (const cJSON *jwk = list->child; jwk; jwk = jwk->next, index++) {
         const char *kty = json_get_str(jwk, "kty");
@@ -166,35 +167,40 @@ int auth_jwks_parse(const char *json, size_t len, auth_key **out, char *err, siz
         if (!cJSON_IsObject(jwk) || (!rsa && !ec) || (use && strcmp(use, "sig") != 0) ||
             (alg && strcmp(alg, rsa ? "RS256" : "ES256") != 0))
             continue; /* not a key subreg verifies with */
+        /* A key that cannot be used is skipped, not fatal: a provider's set
+         * may carry a legacy key next to the current ones. */
         if (kidv && !cJSON_IsString(kidv)) {
-            snprintf(err, n, "key %d: kid is not a string", index);
-            goto fail;
+            if (!*skipped) snprintf(skipped, sizeof skipped, "key %d: kid is not a string", index);
+            continue;
         }
         EVP_PKEY *pkey = jwk_pkey(jwk, rsa, why, sizeof why);
         if (!pkey) {
-            snprintf(err, n, "key %d: %s", index, why);
-            goto fail;
+            if (!*skipped) snprintf(skipped, sizeof skipped, "key %d: %s", index, why);
+            continue;
         }
         auth_key *k = &keys[count];
         char what[160];
         snprintf(what, sizeof what, "%d (kid %.100s)", index, kidv ? kidv->valuestring : "none");
+        if (!auth_key_check(pkey, &k->kind, "key", what, why, sizeof why) || !pem_of(pkey, k)) {
+            if (!*skipped) snprintf(skipped, sizeof skipped, "%s", why);
+            EVP_PKEY_free(pkey);
+            free(k->pem);
+            *k = (auth_key){0};
+            continue;
+        }
         k->pkey = pkey;
         k->kid = kidv ? xstrdup(kidv->valuestring) : NULL;
-        count++; /* freed with the others from here on */
-        if (!auth_key_check(pkey, &k->kind, "key", what, err, n) || !pem_of(pkey, k)) goto fail;
+        count++;
     }
     cJSON_Delete(set);
     if (count == 0) {
-        snprintf(err, n, "no RS256 or ES256 signing key in the set");
+        snprintf(err, n, "no usable RS256 or ES256 signing key in the set%s%s%s", *skipped ? " (" : "", skipped,
+                 *skipped ? ")" : "");
         free(keys);
         return -1;
     }
     *out = keys;
     return count;
-fail:
-    cJSON_Delete(set);
-    auth_keys_free(keys, count);
-    return -1;
 }
 
 bool auth_jwks_is_url(const char *source)
@@ -207,13 +213,17 @@ bool auth_jwks_is_url(const char *source)
 bool auth_jwks_source_ok(const char *source)
 {
     if (!str_istarts(source, "http://")) return true;
-    const char *host = source + 7;
-    static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
-    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
-        size_t l = strlen(loopback[i]);
-        if (strncmp(host, loopback[i], l) == 0 && (host[l] == ':' || host[l] == '/' || host[l] == '\0')) return true;
-    }
-    return false;
+    /* the host as libcurl will connect to it ("http://localhost:80@evil/" is evil) */
+    CURLU *u = curl_url();
+    char *host = NULL, *user = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, source, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_OK &&
+              (strcmp(host, "127.0.0.1") == 0 || str_ieq(host, "localhost") || strcmp(host, "[::1]") == 0);
+    curl_free(host);
+    curl_free(user);
+    curl_url_cleanup(u);
+    return ok;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)

@@ -178,7 +178,13 @@ static bool jwks_refresh_now(auth_ctx *a)
 auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
 {
     auth_ctx *a = xcalloc(1, sizeof *a);
-    pthread_rwlock_init(&a->jwks_lock, NULL);
+    /* writers first: under steady token traffic the reader thread's swap of the
+     * key set must not wait behind an endless line of readers */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&a->jwks_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     char *algs = xstrdup(s->algorithms && *s->algorithms ? s->algorithms : "HS256");
@@ -569,8 +575,21 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
         int candidates = 0;
         pthread_rwlock_rdlock(&A->jwks_lock);
         locked = true;
-        match_keys(a->keys, a->nkeys, kid, kind, &found, &candidates);
-        match_keys(a->jwks, a->njwks, kid, kind, &found, &candidates);
+        if (!kid) {
+            /* a token without kid: the key configured without one, if there is
+             * exactly one of this algorithm; else the only key of it at all */
+            for (int i = 0; i < a->nkeys; i++)
+                if (!a->keys[i].kid && a->keys[i].kind == kind) {
+                    found = &a->keys[i];
+                    candidates++;
+                }
+        }
+        if (candidates != 1) {
+            found = NULL;
+            candidates = 0;
+            match_keys(a->keys, a->nkeys, kid, kind, &found, &candidates);
+            match_keys(a->jwks, a->njwks, kid, kind, &found, &candidates);
+        }
         if (candidates == 0 && kid && a->jwks_source) {
             /* an unknown kid: the provider may have rotated its keys */
             pthread_rwlock_unlock(&A->jwks_lock);

@@ -524,7 +524,7 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
                     char d1[16], since[16];
                     date_de(checked, d1);
                     if (date_to_days(checked) < date_to_days(DPF_ADOPTED)) since[0] = '\0';
-                    else days_str(stale, since);
+                    else days_str(stale + 1, since); /* the first day it is more than a year old */
                     add(fs, "partial_adequacy", SEV_MEDIUM, "transfer", x.id, x.spid,
                         fmt("Die Teilnahme von %s am Data Privacy Framework wurde zuletzt am %s geprüft; Organisationen "
                             "zertifizieren sich jährlich neu, die Liste ist erneut zu prüfen (%s, " GROUND_PARTIAL_DE

@@ -62,6 +62,11 @@ bool store_init(const char *uri_str, const char *db, int pool_size, char *err, s
     return true;
 }
 
+int store_socket_timeout_ms(void)
+{
+    return uri ? mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 300000) : 0;
+}
+
 void store_cleanup(void)
 {
     if (pool) mongoc_client_pool_destroy(pool);

@@ -26,10 +26,9 @@ static void pointer_push(strbuf *ptr, const char *name)
 
 static bool check_tree(const cJSON *v, strbuf *ptr, char *err, size_t errlen)
 {
-    const char *at = ptr->len ? ptr->data : "/";
     if (cJSON_IsString(v)) {
         if (!utf8_valid(v->valuestring, strlen(v->valuestring))) {
-            snprintf(err, errlen, "string at %.120s is not valid UTF-8", at);
+            snprintf(err, errlen, "string at %.120s is not valid UTF-8", ptr->len ? ptr->data : "/");
             return false;
         }
         return true;
@@ -57,7 +56,7 @@ static bool check_tree(const cJSON *v, strbuf *ptr, char *err, size_t errlen)
     int index = 0;
     for (const cJSON *c = v->child; c; c = c->next, index++) {
         if (cJSON_IsObject(v) && !utf8_valid(c->string, strlen(c->string))) {
-            snprintf(err, errlen, "a key in %.120s is not valid UTF-8", at);
+            snprintf(err, errlen, "a key in %.120s is not valid UTF-8", ptr->len ? ptr->data : "/");
             return false;
         }
         size_t mark = ptr->len;

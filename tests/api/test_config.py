@@ -32,7 +32,7 @@ BAD = [
     ("SUBREG_RATE_LIMIT_EXEMPT", "10.0.0.0/x"), ("SUBREG_WEBHOOK_ALLOW_NETS", "10.0.0.0/33"),
     ("SUBREG_WEBHOOK_ALLOW_HTTP", "yes"), ("SUBREG_WEBHOOK_RETRY_SCHEDULE", "soon"),
     ("SUBREG_PUBLIC_BASE_URL", "ftp://example.com"), ("SUBREG_CORS_ORIGIN", "https://a.example/path"),
-    ("SUBREG_CORS_ORIGIN", "https://a.example\r\nX-Injected: 1"), ("SUBREG_TEST_FAULT", "bogus"),
+    ("SUBREG_CORS_ORIGIN", "https://a.example\r\nX-Injected: 1"), ("SUBREG_CORS_ORIGIN", "https://u@a.example"), ("SUBREG_TEST_FAULT", "bogus"),
 ]
 
 

@@ -154,10 +154,25 @@ def test_a_provider_outage_keeps_the_keys_read_before(make_server, idp):
 def test_a_jwks_that_cannot_be_read_stops_the_start(binaries, tmp_path, idp):
     provider = idp([])
     for source, why in [(str(tmp_path / "missing.json"), "cannot read"),
-                        (provider.url, "no RS256 or ES256 signing key"),
+                        (provider.url, "no usable RS256 or ES256 signing key"),
                         ("http://192.0.2.1/certs", "plain http only to a loopback address")]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUBREG_")}
         env.update({k: v for k, v in jwks_env(source).items() if v is not None})
         res = subprocess.run([binaries[0], "serve"], env=env, capture_output=True, text=True, timeout=30)
         assert res.returncode == 2, res.stderr
         assert "SUBREG_JWT_JWKS" in res.stderr and why in res.stderr, res.stderr
+
+
+def test_pem_key_without_kid_next_to_a_jwks(make_server, tmp_path, keys):
+    # the PEM key configured without kid serves tokens without kid (and with a kid
+    # no key names); the key set's keys serve their own kids
+    j = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [jwk(j, "j1")]}))
+    env = dict(jwks_env(str(path)), SUBREG_JWT_PUBLIC_KEYS=str(keys.rsa_pub_path))
+    srv = make_server(extra_env=env)
+    assert status(srv, mint(keys.rsa, None)) == 200
+    assert status(srv, mint(keys.rsa, "not-a-known-kid")) == 200
+    assert status(srv, mint(j, "j1")) == 200
+    assert status(srv, mint(j, None)) == 401  # no kid: the kid-less PEM key, which did not sign it
+    assert status(srv, mint(keys.rsa, "j1")) == 401  # j1 names the key set's key

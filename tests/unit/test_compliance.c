@@ -1017,7 +1017,7 @@ static void test_dpf_verification_is_yearly(void **state)
     add_tr(&f, "early", "sp_early", "US", "dpf", "");
     const cJSON *out = run_on(&f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_fresh"); /* exactly a year ago: still current */
-    const cJSON *hit = expect(out, "partial_adequacy", "tr_stale", "medium", "2026-01-14");
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_stale", "medium", "2026-01-15");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "re-certify every year"));
     expect(out, "partial_adequacy", "tr_early", "medium", NULL); /* before the DPF decision */
     fx_free(&f);

@@ -310,8 +310,8 @@ static void test_jwks_errors(void **state)
         {"[]", "not a JSON Web Key Set"},
         {"{\"keys\":{}}", "not a JSON Web Key Set"},
         {"{\"keys\":[", "not a JSON Web Key Set"},
-        {"{\"keys\":[]}", "no RS256 or ES256 signing key"},
-        {"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", "no RS256 or ES256 signing key"},
+        {"{\"keys\":[]}", "no usable RS256 or ES256 signing key"},
+        {"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", "no usable RS256 or ES256 signing key"},
         {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"short\",\"n\":\"" RSA1024_N "\",\"e\":\"AQAB\"}]}", "shorter than 2048"},
         {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"" RSA_N "\"}]}", "without valid base64url n and e"},
         {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":7,\"n\":\"" RSA_N "\",\"e\":\"AQAB\"}]}", "kid is not a string"},
@@ -319,6 +319,17 @@ static void test_jwks_errors(void **state)
         {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" EC_X "\",\"y\":\"" EC_X "\"}]}", "not"},
         {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"" EC_Y "\"}]}", "32-byte"},
     };
+    /* an unusable key next to a good one is skipped, the set stays usable */
+    {
+        auth_key *keys;
+        char err[200] = "";
+        const char *set = "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"legacy\",\"n\":\"" RSA1024_N "\",\"e\":\"AQAB\"},"
+                          "{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"" RSA_N "\"},"
+                          "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"e1\",\"x\":\"" EC_X "\",\"y\":\"" EC_Y "\"}]}";
+        assert_int_equal(parse(set, &keys, err), 1);
+        assert_string_equal(keys[0].kid, "e1");
+        auth_keys_free(keys, 1);
+    }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         auth_key *keys = (auth_key *)1;
         char err[200] = "";
@@ -344,9 +355,13 @@ static void test_jwks_file_settings(void **state)
     assert_non_null(a);
     auth_free(a);
     /* plain http to another machine is refused; a missing file names the variable */
-    s.jwks = "http://idp.example/jwks.json";
-    assert_null(auth_new(&s, err, sizeof err));
-    assert_non_null(strstr(err, "SUBREG_JWT_JWKS: plain http"));
+    static const char *const not_loopback[] = {"http://idp.example/jwks.json", "http://localhost:80@evil.example/k",
+                                               "http://127.0.0.1.evil.example/k", "http://user@127.0.0.1/k"};
+    for (size_t i = 0; i < sizeof not_loopback / sizeof not_loopback[0]; i++) {
+        s.jwks = not_loopback[i];
+        assert_null(auth_new(&s, err, sizeof err));
+        if (!strstr(err, "SUBREG_JWT_JWKS: plain http")) fail_msg("%s: %s", not_loopback[i], err);
+    }
     unlink(path);
     s.jwks = path;
     assert_null(auth_new(&s, err, sizeof err));
