@@ -6,9 +6,11 @@
 
 #include <stdbool.h>
 
-char *cursor_encode(const char *last_id);
-/* Returns the id, or NULL when the token is not one this service issued. */
-char *cursor_decode(const char *token);
+/* The cursor also carries the list's direction, so a next page keeps it. */
+char *cursor_encode(const char *last_id, bool desc);
+/* Returns the id (and the direction), or NULL when the token is not one this
+ * service issued. */
+char *cursor_decode(const char *token, bool *desc);
 /* Parses ?limit: default 50, 1.., above 200 clamped. False when malformed. */
 bool parse_limit(const char *s, int *limit);
 

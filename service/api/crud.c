@@ -440,7 +440,8 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
         respond_problem(r, 400, "malformed-request", "limit must be a positive integer (at most 200 are returned)");
         return;
     }
-    /* ?order=desc: newest first (ids are time-ordered); repeat it with the cursor */
+    /* ?order=desc: newest first (ids are time-ordered); a cursor keeps the
+     * direction of the page that issued it */
     const char *order = req_query(r, "order");
     if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
         respond_problem(r, 400, "malformed-request", "order must be asc or desc");
@@ -449,10 +450,17 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
     bool desc = order && strcmp(order, "desc") == 0;
     char *after = NULL;
     const char *cur = req_query(r, "cursor");
-    if (cur && !(after = cursor_decode(cur))) {
+    bool cur_desc = false;
+    if (cur && !(after = cursor_decode(cur, &cur_desc))) {
         respond_problem(r, 400, "malformed-request", "cursor is not one this service issued");
         return;
     }
+    if (cur && order && cur_desc != desc) {
+        respond_problem(r, 400, "malformed-request", "the cursor belongs to the other order");
+        free(after);
+        return;
+    }
+    if (cur) desc = cur_desc;
     for (const filter_def *f = filters; f && f->param; f++) {
         const char *v = req_query(r, f->param);
         if (!v) continue;
@@ -514,7 +522,7 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
     cJSON *page = cJSON_CreateObject();
     cJSON_AddItemToObject(page, "items", items);
     if (more && last) {
-        char *next = cursor_encode(json_get_str(last, "id"));
+        char *next = cursor_encode(json_get_str(last, "id"), desc);
         cJSON_AddStringToObject(page, "next_cursor", next);
         free(next);
     }

@@ -533,7 +533,9 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
     size_t tlen = strlen(token);
     const char *d1 = strchr(token, '.');
     const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (tlen > 8192 || !d1 || !d2 || strchr(d2 + 1, '.') || d1 == token || d2 == d1 + 1 || d2[1] == '\0') {
+    /* compact JWS: three base64url parts without padding (one encoding per token) */
+    if (tlen > 8192 || !d1 || !d2 || strchr(d2 + 1, '.') || d1 == token || d2 == d1 + 1 || d2[1] == '\0' ||
+        strchr(token, '=')) {
         snprintf(why, n, "malformed token");
         return false;
     }

@@ -6,6 +6,7 @@
 #include "subreg/util.h"
 
 #define PREFIX "c1:"
+#define PREFIX_DESC "c1d:" /* a page of an order=desc list */
 #define MAX_ID 64
 
 static bool id_chars_ok(const char *s, size_t n)
@@ -19,25 +20,30 @@ static bool id_chars_ok(const char *s, size_t n)
     return true;
 }
 
-char *cursor_encode(const char *last_id)
+char *cursor_encode(const char *last_id, bool desc)
 {
     strbuf sb = {0};
-    sb_puts(&sb, PREFIX);
+    sb_puts(&sb, desc ? PREFIX_DESC : PREFIX);
     sb_puts(&sb, last_id);
     char *out = b64url_encode(sb.data, sb.len);
     sb_free(&sb);
     return out;
 }
 
-char *cursor_decode(const char *token)
+char *cursor_decode(const char *token, bool *desc)
 {
     unsigned char *raw;
     size_t n;
     if (strlen(token) > 200 || !b64url_decode(token, strlen(token), &raw, &n)) return NULL;
     char *out = NULL;
-    size_t pl = strlen(PREFIX);
-    if (n > pl && memcmp(raw, PREFIX, pl) == 0 && id_chars_ok((char *)raw + pl, n - pl))
-        out = xstrndup((char *)raw + pl, n - pl);
+    for (int d = 0; d < 2 && !out; d++) {
+        const char *prefix = d ? PREFIX_DESC : PREFIX;
+        size_t pl = strlen(prefix);
+        if (n > pl && memcmp(raw, prefix, pl) == 0 && id_chars_ok((char *)raw + pl, n - pl)) {
+            out = xstrndup((char *)raw + pl, n - pl);
+            *desc = d;
+        }
+    }
     free(raw);
     return out;
 }

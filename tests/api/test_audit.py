@@ -132,6 +132,13 @@ def test_audit_newest_first(history):
     assert [e["id"] for e in items] == [e["id"] for e in reversed(history["entries"])]
     assert [e["action"] for e in items] == ["delete", "update", "update", "create"]
     assert pages == 4
+    # the cursor keeps the direction: page 2 without order is still newest first
+    api = history["api"]
+    first = api.get("/v1/audit", params={"entity_id": history["id"], "order": "desc", "limit": 1}).json()
+    nxt = api.get("/v1/audit", params={"entity_id": history["id"], "limit": 1, "cursor": first["next_cursor"]})
+    assert nxt.json()["items"][0]["action"] == "update" and nxt.json()["items"][0]["entity_version"] == 3
+    assert_problem(api.get("/v1/audit", params={"entity_id": history["id"], "order": "asc",
+                                                 "cursor": first["next_cursor"]}), 400, "malformed-request")
 
 
 def test_reader_can_read_audit(server, history):

@@ -418,3 +418,10 @@ def test_a_key_configured_without_kid_accepts_tokens_that_name_one(make_server, 
     # another RSA key's signature fails against the kid-less key
     tok = tokens(alg="RS256", roles=["reader"], kid="x", key=keys.other_rsa)
     assert_invalid_token(requests.get(srv.url + SP, headers={"Authorization": f"Bearer {tok}"}, timeout=10))
+
+
+def test_padded_token_is_401(server, tokens):
+    # base64url in a JWS has no padding: "token==" is not the same token
+    good = tokens(roles=["reader"])
+    assert requests.get(server.url + SP, headers={"Authorization": f"Bearer {good}"}, timeout=10).status_code == 200
+    assert_invalid_token(requests.get(server.url + SP, headers={"Authorization": f"Bearer {good}=="}, timeout=10))

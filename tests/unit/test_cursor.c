@@ -13,27 +13,32 @@
 static void test_round_trip(void **state)
 {
     (void)state;
-    char *tok = cursor_encode("sp_01M8ERRB9VGMJYXAW2P0M2PQ1B");
-    assert_null(strchr(tok, '='));
-    char *id = cursor_decode(tok);
-    assert_string_equal(id, "sp_01M8ERRB9VGMJYXAW2P0M2PQ1B");
-    free(id);
-    free(tok);
+    for (int d = 0; d < 2; d++) {
+        char *tok = cursor_encode("sp_01M8ERRB9VGMJYXAW2P0M2PQ1B", d);
+        assert_null(strchr(tok, '='));
+        bool desc = !d;
+        char *id = cursor_decode(tok, &desc);
+        assert_string_equal(id, "sp_01M8ERRB9VGMJYXAW2P0M2PQ1B");
+        assert_int_equal(desc, d); /* the direction travels with the cursor */
+        free(id);
+        free(tok);
+    }
 }
 
 static void test_refuses_foreign_tokens(void **state)
 {
     (void)state;
-    assert_null(cursor_decode(""));
-    assert_null(cursor_decode("not base64!"));
+    bool d;
+    assert_null(cursor_decode("", &d));
+    assert_null(cursor_decode("not base64!", &d));
     char *plain = b64url_encode("sp_123", 6); /* no version prefix */
-    assert_null(cursor_decode(plain));
+    assert_null(cursor_decode(plain, &d));
     free(plain);
     char *inj = b64url_encode("c1:{\"$gt\":\"\"}", 13); /* prefix, but not an id */
-    assert_null(cursor_decode(inj));
+    assert_null(cursor_decode(inj, &d));
     free(inj);
     char *empty = b64url_encode("c1:", 3);
-    assert_null(cursor_decode(empty));
+    assert_null(cursor_decode(empty, &d));
     free(empty);
 }
 
