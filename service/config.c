@@ -7,7 +7,6 @@
 
 #include "subreg/log.h"
 #include "subreg/util.h"
-#include "subreg/webhook.h"
 
 typedef enum { C_STR, C_INT, C_LEVEL } ctype;
 
@@ -137,13 +136,12 @@ bool config_load(config *cfg, char *err, size_t errlen)
                  cfg->listen);
         return false;
     }
-    netpolicy nets;
     char why[160];
-    if (!netpolicy_parse(&nets, cfg->rate_limit_exempt, why, sizeof why)) {
+    if (!netpolicy_parse(&cfg->rate_limit_exempt_nets, cfg->rate_limit_exempt, why, sizeof why)) {
         snprintf(err, errlen, "SUBREG_RATE_LIMIT_EXEMPT: %s", why);
         return false;
     }
-    if (!netpolicy_parse(&nets, cfg->webhook_allow_nets, why, sizeof why)) {
+    if (!netpolicy_parse(&cfg->webhook_allow_nets_parsed, cfg->webhook_allow_nets, why, sizeof why)) {
         snprintf(err, errlen, "SUBREG_WEBHOOK_ALLOW_NETS: %s", why);
         return false;
     }

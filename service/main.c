@@ -150,13 +150,13 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .cors_origin = c->cors_origin,
         .auth = auth,
         .public_rate_per_min = c->public_rate_per_min,
-        .rate_limit_exempt = c->rate_limit_exempt,
+        .rate_limit_exempt = &c->rate_limit_exempt_nets,
         .thread_exit = publish_thread_exit,
     };
     store_set_exit_after_apply(API.test_fault && !strcmp(API.test_fault, "exit_after_commit"));
     notify_settings ns = {
         .allow_http = strcmp(c->webhook_allow_http, "true") == 0,
-        .allow_nets = c->webhook_allow_nets,
+        .allow_nets = &c->webhook_allow_nets_parsed,
         .retry_schedule = c->webhook_retry_schedule,
         .timeout_ms = c->webhook_timeout_ms,
         .disable_after_s = c->webhook_disable_after_s,

@@ -44,22 +44,21 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
 char *auth_mint_hs256(const char *secret, const char *sub, const char *roles_csv, const char *issuer,
                       const char *audience, int64_t now, int ttl);
 
-/* One public key for RS256 or ES256, as PEM (what libjwt takes). A key without
- * kid matches tokens without kid. */
+/* One public key for RS256 or ES256, parsed once. A key without kid matches
+ * tokens without kid. */
 typedef enum { KEY_RSA, KEY_EC } key_kind;
 struct evp_pkey_st;
 typedef struct {
     char *kid;
     key_kind kind;
-    unsigned char *pem;
-    size_t pem_len;
-    struct evp_pkey_st *pkey; /* parsed once, used to verify */
+    struct evp_pkey_st *pkey;
 } auth_key;
 
 #define AUTH_JWKS_MAX_KEYS 64
 /* Parses a JSON Web Key Set into *keys (RSA >= 2048 bits and P-256 signing keys;
  * others skipped). Returns the number of keys, or -1 with a reason in err. */
 int auth_jwks_parse(const char *json, size_t len, auth_key **keys, char *err, size_t errlen);
+void auth_key_clear(auth_key *k);
 void auth_keys_free(auth_key *keys, int n);
 
 const char *role_name(role r);

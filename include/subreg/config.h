@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "subreg/webhook.h"
+
 typedef struct {
     char *listen;          /* host:port */
     char *mongodb_uri;
@@ -21,8 +23,10 @@ typedef struct {
     char *public_base_url;
     int public_rate_per_min;
     char *rate_limit_exempt;
+    netpolicy rate_limit_exempt_nets; /* parsed (and validated) from it */
     char *webhook_allow_http;
     char *webhook_allow_nets;
+    netpolicy webhook_allow_nets_parsed;
     char *webhook_retry_schedule;
     int webhook_timeout_ms;
     int webhook_disable_after_s;

@@ -13,6 +13,7 @@
 #include "subreg/auth.h"
 #include "subreg/schema.h"
 #include "subreg/util.h"
+#include "subreg/webhook.h"
 
 struct mg_connection;
 struct route;
@@ -61,7 +62,7 @@ typedef struct {
     const char *cors_origin;
     const auth_ctx *auth;
     int public_rate_per_min;       /* 0: unlimited */
-    const char *rate_limit_exempt; /* comma list of IPv4 CIDRs */
+    const netpolicy *rate_limit_exempt; /* addresses the public rate limit spares */
     void (*thread_exit)(void);     /* called on each worker thread as it ends */
 } http_settings;
 

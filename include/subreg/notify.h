@@ -14,7 +14,7 @@
 
 typedef struct {
     bool allow_http;
-    const char *allow_nets;
+    const netpolicy *allow_nets; /* non-public addresses webhooks may reach anyway */
     const char *retry_schedule;
     int timeout_ms;
     int disable_after_s;
@@ -26,7 +26,7 @@ typedef struct {
     bool exit_after_fanout_record; /* test fault: _exit(98) once a fan-out's first results are recorded */
 } notify_settings;
 
-/* Validates the settings (CIDRs, schedule); false with a message naming the variable. */
+/* Validates the settings (the retry schedule); false with a message naming the variable. */
 bool notify_init(const notify_settings *s, char *err, size_t errlen);
 void notify_start(void);
 void notify_stop(void);

@@ -170,11 +170,12 @@ static void count_referrers(const field *f, const char *path, const char *pointe
     if ((f->flags & FF_WEAK) || strcmp(f->ref, s->collection) != 0 || s->st != ST_OK) return;
     bson_t filter = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&filter, path, s->id);
-    int64_t n = 0;
-    s->st = store_count(s->from->collection, &filter, &n);
+    /* the first few by name; counted only when there are more */
     cJSON *some = NULL;
     bool more = false;
-    if (s->st == ST_OK && n > 0) s->st = store_list(s->from->collection, &filter, NULL, false, 5, &some, &more);
+    s->st = store_list(s->from->collection, &filter, NULL, false, 5, &some, &more);
+    int64_t n = s->st == ST_OK ? cJSON_GetArraySize(some) : 0;
+    if (s->st == ST_OK && more) s->st = store_count(s->from->collection, &filter, &n);
     bson_destroy(&filter);
     if (s->st == ST_OK && n > 0) {
         /* name them: the legal team must know what to change first */
@@ -556,10 +557,9 @@ static void carry_server_state(const resource *res, const cJSON *raw, cJSON *doc
     }
 }
 
-/* Loads the current state for a conditional write: 404, 412 answered here.
+/* Loads the current state for a conditional write if If-Match allows its
+ * version, with the version to expect in the write; 404 and 412 answered here.
  * *raw (optional) receives the stored document with its internal members. */
-/* The current document if If-Match allows its version (else 412), with the
- * version to expect in the write. */
 static cJSON *load_for_write_raw(req *r, const resource *res, const char *if_match, int64_t *expect, cJSON **raw)
 {
     cJSON *cur = NULL;

@@ -1,15 +1,13 @@
 /* JWKS (RFC 7517): the public keys of an identity provider as a JSON Web Key Set,
- * read from a file or fetched over HTTPS, turned into the PEM public keys libjwt
- * takes. Only signing keys for the algorithms subreg accepts are kept: RSA
+ * read from a file or fetched over HTTPS, turned into OpenSSL public keys. Only
+ * signing keys for the algorithms subreg accepts are kept: RSA
  * (RS256, at least 2048 bits) and EC on P-256 (ES256); keys marked for
  * encryption (`use` other than "sig") or for other algorithms are skipped. */
 #include <curl/curl.h>
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,27 +110,16 @@ done:
     return pkey;
 }
 
-static bool pem_of(EVP_PKEY *pkey, auth_key *k)
+void auth_key_clear(auth_key *k)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
-    bool ok = bio && PEM_write_bio_PUBKEY(bio, pkey) == 1;
-    if (ok) {
-        char *data;
-        long len = BIO_get_mem_data(bio, &data);
-        k->pem = (unsigned char *)xstrndup(data, (size_t)len);
-        k->pem_len = (size_t)len;
-    }
-    BIO_free(bio);
-    return ok;
+    free(k->kid);
+    EVP_PKEY_free(k->pkey);
+    *k = (auth_key){0};
 }
 
 void auth_keys_free(auth_key *keys, int n)
 {
-    for (int i = 0; i < n; i++) {
-        free(keys[i].kid);
-        free(keys[i].pem);
-        EVP_PKEY_free(keys[i].pkey);
-    }
+    for (int i = 0; i < n; i++) auth_key_clear(&keys[i]);
     free(keys);
 }
 
@@ -181,11 +168,9 @@ int auth_jwks_parse(const char *json, size_t len, auth_key **out, char *err, siz
         auth_key *k = &keys[count];
         char what[160];
         snprintf(what, sizeof what, "%d (kid %.100s)", index, kidv ? kidv->valuestring : "none");
-        if (!auth_key_check(pkey, &k->kind, "key", what, why, sizeof why) || !pem_of(pkey, k)) {
+        if (!auth_key_check(pkey, &k->kind, "key", what, why, sizeof why)) {
             if (!*skipped) snprintf(skipped, sizeof skipped, "%s", why);
             EVP_PKEY_free(pkey);
-            free(k->pem);
-            *k = (auth_key){0};
             continue;
         }
         k->pkey = pkey;

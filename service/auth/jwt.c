@@ -1,6 +1,5 @@
 #include <ctype.h>
 #include <jwt.h>
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -73,36 +72,21 @@ static char *dup_or_null(const char *s)
     return s && *s ? xstrdup(s) : NULL;
 }
 
-static bool read_file(const char *path, unsigned char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    strbuf sb = {0};
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(&sb, buf, n);
-    fclose(f);
-    *out = (unsigned char *)sb.data;
-    *len = sb.len;
-    return sb.data != NULL;
-}
-
 static bool load_key(auth_key *k, const char *path, char *err, size_t errlen)
 {
-    if (!read_file(path, &k->pem, &k->pem_len)) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
         snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: cannot read %s", path);
         return false;
     }
-    BIO *bio = BIO_new_mem_buf(k->pem, (int)k->pem_len);
-    EVP_PKEY *pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-    BIO_free(bio);
-    if (!pkey) {
+    k->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!k->pkey) {
         snprintf(err, errlen, "SUBREG_JWT_PUBLIC_KEYS: %s is not a PEM public key (-----BEGIN PUBLIC KEY-----)",
                  path);
         return false;
     }
-    k->pkey = pkey;
-    return auth_key_check(pkey, &k->kind, "SUBREG_JWT_PUBLIC_KEYS", path, err, errlen);
+    return auth_key_check(k->pkey, &k->kind, "SUBREG_JWT_PUBLIC_KEYS", path, err, errlen);
 }
 
 /* Reads the key set and replaces the current one; on failure the old set stays. */
@@ -156,11 +140,10 @@ static void *jwks_thread(void *arg)
 }
 
 /* A token's kid is not in the set: ask for a fresh read (at most every
- * jwks_min_interval_ms) and wait for it. True when a new read was made. */
-static bool jwks_refresh_now(auth_ctx *a)
+ * jwks_min_interval_ms) and wait up to JWKS_WAIT_MS for it. */
+static void jwks_refresh_now(auth_ctx *a)
 {
     pthread_mutex_lock(&a->mu);
-    bool waited = false;
     if (a->thread_running && mono_ms() - a->last_early >= a->jwks_min_interval_ms) {
         a->last_early = mono_ms();
         uint64_t gen = a->generation;
@@ -169,10 +152,8 @@ static bool jwks_refresh_now(auth_ctx *a)
         int64_t until = mono_ms() + JWKS_WAIT_MS;
         while (a->generation == gen && !a->stop && mono_ms() < until)
             cond_wait_ms(&a->cv, &a->mu, until - mono_ms());
-        waited = a->generation != gen;
     }
     pthread_mutex_unlock(&a->mu);
-    return waited;
 }
 
 auth_ctx *auth_new(const auth_settings *s, char *err, size_t errlen)
@@ -297,11 +278,7 @@ void auth_free(auth_ctx *a)
         pthread_join(a->thread, NULL);
     }
     free(a->secret);
-    for (int i = 0; i < a->nkeys; i++) {
-        free(a->keys[i].kid);
-        free(a->keys[i].pem);
-        EVP_PKEY_free(a->keys[i].pkey);
-    }
+    for (int i = 0; i < a->nkeys; i++) auth_key_clear(&a->keys[i]);
     auth_keys_free(a->jwks, a->njwks);
     free(a->jwks_source);
     pthread_rwlock_destroy(&a->jwks_lock);
@@ -455,7 +432,7 @@ static cJSON *decode_part(const char *s, size_t len)
 }
 
 /* Counts the keys a token can mean: by kid, or without a kid every key of its
- * algorithm (usable only when there is exactly one). */
+ * algorithm. */
 static void match_keys(const auth_key *keys, int n, const char *kid, key_kind kind, const auth_key **found,
                        int *candidates)
 {
@@ -466,6 +443,55 @@ static void match_keys(const auth_key *keys, int n, const char *kid, key_kind ki
             (*candidates)++;
         }
     }
+}
+
+/* The one key of this algorithm in SUBREG_JWT_PUBLIC_KEYS without "kid=", or NULL. */
+static const auth_key *kidless_key(const auth_ctx *a, key_kind kind)
+{
+    const auth_key *found = NULL;
+    int n = 0;
+    for (int i = 0; i < a->nkeys; i++)
+        if (!a->keys[i].kid && a->keys[i].kind == kind) {
+            found = &a->keys[i];
+            n++;
+        }
+    return n == 1 ? found : NULL;
+}
+
+/* The key a token names (jwks_lock held): a token without kid takes the
+ * kid-less key, else the only key of its algorithm; a kid takes its key, which
+ * must be of the token's algorithm. *matched counts the keys considered. */
+static const auth_key *select_key(const auth_ctx *a, const char *kid, key_kind kind, int *matched)
+{
+    const auth_key *found = kid ? NULL : kidless_key(a, kind);
+    *matched = found != NULL;
+    if (found) return found;
+    match_keys(a->keys, a->nkeys, kid, kind, &found, matched);
+    match_keys(a->jwks, a->njwks, kid, kind, &found, matched);
+    return *matched == 1 && found->kind == kind ? found : NULL;
+}
+
+/* The public key for a token's kid and algorithm, with a reference the caller
+ * frees; NULL with the reason. An unknown kid re-reads the JWKS (the provider
+ * may have rotated its keys), then falls back to the kid-less key. */
+static EVP_PKEY *key_for(const auth_ctx *a, const char *kid, key_kind kind, char *why, size_t n)
+{
+    auth_ctx *A = (auth_ctx *)a; /* the key set's lock and refresh state */
+    int matched;
+    pthread_rwlock_rdlock(&A->jwks_lock);
+    const auth_key *k = select_key(a, kid, kind, &matched);
+    if (!matched && kid && a->jwks_source) {
+        pthread_rwlock_unlock(&A->jwks_lock);
+        jwks_refresh_now(A);
+        pthread_rwlock_rdlock(&A->jwks_lock);
+        k = select_key(a, kid, kind, &matched);
+    }
+    if (!matched && kid) k = kidless_key(a, kind);
+    EVP_PKEY *pkey = k ? k->pkey : NULL;
+    if (pkey) EVP_PKEY_up_ref(pkey); /* the set may be replaced once unlocked */
+    pthread_rwlock_unlock(&A->jwks_lock);
+    if (!pkey) snprintf(why, n, kid ? "no key of this algorithm for the token's kid" : "token needs a kid");
+    return pkey;
 }
 
 /* The JWS signature over header.payload (RFC 7515/7518), checked with OpenSSL:
@@ -544,7 +570,7 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
         snprintf(why, n, "malformed token header");
         return false;
     }
-    bool ok = false, locked = false;
+    bool ok = false;
     cJSON *claims = NULL;
     const char *alg = json_get_str(header, "alg");
     const cJSON *kidv = json_get(header, "kid");
@@ -571,59 +597,14 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
     if (alg && strcmp(alg, "HS256") == 0 && a->allow_hs256) {
         /* the configured secret, never a key: no algorithm confusion */
     } else if (alg && ((strcmp(alg, "RS256") == 0 && a->allow_rs256) || (strcmp(alg, "ES256") == 0 && a->allow_es256))) {
-        key_kind kind = alg[0] == 'R' ? KEY_RSA : KEY_EC;
-        auth_ctx *A = (auth_ctx *)a; /* the key set's lock and refresh state */
-        const auth_key *found = NULL;
-        int candidates = 0;
-        pthread_rwlock_rdlock(&A->jwks_lock);
-        locked = true;
-        if (!kid) {
-            /* a token without kid: the key configured without one, if there is
-             * exactly one of this algorithm; else the only key of it at all */
-            for (int i = 0; i < a->nkeys; i++)
-                if (!a->keys[i].kid && a->keys[i].kind == kind) {
-                    found = &a->keys[i];
-                    candidates++;
-                }
-        }
-        if (candidates != 1) {
-            found = NULL;
-            candidates = 0;
-            match_keys(a->keys, a->nkeys, kid, kind, &found, &candidates);
-            match_keys(a->jwks, a->njwks, kid, kind, &found, &candidates);
-        }
-        if (candidates == 0 && kid && a->jwks_source) {
-            /* an unknown kid: the provider may have rotated its keys */
-            pthread_rwlock_unlock(&A->jwks_lock);
-            locked = false;
-            if (jwks_refresh_now(A)) {
-                pthread_rwlock_rdlock(&A->jwks_lock);
-                locked = true;
-                match_keys(a->jwks, a->njwks, kid, kind, &found, &candidates);
-            }
-        }
-        if (candidates == 0 && kid) {
-            /* a kid no key is named by: the one key of this algorithm configured
-             * without a kid (SUBREG_JWT_PUBLIC_KEYS without "kid=") */
-            for (int i = 0; i < a->nkeys; i++)
-                if (!a->keys[i].kid && a->keys[i].kind == kind) {
-                    found = &a->keys[i];
-                    candidates++;
-                }
-        }
-        if (!found || candidates != 1 || found->kind != kind) {
-            snprintf(why, n, kid ? "no key of this algorithm for the token's kid" : "token needs a kid");
-            goto done;
-        }
-        pkey = found->pkey;
+        if (!(pkey = key_for(a, kid, alg[0] == 'R' ? KEY_RSA : KEY_EC, why, n))) goto done;
     } else {
         snprintf(why, n, "algorithm not allowed");
         goto done;
     }
     bool verified = signature_ok(alg, a->secret, a->secret_len, pkey, token, (size_t)(d2 - token), d2 + 1,
                                  strlen(d2 + 1));
-    if (locked) pthread_rwlock_unlock(&((auth_ctx *)a)->jwks_lock);
-    locked = false;
+    EVP_PKEY_free(pkey);
     if (!verified) {
         snprintf(why, n, "signature verification failed");
         goto done;
@@ -633,7 +614,6 @@ bool auth_verify(const auth_ctx *a, const char *token, int64_t now, principal *o
     out->role = auth_roles_from_claims(claims, a->roles_claim, a->role_map);
     ok = true;
 done:
-    if (locked) pthread_rwlock_unlock(&((auth_ctx *)a)->jwks_lock);
     cJSON_Delete(claims);
     cJSON_Delete(header);
     return ok;

@@ -353,6 +353,13 @@ static bool load_xfer(const ctx *c, const cJSON *t, xfer *x)
     return !sp_retired(x->sp) && !is_eea(c, x->dest);
 }
 
+/* A finding about a transfer (takes ownership of de and en). */
+static void add_xfer(findings *fs, const char *rule, int sev, const xfer *x, char *de, char *en, const char *ground,
+                     const char *since)
+{
+    add(fs, rule, sev, "transfer", x->id, x->spid, de, en, ground, since);
+}
+
 /* ---- rule 1: no_valid_basis ---------------------------------------------- */
 
 static void rule_no_valid_basis(const ctx *c, findings *fs)
@@ -367,7 +374,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
         const char *regime = json_get_str(t, "regime");
         if (!regime) regime = "eu";
         if (eq(x.basis, "none")) {
-            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s hat keine Rechtsgrundlage (Grundlage „none“); Daten, die den "
                     "EWR verlassen, brauchen einen Angemessenheitsbeschluss, geeignete Garantien oder eine Ausnahme "
                     "(" GROUND_BASIS_DE ").",
@@ -377,7 +384,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                     x.name, x.dest),
                 GROUND_BASIS, get_date(t, "valid_from")); /* since the transfer began, when known */
         } else if (eq(x.basis, "dpf") && !eq(x.dest, "US")) {
-            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf das EU-US Data Privacy Framework, das nur "
                     "Empfänger in den USA erfasst (" GROUND_BASIS_DE ").",
                     x.name, x.dest),
@@ -393,7 +400,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                 days_str(lapsed, until_s);
                 days_str(lapsed + 1, since);
                 date_de(until_s, de1);
-                add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+                add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                     fmt("Die Übermittlung von %s nach %s stützt sich auf einen Angemessenheitsbeschluss für %s, der "
                         "nur bis %s galt; seitdem fehlt eine gültige Rechtsgrundlage (" GROUND_BASIS_DE ").",
                         x.name, x.dest, country, de1),
@@ -402,7 +409,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                         x.name, x.dest, country, until_s),
                     GROUND_BASIS, since);
             } else {
-                add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+                add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                     fmt("Die Übermittlung von %s nach %s stützt sich auf einen Angemessenheitsbeschluss, für %s ist "
                         "aber keiner in Kraft (" GROUND_BASIS_DE ").",
                         x.name, x.dest, country),
@@ -413,7 +420,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
             }
         } else if (!eq(regime, "uk") && (eq(x.basis, "uk_idta") || eq(x.basis, "uk_addendum"))) {
             bool ch = eq(regime, "ch");
-            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s fällt unter %s, erfolgt aber auf Grundlage %s, eines Instruments "
                     "der UK GDPR, das dafür keine geeignete Garantie ist (%s).",
                     x.name, x.dest, ch ? "das Schweizer DSG" : "die DSGVO", basis_label(x.basis, true),
@@ -424,7 +431,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
                     ch ? GROUND_CH : GROUND_BASIS),
                 ch ? GROUND_CH : GROUND_BASIS, get_date(t, "valid_from"));
         } else if (eq(regime, "uk") && eq(x.basis, "scc_2021")) {
-            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s fällt unter die UK GDPR; die EU-Standardvertragsklauseln 2021 "
                     "gelten dafür nur zusammen mit dem UK-Addendum (Grundlage „uk_addendum“) oder an ihrer Stelle das "
                     "IDTA (" GROUND_UK_DE ").",
@@ -436,7 +443,7 @@ static void rule_no_valid_basis(const ctx *c, findings *fs)
         } else if (until && date_to_days(until) < c->today) {
             days_str(date_to_days(until) + 1, since);
             date_de(until, de1);
-            add(fs, "no_valid_basis", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s war nur bis %s gültig; seitdem fehlt eine gültige "
                     "Rechtsgrundlage (" GROUND_BASIS_DE ").",
                     x.name, x.dest, de1),
@@ -500,6 +507,29 @@ static bool condition_met(const xfer *x, const cJSON *t, const cJSON *d)
 
 #define DPF_ADOPTED "2023-07-10" /* Implementing Decision (EU) 2023/1795 */
 
+/* A DPF participant whose listing was last checked more than a year ago (they
+ * re-certify yearly), or before the decision existed: the check proves nothing. */
+static void dpf_recheck(const ctx *c, findings *fs, const xfer *x, const char *act, const char *ade)
+{
+    const cJSON *dpf = x->sp ? json_get(x->sp, "dpf") : NULL;
+    const char *checked = get_date(dpf, "verified_on");
+    if (!checked) return;
+    int64_t day = date_to_days(checked), stale = plus_one_year(checked);
+    bool before_decision = day < date_to_days(DPF_ADOPTED);
+    if (!before_decision && stale >= c->today) return;
+    char d1[16], since[16];
+    date_de(checked, d1);
+    if (!before_decision) days_str(stale + 1, since); /* the first day it is more than a year old */
+    add_xfer(fs, "partial_adequacy", SEV_MEDIUM, x,
+             fmt("Die Teilnahme von %s am Data Privacy Framework wurde zuletzt am %s geprüft; Organisationen "
+                 "zertifizieren sich jährlich neu, die Liste ist erneut zu prüfen (%s, " GROUND_PARTIAL_DE ").",
+                 x->name, d1, ade),
+             fmt("The Data Privacy Framework participation of %s was last verified on %s; organisations re-certify "
+                 "every year, so the DPF list needs checking again (%s, " GROUND_PARTIAL ").",
+                 x->name, checked, act),
+             GROUND_PARTIAL, before_decision ? NULL : since);
+}
+
 static void rule_partial_adequacy(const ctx *c, findings *fs)
 {
     const cJSON *t;
@@ -510,35 +540,13 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
         if (!eq(x.basis, "adequacy") && !eq(x.basis, "dpf")) continue;
         const cJSON *d = relied_decision(c, t);
         if (!d) continue; /* no decision in force: no_valid_basis */
-        const char *cond = json_get_str(d, "condition");
+        bool dpf = eq(json_get_str(d, "condition"), "dpf_participation");
         const char *act = decision_act(d);
         char *ade = act_de(act);
-        if (eq(cond, "dpf_participation")) {
-            const cJSON *dpf = x.sp ? json_get(x.sp, "dpf") : NULL;
-            if (condition_met(&x, t, d)) {
-                /* Organisations re-certify every year; a check of the DPF list
-                 * older than that, or older than the decision, proves nothing. */
-                const char *checked = get_date(dpf, "verified_on");
-                int64_t stale = checked ? plus_one_year(checked) : 0;
-                if (checked && (date_to_days(checked) < date_to_days(DPF_ADOPTED) || stale < c->today)) {
-                    char d1[16], since[16];
-                    date_de(checked, d1);
-                    if (date_to_days(checked) < date_to_days(DPF_ADOPTED)) since[0] = '\0';
-                    else days_str(stale + 1, since); /* the first day it is more than a year old */
-                    add(fs, "partial_adequacy", SEV_MEDIUM, "transfer", x.id, x.spid,
-                        fmt("Die Teilnahme von %s am Data Privacy Framework wurde zuletzt am %s geprüft; Organisationen "
-                            "zertifizieren sich jährlich neu, die Liste ist erneut zu prüfen (%s, " GROUND_PARTIAL_DE
-                            ").",
-                            x.name, d1, ade),
-                        fmt("The Data Privacy Framework participation of %s was last verified on %s; organisations "
-                            "re-certify every year, so the DPF list needs checking again (%s, " GROUND_PARTIAL ").",
-                            x.name, checked, act),
-                        GROUND_PARTIAL, since[0] ? since : NULL);
-                }
-                free(ade);
-                continue;
-            }
-            add(fs, "partial_adequacy", SEV_CRITICAL, "transfer", x.id, x.spid,
+        if (condition_met(&x, t, d)) {
+            if (dpf) dpf_recheck(c, fs, &x, act, ade);
+        } else if (dpf) {
+            add_xfer(fs, "partial_adequacy", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf den Angemessenheitsbeschluss (%s), der nur am "
                     "Data Privacy Framework teilnehmende Organisationen erfasst; %s ist nicht als Teilnehmer erfasst "
                     "(" GROUND_PARTIAL_DE ").",
@@ -548,13 +556,9 @@ static void rule_partial_adequacy(const ctx *c, findings *fs)
                     "(" GROUND_PARTIAL ").",
                     x.name, x.dest, act, x.name),
                 GROUND_PARTIAL, NULL);
-        } else if (eq(cond, "recipient_in_scope")) {
-            if (condition_met(&x, t, d)) {
-                free(ade);
-                continue;
-            }
+        } else {
             const char *note_de = loc(d, "scope_note", "de"), *note_en = loc(d, "scope_note", "en");
-            add(fs, "partial_adequacy", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "partial_adequacy", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf den teilweisen Angemessenheitsbeschluss (%s), "
                     "es ist aber nicht erfasst, dass der Empfänger in dessen Geltungsbereich fällt%s%s "
                     "(" GROUND_PARTIAL_DE ").",
@@ -593,7 +597,7 @@ static void rule_repealed_scc(const ctx *c, findings *fs)
         const char *ground = uk ? GROUND_SCC_UK : GROUND_SCC, *ground_de = uk ? GROUND_SCC_UK_DE : GROUND_SCC_DE;
         if (!set) {
             /* the reference entry was deleted: every old set has lapsed anyway */
-            add(fs, "repealed_scc", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "repealed_scc", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf aufgehobene Standardvertragsklauseln "
                     "(Grundlage „%s“), die in den Referenzdaten fehlen; keine dieser Fassungen darf heute noch "
                     "verwendet werden (%s).",
@@ -616,7 +620,7 @@ static void rule_repealed_scc(const ctx *c, findings *fs)
         if (late && (!lapsed || date_to_days(signed_on) <= date_to_days(until) + 1)) {
             date_de(signed_on, d1);
             date_de(cutoff, d2);
-            add(fs, "repealed_scc", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "repealed_scc", SEV_CRITICAL, &x,
                 fmt("Der Vertrag für die Übermittlung von %s nach %s stützt sich auf die aufgehobenen "
                     "Standardvertragsklauseln (%s) und wurde am %s geschlossen, nach dem %s, dem letzten Tag, an dem "
                     "neue Verträge sie nutzen durften (%s).",
@@ -628,7 +632,7 @@ static void rule_repealed_scc(const ctx *c, findings *fs)
         } else if (lapsed) {
             days_str(date_to_days(until) + 1, since);
             date_de(until, d1);
-            add(fs, "repealed_scc", SEV_CRITICAL, "transfer", x.id, x.spid,
+            add_xfer(fs, "repealed_scc", SEV_CRITICAL, &x,
                 fmt("Die Übermittlung von %s nach %s stützt sich auf die aufgehobenen Standardvertragsklauseln "
                     "(%s), die nur bis %s verwendet werden durften (%s).",
                     x.name, x.dest, ade, d1, ground_de),
@@ -667,7 +671,7 @@ static void rule_wrong_scc_module(const ctx *c, findings *fs)
                                                  : fmt("no valid SCC module");
         char *have_de = have >= 1 && have <= 4 ? fmt("SCC-Modul %d (%s)", have, MOD_DE[have])
                                                  : fmt("kein gültiges SCC-Modul");
-        add(fs, "wrong_scc_module", SEV_HIGH, "transfer", x.id, x.spid,
+        add_xfer(fs, "wrong_scc_module", SEV_HIGH, &x,
             fmt("Die Übermittlung von %s nach %s verwendet %s, %s ist aber %s und braucht Modul %d (%s) "
                 "(" GROUND_MODULE_DE ").",
                 x.name, x.dest, have_de, x.name, processor ? "Auftragsverarbeiter" : "Unterauftragsverarbeiter",
@@ -704,7 +708,7 @@ static void rule_scc_clauses(const ctx *c, findings *fs)
         for (size_t i = 0; i < 2; i++) {
             const char *cc = opts ? json_get_str(opts, which[i][0]) : NULL;
             if (!cc || is_eea(c, cc) || (ch && eq(cc, "CH"))) continue;
-            add(fs, "scc_clauses", SEV_HIGH, "transfer", x.id, x.spid,
+            add_xfer(fs, "scc_clauses", SEV_HIGH, &x,
                 fmt("Die Übermittlung von %s nach %s verwendet Modul %d der Standardvertragsklauseln, wählt aber %s "
                     "in %s; Klausel %s verlangt für die Module 1–3 einen EU-Mitgliedstaat%s (" GROUND_CLAUSES_DE ").",
                     x.name, x.dest, m->valueint, which[i][3], cc, which[i][1], ch ? " oder die Schweiz" : ""),
@@ -733,7 +737,7 @@ static void rule_tia_missing(const ctx *c, findings *fs)
         const cJSON *tia = json_get(t, "tia");
         const char *performed = tia ? get_date(tia, "performed_on") : NULL;
         if (!performed) {
-            add(fs, "tia_missing", SEV_HIGH, "transfer", x.id, x.spid,
+            add_xfer(fs, "tia_missing", SEV_HIGH, &x,
                 fmt("Für die Übermittlung von %s nach %s auf Grundlage %s liegt keine "
                     "Transfer-Folgenabschätzung (TIA) vor (" GROUND_TIA_DE ").",
                     x.name, x.dest, basis_label(x.basis, true)),
@@ -748,7 +752,7 @@ static void rule_tia_missing(const ctx *c, findings *fs)
         days_str(stale, since);
         date_de(performed, d1);
         date_de(since, d2);
-        add(fs, "tia_missing", SEV_MEDIUM, "transfer", x.id, x.spid,
+        add_xfer(fs, "tia_missing", SEV_MEDIUM, &x,
             fmt("Die Transfer-Folgenabschätzung (TIA) für die Übermittlung von %s nach %s wurde am %s durchgeführt "
                 "und ist seit dem %s älter als 12 Monate (" GROUND_TIA_DE ").",
                 x.name, x.dest, d1, d2),
@@ -1058,7 +1062,7 @@ static void rule_adequacy_at_risk(const ctx *c, findings *fs)
                                  : fmt("%s", "");
         char *ex_de = near ? fmt("%s am %s ausläuft", challenged ? " und der" : ", der", d1) : fmt("%s", "");
         char *ex_en = near ? fmt("%s expires on %s", challenged ? " and" : ", which", until) : fmt("%s", "");
-        add(fs, "adequacy_at_risk", sev, "transfer", x.id, x.spid,
+        add_xfer(fs, "adequacy_at_risk", sev, &x,
             fmt("Die Übermittlung von %s nach %s stützt sich auf den Angemessenheitsbeschluss (%s)%s%s%s "
                 "(" GROUND_RISK_DE ").",
                 x.name, x.dest, ade, ch_de, challenged && note_de ? ")" : "", ex_de),

@@ -12,7 +12,6 @@
 #include "subreg/http.h"
 #include "subreg/json.h"
 #include "subreg/log.h"
-#include "subreg/webhook.h"
 
 static struct mg_context *ctx;
 static route *routes;
@@ -96,9 +95,10 @@ void http_metrics(strbuf *out)
     sb_printf(out, "subreg_http_request_duration_seconds_sum %.6f\n",
               (double)sum_slots(offsetof(metric_slot, dur_sum_us)) / 1e6);
     sb_printf(out, "subreg_http_request_duration_seconds_count %llu\n", cum);
+    unsigned long long busy = in_flight();
     sb_printf(out, "# HELP subreg_http_requests_in_flight Requests being handled now.\n"
                    "# TYPE subreg_http_requests_in_flight gauge\nsubreg_http_requests_in_flight %llu\n",
-              in_flight() ? in_flight() - 1 : 0 /* not this one */);
+              busy ? busy - 1 : 0 /* not this one */);
 }
 
 /* ---- responses -------------------------------------------------------- */
@@ -898,11 +898,7 @@ static void free_routes(void)
 bool http_start(const http_settings *s, const route *rt, int n, char *err, size_t errlen)
 {
     settings = *s;
-    char why[160];
-    if (!netpolicy_parse(&exempt, s->rate_limit_exempt, why, sizeof why)) {
-        snprintf(err, errlen, "SUBREG_RATE_LIMIT_EXEMPT: %s", why);
-        return false;
-    }
+    exempt = *s->rate_limit_exempt;
     for (int i = 0; i < RL_STRIPES; i++) pthread_mutex_init(&rl_mu[i], NULL);
     routes = xmalloc((size_t)n * sizeof *routes);
     memcpy(routes, rt, (size_t)n * sizeof *routes);

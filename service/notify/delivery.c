@@ -1176,11 +1176,7 @@ static bool emits_event(const cJSON *record)
 bool notify_init(const notify_settings *s, char *err, size_t errlen)
 {
     NS = *s;
-    char e[200];
-    if (!netpolicy_parse(&NETS, s->allow_nets, e, sizeof e)) {
-        snprintf(err, errlen, "SUBREG_WEBHOOK_ALLOW_NETS: %s", e);
-        return false;
-    }
+    NETS = *s->allow_nets;
     if (retry_delay(s->retry_schedule, 1) < 0) {
         snprintf(err, errlen, "SUBREG_WEBHOOK_RETRY_SCHEDULE: a comma list of seconds, e.g. 0,5,300");
         return false;

@@ -11,68 +11,73 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Strings must be valid UTF-8 (cJSON decodes \u escapes, which may yield lone
- * surrogates); object keys must be unique. */
-/* Appends "/name" to a JSON pointer (RFC 6901: "~" → "~0", "/" → "~1"). */
-static void pointer_push(strbuf *ptr, const char *name)
+/* The JSON pointer (RFC 6901: "~" → "~0", "/" → "~1") of path[depth - 1],
+ * where path[i] is a child of path[i - 1] and path[0] the root; "/" for the
+ * root itself. Built only for an error message. */
+static void pointer_of(const cJSON *const *path, int depth, strbuf *out)
 {
-    sb_puts(ptr, "/");
-    for (const char *p = name; *p; p++) {
-        if (*p == '~') sb_puts(ptr, "~0");
-        else if (*p == '/') sb_puts(ptr, "~1");
-        else sb_append(ptr, p, 1);
+    for (int i = 1; i < depth; i++) {
+        sb_puts(out, "/");
+        if (cJSON_IsArray(path[i - 1])) {
+            int k = 0;
+            for (const cJSON *c = path[i - 1]->child; c != path[i]; c = c->next) k++;
+            sb_printf(out, "%d", k);
+            continue;
+        }
+        for (const char *p = path[i]->string; *p; p++) {
+            if (*p == '~') sb_puts(out, "~0");
+            else if (*p == '/') sb_puts(out, "~1");
+            else sb_append(out, p, 1);
+        }
     }
+    if (!out->len) sb_puts(out, "/");
 }
 
-static bool check_tree(const cJSON *v, strbuf *ptr, char *err, size_t errlen)
+/* Strings must be valid UTF-8 (cJSON decodes \u escapes, which may yield lone
+ * surrogates); object keys must be unique. path[0..depth) leads to v (depth is
+ * bounded by JSON_MAX_DEPTH, checked before cJSON parsed anything). */
+static bool check_tree(const cJSON **path, int depth, char *err, size_t errlen)
 {
+    const cJSON *v = path[depth - 1];
+    enum { FINE, BAD_STRING, BAD_KEY } problem = FINE;
+    const char *dup = NULL;
     if (cJSON_IsString(v)) {
-        if (!utf8_valid(v->valuestring, strlen(v->valuestring))) {
-            snprintf(err, errlen, "string at %.120s is not valid UTF-8", ptr->len ? ptr->data : "/");
-            return false;
+        if (!utf8_valid(v->valuestring, strlen(v->valuestring))) problem = BAD_STRING;
+    } else if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        size_t n = 0;
+        for (const cJSON *c = v->child; c; c = c->next) n++;
+        if (cJSON_IsObject(v) && n > 1) {
+            const char **keys = xmalloc(n * sizeof *keys);
+            size_t i = 0;
+            for (const cJSON *c = v->child; c; c = c->next) keys[i++] = c->string;
+            qsort(keys, n, sizeof *keys, cmp_str);
+            for (i = 1; i < n && !dup; i++)
+                if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
+            free(keys);
         }
-        return true;
-    }
-    if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return true;
-    size_t n = 0;
-    for (const cJSON *c = v->child; c; c = c->next) n++;
-    if (cJSON_IsObject(v) && n > 1) {
-        const char **keys = xmalloc(n * sizeof *keys);
-        size_t i = 0;
-        for (const cJSON *c = v->child; c; c = c->next) keys[i++] = c->string;
-        qsort(keys, n, sizeof *keys, cmp_str);
-        for (i = 1; i < n; i++) {
-            if (strcmp(keys[i - 1], keys[i]) == 0) {
-                size_t mark = ptr->len;
-                pointer_push(ptr, keys[i]);
-                snprintf(err, errlen, "duplicate key \"%.64s\" at %.120s", keys[i], ptr->data);
-                ptr->len = mark;
-                free(keys);
-                return false;
+        for (const cJSON *c = v->child; c && !dup && !problem; c = c->next) {
+            if (cJSON_IsObject(v) && !utf8_valid(c->string, strlen(c->string))) {
+                problem = BAD_KEY;
+            } else {
+                path[depth] = c;
+                if (!check_tree(path, depth + 1, err, errlen)) return false;
             }
         }
-        free(keys);
     }
-    int index = 0;
-    for (const cJSON *c = v->child; c; c = c->next, index++) {
-        if (cJSON_IsObject(v) && !utf8_valid(c->string, strlen(c->string))) {
-            snprintf(err, errlen, "a key in %.120s is not valid UTF-8", ptr->len ? ptr->data : "/");
-            return false;
-        }
-        size_t mark = ptr->len;
-        if (cJSON_IsObject(v)) {
-            pointer_push(ptr, c->string);
-        } else {
-            char num[16];
-            snprintf(num, sizeof num, "%d", index);
-            pointer_push(ptr, num);
-        }
-        bool ok = check_tree(c, ptr, err, errlen);
-        ptr->len = mark;
-        if (ptr->data) ptr->data[mark] = '\0';
-        if (!ok) return false;
+    if (problem == FINE && !dup) return true;
+    strbuf at = {0};
+    if (dup) {
+        for (const cJSON *c = v->child; c; c = c->next)
+            if (strcmp(c->string, dup) == 0) path[depth] = c;
+        pointer_of(path, depth + 1, &at);
+        snprintf(err, errlen, "duplicate key \"%.64s\" at %.120s", dup, at.data);
+    } else {
+        pointer_of(path, depth, &at);
+        if (problem == BAD_KEY) snprintf(err, errlen, "a key in %.120s is not valid UTF-8", at.data);
+        else snprintf(err, errlen, "string at %.120s is not valid UTF-8", at.data);
     }
-    return true;
+    sb_free(&at);
+    return false;
 }
 
 /* Length of a number token by RFC 8259's grammar, 0 when malformed: cJSON
@@ -172,10 +177,8 @@ cJSON *json_parse_strict(const char *buf, size_t len, char *err, size_t errlen)
         return NULL;
     }
     free(copy);
-    strbuf ptr = {0};
-    bool ok = check_tree(v, &ptr, err, errlen);
-    sb_free(&ptr);
-    if (!ok) {
+    const cJSON *path[JSON_MAX_DEPTH + 2] = {v};
+    if (!check_tree(path, 1, err, errlen)) {
         cJSON_Delete(v);
         return NULL;
     }

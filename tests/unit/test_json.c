@@ -54,6 +54,24 @@ static void test_refuses_ambiguous_input(void **state)
     }
 }
 
+/* Errors name the place by JSON pointer (RFC 6901 escaping, array indexes). */
+static void test_error_pointers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *err;
+    } cases[] = {
+        {"{\"a\":1,\"a\":2}", "duplicate key \"a\" at /a"},
+        {"{\"a/b\":{\"x~\":1,\"x~\":2}}", "duplicate key \"x~\" at /a~1b/x~0"},
+        {"{\"l\":[{},{\"k\":1,\"k\":1}]}", "duplicate key \"k\" at /l/1/k"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[160] = "";
+        assert_null(json_parse_strict(cases[i].in, strlen(cases[i].in), err, sizeof err));
+        assert_string_equal(err, cases[i].err);
+    }
+}
+
 /* Nesting is bounded: 64 levels parse, 65 do not, and 100,000 (which would
  * overflow a thread's stack inside cJSON) are refused before cJSON sees them. */
 static void test_nesting_depth(void **state)
@@ -131,6 +149,7 @@ int main(void)
         cmocka_unit_test(test_accepts_plain_json),   cmocka_unit_test(test_refuses_ambiguous_input),
         cmocka_unit_test(test_case_sensitive_lookup), cmocka_unit_test(test_bson_round_trip),
         cmocka_unit_test(test_refuses_operator_keys), cmocka_unit_test(test_nesting_depth),
+        cmocka_unit_test(test_error_pointers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
