@@ -3,10 +3,36 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${SUBREG_CACHE:-$HOME/.cache/subreg}
 FERRETDB_VERSION=1.24.2
 FERRETDB_BIN=$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb
+HELM_VERSION=4.3.2
+HELM_BIN=$CACHE/helm-$HELM_VERSION/helm
 VENV=$CACHE/venv
+REDOCLY_VERSION=2.77.0
+DCLINT_VERSION=3.1.0
+DCLINT_BIN=$CACHE/npm/dclint-$DCLINT_VERSION/node_modules/.bin/dclint
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# npm_tool PACKAGE VERSION: installs an npm package at exactly that version into
+# $CACHE/npm/NAME-VERSION (once; concurrent first runs serialised) and prints the
+# path of its node_modules/.bin.
+npm_tool() {
+  local pkg=$1 version=$2 prefix
+  prefix=$CACHE/npm/$(basename "$pkg")-$version
+  if [ ! -f "$prefix/.installed" ]; then
+    command -v npm >/dev/null || die "npm (Node.js 20) is needed for $pkg"
+    mkdir -p "$prefix"
+    (
+      flock 9
+      if [ ! -f "$prefix/.installed" ]; then
+        say "installing $pkg@$version into $prefix"
+        npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --save-exact \
+          "$pkg@$version" >&2 && touch "$prefix/.installed"
+      fi
+    ) 9>"$prefix/.lock" || die "npm could not install $pkg@$version"
+  fi
+  echo "$prefix/node_modules/.bin"
+}
 
 # A free TCP port on loopback (see tests/api/ports.py: below the ephemeral range).
 free_port() { python3 "$ROOT/tests/api/ports.py"; }

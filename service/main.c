@@ -1,5 +1,5 @@
 /* subreg: the subprocessor and SCC registry service.
- * Subcommands: serve, migrate, token. Start modules in order, wait for a signal,
+ * Subcommands: serve, migrate, token, healthcheck. Start modules in order, wait for a signal,
  * stop them in reverse. */
 #include <curl/curl.h>
 #include <signal.h>
@@ -44,6 +44,8 @@ static void usage(FILE *out)
                  "  subreg migrate               create indexes (idempotent)\n"
                  "  subreg token --sub NAME --roles ROLE[,ROLE] [--ttl SECONDS]\n"
                  "                               print an HS256 token (needs SUBREG_JWT_HS256_SECRET)\n"
+                 "  subreg healthcheck [--ready]  GET /healthz (or /readyz) of the service at\n"
+                 "                               SUBREG_LISTEN; exit 0 on 200 (the image's HEALTHCHECK)\n"
                  "  subreg --version | --help\n\n",
             SUBREG_VERSION);
 }
@@ -63,6 +65,49 @@ static auth_ctx *make_auth(const config *c, char *err, size_t n)
         .role_map = c->jwt_role_map,
     };
     return auth_new(&s, err, n);
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *u)
+{
+    (void)p, (void)u;
+    return size * n;
+}
+
+/* The container's health check: the image has no shell and no curl. An unspecified
+ * listen address (0.0.0.0) is probed on loopback. */
+static int cmd_healthcheck(const config *c, int argc, char **argv)
+{
+    const char *path = "/healthz";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--ready") == 0) path = "/readyz";
+        else {
+            fprintf(stderr, "subreg healthcheck: unknown argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    const char *colon = strrchr(c->listen, ':'); /* validated by config_load */
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - c->listen), c->listen);
+    if (!strcmp(host, "0.0.0.0") || !host[0]) snprintf(host, sizeof host, "127.0.0.1");
+    char url[400];
+    snprintf(url, sizeof url, "http://%s:%s%s", host, colon + 1, path);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURL *h = curl_easy_init();
+    long status = 0;
+    CURLcode rc = CURLE_FAILED_INIT;
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+        rc = curl_easy_perform(h);
+        if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+    }
+    curl_global_cleanup();
+    if (rc != CURLE_OK) fprintf(stderr, "subreg healthcheck: %s: %s\n", url, curl_easy_strerror(rc));
+    else if (status != 200) fprintf(stderr, "subreg healthcheck: %s: HTTP %ld\n", url, status);
+    return rc == CURLE_OK && status == 200 ? 0 : 1;
 }
 
 static int cmd_token(const config *c, int argc, char **argv)
@@ -216,7 +261,8 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "token") != 0) {
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "token") != 0 &&
+        strcmp(cmd, "healthcheck") != 0) {
         fprintf(stderr, "subreg: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -230,8 +276,8 @@ int main(int argc, char **argv)
     }
     log_set_level(c.log_level);
     int rc;
-    if (strcmp(cmd, "token") == 0) {
-        rc = cmd_token(&c, argc, argv);
+    if (strcmp(cmd, "token") == 0 || strcmp(cmd, "healthcheck") == 0) {
+        rc = strcmp(cmd, "token") == 0 ? cmd_token(&c, argc, argv) : cmd_healthcheck(&c, argc, argv);
         config_free(&c);
         return rc;
     }

@@ -61,3 +61,16 @@ def test_command_line(binaries):
     assert run(b, ["token", "--roles", "admin"], {}).returncode == 2
     tok = run(b, ["token", "--sub", "a", "--roles", "admin"], {})
     assert tok.returncode == 0 and tok.stdout.count(".") == 2
+
+
+def test_healthcheck_command(binaries, server):
+    """`subreg healthcheck` (the container image's HEALTHCHECK; the image has no
+    shell and no curl): exit 0 when the service at SUBREG_LISTEN answers 200, 1 when
+    nothing answers, 2 on a bad argument. 0.0.0.0 is probed on loopback."""
+    b = binaries[0]
+    port = server.url.rsplit(":", 1)[1]
+    assert run(b, ["healthcheck"], {"SUBREG_LISTEN": f"0.0.0.0:{port}"}).returncode == 0
+    assert run(b, ["healthcheck", "--ready"], {"SUBREG_LISTEN": f"127.0.0.1:{port}"}).returncode == 0
+    down = run(b, ["healthcheck"], {"SUBREG_LISTEN": f"127.0.0.1:{free_port()}"})
+    assert down.returncode == 1 and "subreg healthcheck: http://127.0.0.1:" in down.stderr
+    assert run(b, ["healthcheck", "--verbose"], {"SUBREG_LISTEN": f"127.0.0.1:{port}"}).returncode == 2
