@@ -187,6 +187,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
 
     route routes[128];
     int n = api_routes(routes, 128);
+    if (n < 0) return 1; /* a descriptor without roles: refused (logged) */
     http_settings hs = {
         .listen = c->listen,
         .threads = c->threads,

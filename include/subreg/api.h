@@ -5,6 +5,7 @@
 
 #include "subreg/http.h"
 #include "subreg/store.h"
+#include "subreg/write.h"
 
 /* Process-wide state the handlers read. */
 typedef struct {
@@ -19,16 +20,12 @@ extern api_env API;
 
 /* The route table: operations, every resource's CRUD, the audit trail. Returns
  * the number of routes written into out (capacity cap). */
-int api_routes(route *out, int cap);
+int api_routes(route *out, int cap); /* -1: a descriptor declares no roles */
 
 struct resource;
 
-/* The audit record of a change (crud.c): by a request's principal, or by a named
- * actor (the scheduler, the delivery thread, migrate). */
-cJSON *crud_audit_record(const req *r, const struct resource *res, const char *action, const char *id,
-                         int64_t version, const char *at, const cJSON *before, const cJSON *after);
-cJSON *audit_record_by(const char *actor, const char *request_id, const struct resource *res, const char *action,
-                       const char *id, int64_t version, const char *at, const cJSON *before, const cJSON *after);
+/* Who a request's writes are by (write.h). */
+#define REQ_ORIGIN(r) (&(write_origin){(r)->who.sub, (r)->request_id, 0})
 /* Answers 409 (naming the referrers) and returns true while documents refer to id. */
 bool refuse_if_referenced(req *r, const char *collection, const char *id);
 

@@ -44,9 +44,16 @@ typedef struct resource {
     const field *fields;
     const filter_def *filters; /* terminated by {0} */
     unsigned routes;           /* R_* bits; 0 = all */
-    role read_role;            /* ROLE_NONE here means ROLE_READER */
-    role write_role;           /* create and update */
+    /* Roles: every descriptor declares all three (deny by default: routes are
+     * not built for a descriptor that leaves one at ROLE_NONE). */
+    role read_role;
+    role write_role; /* create and update */
     role delete_role;
+    /* The lifecycle of the "status" member, enforced by the CRUD path after
+     * check: the changes allowed ({from, to}, terminated by {NULL}; NULL: any),
+     * and the statuses a document may be created in (NULL-terminated; NULL: any). */
+    const char *const (*transitions)[2];
+    const char *const *initial_statuses;
     /* Domain rules over the whole new state (before is NULL on create). */
     void (*check)(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r);
     /* Checks that need I/O (e.g. resolving a webhook's host); answers the request
@@ -61,6 +68,9 @@ typedef struct resource {
     void (*after_write)(void);
     /* Internal members ('_'-prefixed) an update carries over, NULL-terminated. */
     const char *const *keep_internal;
+    /* Public members the audit trail leaves out of before/after (bulky frozen
+     * copies, e.g. a publication's items), NULL-terminated. */
+    const char *const *audit_omit;
 } resource;
 
 extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
@@ -70,5 +80,13 @@ extern const resource RES_WEBHOOK, RES_DELIVERY, RES_EVENT;
 
 /* Every resource, NULL-terminated (routing, indexes, reference scans). */
 extern const resource *const RESOURCES[];
+
+/* Whether the descriptor declares its read, write and delete roles. */
+bool resource_roles_declared(const resource *res);
+
+/* Every rule of a descriptor beyond the schema, as the write path applies them:
+ * its check, then its lifecycle (transitions, initial statuses). before is NULL
+ * for a create. r->status 0: fine; 400: see errs; 422: see r->detail. */
+void resource_rules(const resource *res, const cJSON *before, const cJSON *after, verrors *errs, rule_result *r);
 
 #endif

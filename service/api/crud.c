@@ -10,6 +10,7 @@
 #include "subreg/json.h"
 #include "subreg/log.h"
 #include "subreg/resource.h"
+#include "subreg/write.h"
 
 #define IDEMPOTENCY_COLLECTION "idempotency"
 
@@ -31,58 +32,11 @@ void respond_store_error(req *r, store_status st)
     }
 }
 
-/* The stored document as clients see it: internal members removed. */
-static void to_public(cJSON *doc)
-{
-    cJSON *c = doc->child;
-    while (c) {
-        cJSON *next = c->next;
-        if (c->string[0] == '_') cJSON_Delete(cJSON_DetachItemViaPointer(doc, c));
-        c = next;
-    }
-}
-
-cJSON *audit_record_by(const char *actor, const char *request_id, const resource *res, const char *action,
-                              const char *id, int64_t version, const char *at, const cJSON *before,
-                              const cJSON *after)
-{
-    cJSON *a = cJSON_CreateObject();
-    char *aid = new_id("au_");
-    cJSON_AddStringToObject(a, "id", aid);
-    free(aid);
-    cJSON_AddStringToObject(a, "at", at);
-    cJSON_AddStringToObject(a, "actor", actor);
-    cJSON_AddStringToObject(a, "action", action);
-    cJSON_AddStringToObject(a, "entity_type", res->type);
-    cJSON_AddStringToObject(a, "entity_id", id);
-    cJSON_AddNumberToObject(a, "entity_version", (double)version);
-    cJSON_AddStringToObject(a, "request_id", request_id);
-    /* Internal members (secrets, seed hashes, claim state) never enter the trail. */
-    cJSON *b = before ? cJSON_Duplicate(before, 1) : cJSON_CreateNull();
-    cJSON *f = after ? cJSON_Duplicate(after, 1) : cJSON_CreateNull();
-    if (before) to_public(b);
-    if (after) to_public(f);
-    cJSON_AddItemToObject(a, "before", b);
-    cJSON_AddItemToObject(a, "after", f);
-    return a;
-}
-
-cJSON *crud_audit_record(const req *r, const resource *res, const char *action, const char *id, int64_t version,
-                         const char *at, const cJSON *before, const cJSON *after)
-{
-    return audit_record_by(r->who.sub, r->request_id, res, action, id, version, at, before, after);
-}
-
-/* Server-owned members in their fixed order, then the client's fields. */
-static cJSON *assemble(const resource *res, const char *id, int64_t version, const char *created, const char *updated,
-                       const cJSON *client)
+/* The client's fields in the order of the field table: stable, readable
+ * documents (doc_write puts the server-owned members in front). */
+static cJSON *assemble(const resource *res, const cJSON *client)
 {
     cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "id", id);
-    cJSON_AddNumberToObject(doc, "version", (double)version);
-    cJSON_AddStringToObject(doc, "created_at", created);
-    cJSON_AddStringToObject(doc, "updated_at", updated);
-    /* Members in the order of the field table: stable, readable documents. */
     for (const field *f = res->fields; f->name; f++) {
         const cJSON *c = json_get(client, f->name);
         if (c && !(f->flags & FF_READONLY) && strcmp(f->name, "id") != 0)
@@ -91,13 +45,13 @@ static cJSON *assemble(const resource *res, const char *id, int64_t version, con
     return doc;
 }
 
+/* The descriptor's domain rules, then its lifecycle (400 and 422 answered here). */
 static bool check_rules(req *r, const resource *res, const cJSON *before, const cJSON *after)
 {
-    if (!res->check) return true;
     verrors errs;
     verrors_init(&errs);
     rule_result rr = {0};
-    res->check(before, after, &errs, &rr);
+    resource_rules(res, before, after, &errs, &rr);
     if (rr.status == 400) respond_validation(r, &errs);
     else if (rr.status == 422) respond_problem(r, 422, "unprocessable-entity", rr.detail);
     verrors_free(&errs);
@@ -340,7 +294,7 @@ static void handle_create(req *r)
     verrors_init(&errs);
     cJSON *doc = NULL;
     char *id = NULL, *out = NULL;
-    char loc[256] = "", at[32];
+    char loc[256] = "";
     schema_apply_defaults(res->fields, body);
     if (!schema_validate(res->fields, body, &errs)) {
         respond_validation(r, &errs);
@@ -349,25 +303,12 @@ static void handle_create(req *r)
     if (!check_rules(r, res, NULL, body) || !check_refs(r, res, body)) goto done;
     if (res->io_check && !res->io_check(r, body)) goto done;
     id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
-    /* A client-chosen id may have existed before: its history goes on. */
-    int64_t first = 1;
-    if (res->client_ids) {
-        store_status lst = store_last_version(res->type, id, &first);
-        if (lst != ST_OK) {
-            respond_store_error(r, lst);
-            goto done;
-        }
-        first++;
-    }
-    format_rfc3339(now_ms(), at);
-    doc = assemble(res, id, first, at, at, body);
-    cJSON *rec = crud_audit_record(r, res, "create", id, first, at, NULL, doc);
+    doc = assemble(res, body);
     cJSON *extra = cJSON_CreateObject();
     if (res->on_create) res->on_create(doc, extra);
-    store_status st = store_write(res->collection, id, 0, doc, rec);
-    cJSON_Delete(rec);
-    if (st == ST_OK && res->after_write) res->after_write();
-    to_public(doc);
+    int64_t version = 0;
+    store_status st = doc_write(res, REQ_ORIGIN(r), NULL, id, NULL, doc, &version);
+    doc_public(doc);
     while (extra->child) {
         cJSON *m = extra->child;
         char *name = xstrdup(m->string);
@@ -381,7 +322,7 @@ static void handle_create(req *r)
     }
     snprintf(loc, sizeof loc, "%s/%s", res->path, id);
     req_add_header(r, "Location", loc);
-    req_add_etag(r, first);
+    req_add_etag(r, version);
     out = json_dump(doc);
     respond(r, 201, "application/json", out, strlen(out));
 done:
@@ -416,7 +357,7 @@ static void handle_get(req *r)
         respond_store_error(r, st);
         return;
     }
-    to_public(doc);
+    doc_public(doc);
     int64_t version = (int64_t)cJSON_GetNumberValue(json_get(doc, "version"));
     req_add_etag(r, version);
     if (if_none_match_hits(r, version)) respond_empty(r, 304);
@@ -517,7 +458,7 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
     }
     cJSON *last = NULL;
     for (cJSON *c = items->child; c; c = c->next) {
-        to_public(c);
+        doc_public(c);
         last = c;
     }
     cJSON *page = cJSON_CreateObject();
@@ -558,9 +499,9 @@ static void carry_server_state(const resource *res, const cJSON *raw, cJSON *doc
 }
 
 /* Loads the current state for a conditional write if If-Match allows its
- * version, with the version to expect in the write; 404 and 412 answered here.
- * *raw (optional) receives the stored document with its internal members. */
-static cJSON *load_for_write_raw(req *r, const resource *res, const char *if_match, int64_t *expect, cJSON **raw)
+ * version; 404 and 412 answered here. Returns the public view; *raw receives the
+ * stored document with its internal members (the write's "before"). */
+static cJSON *load_for_write(req *r, const resource *res, const char *if_match, cJSON **raw)
 {
     cJSON *cur = NULL;
     store_status st = store_get(res->collection, r->param, &cur);
@@ -568,16 +509,15 @@ static cJSON *load_for_write_raw(req *r, const resource *res, const char *if_mat
         respond_store_error(r, st);
         return NULL;
     }
-    *expect = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
     char etag[32];
-    snprintf(etag, sizeof etag, "\"%lld\"", (long long)*expect);
+    snprintf(etag, sizeof etag, "\"%lld\"", (long long)cJSON_GetNumberValue(json_get(cur, "version")));
     if (!if_match_allows(if_match, etag)) {
         respond_store_error(r, ST_STALE);
         cJSON_Delete(cur);
         return NULL;
     }
-    if (raw) *raw = cJSON_Duplicate(cur, 1);
-    to_public(cur);
+    *raw = cJSON_Duplicate(cur, 1);
+    doc_public(cur);
     return cur;
 }
 
@@ -586,7 +526,6 @@ static void handle_patch(req *r)
     const resource *res = r->route->data;
     cJSON *patch = req_json_body(r, "application/merge-patch+json");
     if (!patch) return;
-    int64_t expect;
     cJSON *cur = NULL, *client = NULL, *doc = NULL, *raw = NULL;
     verrors errs;
     verrors_init(&errs);
@@ -596,7 +535,7 @@ static void handle_patch(req *r)
         respond_validation(r, &errs);
         goto done;
     }
-    if (!(cur = load_for_write_raw(r, res, if_match, &expect, &raw))) goto done;
+    if (!(cur = load_for_write(r, res, if_match, &raw))) goto done;
     client = cJSON_Duplicate(cur, 1);
     schema_strip_server_fields(res->fields, client);
     merge_patch(client, patch);
@@ -606,22 +545,17 @@ static void handle_patch(req *r)
     }
     if (!check_rules(r, res, cur, client) || !check_refs(r, res, client)) goto done;
     if (res->io_check && !res->io_check(r, client)) goto done;
-    char at[32];
-    format_rfc3339(now_ms(), at);
-    const char *created = json_get_str(cur, "created_at");
-    doc = assemble(res, r->param, expect + 1, created ? created : at, at, client);
+    doc = assemble(res, client);
     carry_server_state(res, raw, doc);
     if (res->on_update) res->on_update(cur, doc);
-    cJSON *rec = crud_audit_record(r, res, "update", r->param, expect + 1, at, cur, doc);
-    store_status st = store_write(res->collection, r->param, expect, doc, rec);
-    cJSON_Delete(rec);
-    if (st == ST_OK && res->after_write) res->after_write();
+    int64_t version = 0;
+    store_status st = doc_write(res, REQ_ORIGIN(r), NULL, r->param, raw, doc, &version);
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
     }
-    req_add_etag(r, expect + 1);
-    to_public(doc);
+    req_add_etag(r, version);
+    doc_public(doc);
     respond_json(r, 200, doc);
 done:
     verrors_free(&errs);
@@ -635,22 +569,17 @@ done:
 static void handle_delete(req *r)
 {
     const resource *res = r->route->data;
-    int64_t expect;
     const char *if_match = req_if_match(r);
     if (!if_match) return;
-    cJSON *cur = load_for_write_raw(r, res, if_match, &expect, NULL);
+    cJSON *raw = NULL;
+    cJSON *cur = load_for_write(r, res, if_match, &raw);
     if (!cur) return;
-    if (refuse_if_referenced(r, res->collection, r->param)) {
-        cJSON_Delete(cur);
-        return;
-    }
-    char at[32];
-    format_rfc3339(now_ms(), at);
-    cJSON *rec = crud_audit_record(r, res, "delete", r->param, expect + 1, at, cur, NULL);
-    store_status st = store_write(res->collection, r->param, expect, NULL, rec);
-    cJSON_Delete(rec);
+    store_status st = ST_OK;
+    if (!refuse_if_referenced(r, res->collection, r->param))
+        st = doc_write(res, REQ_ORIGIN(r), NULL, r->param, raw, NULL, NULL);
+    cJSON_Delete(raw);
     cJSON_Delete(cur);
-    if (st == ST_OK && res->after_write) res->after_write();
+    if (r->responded) return;
     if (st != ST_OK) {
         respond_store_error(r, st);
         return;
@@ -663,8 +592,12 @@ int crud_routes(route *out, int cap)
     int n = 0;
     for (int i = 0; RESOURCES[i]; i++) {
         const resource *res = RESOURCES[i];
+        if (!resource_roles_declared(res)) {
+            log_msgf(LOG_ERROR, "resource %s declares no read, write or delete role: no routes", res->type);
+            return -1;
+        }
         const char *item = res->item_path;
-        role read = res->read_role ? res->read_role : ROLE_READER;
+        role read = res->read_role;
         const route rs[] = {
             {"GET", res->path, handle_list, read, res, 0},
             {"POST", res->path, handle_create, res->write_role, res, 0},
@@ -712,7 +645,7 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
     verrors_init(&errs);
     rule_result rr = {0};
     bool valid = schema_validate(res->fields, seed, &errs);
-    if (valid && res->check) res->check(NULL, seed, &errs, &rr);
+    if (valid) resource_rules(res, NULL, seed, &errs, &rr);
     const char *id = json_get_str(seed, "id");
     if (!valid || rr.status != 0 || !id) {
         char *e = json_dump(errs.list);
@@ -732,25 +665,21 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
 
     const cJSON *log = find_by_id(logs, log_id);
     cJSON *cur = cJSON_Duplicate(find_by_id(docs, id), 1);
-    cJSON *doc = NULL, *rec = NULL;
+    cJSON *doc = NULL;
     store_status st = ST_OK;
     const char *logged = log ? json_get_str(log, "hash") : NULL;
+    const write_origin by = {SEED_ACTOR, run_id, 0};
     if (!cur && !log) {
-        doc = assemble(res, id, 1, at, at, seed);
-        rec = audit_record_by(SEED_ACTOR, run_id, res, "create", id, 1, at, NULL, doc);
+        doc = assemble(res, seed);
         cJSON_AddStringToObject(doc, "_seed_hash", hash);
-        st = store_write(res->collection, id, 0, doc, rec);
+        st = doc_write(res, &by, NULL, id, NULL, doc, NULL);
         if (st == ST_OK) (*inserted)++;
     } else if (cur && log && (!logged || strcmp(logged, hash) != 0)) {
         const char *was = json_get_str(cur, "_seed_hash");
         if (was && strcmp(was, hash) != 0) {
-            int64_t v = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
-            const char *created = json_get_str(cur, "created_at");
-            doc = assemble(res, id, v + 1, created ? created : at, at, seed);
-            to_public(cur);
-            rec = audit_record_by(SEED_ACTOR, run_id, res, "update", id, v + 1, at, cur, doc);
+            doc = assemble(res, seed);
             cJSON_AddStringToObject(doc, "_seed_hash", hash);
-            st = store_write(res->collection, id, v, doc, rec);
+            st = doc_write(res, &by, NULL, id, cur, doc, NULL);
             if (st == ST_OK) (*updated)++;
         }
     }
@@ -768,7 +697,6 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
         }
         cJSON_Delete(entry);
     }
-    cJSON_Delete(rec);
     cJSON_Delete(doc);
     cJSON_Delete(cur);
     return st;

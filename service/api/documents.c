@@ -37,6 +37,7 @@ const resource RES_DOCUMENT = {
     .fields = DOCUMENT_FIELDS,
     .filters = DOCUMENT_FILTERS,
     .routes = R_LIST, /* the rest is below */
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
 };
@@ -68,9 +69,8 @@ static void handle_upload(req *r)
         respond_problem(r, 400, "malformed-request", "filename: 1 to 200 characters, no control characters, / \\ or \"");
         return;
     }
-    char sha[65], at[32];
+    char sha[65];
     sha256_hex(r->body, r->body_len, sha);
-    format_rfc3339(now_ms(), at);
     char *id = new_id("doc_");
     store_status st = store_put_chunks(id, (const unsigned char *)r->body, r->body_len, CHUNK_BYTES);
     if (st != ST_OK) {
@@ -80,18 +80,12 @@ static void handle_upload(req *r)
         return;
     }
     cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "id", id);
-    cJSON_AddNumberToObject(doc, "version", 1);
-    cJSON_AddStringToObject(doc, "created_at", at);
-    cJSON_AddStringToObject(doc, "updated_at", at);
     if (filename) cJSON_AddStringToObject(doc, "filename", filename);
     cJSON_AddStringToObject(doc, "content_type", "application/pdf");
     cJSON_AddNumberToObject(doc, "size", (double)r->body_len);
     cJSON_AddStringToObject(doc, "sha256", sha);
     cJSON_AddStringToObject(doc, "uploaded_by", r->who.sub);
-    cJSON *rec = crud_audit_record(r, &RES_DOCUMENT, "create", id, 1, at, NULL, doc);
-    st = store_write(RES_DOCUMENT.collection, id, 0, doc, rec);
-    cJSON_Delete(rec);
+    st = doc_write(&RES_DOCUMENT, REQ_ORIGIN(r), NULL, id, NULL, doc, NULL);
     if (st != ST_OK) {
         store_delete_chunks(id);
         respond_store_error(r, st);
@@ -183,12 +177,7 @@ static void handle_delete_document(req *r)
         cJSON_Delete(meta);
         return;
     }
-    char at[32];
-    format_rfc3339(now_ms(), at);
-    int64_t v = (int64_t)cJSON_GetNumberValue(json_get(meta, "version"));
-    cJSON *rec = crud_audit_record(r, &RES_DOCUMENT, "delete", r->param, v + 1, at, meta, NULL);
-    store_status st = store_write(RES_DOCUMENT.collection, r->param, v, NULL, rec);
-    cJSON_Delete(rec);
+    store_status st = doc_write(&RES_DOCUMENT, REQ_ORIGIN(r), NULL, r->param, meta, NULL, NULL);
     cJSON_Delete(meta);
     if (st != ST_OK) {
         respond_store_error(r, st);

@@ -72,6 +72,7 @@ const resource RES_OBJECTION = {
     .parent_field = "publication_id",
     .fields = OBJECTION_FIELDS,
     .filters = OBJECTION_FILTERS,
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = objection_check,
@@ -86,6 +87,11 @@ const resource RES_PUBLICATION = {
     .item_path = "/v1/publications/{id}",
     .fields = PUBLICATION_FIELDS,
     .filters = (const filter_def[]){{0}},
+    .read_role = ROLE_READER,
+    .write_role = ROLE_ADMIN,
+    .delete_role = ROLE_ADMIN,
+    /* the audit trail keeps the summary and diff, not the frozen items */
+    .audit_omit = (const char *const[]){"items", NULL},
 };
 
 /* ---- loading publications ------------------------------------------------ */
@@ -119,16 +125,6 @@ static int64_t ts_ms(const cJSON *doc, const char *name)
     int64_t ms = 0;
     const char *s = json_get_str(doc, name);
     return s && parse_rfc3339(s, &ms) ? ms : 0;
-}
-
-static cJSON *strip_internal(cJSON *doc)
-{
-    for (cJSON *m = doc->child; m;) {
-        cJSON *next = m->next;
-        if (m->string[0] == '_') cJSON_Delete(cJSON_DetachItemViaPointer(doc, m));
-        m = next;
-    }
-    return doc;
 }
 
 /* ---- the in-memory public snapshot ----------------------------------------- */
@@ -338,29 +334,17 @@ static int sched_poll_ms;
 static void record_effective(cJSON *pub, int64_t now)
 {
     const char *id = json_get_str(pub, "id");
-    int64_t v = (int64_t)cJSON_GetNumberValue(json_get(pub, "version"));
     char at[32];
     format_rfc3339(now, at);
-    cJSON *before = strip_internal(cJSON_Duplicate(pub, 1));
-    cJSON *after = cJSON_Duplicate(before, 1);
-    cJSON_ReplaceItemInObject(after, "version", cJSON_CreateNumber((double)(v + 1)));
-    cJSON_ReplaceItemInObject(after, "updated_at", cJSON_CreateString(at));
+    cJSON *after = cJSON_Duplicate(pub, 1);
     cJSON_AddStringToObject(after, "effective_recorded_at", at);
     char *rid = new_id("sched_");
-    /* The audit record keeps the summary and diff, not the frozen items. */
-    cJSON *b_short = cJSON_Duplicate(before, 1), *a_short = cJSON_Duplicate(after, 1);
-    cJSON_DeleteItemFromObject(b_short, "items");
-    cJSON_DeleteItemFromObject(a_short, "items");
-    cJSON *rec = audit_record_by(SCHEDULER_ACTOR, rid, &RES_PUBLICATION, "effective", id, v + 1, at, b_short, a_short);
-    store_status st = store_write(PUBLICATIONS, id, v, after, rec);
+    store_status st = doc_write(&RES_PUBLICATION, &(write_origin){SCHEDULER_ACTOR, rid, now}, "effective", id, pub,
+                                after, NULL);
     if (st == ST_OK) log_msgf(LOG_INFO, "publication %s took effect", id);
     else if (st != ST_STALE) log_msgf(LOG_WARN, "publication %s: recording its effect failed (%s)", id, store_status_name(st));
     free(rid);
-    cJSON_Delete(rec);
-    cJSON_Delete(b_short);
-    cJSON_Delete(a_short);
     cJSON_Delete(after);
-    cJSON_Delete(before);
 }
 
 static void refresh(void)
@@ -480,7 +464,7 @@ static void handle_publish(req *r)
     if (!body) return;
     verrors errs;
     verrors_init(&errs);
-    cJSON *subs = NULL, *pubs = NULL, *items = NULL, *diff = NULL, *doc = NULL, *rec = NULL;
+    cJSON *subs = NULL, *pubs = NULL, *items = NULL, *diff = NULL, *doc = NULL;
     if (!schema_validate(CREATE_FIELDS, body, &errs)) {
         respond_validation(r, &errs);
         goto done;
@@ -539,10 +523,6 @@ static void handle_publish(req *r)
     if (eff > now && eff < until) until = eff;
     format_rfc3339(until, deadline);
     doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "id", id);
-    cJSON_AddNumberToObject(doc, "version", 1);
-    cJSON_AddStringToObject(doc, "created_at", at);
-    cJSON_AddStringToObject(doc, "updated_at", at);
     cJSON_AddNumberToObject(doc, "number", number);
     cJSON_AddStringToObject(doc, "published_at", at);
     cJSON_AddStringToObject(doc, "published_by", r->who.sub);
@@ -553,11 +533,7 @@ static void handle_publish(req *r)
     cJSON_AddItemToObject(doc, "summary", cJSON_Duplicate(json_get(body, "summary"), 1));
     cJSON_AddItemToObject(doc, "diff", cJSON_Duplicate(diff, 1));
     cJSON_AddItemToObject(doc, "items", cJSON_Duplicate(items, 1));
-    cJSON *audit_after = cJSON_Duplicate(doc, 1);
-    cJSON_DeleteItemFromObject(audit_after, "items");
-    rec = crud_audit_record(r, &RES_PUBLICATION, "create", id, 1, at, NULL, audit_after);
-    cJSON_Delete(audit_after);
-    st = store_write(PUBLICATIONS, id, 0, doc, rec);
+    st = doc_write(&RES_PUBLICATION, &(write_origin){r->who.sub, r->request_id, now}, NULL, id, NULL, doc, NULL);
     if (st == ST_DUPLICATE) {
         respond_problem(r, 409, "conflict", "another publication was created at the same moment; retry");
         goto done;
@@ -575,7 +551,6 @@ static void handle_publish(req *r)
     respond_json(r, 201, doc);
 done:
     verrors_free(&errs);
-    cJSON_Delete(rec);
     cJSON_Delete(doc);
     cJSON_Delete(diff);
     cJSON_Delete(items);
@@ -596,7 +571,7 @@ static void handle_publications(req *r)
     cJSON *out = cJSON_CreateObject();
     cJSON *items = cJSON_AddArrayToObject(out, "items");
     while (pubs->child) {
-        cJSON *p = strip_internal(cJSON_DetachItemViaPointer(pubs, pubs->child));
+        cJSON *p = doc_public(cJSON_DetachItemViaPointer(pubs, pubs->child));
         cJSON_DeleteItemFromObject(p, "items");
         add_objection_counts(p);
         cJSON_InsertItemInArray(items, 0, p);
@@ -615,7 +590,7 @@ static void handle_publication(req *r)
         respond_store_error(r, st);
         return;
     }
-    strip_internal(p);
+    doc_public(p);
     add_objection_counts(p);
     req_add_etag(r, (int64_t)cJSON_GetNumberValue(json_get(p, "version")));
     respond_json(r, 200, p);
@@ -784,9 +759,9 @@ static void handle_public_html(req *r)
 int publication_routes(route *out, int cap)
 {
     const route rs[] = {
-        {"POST", "/v1/publications", handle_publish, ROLE_ADMIN, NULL, 0},
-        {"GET", "/v1/publications", handle_publications, ROLE_READER, NULL, 0},
-        {"GET", "/v1/publications/{id}", handle_publication, ROLE_READER, NULL, 0},
+        {"POST", "/v1/publications", handle_publish, RES_PUBLICATION.write_role, NULL, 0},
+        {"GET", "/v1/publications", handle_publications, RES_PUBLICATION.read_role, NULL, 0},
+        {"GET", "/v1/publications/{id}", handle_publication, RES_PUBLICATION.read_role, NULL, 0},
         {"GET", "/public/v1/subprocessors", handle_public_list, ROLE_NONE, NULL, 0},
         {"GET", "/public/v1/subprocessors/versions", handle_public_versions, ROLE_NONE, NULL, 0},
         {"GET", "/public/v1/subprocessors/versions/{id}", handle_public_version, ROLE_NONE, NULL, 0},

@@ -35,23 +35,6 @@ static bool dates_ordered(const cJSON *doc, const char *a, const char *b)
     return !x || !y || strcmp(x, y) <= 0;
 }
 
-static bool transition_ok(const char *const (*allowed)[2], size_t n, const cJSON *before, const cJSON *after)
-{
-    const char *from = before ? json_get_str(before, "status") : NULL;
-    const char *to = json_get_str(after, "status");
-    if (!from || !to || strcmp(from, to) == 0) return true;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(allowed[i][0], from) == 0 && strcmp(allowed[i][1], to) == 0) return true;
-    return false;
-}
-
-static void refuse_transition(const cJSON *before, const cJSON *after, rule_result *r)
-{
-    r->status = 422;
-    snprintf(r->detail, sizeof r->detail, "status cannot change from %s to %s", json_get_str(before, "status"),
-             json_get_str(after, "status"));
-}
-
 /* ---- agreements ---------------------------------------------------------- */
 
 static const char *const AGREEMENT_TYPES[] = {"dpa", "msa", "sla", "nda", "other", NULL};
@@ -100,15 +83,12 @@ static void agreement_check(const cJSON *before, const cJSON *after, verrors *er
     if (self && by && strcmp(self, by) == 0) verrors_add(errs, "/superseded_by", "an agreement cannot supersede itself");
     if (str_is(after, "type", "dpa") && str_is(after, "authorisation", "general") && !has(after, "notice_days"))
         verrors_add(errs, "/notice_days", "required for a DPA with general authorisation (Art. 28(2))");
-    if (errs->count) {
-        r->status = 400;
-        return;
-    }
-    static const char *const allowed[][2] = {{"draft", "active"},      {"draft", "terminated"},
-                                             {"active", "expired"},    {"active", "terminated"},
-                                             {"active", "superseded"}, {"expired", "active"}};
-    if (!transition_ok(allowed, sizeof allowed / sizeof allowed[0], before, after)) refuse_transition(before, after, r);
+    if (errs->count) r->status = 400;
 }
+
+static const char *const AGREEMENT_TRANSITIONS[][2] = {
+    {"draft", "active"},    {"draft", "terminated"},  {"active", "expired"},
+    {"active", "terminated"}, {"active", "superseded"}, {"expired", "active"}, {NULL, NULL}};
 
 const resource RES_AGREEMENT = {
     .type = "agreement",
@@ -118,9 +98,11 @@ const resource RES_AGREEMENT = {
     .id_prefix = "ag_",
     .fields = AGREEMENT_FIELDS,
     .filters = AGREEMENT_FILTERS,
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = agreement_check,
+    .transitions = AGREEMENT_TRANSITIONS,
 };
 
 /* ---- transfers ------------------------------------------------------------ */
@@ -220,6 +202,7 @@ const resource RES_TRANSFER = {
     .id_prefix = "tr_",
     .fields = TRANSFER_FIELDS,
     .filters = TRANSFER_FILTERS,
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = transfer_check,
@@ -264,6 +247,7 @@ static const filter_def TOM_FILTERS[] = {
 
 static void tom_check(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r)
 {
+    (void)before;
     bool sp = str_is(after, "owner", "subprocessor");
     if (sp && !has(after, "subprocessor_id"))
         verrors_add(errs, "/subprocessor_id", "required when the owner is a subprocessor");
@@ -271,14 +255,12 @@ static void tom_check(const cJSON *before, const cJSON *after, verrors *errs, ru
         verrors_add(errs, "/subprocessor_id", "only when the owner is a subprocessor");
     if (!dates_ordered(after, "effective_on", "next_review_on"))
         verrors_add(errs, "/next_review_on", "must not be before effective_on");
-    if (errs->count) {
-        r->status = 400;
-        return;
-    }
-    static const char *const allowed[][2] = {
-        {"draft", "active"}, {"active", "superseded"}, {"active", "archived"}, {"superseded", "archived"}, {"draft", "archived"}};
-    if (!transition_ok(allowed, sizeof allowed / sizeof allowed[0], before, after)) refuse_transition(before, after, r);
+    if (errs->count) r->status = 400;
 }
+
+static const char *const TOM_TRANSITIONS[][2] = {{"draft", "active"},       {"active", "superseded"},
+                                                 {"active", "archived"},    {"superseded", "archived"},
+                                                 {"draft", "archived"},     {NULL, NULL}};
 
 const resource RES_TOM = {
     .type = "tom_document",
@@ -288,9 +270,11 @@ const resource RES_TOM = {
     .id_prefix = "tom_",
     .fields = TOM_FIELDS,
     .filters = TOM_FILTERS,
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = tom_check,
+    .transitions = TOM_TRANSITIONS,
 };
 
 /* ---- customers (controllers) --------------------------------------------- */
@@ -337,6 +321,7 @@ const resource RES_CUSTOMER = {
     .id_prefix = "cu_",
     .fields = CUSTOMER_FIELDS,
     .filters = CUSTOMER_FILTERS,
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = NULL,

@@ -153,43 +153,23 @@ static const filter_def FILTERS[] = {
     {0},
 };
 
-/* proposed → active → retired; a proposal can be withdrawn (proposed → retired),
- * and a retired subprocessor can be proposed again. Anything else skips the
- * notice the customers are owed (Art. 28(2)). */
-static bool transition_allowed(const char *from, const char *to)
-{
-    if (strcmp(from, to) == 0) return true;
-    static const char *const allowed[][2] = {
-        {"proposed", "active"}, {"proposed", "retired"}, {"active", "retired"}, {"retired", "proposed"}};
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-        if (strcmp(allowed[i][0], from) == 0 && strcmp(allowed[i][1], to) == 0) return true;
-    return false;
-}
-
 static void check(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r)
 {
+    (void)before;
     const char *last = json_get_str(after, "last_review_on");
     const char *next = json_get_str(after, "next_review_on");
     if (last && next && strcmp(next, last) < 0) {
         verrors_add(errs, "/next_review_on", "must not be before last_review_on");
         r->status = 400;
-        return;
-    }
-    if (!before) {
-        const char *st = json_get_str(after, "status");
-        if (st && strcmp(st, "retired") == 0) {
-            r->status = 422;
-            snprintf(r->detail, sizeof r->detail, "a subprocessor cannot be created as retired");
-        }
-        return;
-    }
-    const char *from = json_get_str(before, "status");
-    const char *to = json_get_str(after, "status");
-    if (from && to && !transition_allowed(from, to)) {
-        r->status = 422;
-        snprintf(r->detail, sizeof r->detail, "status cannot change from %s to %s", from, to);
     }
 }
+
+/* proposed → active → retired; a proposal can be withdrawn (proposed → retired),
+ * and a retired subprocessor can be proposed again. Anything else skips the
+ * notice the customers are owed (Art. 28(2)). */
+static const char *const TRANSITIONS[][2] = {
+    {"proposed", "active"}, {"proposed", "retired"}, {"active", "retired"}, {"retired", "proposed"}, {NULL, NULL}};
+static const char *const INITIAL[] = {"proposed", "active", NULL};
 
 const resource RES_SUBPROCESSOR = {
     .type = "subprocessor",
@@ -199,8 +179,11 @@ const resource RES_SUBPROCESSOR = {
     .id_prefix = "sp_",
     .fields = FIELDS,
     .filters = FILTERS,
+    .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = check,
+    .transitions = TRANSITIONS,
+    .initial_statuses = INITIAL,
 };
 

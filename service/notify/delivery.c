@@ -293,7 +293,6 @@ static cJSON *attempt_entry(const job *j, const char *at)
 
 typedef struct {
     const char *id;
-    int64_t version;
     bool ok, gone;
 } hook_health;
 
@@ -317,9 +316,6 @@ static void update_health(const cJSON *hook, const hook_health *h, int64_t now)
     if (h->ok && !failing) return;
     if (!h->ok && failing && !disable) return;
     cJSON *doc = cJSON_Duplicate(hook, 1);
-    int64_t v = h->version;
-    cJSON_ReplaceItemInObject(doc, "version", cJSON_CreateNumber((double)(v + 1)));
-    cJSON_ReplaceItemInObject(doc, "updated_at", cJSON_CreateString(at));
     cJSON_DeleteItemFromObject(doc, "failing_since");
     if (!h->ok) cJSON_AddStringToObject(doc, "failing_since", failing ? failing : at);
     if (disable) {
@@ -328,17 +324,10 @@ static void update_health(const cJSON *hook, const hook_health *h, int64_t now)
         cJSON_AddStringToObject(doc, "disabled_reason", reason);
         log_msgf(LOG_WARN, "webhook %s disabled: %s", h->id, reason);
     }
-    cJSON *before = cJSON_Duplicate(hook, 1), *after = cJSON_Duplicate(doc, 1);
-    cJSON_DeleteItemFromObject(before, "_secrets");
-    cJSON_DeleteItemFromObject(after, "_secrets");
     char *rid = new_id("dlv_");
-    cJSON *rec = audit_record_by(ACTOR, rid, &RES_WEBHOOK, "update", h->id, v + 1, at, before, after);
-    store_write(RES_WEBHOOK.collection, h->id, v, doc, rec); /* stale: an admin wrote; next round */
-    notify_webhooks_changed();
+    /* ST_STALE: an admin changed the subscription meanwhile; the next round sees it. */
+    doc_write(&RES_WEBHOOK, &(write_origin){ACTOR, rid, now}, NULL, h->id, hook, doc, NULL);
     free(rid);
-    cJSON_Delete(rec);
-    cJSON_Delete(before);
-    cJSON_Delete(after);
     cJSON_Delete(doc);
 }
 
@@ -434,7 +423,6 @@ static store_status record(job *jobs, cJSON **dues, cJSON **prior, int n, const 
             h = &hs[nh++];
             slot[pos] = nh;
             h->id = json_get_str(hook, "id");
-            h->version = (int64_t)cJSON_GetNumberValue(json_get(hook, "version"));
         } else if (hook) {
             h = &hs[slot[pos] - 1];
         }

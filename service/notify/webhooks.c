@@ -238,16 +238,6 @@ const resource RES_EVENT = {
 /* ---- actions -------------------------------------------------------------- */
 
 
-static cJSON *strip(cJSON *doc)
-{
-    for (cJSON *m = doc->child; m;) {
-        cJSON *next = m->next;
-        if (m->string[0] == '_') cJSON_Delete(cJSON_DetachItemViaPointer(doc, m));
-        m = next;
-    }
-    return doc;
-}
-
 static void handle_rotate(req *r)
 {
     if (!req_check_query(r, NULL)) return;
@@ -257,14 +247,11 @@ static void handle_rotate(req *r)
         respond_store_error(r, st);
         return;
     }
-    int64_t v = (int64_t)cJSON_GetNumberValue(json_get(cur, "version"));
     int64_t now = now_ms();
     char at[32], until[32];
     format_rfc3339(now, at);
     format_rfc3339(now + (int64_t)NS.rotation_overlap_s * 1000, until);
     cJSON *doc = cJSON_Duplicate(cur, 1);
-    cJSON_ReplaceItemInObject(doc, "version", cJSON_CreateNumber((double)(v + 1)));
-    cJSON_ReplaceItemInObject(doc, "updated_at", cJSON_CreateString(at));
     cJSON_DeleteItemFromObject(doc, "secret_rotated_at");
     cJSON_AddStringToObject(doc, "secret_rotated_at", at);
     /* Keep the secrets still valid; the newest so far expires after the overlap. */
@@ -284,24 +271,19 @@ static void handle_rotate(req *r)
     cJSON_AddItemToArray(secrets, fresh);
     cJSON_DeleteItemFromObject(doc, "_secrets");
     cJSON_AddItemToObject(doc, "_secrets", secrets);
-    cJSON *before = strip(cJSON_Duplicate(cur, 1)), *after = strip(cJSON_Duplicate(doc, 1));
-    cJSON *rec = crud_audit_record(r, &RES_WEBHOOK, "update", r->param, v + 1, at, before, after);
-    st = store_write(RES_WEBHOOK.collection, r->param, v, doc, rec);
-    notify_webhooks_changed();
+    int64_t v = 0;
+    st = doc_write(&RES_WEBHOOK, &(write_origin){r->who.sub, r->request_id, now}, NULL, r->param, cur, doc, &v);
     if (st != ST_OK) {
         respond_store_error(r, st);
     } else {
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "secret", secret);
         cJSON_AddStringToObject(out, "previous_secrets_valid_until", until);
-        req_add_etag(r, v + 1);
+        req_add_etag(r, v);
         respond_json(r, 200, out);
         cJSON_Delete(out);
     }
     free(secret);
-    cJSON_Delete(rec);
-    cJSON_Delete(before);
-    cJSON_Delete(after);
     cJSON_Delete(doc);
     cJSON_Delete(cur);
 }
@@ -334,7 +316,7 @@ static void handle_redeliver(req *r)
     if (st != ST_OK) {
         respond_store_error(r, st);
     } else {
-        strip(now);
+        doc_public(now);
         respond_json(r, 202, now);
     }
     cJSON_Delete(now);

@@ -167,7 +167,7 @@ static int rule_status(const char *from, const char *to)
     verrors e;
     verrors_init(&e);
     rule_result r = {0};
-    RES_SUBPROCESSOR.check(before, after, &e, &r);
+    resource_rules(&RES_SUBPROCESSOR, before, after, &e, &r);
     verrors_free(&e);
     cJSON_Delete(before);
     cJSON_Delete(after);
@@ -189,7 +189,7 @@ static void test_lifecycle(void **state)
     verrors e;
     verrors_init(&e);
     rule_result r = {0};
-    RES_SUBPROCESSOR.check(NULL, d, &e, &r);
+    resource_rules(&RES_SUBPROCESSOR, NULL, d, &e, &r);
     assert_int_equal(r.status, 422);
     verrors_free(&e);
     cJSON_Delete(d);
@@ -204,7 +204,7 @@ static void test_review_dates_order(void **state)
     verrors e;
     verrors_init(&e);
     rule_result r = {0};
-    RES_SUBPROCESSOR.check(NULL, d, &e, &r);
+    resource_rules(&RES_SUBPROCESSOR, NULL, d, &e, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(json_get_str(e.list->child, "pointer"), "/next_review_on");
     verrors_free(&e);
