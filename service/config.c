@@ -34,7 +34,7 @@ static const setting SETTINGS[] = {
      "largest PDF accepted by POST /v1/documents (413 above)"},
     {"SUBREG_LOG_LEVEL", C_LEVEL, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"SUBREG_KEEP_ALIVE_MS", C_INT, OFF(keep_alive_ms), "5000", 0, 600000, "keep-alive idle timeout"},
-    {"SUBREG_RELAY_INTERVAL_MS", C_INT, OFF(relay_interval_ms), "2000", 50, 600000,
+    {"SUBREG_RELAY_INTERVAL_MS", C_INT, OFF(recovery_interval_ms), "2000", 50, 600000,
      "how often the recovery sweep looks for write claims a crash or outage left pending"},
     {"SUBREG_CLAIM_LEASE_MS", C_INT, OFF(claim_lease_ms), "30000", 100, 3600000,
      "age after which a pending write claim is settled by the recovery sweep (keep it above the write timeouts)"},

@@ -41,7 +41,7 @@ static void usage(FILE *out)
     fprintf(out, "subreg %s — subprocessor and SCC registry\n\n"
                  "Usage:\n"
                  "  subreg serve                 run the HTTP service\n"
-                 "  subreg migrate               create indexes (idempotent)\n"
+                 "  subreg migrate               create indexes, seed the reference law (idempotent)\n"
                  "  subreg token --sub NAME --roles ROLE[,ROLE] [--ttl SECONDS]\n"
                  "                               print an HS256 token (needs SUBREG_JWT_HS256_SECRET)\n"
                  "  subreg healthcheck [--ready]  GET /healthz (or /readyz) of the service at\n"
@@ -171,13 +171,13 @@ static int cmd_migrate(void)
 
 static int cmd_serve(const config *c, const auth_ctx *auth)
 {
-    API.test_fault = *c->test_fault ? c->test_fault : NULL;
-    API.openapi_yaml = subreg_openapi_yaml;
-    API.openapi_len = subreg_openapi_yaml_len;
-    API.max_document_bytes = c->max_document_bytes;
+    api_cfg.test_fault = *c->test_fault ? c->test_fault : NULL;
+    api_cfg.openapi_yaml = subreg_openapi_yaml;
+    api_cfg.openapi_len = subreg_openapi_yaml_len;
+    api_cfg.max_document_bytes = c->max_document_bytes;
     char base[300];
     snprintf(base, sizeof base, "http://%s", c->listen);
-    API.public_base_url = *c->public_base_url ? c->public_base_url : base;
+    api_cfg.public_base_url = *c->public_base_url ? c->public_base_url : base;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -199,7 +199,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .rate_limit_exempt = &c->rate_limit_exempt_nets,
         .thread_exit = publish_thread_exit,
     };
-    store_set_exit_after_apply(API.test_fault && !strcmp(API.test_fault, "exit_after_commit"));
+    store_set_exit_after_apply(api_cfg.test_fault && !strcmp(api_cfg.test_fault, "exit_after_commit"));
     notify_settings ns = {
         .allow_http = strcmp(c->webhook_allow_http, "true") == 0,
         .allow_nets = &c->webhook_allow_nets_parsed,
@@ -210,8 +210,8 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .poll_ms = c->webhook_poll_ms,
         .concurrency = c->webhook_concurrency,
         .lease_ms = c->webhook_lease_ms,
-        .public_base_url = API.public_base_url,
-        .exit_after_fanout_record = API.test_fault && !strcmp(API.test_fault, "exit_after_fanout_record"),
+        .public_base_url = api_cfg.public_base_url,
+        .exit_after_fanout_record = api_cfg.test_fault && !strcmp(api_cfg.test_fault, "exit_after_fanout_record"),
     };
     char nerr[256];
     if (!notify_init(&ns, nerr, sizeof nerr)) {
@@ -223,21 +223,23 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
                  "SUBREG_CLAIM_LEASE_MS (%d) is not above the MongoDB socket timeout (%d ms): a write the database "
                  "runs late could be settled as not applied, leaving it unaudited; raise the lease (tests only)",
                  c->claim_lease_ms, store_socket_timeout_ms());
-    relay_start(c->relay_interval_ms, c->claim_lease_ms);
+    recovery_start(c->recovery_interval_ms, c->claim_lease_ms);
     publish_start(c->publish_poll_ms);
     notify_start();
     char err[256];
     if (!http_start(&hs, routes, n, err, sizeof err)) {
         notify_stop();
         publish_stop();
-        relay_stop();
+        recovery_stop();
         fprintf(stderr, "subreg: %s\n", err);
         return 1;
     }
-    char fields[160];
-    snprintf(fields, sizeof fields, ",\"listen\":\"%s\",\"version\":\"%s\",\"threads\":%d", c->listen, SUBREG_VERSION,
-             c->threads);
-    log_event(LOG_INFO, "serving", fields);
+    strbuf fields = {0};
+    log_field(&fields, "listen", c->listen);
+    log_field(&fields, "version", SUBREG_VERSION);
+    log_field_int(&fields, "threads", c->threads);
+    log_event(LOG_INFO, "serving", fields.data);
+    sb_free(&fields);
     while (!stop_requested) pause();
     log_event(LOG_INFO, "stopping: finishing in-flight requests", NULL);
     int left = http_drain(DRAIN_TIMEOUT_MS);
@@ -245,7 +247,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     http_stop();
     notify_stop();
     publish_stop();
-    relay_stop();
+    recovery_stop();
     log_event(LOG_INFO, "stopped", NULL);
     return 0;
 }

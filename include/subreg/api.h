@@ -1,5 +1,7 @@
 /* api: the HTTP handlers. crud.c serves every resource of resource.h through one
- * set of handlers; ops.c the operational endpoints; audit.c the audit trail. */
+ * set of handlers; ops.c the operational endpoints and the audit trail;
+ * documents.c PDFs; compliance.c findings and reports; publications.c the public
+ * list, its scheduler and publications; recovery.c the recovery thread. */
 #ifndef SUBREG_API_H
 #define SUBREG_API_H
 
@@ -16,7 +18,7 @@ typedef struct {
     const char *public_base_url; /* SUBREG_PUBLIC_BASE_URL: absolute links (Atom) */
 } api_env;
 
-extern api_env API;
+extern api_env api_cfg;
 
 /* The route table: operations, every resource's CRUD, the audit trail. Returns
  * the number of routes written into out (capacity cap). */
@@ -42,8 +44,8 @@ store_status crud_seed(const struct resource *res, const char *json, int *insert
 void respond_store_error(req *r, store_status st);
 
 /* Recovery thread: settles write claims older than lease_ms, every interval_ms. */
-void relay_start(int interval_ms, int lease_ms);
-void relay_stop(void);
+void recovery_start(int interval_ms, int lease_ms);
+void recovery_stop(void);
 /* Publication scheduler: records when versions take effect and keeps the public
  * forms in memory; polls every poll_ms, and at once after publish_kick(). */
 void publish_start(int poll_ms);
@@ -53,6 +55,6 @@ void publish_stop(void);
 void publish_thread_exit(void);
 
 /* Milliseconds since the recovery thread last completed a sweep (readiness). */
-int64_t relay_idle_ms(void);
+int64_t recovery_idle_ms(void);
 
 #endif

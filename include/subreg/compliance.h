@@ -1,11 +1,16 @@
-/* compliance: the checks a legal team wants computed, not remembered
- * (../shared/design/domain.md, "Checks"). Pure functions over the loaded registry:
+/* compliance: the checks a legal team wants computed, not remembered (README,
+ * "What it does"). Pure functions over the loaded registry:
  * no I/O, no clock — "today" is an input, so every rule is unit-tested on both
  * sides of its boundary. */
 #ifndef SUBREG_COMPLIANCE_H
 #define SUBREG_COMPLIANCE_H
 
 #include <cjson/cJSON.h>
+
+/* The rule ids, and the severities most severe first (NULL-terminated): the one
+ * list of each (findings carry them; the API's filters accept only these). */
+extern const char *const COMPLIANCE_RULES[];
+extern const char *const COMPLIANCE_SEVERITIES[];
 
 typedef struct {
     /* cJSON arrays of documents in API shape (as GET returns them). */

@@ -17,7 +17,7 @@ typedef struct {
     long max_document_bytes;
     int log_level;         /* LOG_DEBUG..LOG_ERROR */
     int keep_alive_ms;
-    int relay_interval_ms;
+    int recovery_interval_ms;
     int claim_lease_ms;
     int publish_poll_ms;
     char *public_base_url;

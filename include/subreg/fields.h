@@ -19,8 +19,6 @@
         {.name = "updated_at", .type = FT_DATETIME, .flags = FF_READONLY}
 
 extern const field FIELD_COUNTRY;  /* a country code */
-extern const field FIELD_TEXT200;  /* a string of 1..200 characters */
 extern const field FIELD_BOOL;
-extern const field FIELD_DATE;
 
 #endif

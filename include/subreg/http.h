@@ -90,6 +90,8 @@ void respond_empty(req *r, int status);
 void respond_stream_begin(req *r, int status, const char *content_type, size_t len);
 bool respond_stream_write(req *r, const void *data, size_t len);
 void req_add_header(req *r, const char *name, const char *value);
+/* A document's ETag: its version as a strong tag ("\"3\""). */
+void format_etag(int64_t version, char out[32]);
 void req_add_etag(req *r, int64_t version);
 
 const char *req_header(const req *r, const char *name);

@@ -31,6 +31,10 @@ cJSON *bson_iter_to_json(bson_iter_t *iter);
 cJSON *json_get(const cJSON *obj, const char *key);
 const char *json_get_str(const cJSON *obj, const char *key);
 
+/* The first element of an array whose "id" member equals id (NULL: none, or id
+ * NULL). A linear scan: for arrays a request or a round already holds. */
+cJSON *json_find_by_id(const cJSON *arr, const char *id);
+
 /* Compact serialisation; the caller frees. */
 char *json_dump(const cJSON *v);
 

@@ -1,6 +1,6 @@
 /* publication: the public subprocessor list as pure functions — which fields of a
  * subprocessor the public may see, the diff between two published versions, and
- * the rendered forms (JSON, CSV, Atom, HTML). No I/O: publish/ and api/ feed them. */
+ * the rendered forms (JSON, CSV, Atom, HTML). No I/O: api/publications.c feeds them. */
 #ifndef SUBREG_PUBLICATION_H
 #define SUBREG_PUBLICATION_H
 
@@ -8,6 +8,14 @@
 #include <stdbool.h>
 
 #include "subreg/util.h"
+
+/* The public list's paths, relative to the service's base URL (the routes, the
+ * links in JSON, Atom and HTML, and the webhook payloads all use these). */
+#define PUBLIC_LIST_PATH "/public/v1/subprocessors"
+#define PUBLIC_CSV_PATH PUBLIC_LIST_PATH "?format=csv"
+#define PUBLIC_FEED_PATH PUBLIC_LIST_PATH "/feed.atom"
+#define PUBLIC_VERSIONS_PATH PUBLIC_LIST_PATH "/versions"
+#define PUBLIC_PAGE_PATH "/subprocessors"
 
 /* The public view of one subprocessor, or NULL when it is not listed (status
  * retired, or public.listed false). Only allow-listed fields: never contacts,

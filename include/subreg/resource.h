@@ -27,6 +27,14 @@ typedef struct {
     char detail[256];
 } rule_result;
 
+/* What a resource's committed changes announce to webhook subscribers. */
+typedef enum {
+    EVENTS_NONE = 0, /* nothing (deliveries, events) */
+    EVENTS_CHANGES,  /* "<type>.created", ".updated", ".deleted" */
+    EVENTS_OWN,      /* events of its own (webhook_event_from_audit): publication.announced and
+                      * .effective, webhook.disabled */
+} resource_events;
+
 /* Which generic routes a resource gets (0: all of them). */
 enum { R_LIST = 1, R_GET = 2, R_CREATE = 4, R_PATCH = 8, R_DELETE = 16 };
 
@@ -68,6 +76,7 @@ typedef struct resource {
     void (*after_write)(void);
     /* Internal members ('_'-prefixed) an update carries over, NULL-terminated. */
     const char *const *keep_internal;
+    resource_events events;
     /* Public members the audit trail leaves out of before/after (bulky frozen
      * copies, e.g. a publication's items), NULL-terminated. */
     const char *const *audit_omit;
@@ -76,10 +85,13 @@ typedef struct resource {
 extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
 extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT, RES_OBJECTION;
 
-extern const resource RES_WEBHOOK, RES_DELIVERY, RES_EVENT;
+extern const resource RES_WEBHOOK, RES_DELIVERY, RES_EVENT, RES_PUBLICATION;
 
 /* Every resource, NULL-terminated (routing, indexes, reference scans). */
 extern const resource *const RESOURCES[];
+
+/* The descriptor of an entity type ("subprocessor", "publication"), or NULL. */
+const resource *resource_by_type(const char *type);
 
 /* Whether the descriptor declares its read, write and delete roles. */
 bool resource_roles_declared(const resource *res);

@@ -47,9 +47,10 @@ store_status store_ping(void);
 /* Creates the indexes of every collection; idempotent. */
 store_status store_migrate(void);
 
-/* Reads a document. */
+/* Reads a document (internal '_' members included). */
 store_status store_get(const char *coll, const char *id, cJSON **out);
-/* Writes doc (NULL: deletes the document id) if the stored version is expect
+/* The write protocol's one entry, called only by doc_write (write.h).
+ * Writes doc (NULL: deletes the document id) if the stored version is expect
  * (0: the document must not exist yet). record is the audit record; this
  * function adds the claim fields. ST_STALE when another writer won the version,
  * ST_DUPLICATE when a create's id exists. */
@@ -99,11 +100,13 @@ store_status store_list_all(const char *coll, cJSON **out);
 /* Counts documents matching filter (owned by the caller, may be modified). */
 store_status store_count(const char *coll, bson_t *filter, int64_t *count);
 
-/* Inserts a document as is (idempotency records); ST_DUPLICATE if the id exists. */
-store_status store_put_raw(const char *coll, const cJSON *doc);
-store_status store_get_raw(const char *coll, const char *id, cJSON **out);
-store_status store_update_raw(const char *coll, const char *id, const cJSON *set);
-store_status store_delete_raw(const char *coll, const char *id);
+/* Bookkeeping documents, written as they are without versions or audit
+ * (idempotency records, claims, leases, queued and sent events, deliveries,
+ * stamps). A registry document is never written with these: doc_write (write.h).
+ * store_insert: ST_DUPLICATE if the id exists. store_update: {$set: set} on the id. */
+store_status store_insert(const char *coll, const cJSON *doc);
+store_status store_update(const char *coll, const char *id, const cJSON *set);
+store_status store_delete(const char *coll, const char *id);
 
 /* Stored documents (PDFs) as chunks of at most chunk bytes in document_chunks,
  * keyed "<id>:<n>". Works on MongoDB and FerretDB alike (no GridFS). */

@@ -34,6 +34,7 @@ char *xstrndup(const char *s, size_t n);
 /* Wall clock in milliseconds since the epoch; monotonic clock in milliseconds. */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+#define MS_PER_DAY 86400000LL
 
 /* RFC 3339 UTC with second precision: "2026-11-27T14:00:00Z" (21 bytes incl. NUL). */
 void format_rfc3339(int64_t epoch_ms, char out[32]);

@@ -84,10 +84,6 @@ static bool parse_days(req *r, const char *name, int def, int *out)
     return true;
 }
 
-static const char *const RULES[] = {"no_valid_basis", "partial_adequacy", "repealed_scc",  "wrong_scc_module",
-                                    "scc_clauses",    "tia_missing",      "no_active_dpa", "expiring",
-                                    "adequacy_at_risk", "notice_period",  "public_list_drift", NULL};
-static const char *const SEVERITIES[] = {"critical", "high", "medium", "low", "info", NULL};
 
 static bool one_of(const char *v, const char *const *list)
 {
@@ -101,10 +97,10 @@ static void handle_findings(req *r)
     static const char *const allowed[] = {"rule", "severity", "subprocessor_id", "within_days", NULL};
     if (!req_check_query(r, allowed)) return;
     const char *rule = req_query(r, "rule"), *sev = req_query(r, "severity"), *sp = req_query(r, "subprocessor_id");
-    if ((rule && !one_of(rule, RULES)) || (sev && !one_of(sev, SEVERITIES)) || (sp && !is_id(sp))) {
+    if ((rule && !one_of(rule, COMPLIANCE_RULES)) || (sev && !one_of(sev, COMPLIANCE_SEVERITIES)) || (sp && !is_id(sp))) {
         respond_problem(r, 400, "malformed-request",
-                        rule && !one_of(rule, RULES) ? "unknown rule"
-                        : sev && !one_of(sev, SEVERITIES) ? "severity must be critical, high, medium, low or info"
+                        rule && !one_of(rule, COMPLIANCE_RULES) ? "unknown rule"
+                        : sev && !one_of(sev, COMPLIANCE_SEVERITIES) ? "severity must be critical, high, medium, low or info"
                                                             : "subprocessor_id is not an id");
         return;
     }

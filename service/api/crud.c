@@ -1,10 +1,12 @@
 /* One set of handlers for every resource: parse → authorise (done by the router)
- * → validate with the resource's field table → domain rules → versioned store
- * write with its audit record in the same document → relay → respond. */
+ * → validate with the descriptor's field table → its rules and lifecycle
+ * (resource_rules) → references → doc_write (write.h: the versioned write and its
+ * audit record) → respond. Also Idempotency-Key and migrate's seeding. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "subreg/collections.h"
 #include "subreg/api.h"
 #include "subreg/cursor.h"
 #include "subreg/json.h"
@@ -12,7 +14,6 @@
 #include "subreg/resource.h"
 #include "subreg/write.h"
 
-#define IDEMPOTENCY_COLLECTION "idempotency"
 
 void respond_store_error(req *r, store_status st)
 {
@@ -198,7 +199,7 @@ static idem_outcome idempotency_begin(req *r, char idem_id[65])
     cJSON_AddStringToObject(rec, "state", "pending");
     cJSON_AddStringToObject(rec, "body_sha", body_sha);
     cJSON_AddStringToObject(rec, "created_at", at);
-    store_status st = store_put_raw(IDEMPOTENCY_COLLECTION, rec);
+    store_status st = store_insert(COLL_IDEMPOTENCY, rec);
     cJSON_Delete(rec);
     if (st == ST_OK) return IDEM_PROCEED;
     if (st != ST_DUPLICATE) {
@@ -206,7 +207,7 @@ static idem_outcome idempotency_begin(req *r, char idem_id[65])
         return IDEM_ANSWERED;
     }
     cJSON *prev = NULL;
-    st = store_get_raw(IDEMPOTENCY_COLLECTION, idem_id, &prev);
+    st = store_get(COLL_IDEMPOTENCY, idem_id, &prev);
     if (st != ST_OK) {
         respond_store_error(r, st == ST_NOT_FOUND ? ST_STALE : st);
         cJSON_Delete(prev);
@@ -236,7 +237,7 @@ static void idempotency_finish(const char *idem_id, int status, const char *loca
                                const char *response)
 {
     if (status != 201) {
-        store_delete_raw(IDEMPOTENCY_COLLECTION, idem_id);
+        store_delete(COLL_IDEMPOTENCY, idem_id);
         return;
     }
     cJSON *set = cJSON_CreateObject();
@@ -245,7 +246,7 @@ static void idempotency_finish(const char *idem_id, int status, const char *loca
     cJSON_AddStringToObject(set, "location", location);
     cJSON_AddStringToObject(set, "etag", etag);
     cJSON_AddStringToObject(set, "response", response);
-    store_update_raw(IDEMPOTENCY_COLLECTION, idem_id, set);
+    store_update(COLL_IDEMPOTENCY, idem_id, set);
     cJSON_Delete(set);
 }
 
@@ -328,7 +329,7 @@ static void handle_create(req *r)
 done:
     if (idem == IDEM_PROCEED) {
         char etag[32];
-        snprintf(etag, sizeof etag, "\"%lld\"", (long long)(doc ? cJSON_GetNumberValue(json_get(doc, "version")) : 1));
+        format_etag(doc ? (int64_t)cJSON_GetNumberValue(json_get(doc, "version")) : 1, etag);
         idempotency_finish(idem_id, r->status, r->status == 201 ? loc : NULL, etag, out);
     }
     verrors_free(&errs);
@@ -343,7 +344,7 @@ static bool if_none_match_hits(req *r, int64_t version)
     const char *h = req_header(r, "If-None-Match");
     if (!h) return false;
     char tag[32];
-    snprintf(tag, sizeof tag, "\"%lld\"", (long long)version);
+    format_etag(version, tag);
     return strstr(h, tag) != NULL || strcmp(h, "*") == 0;
 }
 
@@ -510,7 +511,7 @@ static cJSON *load_for_write(req *r, const resource *res, const char *if_match, 
         return NULL;
     }
     char etag[32];
-    snprintf(etag, sizeof etag, "\"%lld\"", (long long)cJSON_GetNumberValue(json_get(cur, "version")));
+    format_etag((int64_t)cJSON_GetNumberValue(json_get(cur, "version")), etag);
     if (!if_match_allows(if_match, etag)) {
         respond_store_error(r, ST_STALE);
         cJSON_Delete(cur);
@@ -625,17 +626,6 @@ int crud_routes(route *out, int cap)
  * seed_log remembers what was seeded, so a document an admin deleted is not
  * brought back. */
 
-#define SEED_ACTOR "subreg-migrate"
-#define SEED_LOG "seed_log"
-
-static cJSON *find_by_id(const cJSON *arr, const char *id)
-{
-    for (cJSON *c = arr ? arr->child : NULL; c; c = c->next) {
-        const char *cid = json_get_str(c, "id");
-        if (cid && strcmp(cid, id) == 0) return c;
-    }
-    return NULL;
-}
 
 static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs, const cJSON *logs,
                              const char *run_id, int *inserted, int *updated)
@@ -663,12 +653,12 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
     char at[32];
     format_rfc3339(now_ms(), at);
 
-    const cJSON *log = find_by_id(logs, log_id);
-    cJSON *cur = cJSON_Duplicate(find_by_id(docs, id), 1);
+    const cJSON *log = json_find_by_id(logs, log_id);
+    cJSON *cur = cJSON_Duplicate(json_find_by_id(docs, id), 1);
     cJSON *doc = NULL;
     store_status st = ST_OK;
     const char *logged = log ? json_get_str(log, "hash") : NULL;
-    const write_origin by = {SEED_ACTOR, run_id, 0};
+    const write_origin by = {ACTOR_MIGRATE, run_id, 0};
     if (!cur && !log) {
         doc = assemble(res, seed);
         cJSON_AddStringToObject(doc, "_seed_hash", hash);
@@ -690,10 +680,10 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
         cJSON_AddStringToObject(entry, "hash", hash);
         cJSON_AddStringToObject(entry, "at", at);
         if (log) {
-            st = store_update_raw(SEED_LOG, log_id, entry);
+            st = store_update(COLL_SEED_LOG, log_id, entry);
         } else {
             cJSON_AddStringToObject(entry, "id", log_id);
-            st = store_put_raw(SEED_LOG, entry);
+            st = store_insert(COLL_SEED_LOG, entry);
         }
         cJSON_Delete(entry);
     }
@@ -713,7 +703,7 @@ store_status crud_seed(const resource *res, const char *json, int *inserted, int
     }
     cJSON *docs = NULL, *logs = NULL;
     store_status st = store_list_all(res->collection, &docs);
-    if (st == ST_OK) st = store_list_all(SEED_LOG, &logs);
+    if (st == ST_OK) st = store_list_all(COLL_SEED_LOG, &logs);
     char *run_id = new_id("migrate_");
     for (cJSON *c = arr->child; c && st == ST_OK; c = c->next)
         st = seed_one(res, c, docs, logs, run_id, inserted, updated);

@@ -15,33 +15,6 @@
 
 #define CHUNK_BYTES (255 * 1024)
 
-static const field DOCUMENT_FIELDS[] = {
-    SERVER_FIELDS,
-    {.name = "filename", .type = FT_STRING, .min = 1, .max = 200},
-    {.name = "content_type", .type = FT_STRING, .min = 1, .max = 100},
-    {.name = "size", .type = FT_INT, .min = 0, .max = 2147483647},
-    {.name = "sha256", .type = FT_STRING, .min = 64, .max = 64},
-    {.name = "uploaded_by", .type = FT_STRING, .min = 1, .max = 255},
-    {0},
-};
-
-static const field F_SHA = {.type = FT_STRING, .min = 64, .max = 64};
-static const filter_def DOCUMENT_FILTERS[] = {{"sha256", "sha256", &F_SHA, NULL}, {0}};
-
-const resource RES_DOCUMENT = {
-    .type = "document",
-    .collection = "documents",
-    .path = "/v1/documents",
-    .item_path = "/v1/documents/{id}",
-    .id_prefix = "doc_",
-    .fields = DOCUMENT_FIELDS,
-    .filters = DOCUMENT_FILTERS,
-    .routes = R_LIST, /* the rest is below */
-    .read_role = ROLE_READER,
-    .write_role = ROLE_EDITOR,
-    .delete_role = ROLE_ADMIN,
-};
-
 
 static bool valid_filename(const char *s)
 {
@@ -192,9 +165,9 @@ static void handle_delete_document(req *r)
 int document_routes(route *out, int cap, long max_document_bytes)
 {
     const route rs[] = {
-        {"POST", "/v1/documents", handle_upload, ROLE_EDITOR, &RES_DOCUMENT, max_document_bytes},
-        {"GET", "/v1/documents/{id}", handle_download, ROLE_READER, &RES_DOCUMENT, 0},
-        {"DELETE", "/v1/documents/{id}", handle_delete_document, ROLE_ADMIN, &RES_DOCUMENT, 0},
+        {"POST", "/v1/documents", handle_upload, RES_DOCUMENT.write_role, &RES_DOCUMENT, max_document_bytes},
+        {"GET", "/v1/documents/{id}", handle_download, RES_DOCUMENT.read_role, &RES_DOCUMENT, 0},
+        {"DELETE", "/v1/documents/{id}", handle_delete_document, RES_DOCUMENT.delete_role, &RES_DOCUMENT, 0},
     };
     return add_routes(out, cap, rs, sizeof rs / sizeof rs[0]);
 }

@@ -3,12 +3,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "subreg/collections.h"
 #include "subreg/api.h"
 #include "subreg/notify.h"
 #include "subreg/schema.h"
 #include "subreg/resource.h"
 
-api_env API;
+api_env api_cfg;
 
 void list_page(req *r, const char *collection, const filter_def *filters, bson_t *filter);
 
@@ -27,7 +28,7 @@ static void handle_readyz(req *r)
     }
     /* The recovery thread sweeps every few seconds; a sweep stuck for a minute
      * means interrupted writes are not being settled. */
-    if (relay_idle_ms() > 60000) {
+    if (recovery_idle_ms() > 60000) {
         req_add_header(r, "Retry-After", "5");
         respond_problem(r, 503, "service-unavailable", "the recovery thread is not running");
         return;
@@ -46,7 +47,7 @@ static void handle_metrics(req *r)
     http_metrics(&sb);
     sb_printf(&sb, "# HELP subreg_recovery_idle_seconds Time since the recovery thread last completed a sweep.\n"
                    "# TYPE subreg_recovery_idle_seconds gauge\nsubreg_recovery_idle_seconds %.3f\n",
-              (double)relay_idle_ms() / 1000.0);
+              (double)recovery_idle_ms() / 1000.0);
     notify_metrics(&sb);
     respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", sb.data, sb.len);
     sb_free(&sb);
@@ -55,7 +56,7 @@ static void handle_metrics(req *r)
 static void handle_openapi(req *r)
 {
     req_add_header(r, "Cache-Control", "public, max-age=300");
-    respond(r, 200, "application/yaml; charset=utf-8", API.openapi_yaml, API.openapi_len);
+    respond(r, 200, "application/yaml; charset=utf-8", api_cfg.openapi_yaml, api_cfg.openapi_len);
 }
 
 static const char *const ACTIONS[] = {"create", "update", "delete", "effective", NULL};
@@ -79,7 +80,7 @@ static void handle_audit(req *r)
     bson_t filter = BSON_INITIALIZER;
     /* Pending records are claims of writes in flight (store.h). */
     BSON_APPEND_UTF8(&filter, "_state", "committed");
-    list_page(r, "audit", AUDIT_FILTERS, &filter);
+    list_page(r, COLL_AUDIT, AUDIT_FILTERS, &filter);
     bson_destroy(&filter);
 }
 
@@ -93,7 +94,7 @@ int api_routes(route *out, int cap)
         {"GET", "/v1/audit", handle_audit, ROLE_READER, NULL, 0},
     };
     int n = add_routes(out, cap, ops, sizeof ops / sizeof ops[0]);
-    n += document_routes(out + n, cap - n, API.max_document_bytes);
+    n += document_routes(out + n, cap - n, api_cfg.max_document_bytes);
     n += compliance_routes(out + n, cap - n);
     n += publication_routes(out + n, cap - n);
     n += notify_routes(out + n, cap - n);

@@ -88,15 +88,6 @@ cJSON *public_items(const cJSON *subprocessors)
     return arr;
 }
 
-static const cJSON *by_id(const cJSON *items, const char *id)
-{
-    for (const cJSON *c = items ? items->child : NULL; c; c = c->next) {
-        const char *cid = json_get_str(c, "id");
-        if (cid && strcmp(cid, id) == 0) return c;
-    }
-    return NULL;
-}
-
 static void add_field_change(cJSON *fields, const char *name, const cJSON *before, const cJSON *after)
 {
     cJSON *ch = cJSON_CreateObject();
@@ -113,7 +104,7 @@ cJSON *publication_diff(const cJSON *before, const cJSON *after)
     cJSON *removed = cJSON_AddArrayToObject(d, "removed");
     cJSON *changed = cJSON_AddArrayToObject(d, "changed");
     for (const cJSON *a = after ? after->child : NULL; a; a = a->next) {
-        const cJSON *b = by_id(before, json_get_str(a, "id"));
+        const cJSON *b = json_find_by_id(before, json_get_str(a, "id"));
         if (!b) {
             cJSON_AddItemToArray(added, cJSON_Duplicate(a, 1));
             continue;
@@ -137,7 +128,7 @@ cJSON *publication_diff(const cJSON *before, const cJSON *after)
         }
     }
     for (const cJSON *b = before ? before->child : NULL; b; b = b->next)
-        if (!by_id(after, json_get_str(b, "id"))) cJSON_AddItemToArray(removed, cJSON_Duplicate(b, 1));
+        if (!json_find_by_id(after, json_get_str(b, "id"))) cJSON_AddItemToArray(removed, cJSON_Duplicate(b, 1));
     return d;
 }
 
@@ -358,25 +349,25 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
     sb_puts(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" "
                  "xml:lang=\"en\">\n  <title>Subprocessors: published versions</title>\n  <id>");
     esc(out, base);
-    sb_puts(out, "/public/v1/subprocessors/feed.atom</id>\n  <updated>");
+    sb_puts(out, PUBLIC_FEED_PATH "</id>\n  <updated>");
     esc(out, updated);
     sb_puts(out, "</updated>\n  <author><name>subreg</name></author>\n  <link rel=\"self\" type=\"application/atom+xml\" href=\"");
     esc(out, base);
-    sb_puts(out, "/public/v1/subprocessors/feed.atom\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"");
+    sb_puts(out, PUBLIC_FEED_PATH "\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"");
     esc(out, base);
-    sb_puts(out, "/subprocessors\"/>\n");
+    sb_puts(out, PUBLIC_PAGE_PATH "\"/>\n");
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
         int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
         sb_printf(out, "  <entry>\n    <title>Version %d, effective %s</title>\n    <id>", n, eff ? eff : "");
         esc(out, base);
-        sb_printf(out, "/public/v1/subprocessors/versions/%d</id>\n    <updated>", n);
+        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d</id>\n    <updated>", n);
         esc(out, pubd);
         sb_puts(out, "</updated>\n    <published>");
         esc(out, pubd);
         sb_puts(out, "</published>\n    <link rel=\"alternate\" type=\"application/json\" href=\"");
         esc(out, base);
-        sb_printf(out, "/public/v1/subprocessors/versions/%d\"/>\n    <summary>", n);
+        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d\"/>\n    <summary>", n);
         esc(out, text_of(json_get(p, "summary"), "en"));
         sb_puts(out, " ");
         change_summary(json_get(p, "diff"), "en", out); /* escapes what it writes */
@@ -453,7 +444,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     sb_printf(out,
               "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n"
-              "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"/public/v1/subprocessors/feed.atom\">\n"
+              "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"" PUBLIC_FEED_PATH "\">\n"
               "<style>\nbody{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;"
               "color:#1a1a1a;background:#fff;line-height:1.5}\n"
               "table{border-collapse:collapse;width:100%%;margin:1rem 0}\ncaption{text-align:left;font-weight:600;"
@@ -475,9 +466,9 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     } else {
         sb_printf(out, "<p>%s</p>\n", de ? "Es ist noch keine Version veröffentlicht." : "No version has been published yet.");
     }
-    sb_printf(out, "<p class=\"formats\">%s <a href=\"/public/v1/subprocessors\" type=\"application/json\">JSON</a>, "
-                   "<a href=\"/public/v1/subprocessors?format=csv&amp;lang=%s\" type=\"text/csv\">CSV</a>, "
-                   "<a href=\"/public/v1/subprocessors/feed.atom\" type=\"application/atom+xml\">Atom</a></p>\n"
+    sb_printf(out, "<p class=\"formats\">%s <a href=\"" PUBLIC_LIST_PATH "\" type=\"application/json\">JSON</a>, "
+                   "<a href=\"" PUBLIC_LIST_PATH "?format=csv&amp;lang=%s\" type=\"text/csv\">CSV</a>, "
+                   "<a href=\"" PUBLIC_FEED_PATH "\" type=\"application/atom+xml\">Atom</a></p>\n"
                    "</header>\n<main>\n",
               de ? "Auch als" : "Also as", lang);
     sb_printf(out, "<section aria-labelledby=\"current\">\n<h2 id=\"current\">%s</h2>\n",
@@ -516,7 +507,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
               de ? "Verlauf" : "History");
     for (const cJSON *h = history ? history->child : NULL; h; h = h->next) {
         int n = (int)cJSON_GetNumberValue(json_get(h, "number"));
-        sb_printf(out, "<li><a href=\"/public/v1/subprocessors/versions/%d\">Version %d</a>, <time datetime=\"", n, n);
+        sb_printf(out, "<li><a href=\"" PUBLIC_VERSIONS_PATH "/%d\">Version %d</a>, <time datetime=\"", n, n);
         esc(out, json_get_str(h, "effective_at"));
         sb_puts(out, "\">");
         human_time(out, json_get_str(h, "effective_at"), lang);

@@ -4,6 +4,7 @@
  * admins — the law changes, and an admin's edit survives the next migrate. */
 #include <string.h>
 
+#include "subreg/collections.h"
 #include "subreg/fields.h"
 #include "subreg/json.h"
 #include "subreg/resource.h"
@@ -39,7 +40,7 @@ static void country_check(const cJSON *before, const cJSON *after, verrors *errs
 
 const resource RES_COUNTRY = {
     .type = "country",
-    .collection = "ref_countries",
+    .collection = COLL_COUNTRIES,
     .path = "/v1/reference/countries",
     .item_path = "/v1/reference/countries/{id}",
     .client_ids = true,
@@ -49,6 +50,7 @@ const resource RES_COUNTRY = {
     .write_role = ROLE_ADMIN,
     .delete_role = ROLE_ADMIN,
     .check = country_check,
+    .events = EVENTS_CHANGES,
 };
 
 static const char *const SCOPES[] = {"full", "partial", NULL};
@@ -92,7 +94,7 @@ static void adequacy_check(const cJSON *before, const cJSON *after, verrors *err
 
 const resource RES_ADEQUACY = {
     .type = "adequacy_decision",
-    .collection = "ref_adequacy_decisions",
+    .collection = COLL_ADEQUACY,
     .path = "/v1/reference/adequacy-decisions",
     .item_path = "/v1/reference/adequacy-decisions/{id}",
     .client_ids = true,
@@ -102,6 +104,7 @@ const resource RES_ADEQUACY = {
     .write_role = ROLE_ADMIN,
     .delete_role = ROLE_ADMIN,
     .check = adequacy_check,
+    .events = EVENTS_CHANGES,
 };
 
 static const char *const REGIMES[] = {"eu", "uk", "ch", NULL};
@@ -137,7 +140,7 @@ static const filter_def SCC_FILTERS[] = {
 
 const resource RES_SCC_SET = {
     .type = "scc_set",
-    .collection = "ref_scc_sets",
+    .collection = COLL_SCC_SETS,
     .path = "/v1/reference/scc-sets",
     .item_path = "/v1/reference/scc-sets/{id}",
     .client_ids = true,
@@ -147,4 +150,5 @@ const resource RES_SCC_SET = {
     .write_role = ROLE_ADMIN,
     .delete_role = ROLE_ADMIN,
     .check = NULL,
+    .events = EVENTS_CHANGES,
 };

@@ -5,15 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "subreg/collections.h"
 #include "subreg/fields.h"
 #include "subreg/json.h"
 #include "subreg/resource.h"
 
 const field FIELD_COUNTRY = {.type = FT_COUNTRY};
-const field FIELD_TEXT200 = {.type = FT_STRING, .min = 1, .max = 200};
 const field FIELD_BOOL = {.type = FT_BOOL};
-const field FIELD_DATE = {.type = FT_DATE};
-static const field FIELD_SP_REF = {.type = FT_REF, .ref = "subprocessors"};
+static const field FIELD_SP_REF = {.type = FT_REF, .ref = COLL_SUBPROCESSORS};
 
 /* ---- helpers for the domain rules ------------------------------------- */
 
@@ -43,7 +42,7 @@ static const char *const AUTHORISATIONS[] = {"specific", "general", NULL};
 
 static const field AGREEMENT_FIELDS[] = {
     SERVER_FIELDS,
-    {.name = "subprocessor_id", .type = FT_REF, .flags = FF_REQUIRED, .ref = "subprocessors"},
+    {.name = "subprocessor_id", .type = FT_REF, .flags = FF_REQUIRED, .ref = COLL_SUBPROCESSORS},
     {.name = "type", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = AGREEMENT_TYPES},
     {.name = "title", .type = FT_STRING, .flags = FF_REQUIRED, .min = 1, .max = 200},
     {.name = "status", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = AGREEMENT_STATUSES, .def = "\"draft\""},
@@ -54,8 +53,8 @@ static const field AGREEMENT_FIELDS[] = {
     {.name = "authorisation", .type = FT_ENUM, .enums = AUTHORISATIONS},
     {.name = "notice_days", .type = FT_INT, .min = 0, .max = 365},
     {.name = "objection_days", .type = FT_INT, .min = 0, .max = 365},
-    {.name = "document_id", .type = FT_REF, .ref = "documents"},
-    {.name = "superseded_by", .type = FT_REF, .ref = "agreements"},
+    {.name = "document_id", .type = FT_REF, .ref = COLL_DOCUMENTS},
+    {.name = "superseded_by", .type = FT_REF, .ref = COLL_AGREEMENTS},
     {.name = "reference", .type = FT_STRING, .min = 1, .max = 100},
     {.name = "notes", .type = FT_STRING, .min = 0, .max = 10000},
     {0},
@@ -92,7 +91,7 @@ static const char *const AGREEMENT_TRANSITIONS[][2] = {
 
 const resource RES_AGREEMENT = {
     .type = "agreement",
-    .collection = "agreements",
+    .collection = COLL_AGREEMENTS,
     .path = "/v1/agreements",
     .item_path = "/v1/agreements/{id}",
     .id_prefix = "ag_",
@@ -103,6 +102,7 @@ const resource RES_AGREEMENT = {
     .delete_role = ROLE_ADMIN,
     .check = agreement_check,
     .transitions = AGREEMENT_TRANSITIONS,
+    .events = EVENTS_CHANGES,
 };
 
 /* ---- transfers ------------------------------------------------------------ */
@@ -130,13 +130,13 @@ static const field TIA[] = {
     {.name = "next_review_on", .type = FT_DATE},
     {.name = "risk", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = RISKS},
     {.name = "supplementary_measures", .type = FT_ARRAY, .flags = FF_UNIQUE, .max = 50, .item = &MEASURE},
-    {.name = "document_id", .type = FT_REF, .ref = "documents"},
+    {.name = "document_id", .type = FT_REF, .ref = COLL_DOCUMENTS},
     {0},
 };
 
 static const field TRANSFER_FIELDS[] = {
     SERVER_FIELDS,
-    {.name = "subprocessor_id", .type = FT_REF, .flags = FF_REQUIRED, .ref = "subprocessors"},
+    {.name = "subprocessor_id", .type = FT_REF, .flags = FF_REQUIRED, .ref = COLL_SUBPROCESSORS},
     {.name = "destination_country", .type = FT_COUNTRY, .flags = FF_REQUIRED},
     {.name = "regime", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = REGIMES, .def = "\"eu\""},
     {.name = "basis", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = BASES},
@@ -148,7 +148,7 @@ static const field TRANSFER_FIELDS[] = {
     {.name = "contract_signed_on", .type = FT_DATE},
     {.name = "valid_from", .type = FT_DATE},
     {.name = "valid_until", .type = FT_DATE},
-    {.name = "agreement_id", .type = FT_REF, .ref = "agreements"},
+    {.name = "agreement_id", .type = FT_REF, .ref = COLL_AGREEMENTS},
     {.name = "tia", .type = FT_OBJECT, .fields = TIA},
     {.name = "notes", .type = FT_STRING, .min = 0, .max = 10000},
     {0},
@@ -196,7 +196,7 @@ static void transfer_check(const cJSON *before, const cJSON *after, verrors *err
 
 const resource RES_TRANSFER = {
     .type = "transfer",
-    .collection = "transfers",
+    .collection = COLL_TRANSFERS,
     .path = "/v1/transfers",
     .item_path = "/v1/transfers/{id}",
     .id_prefix = "tr_",
@@ -206,6 +206,7 @@ const resource RES_TRANSFER = {
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = transfer_check,
+    .events = EVENTS_CHANGES,
 };
 
 /* ---- TOM documents (Art. 32) ---------------------------------------------- */
@@ -226,14 +227,14 @@ static const field MEASURES[] = {
 static const field TOM_FIELDS[] = {
     SERVER_FIELDS,
     {.name = "owner", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = OWNERS},
-    {.name = "subprocessor_id", .type = FT_REF, .ref = "subprocessors"},
+    {.name = "subprocessor_id", .type = FT_REF, .ref = COLL_SUBPROCESSORS},
     {.name = "title", .type = FT_STRING, .flags = FF_REQUIRED, .min = 1, .max = 200},
     {.name = "version_label", .type = FT_STRING, .flags = FF_REQUIRED, .min = 1, .max = 50},
     {.name = "status", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = TOM_STATUSES, .def = "\"draft\""},
     {.name = "effective_on", .type = FT_DATE, .flags = FF_REQUIRED},
     {.name = "next_review_on", .type = FT_DATE},
     {.name = "measures", .type = FT_OBJECT, .flags = FF_REQUIRED, .fields = MEASURES, .def = "{}"},
-    {.name = "document_id", .type = FT_REF, .ref = "documents"},
+    {.name = "document_id", .type = FT_REF, .ref = COLL_DOCUMENTS},
     {.name = "notes", .type = FT_STRING, .min = 0, .max = 10000},
     {0},
 };
@@ -264,7 +265,7 @@ static const char *const TOM_TRANSITIONS[][2] = {{"draft", "active"},       {"ac
 
 const resource RES_TOM = {
     .type = "tom_document",
-    .collection = "tom_documents",
+    .collection = COLL_TOM_DOCUMENTS,
     .path = "/v1/tom-documents",
     .item_path = "/v1/tom-documents/{id}",
     .id_prefix = "tom_",
@@ -275,6 +276,7 @@ const resource RES_TOM = {
     .delete_role = ROLE_ADMIN,
     .check = tom_check,
     .transitions = TOM_TRANSITIONS,
+    .events = EVENTS_CHANGES,
 };
 
 /* ---- customers (controllers) --------------------------------------------- */
@@ -315,7 +317,7 @@ static const filter_def CUSTOMER_FILTERS[] = {
 
 const resource RES_CUSTOMER = {
     .type = "customer",
-    .collection = "customers",
+    .collection = COLL_CUSTOMERS,
     .path = "/v1/customers",
     .item_path = "/v1/customers/{id}",
     .id_prefix = "cu_",
@@ -325,4 +327,5 @@ const resource RES_CUSTOMER = {
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = NULL,
+    .events = EVENTS_CHANGES,
 };

@@ -9,6 +9,14 @@ const resource *const RESOURCES[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRA
                                      &RES_DOCUMENT,     &RES_OBJECTION, &RES_COUNTRY,  &RES_ADEQUACY, &RES_SCC_SET,
                                      &RES_WEBHOOK,      &RES_DELIVERY,  &RES_EVENT,    NULL};
 
+const resource *resource_by_type(const char *type)
+{
+    for (int i = 0; RESOURCES[i]; i++)
+        if (strcmp(RESOURCES[i]->type, type) == 0) return RESOURCES[i];
+    /* written by its own handlers, so not among the generic routes */
+    return strcmp(RES_PUBLICATION.type, type) == 0 ? &RES_PUBLICATION : NULL;
+}
+
 bool resource_roles_declared(const resource *res)
 {
     return res->read_role > ROLE_NONE && res->write_role > ROLE_NONE && res->delete_role > ROLE_NONE;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "subreg/collections.h"
 #include "subreg/json.h"
 #include "subreg/resource.h"
 
@@ -173,7 +174,7 @@ static const char *const INITIAL[] = {"proposed", "active", NULL};
 
 const resource RES_SUBPROCESSOR = {
     .type = "subprocessor",
-    .collection = "subprocessors",
+    .collection = COLL_SUBPROCESSORS,
     .path = "/v1/subprocessors",
     .item_path = "/v1/subprocessors/{id}",
     .id_prefix = "sp_",
@@ -185,5 +186,6 @@ const resource RES_SUBPROCESSOR = {
     .check = check,
     .transitions = TRANSITIONS,
     .initial_statuses = INITIAL,
+    .events = EVENTS_CHANGES,
 };
 

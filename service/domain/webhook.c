@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "subreg/json.h"
+#include "subreg/publication.h"
+#include "subreg/resource.h"
 #include "subreg/util.h"
 
 char *webhook_new_secret(void)
@@ -231,8 +233,9 @@ int64_t parse_retry_after(const char *v, int64_t now_s)
 cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
 {
     const char *etype = json_get_str(rec, "entity_type"), *action = json_get_str(rec, "action");
-    if (!etype || !action || strcmp(etype, "delivery") == 0) return NULL;
-    if (strcmp(etype, "webhook") == 0) {
+    const resource *res = etype ? resource_by_type(etype) : NULL;
+    if (!res || !action || res->events == EVENTS_NONE) return NULL;
+    if (res == &RES_WEBHOOK) {
         /* Subscriptions themselves emit one operational event: being disabled. */
         const cJSON *before = json_get(rec, "before"), *after = json_get(rec, "after");
         if (strcmp(action, "update") != 0 || !cJSON_IsTrue(json_get(before, "enabled")) ||
@@ -248,7 +251,7 @@ cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
         return ev;
     }
     char type[96];
-    if (strcmp(etype, "publication") == 0) {
+    if (res == &RES_PUBLICATION) {
         snprintf(type, sizeof type, "publication.%s", strcmp(action, "effective") == 0 ? "effective" : "announced");
         if (strcmp(action, "create") != 0 && strcmp(action, "effective") != 0) return NULL;
     } else {
@@ -263,7 +266,7 @@ cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
     cJSON_AddStringToObject(ev, "type", type);
     cJSON_AddStringToObject(ev, "timestamp", json_get_str(rec, "at") ? json_get_str(rec, "at") : "");
     cJSON *data = cJSON_AddObjectToObject(ev, "data");
-    if (strcmp(etype, "publication") == 0) {
+    if (res == &RES_PUBLICATION) {
         const cJSON *after = json_get(rec, "after");
         cJSON_AddNumberToObject(data, "version", cJSON_GetNumberValue(json_get(after, "number")));
         static const char *const keep[] = {"published_at", "effective_at", "objection_deadline", "summary", NULL};
@@ -272,13 +275,13 @@ cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
         if (json_get(after, "diff")) cJSON_AddItemToObject(data, "changes", cJSON_Duplicate(json_get(after, "diff"), 1));
         cJSON *links = cJSON_AddObjectToObject(data, "links");
         char buf[512];
-        snprintf(buf, sizeof buf, "%s/public/v1/subprocessors", public_base);
+        snprintf(buf, sizeof buf, "%s" PUBLIC_LIST_PATH, public_base);
         cJSON_AddStringToObject(links, "json", buf);
-        snprintf(buf, sizeof buf, "%s/public/v1/subprocessors?format=csv", public_base);
+        snprintf(buf, sizeof buf, "%s" PUBLIC_CSV_PATH, public_base);
         cJSON_AddStringToObject(links, "csv", buf);
         snprintf(buf, sizeof buf, "%s/subprocessors", public_base);
         cJSON_AddStringToObject(links, "html", buf);
-        snprintf(buf, sizeof buf, "%s/public/v1/subprocessors/versions/%d", public_base,
+        snprintf(buf, sizeof buf, "%s" PUBLIC_VERSIONS_PATH "/%d", public_base,
                  (int)cJSON_GetNumberValue(json_get(after, "number")));
         cJSON_AddStringToObject(links, "version", buf);
     } else {

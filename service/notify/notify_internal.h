@@ -1,4 +1,5 @@
-/* Shared between webhooks.c (the API) and delivery.c (the thread). */
+/* Shared between webhooks.c (the API: URL policy, rotation, ping, redeliver) and
+ * the delivery thread's files (delivery.h). */
 #ifndef SUBREG_NOTIFY_INTERNAL_H
 #define SUBREG_NOTIFY_INTERNAL_H
 
@@ -8,8 +9,8 @@
 #include "subreg/store.h"
 #include "subreg/webhook.h"
 
-extern notify_settings NS;
-extern netpolicy NETS;
+extern notify_settings notify_cfg;
+extern netpolicy webhook_nets;
 
 bool url_host_port(const char *url, char *host, size_t hostlen, char *port, size_t portlen, bool *https);
 const char *url_refused(const char *url, char *why, size_t whylen);

@@ -12,8 +12,8 @@
 #include "subreg/json.h"
 #include "subreg/log.h"
 
-notify_settings NS;
-netpolicy NETS;
+notify_settings notify_cfg;
+netpolicy webhook_nets;
 
 /* ---- the URL policy ---------------------------------------------------------
  * https only (http when allowed), no credentials in the URL, and every address
@@ -56,7 +56,7 @@ const char *url_refused(const char *url, char *why, size_t whylen)
     char host[256], port[8];
     bool https;
     if (!url_host_port(url, host, sizeof host, port, sizeof port, &https)) return "not an http(s) URL";
-    if (!https && !NS.allow_http) return "must use https";
+    if (!https && !notify_cfg.allow_http) return "must use https";
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || !res) {
@@ -65,7 +65,7 @@ const char *url_refused(const char *url, char *why, size_t whylen)
     }
     const char *refused = NULL;
     for (struct addrinfo *a = res; a && !refused; a = a->ai_next) {
-        const char *r = netpolicy_refuse(&NETS, a->ai_addr);
+        const char *r = netpolicy_refuse(&webhook_nets, a->ai_addr);
         if (r) {
             snprintf(why, whylen, "the host %s resolves to a forbidden address (%s)", host, r);
             refused = why;
@@ -75,7 +75,7 @@ const char *url_refused(const char *url, char *why, size_t whylen)
     return refused;
 }
 
-static bool webhook_io_check(req *r, const cJSON *doc)
+bool notify_check_url(req *r, const cJSON *doc)
 {
     const char *url = json_get_str(doc, "url");
     char why[300];
@@ -88,152 +88,6 @@ static bool webhook_io_check(req *r, const cJSON *doc)
     verrors_free(&e);
     return false;
 }
-
-/* ---- the subscription resource -------------------------------------------- */
-
-static bool is_event_pattern(const char *s)
-{
-    static const char *const prefixes[] = {"subprocessor", "agreement", "transfer", "tom_document", "customer",
-                                           "document",     "objection", "country",  "adequacy_decision",
-                                           "scc_set",      NULL};
-    if (strcmp(s, "*") == 0 || strcmp(s, "ping") == 0 || strcmp(s, "publication.announced") == 0 ||
-        strcmp(s, "publication.effective") == 0 || strcmp(s, "publication.*") == 0 ||
-        strcmp(s, "webhook.disabled") == 0)
-        return true;
-    for (const char *const *p = prefixes; *p; p++) {
-        size_t n = strlen(*p);
-        if (strncmp(s, *p, n) == 0 && s[n] == '.' &&
-            (!strcmp(s + n + 1, "*") || !strcmp(s + n + 1, "created") || !strcmp(s + n + 1, "updated") ||
-             !strcmp(s + n + 1, "deleted")))
-            return true;
-    }
-    return false;
-}
-
-static const field EVENT_TYPE = {.type = FT_STRING, .min = 1, .max = 64, .check = is_event_pattern,
-                                 .check_msg = "must be an event type (e.g. publication.announced, subprocessor.*, *)"};
-
-static const field WEBHOOK_FIELDS[] = {
-    SERVER_FIELDS,
-    {.name = "url", .type = FT_URL, .flags = FF_REQUIRED},
-    {.name = "event_types", .type = FT_ARRAY, .flags = FF_REQUIRED | FF_UNIQUE, .min = 1, .max = 50,
-     .item = &EVENT_TYPE, .def = "[\"*\"]"},
-    {.name = "description", .type = FT_STRING, .min = 0, .max = 500},
-    {.name = "enabled", .type = FT_BOOL, .flags = FF_REQUIRED, .def = "true"},
-    {.name = "disabled_reason", .type = FT_STRING, .flags = FF_READONLY},
-    {.name = "failing_since", .type = FT_DATETIME, .flags = FF_READONLY},
-    {.name = "secret_rotated_at", .type = FT_DATETIME, .flags = FF_READONLY},
-    {0},
-};
-
-static const filter_def WEBHOOK_FILTERS[] = {{"enabled", "enabled", &FIELD_BOOL, NULL}, {0}};
-static const char *const WEBHOOK_INTERNAL[] = {"_secrets", NULL};
-
-static void webhook_on_create(cJSON *doc, cJSON *extra)
-{
-    char *secret = webhook_new_secret();
-    char at[32];
-    format_rfc3339(now_ms(), at);
-    cJSON *secrets = cJSON_AddArrayToObject(doc, "_secrets");
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddStringToObject(s, "secret", secret);
-    cJSON_AddStringToObject(s, "created_at", at);
-    cJSON_AddItemToArray(secrets, s);
-    cJSON_AddStringToObject(extra, "secret", secret);
-    free(secret);
-}
-
-/* Enabling a subscription again clears why it was disabled. */
-static void webhook_on_update(const cJSON *before, cJSON *doc)
-{
-    if (cJSON_IsTrue(json_get(doc, "enabled")) && !cJSON_IsTrue(json_get(before, "enabled"))) {
-        cJSON_DeleteItemFromObject(doc, "disabled_reason");
-        cJSON_DeleteItemFromObject(doc, "failing_since");
-    }
-}
-
-const resource RES_WEBHOOK = {
-    .type = "webhook",
-    .collection = "webhooks",
-    .path = "/v1/webhooks",
-    .item_path = "/v1/webhooks/{id}",
-    .id_prefix = "wh_",
-    .fields = WEBHOOK_FIELDS,
-    .filters = WEBHOOK_FILTERS,
-    .read_role = ROLE_ADMIN,
-    .write_role = ROLE_ADMIN,
-    .delete_role = ROLE_ADMIN,
-    .io_check = webhook_io_check,
-    .on_create = webhook_on_create,
-    .on_update = webhook_on_update,
-    .keep_internal = WEBHOOK_INTERNAL,
-    .after_write = notify_webhooks_changed,
-};
-
-/* ---- deliveries: read-only, written by the delivery thread ----------------- */
-
-static const char *const DELIVERY_STATES[] = {"pending", "delivered", "failed", "cancelled", NULL};
-
-static const field DELIVERY_FIELDS[] = {
-    SERVER_FIELDS,
-    /* The delivery log outlives its subscription. */
-    {.name = "webhook_id", .type = FT_REF, .flags = FF_WEAK, .ref = "webhooks"},
-    {.name = "event_id", .type = FT_STRING},
-    {.name = "event_type", .type = FT_STRING},
-    {.name = "state", .type = FT_ENUM, .enums = DELIVERY_STATES},
-    {0},
-};
-
-static const filter_def DELIVERY_FILTERS[] = {
-    {"status", "state", &(const field){.type = FT_ENUM, .enums = DELIVERY_STATES}, NULL},
-    {"event_type", "event_type", &(const field){.type = FT_STRING, .min = 1, .max = 64}, NULL},
-    {"since", "created_at", &(const field){.type = FT_DATETIME}, "$gte"},
-    {"webhook_id", "webhook_id", &(const field){.type = FT_REF, .ref = "webhooks"}, NULL},
-    {0},
-};
-
-const resource RES_DELIVERY = {
-    .type = "delivery",
-    .collection = "deliveries",
-    .path = "/v1/deliveries",
-    .item_path = "/v1/deliveries/{id}",
-    .parent_path = "/v1/webhooks/{id}/deliveries",
-    .parent_field = "webhook_id",
-    .fields = DELIVERY_FIELDS,
-    .filters = DELIVERY_FILTERS,
-    .routes = R_LIST | R_GET,
-    .read_role = ROLE_ADMIN,
-    .write_role = ROLE_ADMIN,
-    .delete_role = ROLE_ADMIN,
-};
-
-/* ---- events: what was (or will be) sent, stored once per event -------------- */
-
-static const field EVENT_FIELDS[] = {
-    SERVER_FIELDS,
-    {.name = "type", .type = FT_STRING},
-    {.name = "payload", .type = FT_STRING},
-    {0},
-};
-
-static const filter_def EVENT_FILTERS[] = {
-    {"type", "type", &(const field){.type = FT_STRING, .min = 1, .max = 64}, NULL},
-    {"since", "created_at", &(const field){.type = FT_DATETIME}, "$gte"},
-    {0},
-};
-
-const resource RES_EVENT = {
-    .type = "event",
-    .collection = "events",
-    .path = "/v1/events",
-    .item_path = "/v1/events/{id}",
-    .fields = EVENT_FIELDS,
-    .filters = EVENT_FILTERS,
-    .routes = R_LIST | R_GET,
-    .read_role = ROLE_ADMIN,
-    .write_role = ROLE_ADMIN,
-    .delete_role = ROLE_ADMIN,
-};
 
 /* ---- actions -------------------------------------------------------------- */
 
@@ -250,7 +104,7 @@ static void handle_rotate(req *r)
     int64_t now = now_ms();
     char at[32], until[32];
     format_rfc3339(now, at);
-    format_rfc3339(now + (int64_t)NS.rotation_overlap_s * 1000, until);
+    format_rfc3339(now + (int64_t)notify_cfg.rotation_overlap_s * 1000, until);
     cJSON *doc = cJSON_Duplicate(cur, 1);
     cJSON_DeleteItemFromObject(doc, "secret_rotated_at");
     cJSON_AddStringToObject(doc, "secret_rotated_at", at);

@@ -1,3 +1,4 @@
+#include "subreg/collections.h"
 #include "subreg/store.h"
 
 #include <mongoc/mongoc.h>
@@ -10,9 +11,6 @@
 #include "subreg/resource.h"
 #include "subreg/util.h"
 
-#define AUDIT_COLLECTION "audit"
-#define EVENT_QUEUE "event_queue"
-#define CHUNKS "document_chunks"
 
 static mongoc_client_pool_t *pool;
 static mongoc_uri_t *uri;
@@ -24,13 +22,11 @@ static void mongo_log(mongoc_log_level_t level, const char *domain, const char *
     /* FerretDB answers endSessions with an error on shutdown: harmless noise. */
     if (strstr(message, "endSessions")) return;
     int lv = level <= MONGOC_LOG_LEVEL_ERROR ? LOG_ERROR : level == MONGOC_LOG_LEVEL_WARNING ? LOG_WARN : LOG_DEBUG;
-    char fields[256];
-    cJSON *d = cJSON_CreateString(domain);
-    char *qd = cJSON_PrintUnformatted(d);
-    snprintf(fields, sizeof fields, ",\"component\":\"mongoc\",\"domain\":%s", qd);
-    free(qd);
-    cJSON_Delete(d);
-    log_event(lv, message, fields);
+    strbuf f = {0};
+    log_field(&f, "component", "mongoc");
+    log_field(&f, "domain", domain);
+    log_event(lv, message, f.data);
+    sb_free(&f);
 }
 
 bool store_init(const char *uri_str, const char *db, int pool_size, char *err, size_t errlen)
@@ -178,7 +174,7 @@ store_status store_migrate(void)
     store_status st = ST_OK;
     for (int i = 0; RESOURCES[i] && st == ST_OK; i++) {
         const resource *r = RESOURCES[i];
-        /* One index per list filter, plus the relay's sweep. */
+        /* One index per list filter, plus the recovery sweep's. */
         const char *specs[16];
         int n = 0;
         for (const filter_def *f = r->filters; f->param && n < 15; f++) specs[n++] = f->path;
@@ -188,11 +184,11 @@ store_status store_migrate(void)
     if (st == ST_OK) {
         /* The claim: one audit record per entity version (see store.h). */
         const char *audit[] = {"!entity_type,entity_id,entity_version", "entity_id", "actor", "at", "_state", NULL};
-        st = create_indexes(c, AUDIT_COLLECTION, audit);
+        st = create_indexes(c, COLL_AUDIT, audit);
     }
     if (st == ST_OK) {
         const char *chunks[] = {"document_id,n", NULL};
-        st = create_indexes(c, CHUNKS, chunks);
+        st = create_indexes(c, COLL_DOCUMENT_CHUNKS, chunks);
     }
 
     mongoc_client_pool_push(pool, c);
@@ -256,11 +252,6 @@ store_status store_get(const char *coll, const char *id, cJSON **out)
     return find_one(coll, id, out);
 }
 
-store_status store_get_raw(const char *coll, const char *id, cJSON **out)
-{
-    return find_one(coll, id, out);
-}
-
 static store_status insert_doc(const char *coll, const cJSON *doc)
 {
     bson_t b = BSON_INITIALIZER;
@@ -276,7 +267,7 @@ static store_status insert_doc(const char *coll, const cJSON *doc)
     return ok ? ST_OK : map_error(&e, "insert");
 }
 
-store_status store_put_raw(const char *coll, const cJSON *doc)
+store_status store_insert(const char *coll, const cJSON *doc)
 {
     return insert_doc(coll, doc);
 }
@@ -312,7 +303,7 @@ static store_status versioned_apply(const char *coll, const char *id, int64_t ex
     return st;
 }
 
-store_status store_update_raw(const char *coll, const char *id, const cJSON *set)
+store_status store_update(const char *coll, const char *id, const cJSON *set)
 {
     bson_t s = BSON_INITIALIZER, upd = BSON_INITIALIZER;
     json_to_bson(set, &s);
@@ -328,7 +319,7 @@ store_status store_update_raw(const char *coll, const char *id, const cJSON *set
     return ok ? ST_OK : map_error(&e, "update");
 }
 
-store_status store_delete_raw(const char *coll, const char *id)
+store_status store_delete(const char *coll, const char *id)
 {
     bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
     handle h = open_coll(coll);
@@ -421,7 +412,7 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
 
 store_status store_put_chunks(const char *id, const unsigned char *data, size_t len, size_t chunk)
 {
-    handle h = open_coll(CHUNKS);
+    handle h = open_coll(COLL_DOCUMENT_CHUNKS);
     store_status st = ST_OK;
     for (size_t off = 0, n = 0; off < len && st == ST_OK; off += chunk, n++) {
         size_t part = len - off < chunk ? len - off : chunk;
@@ -448,7 +439,7 @@ store_status store_put_chunks(const char *id, const unsigned char *data, size_t 
 store_status store_read_chunks(const char *id, bool (*fn)(const unsigned char *, size_t, void *), void *ctx,
                                size_t *total)
 {
-    handle h = open_coll(CHUNKS);
+    handle h = open_coll(COLL_DOCUMENT_CHUNKS);
     bson_t *filter = BCON_NEW("document_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("sort", "{", "n", BCON_INT32(1), "}");
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
@@ -483,7 +474,7 @@ store_status store_read_chunks(const char *id, bool (*fn)(const unsigned char *,
 
 store_status store_delete_chunks(const char *id)
 {
-    handle h = open_coll(CHUNKS);
+    handle h = open_coll(COLL_DOCUMENT_CHUNKS);
     bson_t *filter = BCON_NEW("document_id", BCON_UTF8(id));
     bson_error_t e;
     bool ok = mongoc_collection_delete_many(h.coll, filter, NULL, NULL, &e);
@@ -511,7 +502,7 @@ static store_status set_state(const char *audit_id, const char *state)
 {
     cJSON *set = cJSON_CreateObject();
     cJSON_AddStringToObject(set, "_state", state);
-    store_status st = store_update_raw(AUDIT_COLLECTION, audit_id, set);
+    store_status st = store_update(COLL_AUDIT, audit_id, set);
     cJSON_Delete(set);
     return st;
 }
@@ -525,7 +516,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
     cJSON_AddStringToObject(claim, "_collection", coll);
     cJSON_AddNumberToObject(claim, "_claimed_ms", (double)now_ms());
     const char *audit_id = json_get_str(claim, "id");
-    store_status st = insert_doc(AUDIT_COLLECTION, claim);
+    store_status st = insert_doc(COLL_AUDIT, claim);
     if (st == ST_DUPLICATE) {
         /* Someone else holds this version (or, for a create, the id exists). */
         st = expect == 0 ? ST_DUPLICATE : ST_STALE;
@@ -536,10 +527,10 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
         cJSON *q = cJSON_CreateObject();
         cJSON_AddStringToObject(q, "id", audit_id);
         cJSON_AddNumberToObject(q, "queued_ms", (double)now_ms());
-        st = insert_doc(EVENT_QUEUE, q);
+        st = insert_doc(COLL_EVENT_QUEUE, q);
         cJSON_Delete(q);
         if (st != ST_OK && st != ST_DUPLICATE) {
-            store_delete_raw(AUDIT_COLLECTION, audit_id);
+            store_delete(COLL_AUDIT, audit_id);
             goto done;
         }
         st = ST_OK;
@@ -548,7 +539,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
     if (st == ST_STALE || st == ST_DUPLICATE || st == ST_NOT_FOUND) {
         /* Certainly not applied: give the version back. If even that fails, the
          * recovery sweep sees the unchanged document and removes the claim. */
-        store_delete_raw(AUDIT_COLLECTION, audit_id);
+        store_delete(COLL_AUDIT, audit_id);
         goto done;
     }
     if (st != ST_OK) {
@@ -581,7 +572,7 @@ static store_status claim_applied(const cJSON *claim, bool *applied)
     int64_t version = (int64_t)cJSON_GetNumberValue(json_get(claim, "entity_version"));
     if (!coll || !id || !action) return ST_ERROR;
     cJSON *doc = NULL;
-    store_status st = store_get_raw(coll, id, &doc);
+    store_status st = store_get(coll, id, &doc);
     if (st != ST_OK && st != ST_NOT_FOUND) return st;
     int64_t now_version = doc ? (int64_t)cJSON_GetNumberValue(json_get(doc, "version")) : 0;
     cJSON_Delete(doc);
@@ -594,7 +585,7 @@ static store_status claim_applied(const cJSON *claim, bool *applied)
         bson_t *next_q = BCON_NEW("entity_type", BCON_UTF8(json_get_str(claim, "entity_type")), "entity_id",
                                   BCON_UTF8(id), "entity_version", BCON_INT64(version + 1));
         cJSON *next = NULL;
-        st = store_find(AUDIT_COLLECTION, next_q, NULL, 1, &next);
+        st = store_find(COLL_AUDIT, next_q, NULL, 1, &next);
         bson_destroy(next_q);
         if (st != ST_OK) return st;
         const char *next_action = next && next->child ? json_get_str(next->child, "action") : NULL;
@@ -612,7 +603,7 @@ static store_status claim_applied(const cJSON *claim, bool *applied)
                              "entity_version", "{", "$gt", BCON_INT64(version), "}", "_state",
                              BCON_UTF8("committed"));
     int64_t n = 0;
-    st = store_count(AUDIT_COLLECTION, later, &n);
+    st = store_count(COLL_AUDIT, later, &n);
     bson_destroy(later);
     *applied = n > 0;
     return st;
@@ -621,7 +612,7 @@ static store_status claim_applied(const cJSON *claim, bool *applied)
 store_status store_recover_claims(int64_t lease_ms, int *settled)
 {
     *settled = 0;
-    handle h = open_coll(AUDIT_COLLECTION);
+    handle h = open_coll(COLL_AUDIT);
     bson_t *filter = BCON_NEW("_state", BCON_UTF8("pending"));
     bson_t *opts = BCON_NEW("limit", BCON_INT64(200));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
@@ -642,7 +633,7 @@ store_status store_recover_claims(int64_t lease_ms, int *settled)
         st = claim_applied(c, &applied);
         if (st != ST_OK) break;
         const char *aid = json_get_str(c, "id");
-        st = applied ? set_state(aid, "committed") : store_delete_raw(AUDIT_COLLECTION, aid);
+        st = applied ? set_state(aid, "committed") : store_delete(COLL_AUDIT, aid);
         if (st == ST_OK) {
             (*settled)++;
             log_msgf(LOG_INFO, "recovered claim %s: %s", aid, applied ? "committed" : "not applied, removed");
@@ -654,7 +645,7 @@ store_status store_recover_claims(int64_t lease_ms, int *settled)
 
 store_status store_last_version(const char *entity_type, const char *id, int64_t *version)
 {
-    handle h = open_coll(AUDIT_COLLECTION);
+    handle h = open_coll(COLL_AUDIT);
     bson_t *filter = BCON_NEW("entity_type", BCON_UTF8(entity_type), "entity_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("sort", "{", "entity_version", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
                             "projection", "{", "entity_version", BCON_INT32(1), "}");

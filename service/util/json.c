@@ -317,3 +317,13 @@ char *json_dump(const cJSON *v)
     if (!s) abort();
     return s;
 }
+
+cJSON *json_find_by_id(const cJSON *arr, const char *id)
+{
+    if (!id) return NULL;
+    for (cJSON *c = arr ? arr->child : NULL; c; c = c->next) {
+        const char *cid = json_get_str(c, "id");
+        if (cid && strcmp(cid, id) == 0) return c;
+    }
+    return NULL;
+}

@@ -1,6 +1,5 @@
 #include "subreg/log.h"
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +28,33 @@ int log_level_parse(const char *s)
     return -1;
 }
 
+static void json_string(strbuf *sb, const char *s)
+{
+    sb_puts(sb, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            sb_append(sb, e, 2);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            sb_printf(sb, "\\u%04x", *p);
+        } else {
+            sb_append(sb, (const char *)p, 1);
+        }
+    }
+    sb_puts(sb, "\"");
+}
+
+void log_field(strbuf *fields, const char *name, const char *value)
+{
+    sb_printf(fields, ",\"%s\":", name);
+    json_string(fields, value ? value : "");
+}
+
+void log_field_int(strbuf *fields, const char *name, long long value)
+{
+    sb_printf(fields, ",\"%s\":%lld", name, value);
+}
+
 void log_event(int level, const char *msg, const char *fields)
 {
     if (level < min_level) return;
@@ -36,13 +62,12 @@ void log_event(int level, const char *msg, const char *fields)
     int64_t ms = now_ms();
     format_rfc3339(ms, ts);
     ts[19] = '\0'; /* drop the Z, add milliseconds */
-    cJSON *m = cJSON_CreateString(msg);
-    char *qm = cJSON_PrintUnformatted(m);
-    cJSON_Delete(m);
+    strbuf qm = {0};
+    json_string(&qm, msg);
     /* One fprintf per line: stdio locks the stream, so lines never interleave. */
     fprintf(stderr, "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\",\"msg\":%s%s}\n", ts, (int)(ms % 1000), NAMES[level],
-            qm ? qm : "\"\"", fields ? fields : "");
-    free(qm);
+            qm.data, fields ? fields : "");
+    sb_free(&qm);
 }
 
 void log_msgf(int level, const char *fmt, ...)

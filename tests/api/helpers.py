@@ -5,6 +5,10 @@
 - `Api`: a thin `requests` wrapper bound to a base URL and a bearer token.
 - `unique_country()`: a country code no other test uses, to isolate list queries
   on the shared session server.
+- `wait_public_ready()`, `PUBLIC_KEYS`: the public list of a freshly started
+  service, and the only keys a public entry may have.
+- `WEBHOOK_ENV`, `create_hook()`, `get_hook()`, `retire_hook()`: webhook
+  subscriptions (test_webhooks, test_delivery).
 """
 
 import copy
@@ -67,12 +71,7 @@ def sp_body(**overrides):
         },
         "notes": "Hosted by Odoo S.A. in its own data centres (FR).",
     }
-    for key, value in overrides.items():
-        if value is DELETE:
-            body.pop(key, None)
-        else:
-            body[key] = value
-    return body
+    return override(body, overrides)
 
 
 def minimal_body(**overrides):
@@ -86,8 +85,14 @@ def minimal_body(**overrides):
         "data_subjects": ["customers"],
         "locations": [{"country": "DE", "role": "hosting"}],
     }
+    return override(body, overrides)
+
+
+def override(body, overrides, delete=DELETE):
+    """Replace top-level fields of body (in place, and returned); a value that
+    is `delete` (the `DELETE` sentinel unless told otherwise) drops the field."""
     for key, value in overrides.items():
-        if value is DELETE:
+        if value is delete:
             body.pop(key, None)
         else:
             body[key] = value
@@ -210,6 +215,10 @@ def parse_ts(value):
 
 def etag_of(version):
     return f'"{version}"'
+
+
+def ids_of(items):
+    return [it["id"] for it in items]
 
 
 # ---------------------------------------------------------------------------
@@ -390,3 +399,87 @@ def purge_subprocessor(api, sp_id):
         return
     assert_status(cur, 200)
     assert_status(api.delete(f"/v1/subprocessors/{sp_id}", if_match=cur.json()["version"]), 204)
+
+
+# ---------------------------------------------------------------------------
+# the public list (test_public, test_publications, test_browser)
+
+PUBLIC = "/public/v1/subprocessors"
+
+# The only keys a frozen public entry may have (service/domain/publication.c).
+PUBLIC_KEYS = frozenset({
+    "id", "legal_name", "trading_name", "hq_country", "website", "privacy_policy_url",
+    "dpa_url", "subprocessor_list_url", "category", "role", "purpose", "data_categories",
+    "data_subjects", "locations", "certifications", "dpf_participating", "description",
+})
+
+
+def wait_public_ready(srv, timeout=10, interval=0.25):
+    """Right after a start the public snapshot may still be loading (503 with
+    Retry-After); wait until the public list is served."""
+    def ready():
+        resp = requests.get(srv.url + PUBLIC, timeout=10)
+        if resp.status_code == 503:
+            assert resp.headers.get("Retry-After"), describe(resp)
+            return None
+        assert resp.status_code == 200, describe(resp)
+        return resp
+    return wait_until(ready, timeout, interval=interval, message="the public list to be loaded")
+
+
+# ---------------------------------------------------------------------------
+# webhook subscriptions (test_webhooks, test_delivery; the fixtures
+# `receivers`, `hook_server`, `hook_admin` and `subscribe` are in conftest.py)
+
+HOOKS = "/v1/webhooks"
+HOOK_ADMIN = "hook-admin"  # the token sub of the `hook_admin` fixture
+
+# Loopback-friendly delivery settings for tests (see docs/configuration.md):
+# http and 127.0.0.0/8 allowed, poll 100 ms, retry schedule "0,1,1,1" (attempt
+# 1 at once, then 1 s, 1 s, 1 s; ±10 % jitter; four attempts, then "failed"),
+# timeout 2 s, lease 8 s.
+WEBHOOK_ENV = {
+    "SUBREG_WEBHOOK_ALLOW_HTTP": "true",
+    "SUBREG_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
+    "SUBREG_WEBHOOK_POLL_MS": "100",
+    "SUBREG_WEBHOOK_RETRY_SCHEDULE": "0,1,1,1",
+    "SUBREG_WEBHOOK_TIMEOUT_MS": "2000",
+    "SUBREG_WEBHOOK_LEASE_MS": "8000",
+}
+
+
+def create_hook(api, target, event_types=None, **body):
+    """POST a subscription to a receiver (or a URL); asserts the 201 and returns
+    its body (with the secret). event_types None leaves the service's default."""
+    body["url"] = target if isinstance(target, str) else target.url
+    if event_types is not None:
+        body["event_types"] = list(event_types)
+    resp = api.post(HOOKS, body)
+    assert_status(resp, 201)
+    return resp.json()
+
+
+def get_hook(api, hid):
+    resp = api.get(f"{HOOKS}/{hid}")
+    assert_status(resp, 200)
+    return resp.json()
+
+
+def retire_hook(api, hid):
+    """Teardown: delete the subscription; if the service refuses (see
+    test_delete_subscription_with_deliveries), at least disable it so that it
+    receives nothing in later tests (a subscription deleted by its test is fine)."""
+    for _ in range(10):
+        cur = api.get(f"{HOOKS}/{hid}")
+        if cur.status_code == 404:
+            return
+        assert_status(cur, 200)
+        version = cur.json()["version"]
+        resp = api.delete(f"{HOOKS}/{hid}", if_match=version)
+        if resp.status_code in (204, 404):
+            return
+        if resp.status_code == 409:  # refused while it has deliveries: disable it
+            resp = api.patch(f"{HOOKS}/{hid}", {"enabled": False}, if_match=version)
+            if resp.status_code == 200:
+                return
+    raise AssertionError(f"could not delete or disable {hid}")

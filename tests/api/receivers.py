@@ -15,7 +15,8 @@ Script entries:
     a function                        called per request, returns one of the above
 
 `stop()` closes the listening socket (the port refuses connections: "receiver
-down"); `start()` opens it again on the same port.
+down"); `start()` opens it again on the same port. Tests take receivers from the
+`receivers` fixture (conftest.py), which closes them after the test.
 
 Signatures are checked by the tests with the official Standard Webhooks
 library (`standardwebhooks` on PyPI), never with our own HMAC code:
@@ -26,8 +27,6 @@ library (`standardwebhooks` on PyPI), never with our own HMAC code:
 import json
 import threading
 import time
-
-import pytest
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -263,18 +262,3 @@ class Receiver:
         assert len(after) == before, (
             f"unexpected requests on {self.url}: "
             f"{[(r.type, r.webhook_id) for r in after[before:]]!r}")
-
-
-@pytest.fixture
-def receivers():
-    """Factory for loopback receivers, all closed after the test."""
-    made = []
-
-    def make(script=(200,)):
-        rcv = Receiver(script)
-        made.append(rcv)
-        return rcv
-
-    yield make
-    for rcv in made:
-        rcv.stop()

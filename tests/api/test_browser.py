@@ -23,11 +23,17 @@ import lxml.html
 import pytest
 import requests
 
-from helpers import assert_status, media_type, minimal_body, sp_body, wait_until
+from helpers import (
+    PUBLIC,
+    assert_status,
+    media_type,
+    minimal_body,
+    sp_body,
+    wait_until,
+)
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE.parent / "out"
-PUBLIC = "/public/v1/subprocessors"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -84,59 +90,52 @@ def text_of(el):
 
 
 @pytest.fixture(scope="module")
-def site(binaries, keys, tokens):
-    from conftest import Stack  # the harness's FerretDB + subreg pair
+def site(pub_server):
+    """The module's own stack (`pub_server`) with version 1 of the list in
+    effect and version 2 announced."""
+    admin = pub_server.api(roles=["admin"], sub="web-publisher")
+    entries = [
+        sp_body(legal_name="Odoo S.A.", status="active"),
+        minimal_body(legal_name="Müller Rechenzentrum GmbH", status="active",
+                     purpose={"de": "Betrieb der Server in Nürnberg, tägliche Sicherung",
+                              "en": "Running the servers in Nuremberg, daily backups"},
+                     locations=[{"country": "DE", "region": "Nürnberg", "role": "hosting"},
+                                {"country": "DE", "region": "Fürth", "role": "backup"}]),
+        minimal_body(legal_name="Ökodruck Versand AG", status="active", hq_country="AT",
+                     category="newsletter",
+                     purpose={"de": "Versand von Rundschreiben an Kundinnen und Kunden",
+                              "en": "Sending newsletters to customers"},
+                     data_categories=["master_contact", "support_communication"],
+                     locations=[{"country": "AT", "role": "processing"}]),
+        minimal_body(legal_name="Zürcher Überwachungsdienste AG", status="active",
+                     hq_country="CH", category="monitoring",
+                     purpose={"de": "Überwachung der Verfügbarkeit", "en": "Availability monitoring"},
+                     locations=[{"country": "CH", "region": "Zürich", "role": "processing"}]),
+        minimal_body(legal_name="Hetzner Online GmbH", status="active"),
+    ]
+    created = [admin.create_sp(b) for b in entries]
+    resp = admin.post("/v1/publications", {"summary": {
+        "de": "Erste Veröffentlichung der Liste", "en": "First publication of the list"}})
+    assert_status(resp, 201)
+    # An announced change, so that the page has upcoming changes and history.
+    admin.create_sp(minimal_body(legal_name="Größenwahn Cloud GmbH", status="active",
+                                 purpose={"de": "Speicherung von Dateien", "en": "File storage"}))
+    hetzner = created[-1]
+    admin.patch_sp(hetzner["id"], {"purpose": {"de": "Hosting der Server (Falkenstein)",
+                                               "en": "Server hosting (Falkenstein)"}},
+                   hetzner["version"])
+    when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resp = admin.post("/v1/publications", {"effective_at": when, "summary": {
+        "de": "Neuer Speicherdienst; Hetzner-Rechenzentrum präzisiert",
+        "en": "New storage service; Hetzner data centre specified"}})
+    assert_status(resp, 201)
 
-    stack = Stack(binaries[0], binaries[1], keys, tokens, "browser-module")
-    srv = stack.up()
-    try:
-        wait_until(lambda: requests.get(srv.url + PUBLIC, timeout=10).status_code == 200, 10,
-                   interval=0.25, message="the public list to be loaded")
-        admin = srv.api(roles=["admin"], sub="web-publisher")
-        entries = [
-            sp_body(legal_name="Odoo S.A.", status="active"),
-            minimal_body(legal_name="Müller Rechenzentrum GmbH", status="active",
-                         purpose={"de": "Betrieb der Server in Nürnberg, tägliche Sicherung",
-                                  "en": "Running the servers in Nuremberg, daily backups"},
-                         locations=[{"country": "DE", "region": "Nürnberg", "role": "hosting"},
-                                    {"country": "DE", "region": "Fürth", "role": "backup"}]),
-            minimal_body(legal_name="Ökodruck Versand AG", status="active", hq_country="AT",
-                         category="newsletter",
-                         purpose={"de": "Versand von Rundschreiben an Kundinnen und Kunden",
-                                  "en": "Sending newsletters to customers"},
-                         data_categories=["master_contact", "support_communication"],
-                         locations=[{"country": "AT", "role": "processing"}]),
-            minimal_body(legal_name="Zürcher Überwachungsdienste AG", status="active",
-                         hq_country="CH", category="monitoring",
-                         purpose={"de": "Überwachung der Verfügbarkeit", "en": "Availability monitoring"},
-                         locations=[{"country": "CH", "region": "Zürich", "role": "processing"}]),
-            minimal_body(legal_name="Hetzner Online GmbH", status="active"),
-        ]
-        created = [admin.create_sp(b) for b in entries]
-        resp = admin.post("/v1/publications", {"summary": {
-            "de": "Erste Veröffentlichung der Liste", "en": "First publication of the list"}})
-        assert_status(resp, 201)
-        # An announced change, so that the page has upcoming changes and history.
-        admin.create_sp(minimal_body(legal_name="Größenwahn Cloud GmbH", status="active",
-                                     purpose={"de": "Speicherung von Dateien", "en": "File storage"}))
-        hetzner = created[-1]
-        admin.patch_sp(hetzner["id"], {"purpose": {"de": "Hosting der Server (Falkenstein)",
-                                                   "en": "Server hosting (Falkenstein)"}},
-                       hetzner["version"])
-        when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        resp = admin.post("/v1/publications", {"effective_at": when, "summary": {
-            "de": "Neuer Speicherdienst; Hetzner-Rechenzentrum präzisiert",
-            "en": "New storage service; Hetzner data centre specified"}})
-        assert_status(resp, 201)
+    def ready():
+        body = requests.get(pub_server.url + PUBLIC, timeout=10).json()
+        return body if body["version"] == 1 and body["upcoming"] else None
 
-        def ready():
-            body = requests.get(srv.url + PUBLIC, timeout=10).json()
-            return body if body["version"] == 1 and body["upcoming"] else None
-
-        wait_until(ready, 5, interval=0.1, message="version 1 in effect, version 2 announced")
-        yield srv
-    finally:
-        stack.down()  # SIGTERM, exit 0, no sanitizer report
+    wait_until(ready, 5, interval=0.1, message="version 1 in effect, version 2 announced")
+    return pub_server
 
 
 @pytest.fixture(scope="module")

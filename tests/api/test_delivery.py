@@ -6,13 +6,14 @@ schedule exhausted and redelivery; the delivery log; SSRF at delivery time;
 crash safety (exit after commit, SIGKILL mid-delivery and right after the 201);
 two instances on one database; metrics.
 
-Test settings (WEBHOOK_ENV): http and 127.0.0.0/8 allowed, poll 100 ms, retry
-schedule "0,1,1,1" (attempt 1 at once, then 1 s, 1 s, 1 s; ±10 % jitter; four
-attempts, then "failed"), timeout 2 s, lease 8 s.
+Test settings (helpers.WEBHOOK_ENV): http and 127.0.0.0/8 allowed, poll 100 ms,
+retry schedule "0,1,1,1" (attempt 1 at once, then 1 s, 1 s, 1 s; ±10 % jitter;
+four attempts, then "failed"), timeout 2 s, lease 8 s.
 
-Most tests share this module's stack (`dsrv`); each one subscribes only to the
-event types it needs, on its own receivers, and removes its subscriptions after
-itself. Crash, restart and two-instance tests take their own stacks.
+Most tests share this module's stack (`hook_server`, conftest.py); each one
+subscribes only to the event types it needs, on its own receivers, and the
+`subscribe` fixture removes its subscriptions after it. Crash, restart and
+two-instance tests take their own stacks.
 """
 
 import datetime as dt
@@ -28,83 +29,25 @@ import pytest
 import requests
 
 from helpers import (
+    HOOK_ADMIN,
+    HOOKS,
+    WEBHOOK_ENV,
     assert_problem,
     assert_status,
+    create_hook,
     describe,
+    get_hook,
     minimal_body,
     parse_ts,
     sp_body,
     unique_name,
     wait_until,
 )
-from conftest import own_stack
-from receivers import Answer, Hang, Receiver, receivers, verifies, verify  # noqa: F401 (fixture)
+from receivers import Answer, Hang, verifies, verify
 
-HOOKS = "/v1/webhooks"
 DELIVERIES = "/v1/deliveries"
 PUBS = "/v1/publications"
-
-WEBHOOK_ENV = {
-    "SUBREG_WEBHOOK_ALLOW_HTTP": "true",
-    "SUBREG_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
-    "SUBREG_WEBHOOK_POLL_MS": "100",
-    "SUBREG_WEBHOOK_RETRY_SCHEDULE": "0,1,1,1",
-    "SUBREG_WEBHOOK_TIMEOUT_MS": "2000",
-    "SUBREG_WEBHOOK_LEASE_MS": "8000",
-}
-LEASE_S = 8.0
-
-
-# ---------------------------------------------------------------------------
-# fixtures
-
-
-@pytest.fixture(scope="module")
-def dsrv(binaries, keys, tokens):
-    with own_stack(binaries, keys, tokens, "delivery-module", WEBHOOK_ENV) as srv:
-        yield srv
-
-
-@pytest.fixture
-def dadmin(dsrv):
-    return dsrv.api(roles=["admin"], sub="delivery-admin")
-
-
-@pytest.fixture
-def subscribe(dadmin):
-    """subscribe(receiver_or_url, event_types, api=None) -> the 201 body (with
-    the secret). Subscriptions are removed (or, if the service refuses to delete
-    them, disabled) after the test."""
-    made = []
-
-    def make(target, event_types, api=None, **extra):
-        api = api or dadmin
-        url = target if isinstance(target, str) else target.url
-        resp = api.post(HOOKS, dict(extra, url=url, event_types=list(event_types)))
-        assert_status(resp, 201)
-        made.append((api, resp.json()["id"]))
-        return resp.json()
-
-    yield make
-    for api, hid in made:
-        retire_hook(api, hid)
-
-
-def retire_hook(api, hid):
-    for _ in range(10):
-        cur = api.get(f"{HOOKS}/{hid}")
-        if cur.status_code == 404:
-            return
-        if cur.status_code != 200:  # e.g. the server of a crash test is gone
-            return
-        version = cur.json()["version"]
-        resp = api.delete(f"{HOOKS}/{hid}", if_match=version)
-        if resp.status_code in (204, 404):
-            return
-        if resp.status_code == 409:  # refused while it has deliveries: disable it
-            resp = api.patch(f"{HOOKS}/{hid}", {"enabled": False}, if_match=version)
-            if resp.status_code == 200:
-                return
+LEASE_S = int(WEBHOOK_ENV["SUBREG_WEBHOOK_LEASE_MS"]) / 1000  # 8 s
 
 
 # ---------------------------------------------------------------------------
@@ -145,12 +88,6 @@ def wait_state(api, did, states, timeout=15, attempts=None):
                       message=f"delivery {did} in {states} (attempts >= {attempts})")
 
 
-def hook_now(api, hid):
-    resp = api.get(f"{HOOKS}/{hid}")
-    assert_status(resp, 200)
-    return resp.json()
-
-
 def metrics(srv):
     resp = requests.get(srv.url + "/metrics", timeout=10)
     assert_status(resp, 200)
@@ -184,16 +121,16 @@ def assert_headers(rec):
 # registry events
 
 
-def test_registry_events_signed_and_filtered(dsrv, dadmin, subscribe, receivers):
+def test_registry_events_signed_and_filtered(hook_server, hook_admin, subscribe, receivers):
     everything, created_only, pubs_only = receivers(), receivers(), receivers()
     hook = subscribe(everything, ["subprocessor.*"])
     only_created = subscribe(created_only, ["subprocessor.created"])
     pubs = subscribe(pubs_only, ["publication.*"])
 
     name = unique_name("Events")
-    sp = dadmin.create_sp(sp_body(legal_name=name))
-    sp2 = dadmin.patch_sp(sp["id"], {"notes": "changed for the webhook"}, sp["version"])
-    assert_status(dadmin.delete(f"/v1/subprocessors/{sp['id']}", if_match=sp2["version"]), 204)
+    sp = hook_admin.create_sp(sp_body(legal_name=name))
+    sp2 = hook_admin.patch_sp(sp["id"], {"notes": "changed for the webhook"}, sp["version"])
+    assert_status(hook_admin.delete(f"/v1/subprocessors/{sp['id']}", if_match=sp2["version"]), 204)
 
     got = {}
     for type_ in ("subprocessor.created", "subprocessor.updated", "subprocessor.deleted"):
@@ -206,7 +143,7 @@ def test_registry_events_signed_and_filtered(dsrv, dadmin, subscribe, receivers)
         data = payload["data"]
         assert data["entity_type"] == "subprocessor"
         assert data["id"] == sp["id"]
-        assert data["actor"] == "delivery-admin"
+        assert data["actor"] == HOOK_ADMIN
         got[type_] = (rec, data)
         assert not verifies(rec, only_created["secret"]), "each subscription has its own secret"
 
@@ -228,10 +165,10 @@ def test_registry_events_signed_and_filtered(dsrv, dadmin, subscribe, receivers)
     time.sleep(1.0)
     assert [r.type for r in created_only.snapshot()] == ["subprocessor.created"]
     assert pubs_only.snapshot() == []
-    assert deliveries_of(dadmin, pubs["id"]) == []
+    assert deliveries_of(hook_admin, pubs["id"]) == []
 
     # the delivery log: one delivered delivery per event, webhook-id == event_id
-    log = deliveries_of(dadmin, hook["id"])
+    log = deliveries_of(hook_admin, hook["id"])
     assert sorted(d["event_type"] for d in log) == sorted(got)
     for d in log:
         assert d["state"] == "delivered", d
@@ -239,17 +176,17 @@ def test_registry_events_signed_and_filtered(dsrv, dadmin, subscribe, receivers)
         assert d["attempts"] == 1
         assert d["event_id"] == got[d["event_type"]][0].webhook_id
     # filters
-    upd = deliveries_of(dadmin, hook["id"], event_type="subprocessor.updated")
+    upd = deliveries_of(hook_admin, hook["id"], event_type="subprocessor.updated")
     assert [d["event_type"] for d in upd] == ["subprocessor.updated"]
-    assert len(deliveries_of(dadmin, hook["id"], status="delivered")) == 3
-    assert deliveries_of(dadmin, hook["id"], status="failed") == []
-    assert deliveries_of(dadmin, hook["id"], status="pending") == []
+    assert len(deliveries_of(hook_admin, hook["id"], status="delivered")) == 3
+    assert deliveries_of(hook_admin, hook["id"], status="failed") == []
+    assert deliveries_of(hook_admin, hook["id"], status="pending") == []
     future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert deliveries_of(dadmin, hook["id"], since=future) == []
-    assert len(deliveries_of(dadmin, hook["id"], since="2020-01-01T00:00:00Z")) == 3
-    assert_problem(dadmin.get(f"{HOOKS}/{hook['id']}/deliveries", params={"status": "lost"}),
+    assert deliveries_of(hook_admin, hook["id"], since=future) == []
+    assert len(deliveries_of(hook_admin, hook["id"], since="2020-01-01T00:00:00Z")) == 3
+    assert_problem(hook_admin.get(f"{HOOKS}/{hook['id']}/deliveries", params={"status": "lost"}),
                    400, "malformed-request")
-    assert_problem(dadmin.get(f"{HOOKS}/{hook['id']}/deliveries", params={"since": "yesterday"}),
+    assert_problem(hook_admin.get(f"{HOOKS}/{hook['id']}/deliveries", params={"since": "yesterday"}),
                    400, "malformed-request")
 
 
@@ -257,7 +194,7 @@ def test_registry_events_signed_and_filtered(dsrv, dadmin, subscribe, receivers)
 # publications
 
 
-def test_publication_announced_and_effective(dsrv, dadmin, subscribe, receivers):
+def test_publication_announced_and_effective(hook_server, hook_admin, subscribe, receivers):
     """publication.announced carries version, effective_at, objection_deadline,
     summary, the changes and links; publication.effective follows when the
     version takes effect. A "publication.*" subscription gets no registry events."""
@@ -265,19 +202,19 @@ def test_publication_announced_and_effective(dsrv, dadmin, subscribe, receivers)
     # Whatever is pending becomes a first publication (the module's database is
     # otherwise untouched by publications), so that ours holds just one change.
     body = minimal_body(legal_name=unique_name("Published"), status="active")
-    resp = dadmin.post(PUBS, {"summary": {"de": "Abgleich", "en": "Sync"}, "override_notice": True})
+    resp = hook_admin.post(PUBS, {"summary": {"de": "Abgleich", "en": "Sync"}, "override_notice": True})
     assert resp.status_code in (201, 409), describe(resp)
 
     hook = subscribe(rcv, ["publication.*"])
     effective_hook = subscribe(eff_only, ["publication.effective"])
     reg = subscribe(registry, ["subprocessor.*"])
-    added = dadmin.create_sp(body)
+    added = hook_admin.create_sp(body)
     registry.wait_about(added["id"], "subprocessor.created")
 
     summary = {"de": "Neuer Unterauftragsverarbeiter", "en": "New subprocessor"}
     effective_at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
-    resp = dadmin.post(PUBS, {"summary": summary, "effective_at": effective_at,
+    resp = hook_admin.post(PUBS, {"summary": summary, "effective_at": effective_at,
                               "override_notice": True})
     assert_status(resp, 201)
     pub = resp.json()
@@ -327,28 +264,28 @@ def test_publication_announced_and_effective(dsrv, dadmin, subscribe, receivers)
 # receiver outages and answers
 
 
-def test_receiver_down_then_up(dsrv, dadmin, subscribe, receivers):
+def test_receiver_down_then_up(hook_server, hook_admin, subscribe, receivers):
     """Events created while the receiver's port is closed arrive once it opens
     again (the retry schedule), each once, with the failed attempts logged."""
     rcv = receivers()
     hook = subscribe(rcv, ["subprocessor.*"])
     rcv.stop()
-    sps = [dadmin.create_sp(minimal_body(legal_name=unique_name("Outage"))) for _ in range(3)]
+    sps = [hook_admin.create_sp(minimal_body(legal_name=unique_name("Outage"))) for _ in range(3)]
     creates = {}
     for sp in sps:
-        items, _ = dadmin.list_all("/v1/audit", entity_id=sp["id"])
+        items, _ = hook_admin.list_all("/v1/audit", entity_id=sp["id"])
         creates[sp["id"]] = items[0]["id"]  # the event id is the audit record's id
     # wait until every delivery has failed twice (attempts 1 and 2), then open
     for sp in sps:
-        d = delivery_for(dadmin, hook["id"], creates[sp["id"]])
-        wait_state(dadmin, d["id"], "pending", timeout=5, attempts=2)
+        d = delivery_for(hook_admin, hook["id"], creates[sp["id"]])
+        wait_state(hook_admin, d["id"], "pending", timeout=5, attempts=2)
     rcv.start()
     for sp in sps:
         (rec,) = rcv.wait_about(sp["id"], "subprocessor.created", timeout=10)
         assert verify(rec, hook["secret"])["data"]["id"] == sp["id"]
         assert rec.webhook_id == creates[sp["id"]]
-        d = delivery_for(dadmin, hook["id"], rec.webhook_id)
-        d = wait_state(dadmin, d["id"], "delivered", timeout=5)
+        d = delivery_for(hook_admin, hook["id"], rec.webhook_id)
+        d = wait_state(hook_admin, d["id"], "delivered", timeout=5)
         assert d["attempts"] >= 3, d
         log = d["attempt_log"]
         assert [a["n"] for a in log] == list(range(1, d["attempts"] + 1))
@@ -364,10 +301,10 @@ def test_receiver_down_then_up(dsrv, dadmin, subscribe, receivers):
     assert all(c == 1 for c in counts.values()), counts
 
 
-def test_500_then_200_is_delivered_on_the_second_attempt(dsrv, dadmin, subscribe, receivers):
+def test_500_then_200_is_delivered_on_the_second_attempt(hook_server, hook_admin, subscribe, receivers):
     rcv = receivers([Answer(500, body=b"internal trouble"), 200])
     hook = subscribe(rcv, ["subprocessor.*"])
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Five hundred")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Five hundred")))
     first, second = rcv.wait_about(sp["id"], "subprocessor.created", count=2)
     assert first.webhook_id == second.webhook_id, "webhook-id is stable across retries"
     assert verifies(first, hook["secret"]) and verifies(second, hook["secret"])
@@ -375,8 +312,8 @@ def test_500_then_200_is_delivered_on_the_second_attempt(dsrv, dadmin, subscribe
     gap = second.mono - first.mono
     assert 0.85 <= gap < 2.5, f"schedule says 1 s (±10 %) before attempt 2, got {gap:.2f}s"
 
-    d = delivery_for(dadmin, hook["id"], first.webhook_id)
-    d = wait_state(dadmin, d["id"], "delivered")
+    d = delivery_for(hook_admin, hook["id"], first.webhook_id)
+    d = wait_state(hook_admin, d["id"], "delivered")
     assert d["attempts"] == 2
     a1, a2 = d["attempt_log"]
     assert (a1["n"], a1["status_code"]) == (1, 500)
@@ -387,13 +324,13 @@ def test_500_then_200_is_delivered_on_the_second_attempt(dsrv, dadmin, subscribe
     if "payload" in d:
         assert d["payload"] == first.body.decode()
     else:
-        ev = dadmin.get(f"/v1/events/{d['event_id']}")
+        ev = hook_admin.get(f"/v1/events/{d['event_id']}")
         assert_status(ev, 200)
         assert ev.json()["payload"] == first.body.decode()
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
-def test_429_retry_after_is_honoured(dsrv, dadmin, subscribe, receivers, form):
+def test_429_retry_after_is_honoured(hook_server, hook_admin, subscribe, receivers, form):
     """The schedule says 1 s before attempt 2; Retry-After asks for more and is
     honoured as a minimum."""
     def late():
@@ -405,42 +342,46 @@ def test_429_retry_after_is_honoured(dsrv, dadmin, subscribe, receivers, form):
 
     rcv = receivers([late, 200])
     hook = subscribe(rcv, ["subprocessor.*"])
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Too many")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Too many")))
     first, second = rcv.wait_about(sp["id"], "subprocessor.created", count=2, timeout=15)
     gap = second.mono - first.mono
     assert gap >= 2.6, f"Retry-After (3 s, -10 % jitter at most) not honoured: {gap:.2f}s"
     assert gap < 6.0, gap
-    d = wait_state(dadmin, delivery_for(dadmin, hook["id"], first.webhook_id)["id"], "delivered")
+    d = wait_state(hook_admin, delivery_for(hook_admin, hook["id"], first.webhook_id)["id"], "delivered")
     a1, a2 = d["attempt_log"]
     assert a1["status_code"] == 429 and a2["status_code"] == 200
     # the log's times (whole seconds) show the wait as well
     assert (parse_ts(a2["at"]) - parse_ts(a1["at"])).total_seconds() >= 2
 
 
-def test_410_disables_the_subscription(dsrv, dadmin, subscribe, receivers):
+def test_410_disables_the_subscription(hook_server, hook_admin, subscribe, receivers):
     gone_rcv, watcher, bystander = receivers([Answer(410, body=b"gone")]), receivers(), receivers()
     gone = subscribe(gone_rcv, ["subprocessor.*"])
     watch = subscribe(watcher, ["webhook.disabled"])
     other = subscribe(bystander, ["subprocessor.*"])
 
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Gone")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Gone")))
     (rec,) = gone_rcv.wait_about(sp["id"], "subprocessor.created")
 
     # disabled at once, with the reason, by the delivery worker (audited)
     def disabled():
-        h = hook_now(dadmin, gone["id"])
+        h = get_hook(hook_admin, gone["id"])
         return h if h["enabled"] is False else None
     h = wait_until(disabled, 5, interval=0.1, message="the subscription to be disabled")
     assert "410" in h.get("disabled_reason", ""), h
-    entries, _ = dadmin.list_all("/v1/audit", entity_id=gone["id"])
-    off = [e for e in entries if e["action"] == "update" and e["after"].get("enabled") is False]
+    # /v1/audit lists committed records; the commit follows the apply by a moment
+    def disabling_records():
+        entries, _ = hook_admin.list_all("/v1/audit", entity_id=gone["id"])
+        off = [e for e in entries if e["action"] == "update" and e["after"].get("enabled") is False]
+        return (entries, off) if off else None
+    entries, off = wait_until(disabling_records, 5, interval=0.1, message="the disabling audited")
     assert len(off) == 1, entries
     assert off[0]["actor"] == "subreg-delivery"
     assert off[0]["before"]["enabled"] is True
     assert "410" in off[0]["after"]["disabled_reason"]
 
     # the delivery is not retried: failed after one attempt
-    d = wait_state(dadmin, delivery_for(dadmin, gone["id"], rec.webhook_id)["id"], "failed")
+    d = wait_state(hook_admin, delivery_for(hook_admin, gone["id"], rec.webhook_id)["id"], "failed")
     assert d["attempts"] == 1 and d["attempt_log"][0]["status_code"] == 410
 
     # the other subscriptions hear about it ("webhook.disabled")
@@ -452,17 +393,17 @@ def test_410_disables_the_subscription(dsrv, dadmin, subscribe, receivers):
     parse_ts(payload["timestamp"])
 
     # nothing more reaches the disabled subscription; others still get events
-    sp2 = dadmin.create_sp(minimal_body(legal_name=unique_name("After gone")))
+    sp2 = hook_admin.create_sp(minimal_body(legal_name=unique_name("After gone")))
     bystander.wait_about(sp2["id"], "subprocessor.created")
     time.sleep(1.0)
     assert len(gone_rcv.snapshot()) == 1, [(r.type, r.webhook_id) for r in gone_rcv.snapshot()]
-    assert [d["event_id"] for d in deliveries_of(dadmin, gone["id"])] == [rec.webhook_id]
+    assert [d["event_id"] for d in deliveries_of(hook_admin, gone["id"])] == [rec.webhook_id]
     assert watcher.of_type("webhook.disabled") == [note], "one event, not repeated"
     assert not bystander.of_type("webhook.disabled")  # it subscribed to subprocessor.* only
 
     # enabling it again clears the reason
-    h = hook_now(dadmin, gone["id"])
-    resp = dadmin.patch(f"{HOOKS}/{gone['id']}", {"enabled": True}, if_match=h["version"])
+    h = get_hook(hook_admin, gone["id"])
+    resp = hook_admin.patch(f"{HOOKS}/{gone['id']}", {"enabled": True}, if_match=h["version"])
     assert_status(resp, 200)
     assert resp.json()["enabled"] is True
     assert "disabled_reason" not in resp.json()
@@ -475,14 +416,14 @@ def test_failing_too_long_disables_the_subscription(make_server, receivers):
     failing, watcher = receivers([500]), receivers()
     srv = make_server(extra_env=dict(WEBHOOK_ENV, SUBREG_WEBHOOK_DISABLE_AFTER_S="1"))
     api = srv.api(roles=["admin"], sub="health")
-    bad = api.post(HOOKS, {"url": failing.url, "event_types": ["subprocessor.*"]}).json()
-    watch = api.post(HOOKS, {"url": watcher.url, "event_types": ["webhook.disabled"]}).json()
+    bad = create_hook(api, failing, ["subprocessor.*"])
+    watch = create_hook(api, watcher, ["webhook.disabled"])
     sp = api.create_sp(minimal_body(legal_name=unique_name("Failing")))
     (note,) = watcher.wait_type("webhook.disabled", timeout=15)
     payload = verify(note, watch["secret"])
     assert payload["data"]["webhook_id"] == bad["id"]
     assert "failing since" in payload["data"]["reason"], payload
-    h = hook_now(api, bad["id"])
+    h = get_hook(api, bad["id"])
     assert h["enabled"] is False and h["disabled_reason"] == payload["data"]["reason"], h
     parse_ts(h["failing_since"])
     entries, _ = api.list_all("/v1/audit", entity_id=bad["id"])
@@ -497,14 +438,14 @@ def test_failing_too_long_disables_the_subscription(make_server, receivers):
     assert len(failing.about(sp["id"])) == n, "nothing is sent after the subscription is disabled"
 
 
-def test_hang_past_the_timeout_is_retried(dsrv, dadmin, subscribe, receivers):
+def test_hang_past_the_timeout_is_retried(hook_server, hook_admin, subscribe, receivers):
     rcv = receivers([Hang(4.0, then=200), 200])
     hook = subscribe(rcv, ["subprocessor.*"])
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Hang")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Hang")))
     first, second = rcv.wait_about(sp["id"], "subprocessor.created", count=2, timeout=15)
     assert first.webhook_id == second.webhook_id
     assert second.mono - first.mono >= 2.0 * 0.95, "the first attempt waited for the timeout"
-    d = wait_state(dadmin, delivery_for(dadmin, hook["id"], first.webhook_id)["id"], "delivered")
+    d = wait_state(hook_admin, delivery_for(hook_admin, hook["id"], first.webhook_id)["id"], "delivered")
     a1, a2 = d["attempt_log"][:2]
     assert not a1.get("status_code"), a1
     assert "time" in a1["error"].lower(), a1   # curl: "Operation timed out after 2000 ms ..."
@@ -513,40 +454,40 @@ def test_hang_past_the_timeout_is_retried(dsrv, dadmin, subscribe, receivers):
     assert d["attempts"] == 2
 
 
-def test_redirect_is_not_followed(dsrv, dadmin, subscribe, receivers):
+def test_redirect_is_not_followed(hook_server, hook_admin, subscribe, receivers):
     elsewhere = receivers()
     rcv = receivers([Answer(302, {"Location": elsewhere.url}), 200])
     hook = subscribe(rcv, ["subprocessor.*"])
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Redirect")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Redirect")))
     first, second = rcv.wait_about(sp["id"], "subprocessor.created", count=2)
-    d = wait_state(dadmin, delivery_for(dadmin, hook["id"], first.webhook_id)["id"], "delivered")
+    d = wait_state(hook_admin, delivery_for(hook_admin, hook["id"], first.webhook_id)["id"], "delivered")
     assert [a["status_code"] for a in d["attempt_log"]] == [302, 200]
     assert elsewhere.snapshot() == [], "a redirect must not be followed"
 
 
-def test_schedule_exhausted_then_redeliver(dsrv, dadmin, subscribe, receivers):
+def test_schedule_exhausted_then_redeliver(hook_server, hook_admin, subscribe, receivers):
     rcv = receivers([503])
     hook = subscribe(rcv, ["subprocessor.*"])
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Exhausted")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Exhausted")))
     recs = rcv.wait_about(sp["id"], "subprocessor.created", count=4, timeout=15)
-    did = delivery_for(dadmin, hook["id"], recs[0].webhook_id)["id"]
-    d = wait_state(dadmin, did, "failed", timeout=10)
+    did = delivery_for(hook_admin, hook["id"], recs[0].webhook_id)["id"]
+    d = wait_state(hook_admin, did, "failed", timeout=10)
     assert d["attempts"] == 4, d
     assert [a["n"] for a in d["attempt_log"]] == [1, 2, 3, 4]
     assert all(a["status_code"] == 503 for a in d["attempt_log"])
     assert d["next_attempt_at"] is None
-    assert did in [x["id"] for x in deliveries_of(dadmin, hook["id"], status="failed")]
+    assert did in [x["id"] for x in deliveries_of(hook_admin, hook["id"], status="failed")]
     time.sleep(1.5)
     assert len(rcv.about(sp["id"])) == 4, "no fifth attempt after the schedule"
-    h = hook_now(dadmin, hook["id"])
+    h = get_hook(hook_admin, hook["id"])
     assert h["enabled"] is True and h.get("failing_since"), h
 
     # redeliver: 202, back on the schedule, delivered on the next attempt
     rcv.set_script([200])
-    resp = dadmin.post(f"{DELIVERIES}/{did}/redeliver")
+    resp = hook_admin.post(f"{DELIVERIES}/{did}/redeliver")
     assert_status(resp, 202)
     assert resp.json()["id"] == did
-    d = wait_state(dadmin, did, "delivered", timeout=10)
+    d = wait_state(hook_admin, did, "delivered", timeout=10)
     assert d["attempts"] == 5
     assert d["attempt_log"][-1]["status_code"] == 200
     recs = rcv.about(sp["id"])
@@ -554,18 +495,18 @@ def test_schedule_exhausted_then_redeliver(dsrv, dadmin, subscribe, receivers):
     assert verifies(recs[-1], hook["secret"])
     # the subscription is healthy again
     assert "failing_since" not in wait_until(
-        lambda: (lambda h: h if "failing_since" not in h else None)(hook_now(dadmin, hook["id"])),
+        lambda: (lambda h: h if "failing_since" not in h else None)(get_hook(hook_admin, hook["id"])),
         5, message="failing_since to be cleared")
 
     # a redelivery of a delivered delivery sends it once more (at-least-once)
-    assert_status(dadmin.post(f"{DELIVERIES}/{did}/redeliver"), 202)
-    wait_state(dadmin, did, "delivered", timeout=10, attempts=6)
+    assert_status(hook_admin.post(f"{DELIVERIES}/{did}/redeliver"), 202)
+    wait_state(hook_admin, did, "delivered", timeout=10, attempts=6)
     assert len(rcv.about(sp["id"])) == 6
-    assert_problem(dadmin.post(f"{DELIVERIES}/no-such-delivery/redeliver"), 404, "not-found")
+    assert_problem(hook_admin.post(f"{DELIVERIES}/no-such-delivery/redeliver"), 404, "not-found")
 
 
-def test_metrics_move(dsrv, dadmin, subscribe, receivers):
-    before = metrics(dsrv)
+def test_metrics_move(hook_server, hook_admin, subscribe, receivers):
+    before = metrics(hook_server)
     for name in ("subreg_webhook_events_queued", "subreg_webhook_deliveries_pending",
                  "subreg_webhook_attempts_total",
                  "subreg_webhook_delivered_total", "subreg_webhook_failed_attempts_total",
@@ -578,14 +519,14 @@ def test_metrics_move(dsrv, dadmin, subscribe, receivers):
     flaky, dead = receivers([500, 200]), receivers([Answer(503, {"Retry-After": "2"})])
     h1 = subscribe(flaky, ["subprocessor.*"])
     h2 = subscribe(dead, ["subprocessor.*"])
-    sp = dadmin.create_sp(minimal_body(legal_name=unique_name("Metrics")))
+    sp = hook_admin.create_sp(minimal_body(legal_name=unique_name("Metrics")))
     rec = flaky.wait_about(sp["id"], "subprocessor.created", count=2)[0]
     # while the dead receiver's delivery waits for its retries, it is pending
-    wait_until(lambda: metrics(dsrv)["subreg_webhook_deliveries_pending"] >= 1, 5, interval=0.1,
+    wait_until(lambda: metrics(hook_server)["subreg_webhook_deliveries_pending"] >= 1, 5, interval=0.1,
                message="subreg_webhook_deliveries_pending >= 1")
-    wait_state(dadmin, delivery_for(dadmin, h2["id"], rec.webhook_id)["id"], "failed", timeout=15)
-    wait_state(dadmin, delivery_for(dadmin, h1["id"], rec.webhook_id)["id"], "delivered")
-    after = metrics(dsrv)
+    wait_state(hook_admin, delivery_for(hook_admin, h2["id"], rec.webhook_id)["id"], "failed", timeout=15)
+    wait_state(hook_admin, delivery_for(hook_admin, h1["id"], rec.webhook_id)["id"], "delivered")
+    after = metrics(hook_server)
 
     def delta(name):
         return after[name] - before[name]
@@ -601,7 +542,7 @@ def test_metrics_move(dsrv, dadmin, subscribe, receivers):
     assert [v for _, v in buckets] == sorted(v for _, v in buckets), "cumulative buckets"
     assert after['subreg_webhook_latency_seconds_bucket{le="+Inf"}'] == \
         after["subreg_webhook_latency_seconds_count"]
-    wait_until(lambda: metrics(dsrv)["subreg_webhook_deliveries_pending"] == 0, 6, interval=0.2,
+    wait_until(lambda: metrics(hook_server)["subreg_webhook_deliveries_pending"] == 0, 6, interval=0.2,
                message="subreg_webhook_deliveries_pending back to 0")
 
 
@@ -622,13 +563,8 @@ def test_address_is_checked_again_at_delivery(make_server, receivers):
     rcv = receivers()
     srv = make_server(extra_env=WEBHOOK_ENV)
     api = srv.api(roles=["admin"], sub="ssrf")
-    resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*"]})
-    assert_status(resp, 201)
-    hook = resp.json()
-    resp = api.post(HOOKS, {"url": f"http://localhost:{rcv.port}/hook",
-                            "event_types": ["subprocessor.*"]})
-    assert_status(resp, 201)
-    by_name = resp.json()
+    hook = create_hook(api, rcv, ["subprocessor.*"])
+    by_name = create_hook(api, f"http://localhost:{rcv.port}/hook", ["subprocessor.*"])
     assert api.post(f"{HOOKS}/{hook['id']}/ping").json()["success"] is True
     assert len(rcv.snapshot()) == 1
 
@@ -681,9 +617,7 @@ def test_crash_after_commit_still_delivers(make_server, receivers):
     rcv = receivers()
     srv = make_server(extra_env=WEBHOOK_ENV)
     api = srv.api(roles=["admin"], sub="crash-a")
-    resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(api, rcv, ["subprocessor.*"])
 
     srv.restart(extra_env={"SUBREG_TEST_FAULT": "exit_after_commit"})
     name = unique_name("Exit after commit")
@@ -714,9 +648,7 @@ def test_sigkill_during_a_delivery(make_server, receivers):
     rcv = receivers([Hang(1.5, then=200), 200])
     srv = make_server(extra_env=WEBHOOK_ENV)
     api = srv.api(roles=["admin"], sub="crash-b")
-    resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(api, rcv, ["subprocessor.*"])
 
     sp = api.create_sp(minimal_body(legal_name=unique_name("Killed mid-flight")))
     (first,) = rcv.wait_about(sp["id"], "subprocessor.created", timeout=10)
@@ -740,9 +672,7 @@ def test_sigkill_right_after_the_201(make_server, receivers):
     rcv = receivers()
     srv = make_server(extra_env=WEBHOOK_ENV)
     api = srv.api(roles=["admin"], sub="crash-c")
-    resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(api, rcv, ["subprocessor.*"])
     # a slow delivery loop while the change is made, and nobody listening
     srv.restart(extra_env={"SUBREG_WEBHOOK_POLL_MS": "3000"})
     rcv.stop()
@@ -772,9 +702,7 @@ def test_crash_mid_fanout_resends_only_what_was_not_recorded(make_server, receiv
     api = srv.api(roles=["admin"], sub="crash-d")
     hooks = []
     for rcv in (ok, failing):
-        resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*"]})
-        assert_status(resp, 201)
-        hooks.append(resp.json())
+        hooks.append(create_hook(api, rcv, ["subprocessor.*"]))
 
     srv.restart(extra_env={"SUBREG_TEST_FAULT": "exit_after_fanout_record"})
     api = srv.api(roles=["admin"], sub="crash-d")
@@ -815,9 +743,7 @@ def test_two_instances_deliver_a_burst_once(make_server, receivers):
     two = make_server(extra_env=WEBHOOK_ENV, share_db_with=one)
     a1 = one.api(roles=["admin"], sub="burst")
     a2 = two.api(roles=["admin"], sub="burst")
-    resp = a1.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.created"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(a1, rcv, ["subprocessor.created"])
 
     # 30 changes through both instances, spread over more than one lease period
     # (8 s) so that shard ownership can move between the instances mid-burst.
@@ -860,9 +786,7 @@ def test_a_fan_out_longer_than_the_lease_stays_with_its_owner(make_server, recei
     api = one.api(roles=["admin"], sub="long-fanout")
     hooks = []
     for rcv in rcvs:
-        resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.created"]})
-        assert_status(resp, 201)
-        hooks.append(resp.json())
+        hooks.append(create_hook(api, rcv, ["subprocessor.created"]))
     sp = api.create_sp(minimal_body(legal_name=unique_name("Long fan-out")))
     started = time.monotonic()
 
@@ -899,9 +823,7 @@ def test_two_instances_hand_over_when_the_sender_dies(make_server, receivers):
     two = make_server(extra_env=WEBHOOK_ENV, share_db_with=one)
     servers = {"one": one, "two": two}
     api = one.api(roles=["admin"], sub="handover")
-    resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.created"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(api, rcv, ["subprocessor.created"])
 
     tag = uuid.uuid4().hex[:8]
     created = [api.create_sp(minimal_body(legal_name=f"Handover {tag} {i:02d} GmbH"))["id"]
@@ -943,17 +865,14 @@ def test_subscription_changes_on_one_instance_hold_on_the_other(make_server, rec
     worker = make_server(extra_env=WEBHOOK_ENV, share_db_with=api_only)
     a_api = api_only.api(roles=["admin"], sub="two-instances")
     a_work = worker.api(roles=["admin"], sub="two-instances")
-    resp = a_work.post(HOOKS, {"url": warm.url, "event_types": ["subprocessor.created"]})
-    assert_status(resp, 201)
+    create_hook(a_work, warm, ["subprocessor.created"])
 
     # the worker fans out an event (and so knows the subscriptions as of now)
     sp = a_work.create_sp(minimal_body(legal_name=unique_name("Warm-up")))
     warm.wait_about(sp["id"], "subprocessor.created", timeout=4 * LEASE_S)
 
     # (a) a subscription created through the other instance ...
-    resp = a_api.post(HOOKS, {"url": new.url, "event_types": ["subprocessor.created"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(a_api, new, ["subprocessor.created"])
     # ... gets an event created after its 201 (fanned out by the worker)
     sp = a_api.create_sp(minimal_body(legal_name=unique_name("After subscribing")))
     warm.wait_about(sp["id"], "subprocessor.created", timeout=4 * LEASE_S)

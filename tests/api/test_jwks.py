@@ -13,8 +13,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import AUDIENCE, ISSUER
 from ports import free_port
+from stack import AUDIENCE, ISSUER
 
 SP = "/v1/subprocessors"
 

@@ -67,7 +67,7 @@ def test_database_outage_and_recovery(make_server):
     pid = srv.proc.pid
     before = api.create_sp(sp_body(legal_name=unique_name("Before outage")))
 
-    srv.db.stop_db()
+    srv.db.stop()
 
     def not_ready():
         resp = requests.get(srv.url + "/readyz", timeout=10)
@@ -91,7 +91,7 @@ def test_database_outage_and_recovery(make_server):
 
     assert_status(requests.get(srv.url + "/healthz", timeout=10), 200)
 
-    srv.db.start_db()
+    srv.db.start()
 
     def ready():
         resp = requests.get(srv.url + "/readyz", timeout=10)
@@ -119,14 +119,14 @@ def test_database_outage_and_recovery(make_server):
 
 def test_readyz_503_has_retry_after(make_server):
     srv = make_server()
-    srv.db.stop_db()
+    srv.db.stop()
     try:
         resp = wait_until(lambda: (lambda r: r if r.status_code == 503 else None)(
             requests.get(srv.url + "/readyz", timeout=10)), 10, message="/readyz 503")
         assert_problem(resp, 503, "service-unavailable")
         assert resp.headers.get("Retry-After") == "5"
     finally:
-        srv.db.start_db()
+        srv.db.start()
 
 
 def test_migrate_is_idempotent(server):
@@ -144,7 +144,12 @@ def test_a_database_stall_mid_write_leaves_no_change_unaudited(make_server):
     subreg gave up. Every change that ends up stored must still get its audit
     record, and every audit record must describe a stored change."""
     srv = make_server()
-    srv.restart(extra_env={"SUBREG_MONGODB_URI": srv.db.uri + "&socketTimeoutMS=800"})
+    # The lease must exceed how late the database can still apply a write
+    # (docs/configuration.md, SUBREG_CLAIM_LEASE_MS): here the freezes (1.5 s) plus
+    # the socket timeout. With the harness's 1.5 s lease the sweep could remove a
+    # claim whose insert FerretDB applied just after waking up.
+    srv.restart(extra_env={"SUBREG_MONGODB_URI": srv.db.uri + "&socketTimeoutMS=800",
+                           "SUBREG_CLAIM_LEASE_MS": "5000"})
     api = srv.api(roles=["admin"], sub="stall")
     stop, results = threading.Event(), []
 

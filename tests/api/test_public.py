@@ -4,7 +4,7 @@ CSV = JSON, the Atom feed against a real parser and the RFC 4287 schema,
 query validation, the rate limit, and the state before any publication.
 
 Publications are global to a database: this module publishes on its own stack
-(module-scoped), never on the shared session server.
+(`pub_server`, module-scoped), never on the shared session server.
 """
 
 import csv
@@ -21,8 +21,9 @@ import pytest
 import requests
 from lxml import etree
 
-from conftest import own_stack
 from helpers import (
+    PUBLIC,
+    PUBLIC_KEYS,
     assert_problem,
     assert_status,
     describe,
@@ -30,21 +31,16 @@ from helpers import (
     minimal_body,
     sp_body,
     unique_name,
+    wait_public_ready,
     wait_until,
 )
 
 HERE = Path(__file__).resolve().parent
 PUBS = "/v1/publications"
-PUBLIC = "/public/v1/subprocessors"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CSV_COLUMNS = ["id", "legal_name", "trading_name", "category", "hq_country", "purpose",
                "data_categories", "data_subjects", "locations", "certifications",
                "dpf_participating", "website"]
-PUBLIC_KEYS = {
-    "id", "legal_name", "trading_name", "hq_country", "website", "privacy_policy_url",
-    "dpa_url", "subprocessor_list_url", "category", "role", "purpose", "data_categories",
-    "data_subjects", "locations", "certifications", "dpf_participating", "description",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -80,19 +76,6 @@ def wait_public_version(srv, check, message, timeout=5):
         ok(get(srv, PUBLIC)).json()), timeout, interval=0.1, message=message)
 
 
-def wait_public_ready(srv, timeout=10, interval=0.25):
-    """Right after a start the public snapshot may still be loading (503 with
-    Retry-After); wait until the public list is served."""
-    def ready():
-        resp = requests.get(srv.url + "/public/v1/subprocessors", timeout=10)
-        if resp.status_code == 503:
-            assert resp.headers.get("Retry-After"), describe(resp)
-            return None
-        assert resp.status_code == 200, describe(resp)
-        return resp
-    return wait_until(ready, timeout, interval=interval, message="the public list to be loaded")
-
-
 def lei_with_check_digits(base18):
     """A syntactically valid LEI (ISO 17442: ISO 7064 MOD 97-10 check digits)."""
     digits = "".join(str(int(c, 36)) for c in base18 + "00")
@@ -112,18 +95,11 @@ def atom_schema():
 
 
 # ---------------------------------------------------------------------------
-# the module's own stack and its data
+# the module's data (on its own stack, `pub_server` in conftest.py)
 
 
 @pytest.fixture(scope="module")
-def pubsrv(binaries, keys, tokens):
-    with own_stack(binaries, keys, tokens, "public-module") as srv:
-        wait_public_ready(srv)
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def world(pubsrv):
+def world(pub_server):
     """A registry with a secret planted in every internal field, published as
     version 1 (in effect) and version 2 (announced, with an objection)."""
     marks = {}
@@ -134,7 +110,7 @@ def world(pubsrv):
 
     hexes = {k: uuid.uuid4().hex[:12] for k in ("a", "b", "c")}
     admin_sub = mark("publishing admin (token sub)", f"SECRET-admin-{uuid.uuid4().hex[:10]}")
-    admin = pubsrv.api(roles=["admin"], sub=admin_sub)
+    admin = pub_server.api(roles=["admin"], sub=admin_sub)
     phone_a, phone_b = secrets.randbelow(900000) + 100000, secrets.randbelow(900000) + 100000
     email_local = f"secret-{hexes['a']}"
 
@@ -248,7 +224,7 @@ def world(pubsrv):
         "resolution": mark("objection.resolution", f"SECRET-objres-{uuid.uuid4().hex[:10]}"),
     })
     assert_status(objection, 201)
-    wait_public_version(pubsrv, lambda b: b["version"] == 1 and b["upcoming"],
+    wait_public_version(pub_server, lambda b: b["version"] == 1 and b["upcoming"],
                         "version 1 in effect and version 2 announced")
     return {"admin": admin, "marks": marks, "secret_sp": secret_sp, "tricky": tricky,
             "plain": plain, "v1": v1, "v2": v2}
@@ -280,10 +256,10 @@ def public_forms(srv):
 # only public fields
 
 
-def test_no_internal_field_in_any_public_form(pubsrv, world):
+def test_no_internal_field_in_any_public_form(pub_server, world):
     marks = world["marks"]
     assert len(marks) >= 25, sorted(marks)
-    forms = public_forms(pubsrv)
+    forms = public_forms(pub_server)
     assert len(forms) >= 14
     leaks = []
     for label, resp in forms:
@@ -298,8 +274,8 @@ def test_no_internal_field_in_any_public_form(pubsrv, world):
     assert not leaks, "internal values in public forms:\n" + "\n".join(leaks)
 
 
-def test_public_json_entries_have_only_public_keys(pubsrv, world):
-    body = ok(get(pubsrv, PUBLIC), "application/json").json()
+def test_public_json_entries_have_only_public_keys(pub_server, world):
+    body = ok(get(pub_server, PUBLIC), "application/json").json()
     assert set(body) == {"version", "effective_at", "published_at", "items", "upcoming", "links"}
     for item in body["items"]:
         assert set(item) <= PUBLIC_KEYS, set(item) - PUBLIC_KEYS
@@ -315,9 +291,9 @@ def test_public_json_entries_have_only_public_keys(pubsrv, world):
     assert not any(n.startswith("SECRET-") for n in names)
 
 
-def test_public_json_content(pubsrv, world):
+def test_public_json_content(pub_server, world):
     v1, v2 = world["v1"], world["v2"]
-    both = ok(get(pubsrv, PUBLIC)).json()
+    both = ok(get(pub_server, PUBLIC)).json()
     assert both["version"] == 1
     assert both["effective_at"] == v1["effective_at"]
     assert both["published_at"] == v1["published_at"]
@@ -331,7 +307,7 @@ def test_public_json_content(pubsrv, world):
     assert change["id"] == world["secret_sp"]["id"]
     assert [f["field"] for f in change["fields"]] == ["purpose"]
     for lang in ("de", "en"):
-        loc = ok(get(pubsrv, PUBLIC, params={"lang": lang})).json()
+        loc = ok(get(pub_server, PUBLIC, params={"lang": lang})).json()
         assert [i["id"] for i in loc["items"]] == [i["id"] for i in v1["items"]]
         for item, src in zip(loc["items"], v1["items"]):
             assert item["purpose"] == src["purpose"][lang]
@@ -343,23 +319,23 @@ def test_public_json_content(pubsrv, world):
                                   "en": "Data storage and analytics"}[lang]
     links = both["links"]
     for key in ("csv", "atom", "html", "versions"):
-        assert_status(get(pubsrv, links[key]), 200)
+        assert_status(get(pub_server, links[key]), 200)
 
 
-def test_versions_list_and_detail(pubsrv, world):
-    body = ok(get(pubsrv, PUBLIC + "/versions"), "application/json").json()
+def test_versions_list_and_detail(pub_server, world):
+    body = ok(get(pub_server, PUBLIC + "/versions"), "application/json").json()
     numbers = [v["version"] for v in body["items"]]
     assert numbers == sorted(numbers, reverse=True) and numbers[-1] == 1
     status = {v["version"]: v["status"] for v in body["items"]}
     assert status[1] == "in_effect" and status[2] == "upcoming"
-    one = ok(get(pubsrv, PUBLIC + "/versions/1")).json()
+    one = ok(get(pub_server, PUBLIC + "/versions/1")).json()
     assert one["version"] == 1 and one["status"] == "in_effect"
     assert one["items"] == world["v1"]["items"]
     assert one["changes"] == world["v1"]["diff"]
-    two = ok(get(pubsrv, PUBLIC + "/versions/2")).json()
+    two = ok(get(pub_server, PUBLIC + "/versions/2")).json()
     assert two["changes"] == world["v2"]["diff"] and two["status"] == "upcoming"
     for bad in ("0", "999", "abc", "1x"):
-        assert_problem(get(pubsrv, f"{PUBLIC}/versions/{bad}"), 404, "not-found")
+        assert_problem(get(pub_server, f"{PUBLIC}/versions/{bad}"), 404, "not-found")
 
 
 # ---------------------------------------------------------------------------
@@ -378,44 +354,44 @@ CACHED_FORMS = [
 
 
 @pytest.mark.parametrize("label, path, params", CACHED_FORMS, ids=[c[0] for c in CACHED_FORMS])
-def test_conditional_get(pubsrv, world, label, path, params):
-    first = ok(get(pubsrv, path, params=params))
+def test_conditional_get(pub_server, world, label, path, params):
+    first = ok(get(pub_server, path, params=params))
     etag, last_modified = first.headers.get("ETag"), first.headers.get("Last-Modified")
     assert etag and etag.startswith('"') and etag.endswith('"'), describe(first)
     assert last_modified and last_modified.endswith(" GMT"), describe(first)
     cache_control = first.headers.get("Cache-Control", "")
     assert "public" in cache_control and "max-age=" in cache_control, cache_control
 
-    not_modified = get(pubsrv, path, params=params, headers={"If-None-Match": etag})
+    not_modified = get(pub_server, path, params=params, headers={"If-None-Match": etag})
     assert not_modified.status_code == 304, describe(not_modified)
     assert not_modified.content == b""
     assert not_modified.headers.get("ETag") == etag
 
-    weak_list = get(pubsrv, path, params=params, headers={"If-None-Match": f'"nope", {etag}'})
+    weak_list = get(pub_server, path, params=params, headers={"If-None-Match": f'"nope", {etag}'})
     assert weak_list.status_code == 304, describe(weak_list)
 
-    since = get(pubsrv, path, params=params, headers={"If-Modified-Since": last_modified})
+    since = get(pub_server, path, params=params, headers={"If-Modified-Since": last_modified})
     assert since.status_code == 304, describe(since)
     assert since.content == b""
 
-    other = get(pubsrv, path, params=params, headers={"If-None-Match": '"something-else"'})
+    other = get(pub_server, path, params=params, headers={"If-None-Match": '"something-else"'})
     assert other.status_code == 200 and other.content == first.content, describe(other)
     # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2)
-    both = get(pubsrv, path, params=params,
+    both = get(pub_server, path, params=params,
                headers={"If-None-Match": '"something-else"', "If-Modified-Since": last_modified})
     assert both.status_code == 200, describe(both)
-    old = get(pubsrv, path, params=params,
+    old = get(pub_server, path, params=params,
               headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
     assert old.status_code == 200, describe(old)
 
 
-def test_representations_have_distinct_etags(pubsrv, world):
+def test_representations_have_distinct_etags(pub_server, world):
     tags = {}
     for label, path, params in CACHED_FORMS:
-        tags[label] = ok(get(pubsrv, path, params=params)).headers["ETag"]
+        tags[label] = ok(get(pub_server, path, params=params)).headers["ETag"]
     assert len(set(tags.values())) == len(tags), tags
     # the CSV's ETag is not accepted for the JSON
-    resp = get(pubsrv, PUBLIC, headers={"If-None-Match": tags["csv"]})
+    resp = get(pub_server, PUBLIC, headers={"If-None-Match": tags["csv"]})
     assert resp.status_code == 200, describe(resp)
 
 
@@ -424,9 +400,9 @@ def test_representations_have_distinct_etags(pubsrv, world):
 
 
 @pytest.mark.parametrize("lang", ["de", "en"])
-def test_csv_equals_json(pubsrv, world, lang):
-    items = ok(get(pubsrv, PUBLIC, params={"lang": lang})).json()["items"]
-    resp = ok(get(pubsrv, PUBLIC, params={"format": "csv", "lang": lang}), "text/csv")
+def test_csv_equals_json(pub_server, world, lang):
+    items = ok(get(pub_server, PUBLIC, params={"lang": lang})).json()["items"]
+    resp = ok(get(pub_server, PUBLIC, params={"format": "csv", "lang": lang}), "text/csv")
     assert "charset=utf-8" in resp.headers["Content-Type"].lower()
     text = resp.content.decode("utf-8")
     assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", ""), "RFC 4180: CRLF lines"
@@ -452,16 +428,16 @@ def test_csv_equals_json(pubsrv, world, lang):
     assert any('"Daten"' in r["legal_name"] for r in records), "the tricky name round-trips"
 
 
-def test_csv_negotiation(pubsrv, world):
-    de = ok(get(pubsrv, PUBLIC, headers={"Accept": "text/csv", "Accept-Language": "de-DE,de;q=0.9"}),
+def test_csv_negotiation(pub_server, world):
+    de = ok(get(pub_server, PUBLIC, headers={"Accept": "text/csv", "Accept-Language": "de-DE,de;q=0.9"}),
             "text/csv")
     assert "Datensicherung" in de.text
-    en = ok(get(pubsrv, PUBLIC, headers={"Accept": "text/csv"}), "text/csv")
+    en = ok(get(pub_server, PUBLIC, headers={"Accept": "text/csv"}), "text/csv")
     assert "Backup, " in en.text
     assert "Accept" in en.headers.get("Vary", "")
-    as_json = ok(get(pubsrv, PUBLIC, headers={"Accept": "application/json"}), "application/json")
+    as_json = ok(get(pub_server, PUBLIC, headers={"Accept": "application/json"}), "application/json")
     as_json.json()
-    forced = ok(get(pubsrv, PUBLIC, params={"format": "json"}, headers={"Accept": "text/csv"}),
+    forced = ok(get(pub_server, PUBLIC, params={"format": "json"}, headers={"Accept": "text/csv"}),
                 "application/json")
     forced.json()
 
@@ -490,18 +466,18 @@ def check_atom(srv, text, expected_numbers):
     return feed
 
 
-def test_atom_feed(pubsrv, world):
-    resp = ok(get(pubsrv, PUBLIC + "/feed.atom"), "application/atom+xml")
+def test_atom_feed(pub_server, world):
+    resp = ok(get(pub_server, PUBLIC + "/feed.atom"), "application/atom+xml")
     admin = world["admin"]
     numbers = sorted((p["number"] for p in admin.get(PUBS).json()["items"]), reverse=True)
-    feed = check_atom(pubsrv, resp.text, numbers)
+    feed = check_atom(pub_server, resp.text, numbers)
     # One entry per publication, newest first, each pointing at its version.
     for entry, number in zip(feed.entries, numbers):
         assert entry.id.endswith(f"/public/v1/subprocessors/versions/{number}"), (
             f"entry for publication {number} has id {entry.id} (title {entry.title!r})")
         assert f"Version {number}," in entry.title, entry.title
         href = next(link.href for link in entry.links if link.rel == "alternate")
-        target = ok(get(pubsrv, href.replace(pubsrv.url, "")))
+        target = ok(get(pub_server, href.replace(pub_server.url, "")))
         assert target.json()["version"] == number
         pub = admin.get(f"{PUBS}/{number}").json()
         assert pub["summary"]["en"] in entry.summary, (number, entry.summary)
@@ -534,8 +510,8 @@ def test_atom_rng_rejects_an_invalid_feed():
     ({}, {}, "en"),
     ({"lang": "de"}, {"Accept-Language": "en"}, "de"),
 ])
-def test_html_language(pubsrv, world, params, headers, lang):
-    resp = ok(get(pubsrv, "/subprocessors", params=params, headers=headers), "text/html")
+def test_html_language(pub_server, world, params, headers, lang):
+    resp = ok(get(pub_server, "/subprocessors", params=params, headers=headers), "text/html")
     assert f'<html lang="{lang}">' in resp.text
     assert resp.headers.get("Content-Language") == lang
     assert "Accept-Language" in resp.headers.get("Vary", "")
@@ -563,14 +539,14 @@ def test_html_language(pubsrv, world, params, headers, lang):
     (PUBLIC + "/feed.atom", {"foo": "1"}),
     ("/subprocessors", {"format": "csv"}),
 ])
-def test_bad_query_is_400(pubsrv, world, path, params):
-    assert_problem(get(pubsrv, path, params=params), 400, "malformed-request")
+def test_bad_query_is_400(pub_server, world, path, params):
+    assert_problem(get(pub_server, path, params=params), 400, "malformed-request")
 
 
-def test_public_paths_need_no_token(pubsrv, world):
+def test_public_paths_need_no_token(pub_server, world):
     for path in (PUBLIC, PUBLIC + "/versions", PUBLIC + "/versions/1", PUBLIC + "/feed.atom",
                  "/subprocessors"):
-        assert_status(get(pubsrv, path), 200)
+        assert_status(get(pub_server, path), 200)
 
 
 # ---------------------------------------------------------------------------
@@ -630,64 +606,64 @@ def test_rate_limit_429(make_server):
 # last: publishes once more on the module's stack
 
 
-def test_etag_changes_after_a_new_publication(pubsrv, world):
+def test_etag_changes_after_a_new_publication(pub_server, world):
     admin = world["admin"]
-    before = {label: ok(get(pubsrv, path, params=params)).headers["ETag"]
+    before = {label: ok(get(pub_server, path, params=params)).headers["ETag"]
               for label, path, params in CACHED_FORMS if label != "version 1"}
     admin.create_sp(minimal_body(legal_name=unique_name("Etag"), status="active"))
     pub = publish(admin, summary={"de": "Noch eine", "en": "One more"})
-    wait_public_version(pubsrv, lambda b: b["version"] == pub["number"],
+    wait_public_version(pub_server, lambda b: b["version"] == pub["number"],
                         f"version {pub['number']} in effect")
     for label, path, params in CACHED_FORMS:
         if label == "version 1":
             continue
-        resp = get(pubsrv, path, params=params, headers={"If-None-Match": before[label]})
+        resp = get(pub_server, path, params=params, headers={"If-None-Match": before[label]})
         assert resp.status_code == 200, f"{label}: old ETag still matches: {describe(resp)}"
         assert resp.headers["ETag"] != before[label], label
 
 
-def test_atom_entries_stay_unique_as_versions_take_effect(pubsrv, world):
+def test_atom_entries_stay_unique_as_versions_take_effect(pub_server, world):
     """Every publication keeps its own entry id, however many have taken effect."""
     admin = world["admin"]
     for _ in range(2):
         admin.create_sp(minimal_body(legal_name=unique_name("Atom"), status="active"))
         pub = publish(admin, summary={"de": "Atom-Test", "en": "Atom test"})
-        wait_public_version(pubsrv, lambda b: b["version"] == pub["number"],
+        wait_public_version(pub_server, lambda b: b["version"] == pub["number"],
                             f"version {pub['number']} in effect")
     numbers = sorted((p["number"] for p in admin.get(PUBS).json()["items"]), reverse=True)
     assert len(numbers) >= 4
-    feed = check_atom(pubsrv, ok(get(pubsrv, PUBLIC + "/feed.atom")).text, numbers)
-    expected = [f"{pubsrv.url}/public/v1/subprocessors/versions/{n}" for n in numbers]
+    feed = check_atom(pub_server, ok(get(pub_server, PUBLIC + "/feed.atom")).text, numbers)
+    expected = [f"{pub_server.url}/public/v1/subprocessors/versions/{n}" for n in numbers]
     assert [e.id for e in feed.entries] == expected
 
 
-def test_if_modified_since_a_later_date_is_304(pubsrv, world):
+def test_if_modified_since_a_later_date_is_304(pub_server, world):
     """RFC 9110 13.1.3: not modified since a date at or after Last-Modified."""
-    first = ok(get(pubsrv, PUBLIC))
+    first = ok(get(pub_server, PUBLIC))
     last_modified = first.headers["Last-Modified"]
     later = (dt.datetime.strptime(last_modified, "%a, %d %b %Y %H:%M:%S GMT")
              + dt.timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    resp = get(pubsrv, PUBLIC, headers={"If-Modified-Since": later})
+    resp = get(pub_server, PUBLIC, headers={"If-Modified-Since": later})
     assert resp.status_code == 304, (
         f"If-Modified-Since {later} (Last-Modified {last_modified}): {describe(resp)}")
 
 
-def test_last_modified_moves_when_a_version_takes_effect(pubsrv, world):
+def test_last_modified_moves_when_a_version_takes_effect(pub_server, world):
     """The list in effect changes when a scheduled version takes effect, without a
     new publication: a client revalidating with If-Modified-Since alone must get
     the new list, not 304."""
     admin = world["admin"]
     admin.create_sp(minimal_body(legal_name=unique_name("Scheduled"), status="active"))
     pub = publish(admin, summary={"de": "Gleich", "en": "Soon"}, effective_at=iso_in(seconds=3))
-    before = wait_public_version(pubsrv, lambda b: any(u["version"] == pub["number"]
+    before = wait_public_version(pub_server, lambda b: any(u["version"] == pub["number"]
                                                        for u in b["upcoming"]),
                                  f"version {pub['number']} announced")
-    resp = ok(get(pubsrv, PUBLIC))
+    resp = ok(get(pub_server, PUBLIC))
     last_modified = resp.headers["Last-Modified"]
     assert resp.json()["version"] == before["version"] != pub["number"]
-    wait_public_version(pubsrv, lambda b: b["version"] == pub["number"],
+    wait_public_version(pub_server, lambda b: b["version"] == pub["number"],
                         f"version {pub['number']} in effect", timeout=8)
-    resp = get(pubsrv, PUBLIC, headers={"If-Modified-Since": last_modified})
+    resp = get(pub_server, PUBLIC, headers={"If-Modified-Since": last_modified})
     assert resp.status_code == 200, (
         f"version {pub['number']} took effect, but If-Modified-Since {last_modified} "
         f"still gives {describe(resp)}")

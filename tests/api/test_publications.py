@@ -3,7 +3,8 @@ the notice rule, scheduled effect (exactly once across instances), objections,
 compliance rules 8 (notice_period) and 9 (public_list_drift), roles.
 
 Publications are global to a database, so this module runs on its own stack
-(one module-scoped FerretDB + subreg) and never on the shared session server;
+(`pub_server`: one module-scoped FerretDB + subreg) and never on the shared
+session server;
 the scheduled-effect test takes two more service instances on one database.
 """
 
@@ -14,8 +15,9 @@ import uuid
 import pytest
 import requests
 
-from conftest import own_stack
 from helpers import (
+    PUBLIC,
+    PUBLIC_KEYS,
     assert_problem,
     assert_status,
     assert_validation,
@@ -24,19 +26,12 @@ from helpers import (
     parse_ts,
     sp_body,
     unique_name,
+    wait_public_ready,
     wait_until,
 )
 
 PUBS = "/v1/publications"
 SP = "/v1/subprocessors"
-PUBLIC = "/public/v1/subprocessors"
-
-# The only keys a frozen public entry may have (service/domain/publication.c).
-PUBLIC_KEYS = {
-    "id", "legal_name", "trading_name", "hq_country", "website", "privacy_policy_url",
-    "dpa_url", "subprocessor_list_url", "category", "role", "purpose", "data_categories",
-    "data_subjects", "locations", "certifications", "dpf_participating", "description",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -106,19 +101,6 @@ def get_pub(api, number):
     return resp.json()
 
 
-def wait_public_ready(srv, timeout=10, interval=0.25):
-    """Right after a start the public snapshot may still be loading (503 with
-    Retry-After); wait until the public list is served."""
-    def ready():
-        resp = requests.get(srv.url + "/public/v1/subprocessors", timeout=10)
-        if resp.status_code == 503:
-            assert resp.headers.get("Retry-After"), describe(resp)
-            return None
-        assert resp.status_code == 200, describe(resp)
-        return resp
-    return wait_until(ready, timeout, interval=interval, message="the public list to be loaded")
-
-
 def field_map(change):
     return {f["field"]: f for f in change["fields"]}
 
@@ -132,23 +114,16 @@ def expected_items(api):
 
 
 # ---------------------------------------------------------------------------
-# the module's own stack
+# the module's admin and first version (on its own stack, `pub_server` in conftest.py)
 
 
 @pytest.fixture(scope="module")
-def pubsrv(binaries, keys, tokens):
-    with own_stack(binaries, keys, tokens, "publications-module") as srv:
-        wait_public_ready(srv)
-        yield srv
+def padmin(pub_server):
+    return pub_server.api(roles=["admin"], sub="publisher")
 
 
 @pytest.fixture(scope="module")
-def padmin(pubsrv):
-    return pubsrv.api(roles=["admin"], sub="publisher")
-
-
-@pytest.fixture(scope="module")
-def first(pubsrv, padmin):
+def first(pub_server, padmin):
     """Version 1: two listed active subprocessors, one unlisted, one retired."""
     listed_a = padmin.create_sp(sp_body(legal_name="Alpha Rechenzentrum GmbH", status="active"))
     listed_b = active_sp(padmin, legal_name="Beta Mail Ltd")
@@ -375,18 +350,18 @@ def test_unknown_publication_is_404(padmin, first):
 # roles
 
 
-def test_roles(pubsrv, first):
-    editor = pubsrv.api(roles=["editor"], sub="eddie")
-    reader = pubsrv.api(roles=["reader"], sub="rita")
+def test_roles(pub_server, first):
+    editor = pub_server.api(roles=["editor"], sub="eddie")
+    reader = pub_server.api(roles=["reader"], sub="rita")
     assert_problem(editor.post(PUBS, {"summary": summary("editor")}), 403, "forbidden")
     assert_problem(reader.post(PUBS, {"summary": summary("reader")}), 403, "forbidden")
-    resp = pubsrv.anon().post(PUBS, {"summary": summary("anon")})
+    resp = pub_server.anon().post(PUBS, {"summary": summary("anon")})
     assert_problem(resp, 401, "unauthorized")
     resp = reader.get(PUBS)
     assert_status(resp, 200)
     assert any(p["number"] == 1 for p in resp.json()["items"])
     assert_status(reader.get(f"{PUBS}/1"), 200)
-    assert_problem(pubsrv.anon().get(PUBS), 401, "unauthorized")
+    assert_problem(pub_server.anon().get(PUBS), 401, "unauthorized")
 
 
 # ---------------------------------------------------------------------------
@@ -398,9 +373,9 @@ def objection_findings(api, number):
             if f["entity_id"] == str(number) and "objection" in f["message"]["en"]]
 
 
-def test_objections_counted_and_rule_8(pubsrv, padmin, first):
-    editor = pubsrv.api(roles=["editor"], sub="eddie")
-    reader = pubsrv.api(roles=["reader"], sub="rita")
+def test_objections_counted_and_rule_8(pub_server, padmin, first):
+    editor = pub_server.api(roles=["editor"], sub="eddie")
+    reader = pub_server.api(roles=["reader"], sub="rita")
     customer = new_customer(padmin, notice_days=30)
     publish_pending(padmin)
     active_sp(padmin, legal_name=unique_name("Objected"))
@@ -452,9 +427,9 @@ def test_objections_counted_and_rule_8(pubsrv, padmin, first):
     assert not objection_findings(padmin, n)
 
 
-def test_objection_errors(pubsrv, padmin, first):
-    editor = pubsrv.api(roles=["editor"], sub="eddie")
-    reader = pubsrv.api(roles=["reader"], sub="rita")
+def test_objection_errors(pub_server, padmin, first):
+    editor = pub_server.api(roles=["editor"], sub="eddie")
+    reader = pub_server.api(roles=["reader"], sub="rita")
     customer = new_customer(padmin)
     path = f"{PUBS}/1/objections"
     # unknown customer

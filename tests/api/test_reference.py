@@ -9,15 +9,11 @@ compliance rules read this data from the shared server."""
 
 import pytest
 
-from helpers import assert_problem, assert_status, assert_validation, audit_entries
+from helpers import assert_problem, assert_status, assert_validation, audit_entries, ids_of
 
 COUNTRIES = "/v1/reference/countries"
 ADEQUACY = "/v1/reference/adequacy-decisions"
 SCC = "/v1/reference/scc-sets"
-
-
-def _ids(items):
-    return [it["id"] for it in items]
 
 
 def country_body(id_, eu=False, eea=False):
@@ -37,7 +33,7 @@ def adequacy_body(id_, **kw):
 
 def test_seeded_countries(reader):
     items, pages = reader.list_all(COUNTRIES)
-    ids = _ids(items)
+    ids = ids_of(items)
     assert len(set(ids)) == len(ids)
     assert len(ids) >= 249
     by_id = {it["id"]: it for it in items}
@@ -58,7 +54,7 @@ def test_seeded_countries(reader):
     assert len(eu) == 27
     eea, _ = reader.list_all(COUNTRIES, eea="true")
     eea = [it for it in eea if "part_of" not in it]
-    assert sorted(set(_ids(eea)) - set(_ids(eu))) == ["IS", "LI", "NO"]
+    assert sorted(set(ids_of(eea)) - set(ids_of(eu))) == ["IS", "LI", "NO"]
     assert_problem(reader.get(COUNTRIES, params={"eu": "yes"}), 400, "malformed-request")
 
 
@@ -85,11 +81,11 @@ def test_seeded_adequacy_decisions(reader):
     assert us["country"] == "US"
     assert us["challenge_note"]["de"] and us["challenge_note"]["en"]
     items, _ = reader.list_all(ADEQUACY)
-    assert {"uk", "us", "jp", "ch", "kr", "br"} <= set(_ids(items))
+    assert {"uk", "us", "jp", "ch", "kr", "br"} <= set(ids_of(items))
     partial, _ = reader.list_all(ADEQUACY, scope="partial")
-    assert "us" in _ids(partial) and "uk" not in _ids(partial)
+    assert "us" in ids_of(partial) and "uk" not in ids_of(partial)
     by_country, _ = reader.list_all(ADEQUACY, country="GB")
-    assert _ids(by_country) == ["uk"]
+    assert ids_of(by_country) == ["uk"]
 
 
 def test_seeded_scc_sets(reader):
@@ -101,8 +97,8 @@ def test_seeded_scc_sets(reader):
     cur = reader.get(f"{SCC}/eu-2021-914").json()
     assert cur["status"] == "current" and cur["modules"] == [1, 2, 3, 4]
     repealed, _ = reader.list_all(SCC, status="repealed")
-    assert {"eu-2001-497", "eu-2004-915", "eu-2010-87"} <= set(_ids(repealed))
-    assert "eu-2021-914" not in _ids(repealed)
+    assert {"eu-2001-497", "eu-2004-915", "eu-2010-87"} <= set(ids_of(repealed))
+    assert "eu-2021-914" not in ids_of(repealed)
 
 
 # ---------------------------------------------------------------------------
@@ -245,9 +241,9 @@ def test_admin_edits_survive_migrate(make_server):
     assert admin.get(f"{COUNTRIES}/FR").json() == untouched_country
     assert admin.get(f"{ADEQUACY}/jp").json() == untouched_decision
     countries, _ = admin.list_all(COUNTRIES)
-    assert len(countries) == 248 and "AQ" not in _ids(countries)
+    assert len(countries) == 248 and "AQ" not in ids_of(countries)
     sccs, _ = admin.list_all(SCC)
-    assert len(sccs) == 8 and "eu-2001-497" not in _ids(sccs)
+    assert len(sccs) == 8 and "eu-2001-497" not in ids_of(sccs)
     # no audit entries from the re-runs
     entries = audit_entries(admin, "uk", 2, entity_type="adequacy_decision")
     assert len(entries) == 2

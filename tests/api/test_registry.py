@@ -9,17 +9,13 @@ import re
 import pytest
 
 from helpers import (RFC3339_UTC_RE, assert_problem, assert_status, assert_validation,
-                     audit_entries, sp_body, unique_name)
+                     audit_entries, ids_of, override, sp_body, unique_name)
 
 UNKNOWN_SP = "sp_00000000000000000000000000"
 
 
 def new_sp(api, **overrides):
     return api.create_sp(sp_body(legal_name=unique_name("Registry SP"), **overrides))
-
-
-def _ids(items):
-    return [it["id"] for it in items]
 
 
 # ---------------------------------------------------------------------------
@@ -146,7 +142,7 @@ def test_cursor_pagination(admin, name):
         assert_status(resp, 200)
         page = resp.json()
         assert 1 <= len(page["items"]) <= 2, page  # never an empty last page
-        seen += _ids(page["items"])
+        seen += ids_of(page["items"])
         pages += 1
         cursor = page.get("next_cursor")
         if not cursor:
@@ -191,10 +187,10 @@ def test_lifecycle(admin, name):
 
     # list contains it; filters select it; a non-matching filter does not
     items, _ = admin.list_all(path, **spec["filters"](sp_id, doc))
-    assert rid in _ids(items)
+    assert rid in ids_of(items)
     assert [it for it in items if it["id"] == rid][0] == doc
     items, _ = admin.list_all(path, **spec["miss_filters"](sp_id, doc))
-    assert rid not in _ids(items)
+    assert rid not in ids_of(items)
     assert_problem(admin.get(path, params=spec["bad_filter"]), 400, "malformed-request")
     assert_problem(admin.get(path, params={"colour": "blue"}), 400, "malformed-request")
 
@@ -239,7 +235,7 @@ def test_lifecycle(admin, name):
     assert_problem(admin.patch(f"{path}/{rid}", {"notes": "x"}, if_match=2), 404, "not-found")
     assert_problem(admin.delete(f"{path}/{rid}", if_match=2), 404, "not-found")
     items, _ = admin.list_all(path, **spec["filters"](sp_id, doc))
-    assert rid not in _ids(items)
+    assert rid not in ids_of(items)
 
 
 @pytest.mark.parametrize("name", list(RESOURCES))
@@ -468,12 +464,7 @@ def test_transfer_defaults(admin):
 ])
 def test_transfer_validation(admin, overrides, pointer):
     sp_id = new_sp(admin)["id"]
-    body = transfer_body(sp_id)
-    for k, v in overrides.items():
-        if v is None:
-            body.pop(k, None)
-        else:
-            body[k] = v
+    body = override(transfer_body(sp_id), overrides, delete=None)  # None drops a field
     assert_validation(admin.post("/v1/transfers", body), pointer)
 
 
@@ -557,12 +548,7 @@ def test_tom_defaults(admin):
 ])
 def test_tom_validation(admin, overrides, pointer):
     sp_id = new_sp(admin)["id"]
-    body = tom_body(sp_id)
-    for k, v in overrides.items():
-        if v is None:
-            body.pop(k, None)
-        else:
-            body[k] = v
+    body = override(tom_body(sp_id), overrides, delete=None)  # None drops a field
     assert_validation(admin.post("/v1/tom-documents", body), prefixes=(pointer,))
 
 
@@ -616,7 +602,7 @@ def test_customer_defaults(admin):
     assert cu["authorisation"] == "general"
     assert cu["status"] == "active"
     items, _ = admin.list_all("/v1/customers", status="active", authorisation="general")
-    assert cu["id"] in _ids(items)
+    assert cu["id"] in ids_of(items)
 
 
 @pytest.mark.parametrize("overrides,pointer", [
@@ -635,12 +621,7 @@ def test_customer_defaults(admin):
     ({"dpa_agreement_reference": ""}, "/dpa_agreement_reference"),
 ])
 def test_customer_validation(admin, overrides, pointer):
-    body = customer_body()
-    for k, v in overrides.items():
-        if v is None:
-            body.pop(k, None)
-        else:
-            body[k] = v
+    body = override(customer_body(), overrides, delete=None)  # None drops a field
     assert_validation(admin.post("/v1/customers", body), pointer)
 
 

@@ -6,11 +6,7 @@ import uuid
 import pytest
 
 from helpers import (RFC3339_UTC_RE, SP_ID_RE, assert_problem, assert_status, assert_validation,
-                     minimal_body, parse_ts, sp_body, unique_country, unique_name)
-
-
-def _ids(items):
-    return [it["id"] for it in items]
+                     ids_of, minimal_body, parse_ts, sp_body, unique_country, unique_name)
 
 
 # ---------------------------------------------------------------------------
@@ -87,7 +83,7 @@ def test_full_lifecycle(admin):
     assert resp.content == b""
     assert_problem(admin.get(f"/v1/subprocessors/{sp_id}"), 404, "not-found")
     items, _ = admin.list_all()
-    assert sp_id not in _ids(items)
+    assert sp_id not in ids_of(items)
 
 
 def test_create_minimal_applies_defaults(admin):
@@ -222,7 +218,7 @@ def test_pagination_walk_with_filter(admin):
         assert_status(resp, 200)
         page = resp.json()
         pages.append(len(page["items"]))
-        seen.extend(_ids(page["items"]))
+        seen.extend(ids_of(page["items"]))
         cursor = page.get("next_cursor")
         if not cursor:
             assert "next_cursor" not in page, page
@@ -240,14 +236,14 @@ def test_pagination_exact_multiple_has_no_empty_last_page(admin):
     resp = admin.get("/v1/subprocessors", params={"limit": 3, "country": country})
     assert_status(resp, 200)
     page = resp.json()
-    assert _ids(page["items"]) == created
+    assert ids_of(page["items"]) == created
     assert "next_cursor" not in page, "the last page must not carry a next_cursor"
 
 
 def test_pagination_walk_whole_collection(admin):
     created = [admin.create_sp(sp_body(legal_name=unique_name()))["id"] for _ in range(4)]
     items, pages = admin.list_all(limit=3)
-    ids = _ids(items)
+    ids = ids_of(items)
     assert len(ids) == len(set(ids)), "an item was returned twice"
     assert ids == sorted(ids), "items are not in creation (id) order"
     pos = [ids.index(i) for i in created]
@@ -261,20 +257,20 @@ def test_pagination_stable_under_inserts(admin):
              for _ in range(4)]
     resp = admin.get("/v1/subprocessors", params={"limit": 2, "country": country})
     page1 = resp.json()
-    assert _ids(page1["items"]) == first[:2]
+    assert ids_of(page1["items"]) == first[:2]
     later = admin.create_sp(sp_body(legal_name=unique_name(),
                                     locations=[{"country": country, "role": "hosting"}]))["id"]
     rest, _ = admin.list_all(limit=2, country=country)
     # restart from the cursor of page 1
-    seen = _ids(page1["items"])
+    seen = ids_of(page1["items"])
     cursor = page1["next_cursor"]
     while cursor:
         page = admin.get("/v1/subprocessors",
                          params={"limit": 2, "country": country, "cursor": cursor}).json()
-        seen.extend(_ids(page["items"]))
+        seen.extend(ids_of(page["items"]))
         cursor = page.get("next_cursor")
     assert seen == first + [later]
-    assert _ids(rest) == first + [later]
+    assert ids_of(rest) == first + [later]
 
 
 def test_default_limit_and_clamp(admin):
@@ -344,17 +340,17 @@ def _ours(filter_set, items):
 def test_filter_country_matches_any_location(admin, filter_set):
     ids = [it["id"] for it in filter_set["items"]]
     items, _ = admin.list_all(country=filter_set["c1"])
-    assert _ids(items) == [ids[0], ids[3]]
+    assert ids_of(items) == [ids[0], ids[3]]
     items, _ = admin.list_all(country=filter_set["c2"])
-    assert _ids(items) == [ids[1], ids[2], ids[3]]
+    assert ids_of(items) == [ids[1], ids[2], ids[3]]
 
 
 def test_filter_hq_country(admin, filter_set):
     ids = [it["id"] for it in filter_set["items"]]
     items, _ = admin.list_all(hq_country=filter_set["hq1"])
-    assert _ids(items) == ids[:2]
+    assert ids_of(items) == ids[:2]
     items, _ = admin.list_all(hq_country=filter_set["hq2"])
-    assert _ids(items) == ids[2:]
+    assert ids_of(items) == ids[2:]
 
 
 @pytest.mark.parametrize("status,expected", [("proposed", [0]), ("active", [1, 3]),
@@ -385,15 +381,15 @@ def test_filter_role(admin, filter_set):
 def test_filters_combine(admin, filter_set):
     ids = [it["id"] for it in filter_set["items"]]
     items, _ = admin.list_all(country=filter_set["c2"], status="active")
-    assert _ids(items) == [ids[1], ids[3]]
+    assert ids_of(items) == [ids[1], ids[3]]
     items, _ = admin.list_all(hq_country=filter_set["hq2"], category="hosting")
-    assert _ids(items) == [ids[2]]
+    assert ids_of(items) == [ids[2]]
 
 
 def test_filter_with_pagination(admin, filter_set):
     ids = [it["id"] for it in filter_set["items"]]
     items, pages = admin.list_all(limit=1, country=filter_set["c2"])
-    assert _ids(items) == [ids[1], ids[2], ids[3]]
+    assert ids_of(items) == [ids[1], ids[2], ids[3]]
     assert pages == 3
 
 
@@ -422,14 +418,14 @@ def test_idempotency_same_key_same_body(admin):
     assert r2.headers.get("Location") == r1.headers.get("Location")
     assert r2.headers.get("ETag") == r1.headers.get("ETag")
     items, _ = admin.list_all(country=country)
-    assert _ids(items) == [r1.json()["id"]], "a replayed request created a second resource"
+    assert ids_of(items) == [r1.json()["id"]], "a replayed request created a second resource"
 
     # the same key with another body is refused, nothing created
     other = dict(body, legal_name=body["legal_name"] + " (other)")
     r3 = admin.post("/v1/subprocessors", other, headers={"Idempotency-Key": key})
     assert_problem(r3, 422, "unprocessable-entity")
     items, _ = admin.list_all(country=country)
-    assert _ids(items) == [r1.json()["id"]]
+    assert ids_of(items) == [r1.json()["id"]]
 
     # another key with the same body creates a new resource
     r4 = admin.post("/v1/subprocessors", body, headers={"Idempotency-Key": f"idem-{uuid.uuid4()}"})

@@ -6,9 +6,10 @@ the new one does) and ping.
 Signatures are verified with the official Standard Webhooks library
 (`standardwebhooks` on PyPI) through receivers.verify(), never with our own code.
 
-Most tests run on this module's own stack (`whsrv`: http allowed, 127.0.0.0/8
-allowed, fast delivery settings); the default policy (https only, no allow-list)
-is tested on the shared session server, which has no webhook settings.
+Most tests run on this module's own stack (`hook_server`: http allowed,
+127.0.0.0/8 allowed, fast delivery settings); the default policy (https only,
+no allow-list) is tested on the shared session server, which has no webhook
+settings.
 """
 
 import base64
@@ -19,62 +20,28 @@ import time
 import pytest
 
 from helpers import (
+    HOOKS,
+    WEBHOOK_ENV,
     assert_problem,
     assert_status,
     assert_validation,
+    create_hook,
     describe,
+    get_hook,
     parse_ts,
+    retire_hook,
     sp_body,
     unique_name,
 )
-from conftest import own_stack
-from receivers import Receiver, receivers, verifies, verify  # noqa: F401 (fixture)
+from receivers import verifies, verify
 
-HOOKS = "/v1/webhooks"
 SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
 HOOK_ID_RE = re.compile(r"^wh_[0-9A-Z]{26}$")
 
-# Loopback-friendly delivery settings for tests (see docs/configuration.md).
-WEBHOOK_ENV = {
-    "SUBREG_WEBHOOK_ALLOW_HTTP": "true",
-    "SUBREG_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
-    "SUBREG_WEBHOOK_POLL_MS": "100",
-    "SUBREG_WEBHOOK_RETRY_SCHEDULE": "0,1,1,1",
-    "SUBREG_WEBHOOK_TIMEOUT_MS": "2000",
-    "SUBREG_WEBHOOK_LEASE_MS": "8000",
-}
-
 
 # ---------------------------------------------------------------------------
-# fixtures and helpers
-
-
-@pytest.fixture(scope="module")
-def whsrv(binaries, keys, tokens):
-    with own_stack(binaries, keys, tokens, "webhooks-module", WEBHOOK_ENV) as srv:
-        yield srv
-
-
-@pytest.fixture
-def wadmin(whsrv):
-    return whsrv.api(roles=["admin"], sub="hook-admin")
-
-
-@pytest.fixture
-def hooks(wadmin):
-    """Factory creating subscriptions on whsrv (201 asserted); every one still
-    there is deleted after the test, so later tests see no stray deliveries."""
-    made = []
-
-    def make(api=None, **body):
-        resp = (api or wadmin).post(HOOKS, body)
-        assert_status(resp, 201)
-        made.append(resp.json()["id"])
-        return resp.json()
-
-    yield make
-    for hid in made:
-        retire_hook(wadmin, hid)
+# helpers (the fixtures hook_server, hook_admin, subscribe and receivers are in
+# conftest.py)
 
 
 def delete_hook(api, hid):
@@ -92,25 +59,6 @@ def delete_hook(api, hid):
     raise AssertionError(f"could not delete {hid}")
 
 
-def retire_hook(api, hid):
-    """Teardown: delete the subscription; if the service refuses (see
-    test_delete_subscription_with_deliveries), at least disable it so that it
-    receives nothing in later tests."""
-    for _ in range(10):
-        cur = api.get(f"{HOOKS}/{hid}")
-        if cur.status_code == 404:
-            return
-        version = cur.json()["version"]
-        resp = api.delete(f"{HOOKS}/{hid}", if_match=version)
-        if resp.status_code in (204, 404):
-            return
-        if resp.status_code == 409:
-            resp = api.patch(f"{HOOKS}/{hid}", {"enabled": False}, if_match=version)
-            if resp.status_code == 200:
-                return
-    raise AssertionError(f"could not delete or disable {hid}")
-
-
 def secret_bytes(secret):
     assert SECRET_RE.match(secret), secret
     return base64.b64decode(secret[len("whsec_"):])
@@ -124,11 +72,11 @@ def now_utc():
 # create, get, list: the secret is shown once
 
 
-def test_create_returns_the_secret_once(whsrv, wadmin, receivers):
+def test_create_returns_the_secret_once(hook_server, hook_admin, receivers):
     rcv = receivers()
     body = {"url": rcv.url, "event_types": ["publication.*", "subprocessor.created"],
             "description": "Kundenbenachrichtigung"}
-    resp = wadmin.post(HOOKS, body)
+    resp = hook_admin.post(HOOKS, body)
     assert_status(resp, 201)
     hook = resp.json()
     try:
@@ -145,7 +93,7 @@ def test_create_returns_the_secret_once(whsrv, wadmin, receivers):
         # whsec_ + base64 of at least 24 random bytes
         assert len(secret_bytes(hook["secret"])) >= 24
 
-        got = wadmin.get(f"{HOOKS}/{hook['id']}")
+        got = hook_admin.get(f"{HOOKS}/{hook['id']}")
         assert_status(got, 200)
         assert "secret" not in got.json()
         assert "whsec_" not in got.text
@@ -153,35 +101,35 @@ def test_create_returns_the_secret_once(whsrv, wadmin, receivers):
         expected = {k: v for k, v in hook.items() if k != "secret"}
         assert got.json() == expected
 
-        items, _ = wadmin.list_all(HOOKS)
+        items, _ = hook_admin.list_all(HOOKS)
         mine = [it for it in items if it["id"] == hook["id"]]
         assert mine == [expected]
-        listing = wadmin.get(HOOKS, params={"limit": 200})
+        listing = hook_admin.get(HOOKS, params={"limit": 200})
         assert_status(listing, 200)
         assert "whsec_" not in listing.text
     finally:
-        retire_hook(wadmin, hook["id"])
+        retire_hook(hook_admin, hook["id"])
 
 
-def test_defaults_and_distinct_secrets(wadmin, hooks, receivers):
+def test_defaults_and_distinct_secrets(hook_admin, subscribe, receivers):
     rcv = receivers()
-    a = hooks(url=rcv.url)
-    b = hooks(url=rcv.url)
+    a = subscribe(rcv)
+    b = subscribe(rcv)
     assert a["event_types"] == ["*"]
     assert a["enabled"] is True
     assert a["secret"] != b["secret"]
     assert secret_bytes(a["secret"]) != secret_bytes(b["secret"])
 
 
-def test_every_event_type_pattern_is_accepted(wadmin, hooks, receivers):
+def test_every_event_type_pattern_is_accepted(hook_admin, subscribe, receivers):
     types = ["ping", "publication.announced", "publication.effective", "publication.*",
              "webhook.disabled"]
     for entity in ("subprocessor", "agreement", "transfer", "tom_document", "customer",
                    "document", "objection", "country", "adequacy_decision", "scc_set"):
         types += [f"{entity}.created", f"{entity}.updated", f"{entity}.deleted", f"{entity}.*"]
-    hook = hooks(url=receivers().url, event_types=types)
+    hook = subscribe(receivers(), types)
     assert hook["event_types"] == types
-    hook = hooks(url=receivers().url, event_types=["*"])
+    hook = subscribe(receivers(), ["*"])
     assert hook["event_types"] == ["*"]
 
 
@@ -200,21 +148,21 @@ def test_every_event_type_pattern_is_accepted(wadmin, hooks, receivers):
 ], ids=["missing-url", "null-url", "ftp-url", "garbage-url", "bad-action", "bad-type",
         "bad-publication-type", "second-item-bad", "not-an-array", "empty-array",
         "enabled-not-bool"])
-def test_validation(wadmin, receivers, body, pointer):
+def test_validation(hook_admin, receivers, body, pointer):
     rcv = receivers()
     body = {k: (rcv.url if v == "RCV" else v) for k, v in body.items()}
-    resp = wadmin.post(HOOKS, body)
+    resp = hook_admin.post(HOOKS, body)
     assert_validation(resp, pointer)
     assert not rcv.snapshot()
 
 
-def test_unknown_webhook_is_404(wadmin):
+def test_unknown_webhook_is_404(hook_admin):
     for method, path in (("GET", f"{HOOKS}/wh_00000000000000000000000000"),
                          ("POST", f"{HOOKS}/wh_00000000000000000000000000/ping"),
                          ("POST", f"{HOOKS}/wh_00000000000000000000000000/rotate-secret"),
                          ("GET", "/v1/deliveries/nope-nope"),
                          ("POST", "/v1/deliveries/nope-nope/redeliver")):
-        assert_problem(wadmin.request(method, path), 404, "not-found")
+        assert_problem(hook_admin.request(method, path), 404, "not-found")
 
 
 # ---------------------------------------------------------------------------
@@ -278,23 +226,23 @@ def test_hostname_that_does_not_resolve_is_refused(server, admin):
                        "resolve")
 
 
-def test_allow_list_opens_only_its_networks(whsrv, wadmin, hooks, receivers):
-    """whsrv allows http and 127.0.0.0/8: loopback is accepted, nothing else."""
+def test_allow_list_opens_only_its_networks(hook_server, hook_admin, subscribe, receivers):
+    """hook_server allows http and 127.0.0.0/8: loopback is accepted, nothing else."""
     rcv = receivers()
-    assert hooks(url=rcv.url)["url"] == rcv.url
-    assert hooks(url="https://127.0.0.1:1/hook")["enabled"] is True
-    assert hooks(url=f"http://localhost:{rcv.port}/hook")["url"].startswith("http://localhost")
+    assert subscribe(rcv)["url"] == rcv.url
+    assert subscribe("https://127.0.0.1:1/hook")["enabled"] is True
+    assert subscribe(f"http://localhost:{rcv.port}/hook")["url"].startswith("http://localhost")
     for url, why in FORBIDDEN:
         if why in ("loopback",) and "[" not in url:
             continue  # 127.0.0.0/8 (and names resolving there) are opened
-        assert_url_refused(wadmin.post(HOOKS, {"url": url}), why)
+        assert_url_refused(hook_admin.post(HOOKS, {"url": url}), why)
 
 
-def test_roles(whsrv, wadmin, hooks, receivers):
+def test_roles(hook_server, hook_admin, subscribe, receivers):
     """Everything under /v1/webhooks and /v1/deliveries is admin only, GET too."""
-    hook = hooks(url=receivers().url)
+    hook = subscribe(receivers())
     hid = hook["id"]
-    ping = wadmin.post(f"{HOOKS}/{hid}/ping")
+    ping = hook_admin.post(f"{HOOKS}/{hid}/ping")
     assert_status(ping, 200)
     did = ping.json()["delivery_id"]
     calls = [
@@ -311,18 +259,18 @@ def test_roles(whsrv, wadmin, hooks, receivers):
         ("POST", f"/v1/deliveries/{did}/redeliver", None),
     ]
     for role in ("reader", "editor"):
-        api = whsrv.api(roles=[role], sub=f"{role}-x")
+        api = hook_server.api(roles=[role], sub=f"{role}-x")
         for method, path, body in calls:
             kw = {"if_match": 1} if method in ("PATCH", "DELETE") else {}
             if body is not None:
                 kw["json_body"] = body
             resp = api.request(method, path, **kw)
             assert_problem(resp, 403, "forbidden")
-    anon = whsrv.anon()
+    anon = hook_server.anon()
     for method, path, _ in calls:
         assert_problem(anon.request(method, path), 401, "unauthorized")
     # nothing changed
-    after = wadmin.get(f"{HOOKS}/{hid}")
+    after = hook_admin.get(f"{HOOKS}/{hid}")
     assert_status(after, 200)
     assert after.json()["enabled"] is True
 
@@ -331,16 +279,10 @@ def test_roles(whsrv, wadmin, hooks, receivers):
 # PATCH and DELETE
 
 
-def current(api, hid):
-    resp = api.get(f"{HOOKS}/{hid}")
-    assert_status(resp, 200)
-    return resp.json()
-
-
 def patch_hook(api, hid, patch, expect=200):
     """PATCH with the current version (retried if the delivery thread wrote)."""
     for _ in range(10):
-        cur = current(api, hid)
+        cur = get_hook(api, hid)
         resp = api.patch(f"{HOOKS}/{hid}", patch, if_match=cur["version"])
         if resp.status_code != 412:
             assert resp.status_code == expect, describe(resp)
@@ -348,20 +290,20 @@ def patch_hook(api, hid, patch, expect=200):
     raise AssertionError("PATCH kept failing with 412")
 
 
-def test_patch_url_types_enabled_and_delete(whsrv, wadmin, hooks, receivers):
+def test_patch_url_types_enabled_and_delete(hook_server, hook_admin, subscribe, receivers):
     one, two = receivers(), receivers()
-    hook = hooks(url=one.url, event_types=["subprocessor.*"], description="first")
+    hook = subscribe(one, ["subprocessor.*"], description="first")
     hid = hook["id"]
     path = f"{HOOKS}/{hid}"
 
-    assert_problem(wadmin.patch(path, {"enabled": False}), 428, "precondition-required")
-    assert_problem(wadmin.patch(path, {"enabled": False}, if_match='"7"'),
+    assert_problem(hook_admin.patch(path, {"enabled": False}), 428, "precondition-required")
+    assert_problem(hook_admin.patch(path, {"enabled": False}, if_match='"7"'),
                    412, "precondition-failed")
-    assert_problem(wadmin.request("PATCH", path, json_body={"enabled": False},
+    assert_problem(hook_admin.request("PATCH", path, json_body={"enabled": False},
                                   content_type="application/json", if_match=1),
                    415, "unsupported-media-type")
 
-    resp = wadmin.patch(path, {"url": two.url, "event_types": ["publication.*", "ping"],
+    resp = hook_admin.patch(path, {"url": two.url, "event_types": ["publication.*", "ping"],
                                "description": None}, if_match=1)
     assert_status(resp, 200)
     assert resp.headers.get("ETag") == '"2"'
@@ -372,83 +314,83 @@ def test_patch_url_types_enabled_and_delete(whsrv, wadmin, hooks, receivers):
     assert patched["event_types"] == ["publication.*", "ping"]
     assert "description" not in patched
     assert patched["created_at"] == hook["created_at"]
-    assert current(wadmin, hid) == patched
+    assert get_hook(hook_admin, hid) == patched
 
     # validation and the URL policy apply to PATCH too
-    assert_validation(wadmin.patch(path, {"event_types": ["bogus.*"]}, if_match=2),
+    assert_validation(hook_admin.patch(path, {"event_types": ["bogus.*"]}, if_match=2),
                       "/event_types/0")
-    assert_validation(wadmin.patch(path, {"url": None}, if_match=2), "/url")
-    assert_url_refused(wadmin.patch(path, {"url": "https://10.0.0.1/hook"}, if_match=2),
+    assert_validation(hook_admin.patch(path, {"url": None}, if_match=2), "/url")
+    assert_url_refused(hook_admin.patch(path, {"url": "https://10.0.0.1/hook"}, if_match=2),
                        "private")
-    assert_url_refused(wadmin.patch(path, {"url": "https://[::1]/hook"}, if_match=2),
+    assert_url_refused(hook_admin.patch(path, {"url": "https://[::1]/hook"}, if_match=2),
                        "loopback")
-    assert current(wadmin, hid)["url"] == two.url
+    assert get_hook(hook_admin, hid)["url"] == two.url
 
     # disabled: no deliveries
-    resp = wadmin.patch(path, {"enabled": False, "event_types": ["subprocessor.*"]}, if_match=2)
+    resp = hook_admin.patch(path, {"enabled": False, "event_types": ["subprocessor.*"]}, if_match=2)
     assert_status(resp, 200)
     assert resp.json()["enabled"] is False
-    sp = wadmin.create_sp(sp_body(legal_name=unique_name("Disabled hook")))
+    sp = hook_admin.create_sp(sp_body(legal_name=unique_name("Disabled hook")))
     two.quiet_for(lambda r: True, 1.5)
-    deliveries = wadmin.get(f"{path}/deliveries")
+    deliveries = hook_admin.get(f"{path}/deliveries")
     assert_status(deliveries, 200)
     assert deliveries.json()["items"] == []
 
     # enabled again: the next change arrives, signed with the original secret
-    resp = wadmin.patch(path, {"enabled": True}, if_match=3)
+    resp = hook_admin.patch(path, {"enabled": True}, if_match=3)
     assert_status(resp, 200)
-    sp = wadmin.patch_sp(sp["id"], {"notes": "after re-enabling"}, sp["version"])
+    sp = hook_admin.patch_sp(sp["id"], {"notes": "after re-enabling"}, sp["version"])
     (rec,) = two.wait_about(sp["id"], "subprocessor.updated")
     assert verify(rec, hook["secret"])["data"]["id"] == sp["id"]
     assert not one.snapshot(), "the old URL must not be called any more"
 
 
 
-def test_delete(whsrv, wadmin, hooks, receivers):
+def test_delete(hook_server, hook_admin, subscribe, receivers):
     """DELETE with If-Match; a deleted subscription receives nothing more."""
     rcv = receivers()
-    hook = hooks(url=rcv.url, event_types=["subprocessor.*"])
+    hook = subscribe(rcv, ["subprocessor.*"])
     hid, path = hook["id"], f"{HOOKS}/{hook['id']}"
-    assert_problem(wadmin.delete(path), 428, "precondition-required")
-    assert_problem(wadmin.delete(path, if_match=6), 412, "precondition-failed")
-    assert_status(wadmin.delete(path, if_match=1), 204)
-    assert_problem(wadmin.get(path), 404, "not-found")
-    assert_problem(wadmin.delete(path, if_match=1), 404, "not-found")
-    items, _ = wadmin.list_all(HOOKS)
+    assert_problem(hook_admin.delete(path), 428, "precondition-required")
+    assert_problem(hook_admin.delete(path, if_match=6), 412, "precondition-failed")
+    assert_status(hook_admin.delete(path, if_match=1), 204)
+    assert_problem(hook_admin.get(path), 404, "not-found")
+    assert_problem(hook_admin.delete(path, if_match=1), 404, "not-found")
+    items, _ = hook_admin.list_all(HOOKS)
     assert hid not in [it["id"] for it in items]
-    wadmin.create_sp(sp_body(legal_name=unique_name("After delete")))
+    hook_admin.create_sp(sp_body(legal_name=unique_name("After delete")))
     rcv.quiet_for(lambda r: True, 1.5)
 
 
-def test_delete_subscription_with_deliveries(whsrv, wadmin, hooks, receivers):
+def test_delete_subscription_with_deliveries(hook_server, hook_admin, subscribe, receivers):
     """A subscription that has received anything can still be deleted (its
     pending deliveries are cancelled; delivery.c handles deleted subscriptions)."""
     rcv = receivers()
-    hook = hooks(url=rcv.url, event_types=["subprocessor.*"])
+    hook = subscribe(rcv, ["subprocessor.*"])
     hid, path = hook["id"], f"{HOOKS}/{hook['id']}"
-    assert_status(wadmin.post(f"{path}/ping"), 200)
-    sp = wadmin.create_sp(sp_body(legal_name=unique_name("Before delete")))
+    assert_status(hook_admin.post(f"{path}/ping"), 200)
+    sp = hook_admin.create_sp(sp_body(legal_name=unique_name("Before delete")))
     rcv.wait_about(sp["id"], "subprocessor.created")
-    cur = current(wadmin, hid)
-    resp = wadmin.delete(path, if_match=cur["version"])
+    cur = get_hook(hook_admin, hid)
+    resp = hook_admin.delete(path, if_match=cur["version"])
     assert resp.status_code == 204, (
         f"a subscription with a delivery log cannot be deleted: {describe(resp)}")
-    assert_problem(wadmin.get(path), 404, "not-found")
-    wadmin.patch_sp(sp["id"], {"notes": "after delete"}, sp["version"])
+    assert_problem(hook_admin.get(path), 404, "not-found")
+    hook_admin.patch_sp(sp["id"], {"notes": "after delete"}, sp["version"])
     rcv.quiet_for(lambda r: r.type == "subprocessor.updated", 1.5)
 
 
-def test_secret_never_in_the_audit_trail(whsrv, wadmin, hooks, receivers):
+def test_secret_never_in_the_audit_trail(hook_server, hook_admin, subscribe, receivers):
     """The audit trail is readable by every role: the subscription's secrets
     must not appear in it, after create, PATCH, rotate or delete."""
-    hook = hooks(url=receivers().url, event_types=["ping"])
+    hook = subscribe(receivers(), ["ping"])
     hid = hook["id"]
-    patch_hook(wadmin, hid, {"description": "patched"})
-    rot = wadmin.post(f"{HOOKS}/{hid}/rotate-secret")
+    patch_hook(hook_admin, hid, {"description": "patched"})
+    rot = hook_admin.post(f"{HOOKS}/{hid}/rotate-secret")
     assert_status(rot, 200)
-    patch_hook(wadmin, hid, {"enabled": False})
-    delete_hook(wadmin, hid)
-    reader = whsrv.api(roles=["reader"], sub="auditor")
+    patch_hook(hook_admin, hid, {"enabled": False})
+    delete_hook(hook_admin, hid)
+    reader = hook_server.api(roles=["reader"], sub="auditor")
     resp = reader.get("/v1/audit", params={"entity_id": hid, "limit": 200})
     assert_status(resp, 200)
     entries = resp.json()["items"]
@@ -475,31 +417,31 @@ def rotate(api, hid):
     return body
 
 
-def test_rotation_overlap_both_secrets_verify(whsrv, wadmin, hooks, receivers):
+def test_rotation_overlap_both_secrets_verify(hook_server, hook_admin, subscribe, receivers):
     rcv = receivers()
-    hook = hooks(url=rcv.url, event_types=["subprocessor.*"])
+    hook = subscribe(rcv, ["subprocessor.*"])
     hid, old = hook["id"], hook["secret"]
 
     # before the rotation: one signature, the old secret
-    sp = wadmin.create_sp(sp_body(legal_name=unique_name("Rotation")))
+    sp = hook_admin.create_sp(sp_body(legal_name=unique_name("Rotation")))
     (first,) = rcv.wait_about(sp["id"], "subprocessor.created")
     assert len(first.signatures) == 1, first.headers
     assert verify(first, old)["data"]["id"] == sp["id"]
 
     before = now_utc()
-    rot = rotate(wadmin, hid)
+    rot = rotate(hook_admin, hid)
     new = rot["secret"]
     assert new != old
     until = parse_ts(rot["previous_secrets_valid_until"])
-    # whsrv runs with the default overlap of 24 h
+    # hook_server runs with the default overlap of 24 h
     assert dt.timedelta(hours=23, minutes=59) <= until - before <= dt.timedelta(hours=24, minutes=1)
-    got = current(wadmin, hid)
-    assert "secret" not in got and "whsec_" not in wadmin.get(f"{HOOKS}/{hid}").text
+    got = get_hook(hook_admin, hid)
+    assert "secret" not in got and "whsec_" not in hook_admin.get(f"{HOOKS}/{hid}").text
     assert abs(parse_ts(got["secret_rotated_at"]) - before) < dt.timedelta(seconds=5)
     assert not verifies(first, new), "the pre-rotation delivery cannot carry the new secret"
 
     # after: two space-separated signatures, each secret verifies on its own
-    sp = wadmin.patch_sp(sp["id"], {"notes": "rotated"}, sp["version"])
+    sp = hook_admin.patch_sp(sp["id"], {"notes": "rotated"}, sp["version"])
     (rec,) = rcv.wait_about(sp["id"], "subprocessor.updated")
     sigs = rec.signatures
     assert len(sigs) == 2 and all(s.startswith("v1,") for s in sigs), rec.headers
@@ -508,7 +450,7 @@ def test_rotation_overlap_both_secrets_verify(whsrv, wadmin, hooks, receivers):
     assert not verifies(rec, "whsec_" + base64.b64encode(b"x" * 32).decode())
 
     # ping during the overlap is signed with both as well
-    assert_status(wadmin.post(f"{HOOKS}/{hid}/ping"), 200)
+    assert_status(hook_admin.post(f"{HOOKS}/{hid}/ping"), 200)
     (ping,) = rcv.wait_type("ping")
     assert verifies(ping, old) and verifies(ping, new)
 
@@ -517,9 +459,7 @@ def test_rotation_without_overlap_only_new_secret_verifies(make_server, receiver
     srv = make_server(extra_env=dict(WEBHOOK_ENV, SUBREG_WEBHOOK_ROTATION_OVERLAP_S="0"))
     api = srv.api(roles=["admin"], sub="rotator")
     rcv = receivers()
-    resp = api.post(HOOKS, {"url": rcv.url, "event_types": ["subprocessor.*", "ping"]})
-    assert_status(resp, 201)
-    hook = resp.json()
+    hook = create_hook(api, rcv, ["subprocessor.*", "ping"])
     old = hook["secret"]
     rot = rotate(api, hook["id"])
     new = rot["secret"]
@@ -547,11 +487,11 @@ def test_rotation_without_overlap_only_new_secret_verifies(make_server, receiver
 # ping
 
 
-def test_ping_success(whsrv, wadmin, hooks, receivers):
+def test_ping_success(hook_server, hook_admin, subscribe, receivers):
     rcv = receivers()
-    hook = hooks(url=rcv.url, event_types=["publication.*"])  # ping is sent regardless
+    hook = subscribe(rcv, ["publication.*"])  # ping is sent regardless
     t0 = time.time()
-    resp = wadmin.post(f"{HOOKS}/{hook['id']}/ping")
+    resp = hook_admin.post(f"{HOOKS}/{hook['id']}/ping")
     assert_status(resp, 200)
     result = resp.json()
     assert result["success"] is True, result
@@ -569,7 +509,7 @@ def test_ping_success(whsrv, wadmin, hooks, receivers):
     assert rec.headers.get("content-type", "").startswith("application/json")
     assert rec.method == "POST" and rec.path == "/hook"
 
-    d = wadmin.get(f"/v1/deliveries/{result['delivery_id']}")
+    d = hook_admin.get(f"/v1/deliveries/{result['delivery_id']}")
     assert_status(d, 200)
     d = d.json()
     assert d["webhook_id"] == hook["id"]
@@ -580,23 +520,23 @@ def test_ping_success(whsrv, wadmin, hooks, receivers):
     (attempt,) = d["attempt_log"]
     assert attempt["n"] == 1 and attempt["status_code"] == 200
     parse_ts(attempt["at"])
-    items = wadmin.get(f"{HOOKS}/{hook['id']}/deliveries").json()["items"]
+    items = hook_admin.get(f"{HOOKS}/{hook['id']}/deliveries").json()["items"]
     assert result["delivery_id"] in [it["id"] for it in items]
 
 
-def test_ping_failures_are_reported(whsrv, wadmin, hooks, receivers):
+def test_ping_failures_are_reported(hook_server, hook_admin, subscribe, receivers):
     rcv = receivers([500])
-    hook = hooks(url=rcv.url, event_types=["ping"])
-    result = wadmin.post(f"{HOOKS}/{hook['id']}/ping").json()
+    hook = subscribe(rcv, ["ping"])
+    result = hook_admin.post(f"{HOOKS}/{hook['id']}/ping").json()
     assert result["success"] is False and result["status_code"] == 500, result
 
     rcv.stop()
-    resp = wadmin.post(f"{HOOKS}/{hook['id']}/ping")
+    resp = hook_admin.post(f"{HOOKS}/{hook['id']}/ping")
     assert_status(resp, 200)
     result = resp.json()
     assert result["success"] is False, result
     assert not result.get("status_code")
     assert isinstance(result.get("error"), str) and result["error"], result
-    d = wadmin.get(f"/v1/deliveries/{result['delivery_id']}").json()
+    d = hook_admin.get(f"/v1/deliveries/{result['delivery_id']}").json()
     assert d["state"] == "failed"
     assert d["attempt_log"][0]["error"] == result["error"]

@@ -11,6 +11,8 @@
 #include "subreg/compliance.h"
 #include "subreg/json.h"
 
+#include "json_q.h"
+
 /* ---- fixtures ------------------------------------------------------------ */
 
 /* Reference data as seeded: a few EEA and third countries, the adequacy
@@ -65,29 +67,19 @@ static const char *const SCC_SETS =
     "  'legal_act':'Decisions 2001/497/EC, 2004/915/EC and 2010/87/EU (UK transitional provisions)','regime':'uk','kind':'transfer_tool','status':'repealed',"
     "  'new_contracts_until':'2022-09-21','valid_until':'2024-03-21'}]";
 
-/* JSON with single quotes, so the fixtures stay readable. */
-static cJSON *parse_q(const char *text)
-{
-    char *s = strdup(text);
-    assert_non_null(s);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    char err[128];
-    cJSON *v = json_parse_strict(s, strlen(s), err, sizeof err);
-    if (!v) fail_msg("fixture does not parse (%s): %s", err, s);
-    free(s);
-    return v;
-}
-
+/* One per test: setup builds it (empty registry, the reference data above),
+ * teardown frees it; the test gets it through its state. */
 typedef struct {
     cJSON *sp, *ag, *tr, *tom, *countries, *adequacy, *scc;
+    cJSON *pub, *cu, *ob; /* publications, customers, objections: see pub_init */
     cJSON *out;
     compliance_input in;
 } fixture;
 
-static void fx_init(fixture *f, const char *today)
+static int fx_setup(void **state)
 {
-    memset(f, 0, sizeof *f);
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
     f->sp = cJSON_CreateArray();
     f->ag = cJSON_CreateArray();
     f->tr = cJSON_CreateArray();
@@ -97,8 +89,17 @@ static void fx_init(fixture *f, const char *today)
     f->scc = parse_q(SCC_SETS);
     f->in = (compliance_input){.subprocessors = f->sp, .agreements = f->ag, .transfers = f->tr,
                                .tom_documents = f->tom, .countries = f->countries,
-                               .adequacy_decisions = f->adequacy, .scc_sets = f->scc, .today = today,
-                               .horizon_days = 30};
+                               .adequacy_decisions = f->adequacy, .scc_sets = f->scc, .horizon_days = 30};
+    *state = f;
+    return 0;
+}
+
+/* The test's fixture, its "today" set (run_on sets it again for each run). */
+static fixture *fx(void **state, const char *today)
+{
+    fixture *f = *state;
+    f->in.today = today;
+    return f;
 }
 
 static void fx_adequacy(fixture *f, const char *json)
@@ -108,8 +109,9 @@ static void fx_adequacy(fixture *f, const char *json)
     f->in.adequacy_decisions = f->adequacy;
 }
 
-static void fx_free(fixture *f)
+static int fx_teardown(void **state)
 {
+    fixture *f = *state;
     cJSON_Delete(f->sp);
     cJSON_Delete(f->ag);
     cJSON_Delete(f->tr);
@@ -117,7 +119,12 @@ static void fx_free(fixture *f)
     cJSON_Delete(f->countries);
     cJSON_Delete(f->adequacy);
     cJSON_Delete(f->scc);
+    cJSON_Delete(f->pub);
+    cJSON_Delete(f->cu);
+    cJSON_Delete(f->ob);
     cJSON_Delete(f->out);
+    free(f);
+    return 0;
 }
 
 static void put(cJSON *arr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -236,11 +243,9 @@ static void expect_none(const cJSON *out, const char *rule, const char *eid)
 
 static void test_empty_input(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    assert_int_equal(cJSON_GetArraySize(run_on(&f, "2026-01-15")), 0);
-    cJSON *exp = compliance_expiring(&f.in, 365);
+    fixture *f = fx(state, "2026-01-15");
+    assert_int_equal(cJSON_GetArraySize(run_on(f, "2026-01-15")), 0);
+    cJSON *exp = compliance_expiring(&f->in, 365);
     assert_int_equal(cJSON_GetArraySize(exp), 0);
     cJSON_Delete(exp);
     /* missing arrays and a broken "today" are no crash either */
@@ -248,26 +253,23 @@ static void test_empty_input(void **state)
     cJSON *out = compliance_findings(&none);
     assert_int_equal(cJSON_GetArraySize(out), 0);
     cJSON_Delete(out);
-    f.in.today = "2026-13-01";
-    out = compliance_findings(&f.in);
+    f->in.today = "2026-13-01";
+    out = compliance_findings(&f->in);
     assert_int_equal(cJSON_GetArraySize(out), 0);
     cJSON_Delete(out);
-    fx_free(&f);
 }
 
 /* ---- rule 1: no_valid_basis ---------------------------------------------- */
 
 static void test_no_basis_fires_outside_eea_only(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_us", "active", "subprocessor", "US", "");
-    add_sp(&f, "sp_fr", "active", "subprocessor", "FR", "");
-    add_tr(&f, "us", "sp_us", "US", "none", "");
-    add_tr(&f, "fr", "sp_fr", "FR", "none", ""); /* inside the EEA: needs no basis */
-    add_tr(&f, "no", "sp_fr", "NO", "none", ""); /* Norway: EEA, not EU */
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_us", "active", "subprocessor", "US", "");
+    add_sp(f, "sp_fr", "active", "subprocessor", "FR", "");
+    add_tr(f, "us", "sp_us", "US", "none", "");
+    add_tr(f, "fr", "sp_fr", "FR", "none", ""); /* inside the EEA: needs no basis */
+    add_tr(f, "no", "sp_fr", "NO", "none", ""); /* Norway: EEA, not EU */
+    const cJSON *out = run_on(f, "2026-01-15");
     const cJSON *hit = expect(out, "no_valid_basis", "tr_us", "critical", NULL);
     assert_string_equal(json_get_str(hit, "entity_type"), "transfer");
     assert_string_equal(json_get_str(hit, "href"), "/v1/transfers/tr_us");
@@ -282,87 +284,74 @@ static void test_no_basis_fires_outside_eea_only(void **state)
     expect_none(out, "no_valid_basis", "tr_no");
     assert_int_equal(count_rule(out, "no_valid_basis"), 1);
     /* since the transfer began, when that is recorded */
-    add_tr(&f, "dated", "sp_us", "IN", "none", ",'valid_from':'2025-04-01'");
-    expect(run_on(&f, "2026-01-15"), "no_valid_basis", "tr_dated", "critical", "2025-04-01");
-    fx_free(&f);
+    add_tr(f, "dated", "sp_us", "IN", "none", ",'valid_from':'2025-04-01'");
+    expect(run_on(f, "2026-01-15"), "no_valid_basis", "tr_dated", "critical", "2025-04-01");
 }
 
 static void test_uk_adequacy_expiry_boundary(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2031-12-27");
-    add_sp(&f, "sp_gb", "active", "subprocessor", "GB", "");
-    add_tr(&f, "gb", "sp_gb", "GB", "adequacy", "");
-    expect_none(run_on(&f, "2031-12-27"), "no_valid_basis", "tr_gb");
-    expect(run_on(&f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
-    fx_free(&f);
+    fixture *f = fx(state, "2031-12-27");
+    add_sp(f, "sp_gb", "active", "subprocessor", "GB", "");
+    add_tr(f, "gb", "sp_gb", "GB", "adequacy", "");
+    expect_none(run_on(f, "2031-12-27"), "no_valid_basis", "tr_gb");
+    expect(run_on(f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
 }
 
 static void test_adequacy_without_decision(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_in", "active", "subprocessor", "IN", "");
-    add_tr(&f, "in", "sp_in", "IN", "adequacy", ""); /* no decision for India */
-    add_tr(&f, "ch", "sp_in", "CH", "adequacy", ""); /* Switzerland: full adequacy */
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_in", "active", "subprocessor", "IN", "");
+    add_tr(f, "in", "sp_in", "IN", "adequacy", ""); /* no decision for India */
+    add_tr(f, "ch", "sp_in", "CH", "adequacy", ""); /* Switzerland: full adequacy */
+    const cJSON *out = run_on(f, "2026-01-15");
     expect(out, "no_valid_basis", "tr_in", "critical", NULL);
     expect_none(out, "no_valid_basis", "tr_ch");
-    fx_free(&f);
+}
 
-    /* an invalidated decision is no basis (Privacy Shield after Schrems II) */
-    fx_init(&f, "2026-01-15");
-    fx_adequacy(&f, "[{'id':'ps','country':'US','act':'2016/1250','adopted_on':'2016-07-12','scope':'partial',"
-                    "'condition':'dpf_participation','status':'invalidated','under_challenge':false}]");
-    add_sp(&f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
-    add_tr(&f, "us", "sp_us", "US", "adequacy", "");
-    add_tr(&f, "usdpf", "sp_us", "US", "dpf", "");
-    out = run_on(&f, "2026-01-15");
+/* an invalidated decision is no basis (Privacy Shield after Schrems II) */
+static void test_invalidated_adequacy_is_no_basis(void **state)
+{
+    fixture *f = fx(state, "2026-01-15");
+    fx_adequacy(f, "[{'id':'ps','country':'US','act':'2016/1250','adopted_on':'2016-07-12','scope':'partial',"
+                   "'condition':'dpf_participation','status':'invalidated','under_challenge':false}]");
+    add_sp(f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(f, "us", "sp_us", "US", "adequacy", "");
+    add_tr(f, "usdpf", "sp_us", "US", "dpf", "");
+    const cJSON *out = run_on(f, "2026-01-15");
     expect(out, "no_valid_basis", "tr_us", "critical", NULL);
     expect(out, "no_valid_basis", "tr_usdpf", "critical", NULL);
-    fx_free(&f);
 }
 
 static void test_dpf_outside_us(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
-    add_tr(&f, "us", "sp_a", "US", "dpf", "");
-    add_tr(&f, "ca", "sp_a", "CA", "dpf", "");
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(f, "us", "sp_a", "US", "dpf", "");
+    add_tr(f, "ca", "sp_a", "CA", "dpf", "");
+    const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "no_valid_basis", "tr_us");
     expect(out, "no_valid_basis", "tr_ca", "critical", NULL);
-    fx_free(&f);
 }
 
 static void test_transfer_validity_lapsed(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-03-01");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "a", "sp_a", "US", "scc_2021",
+    fixture *f = fx(state, "2026-03-01");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "a", "sp_a", "US", "scc_2021",
            ",'scc_module':3,'valid_until':'2026-02-28','tia':{'performed_on':'2026-01-01','risk':'low'}");
-    expect_none(run_on(&f, "2026-02-28"), "no_valid_basis", "tr_a");
-    expect(run_on(&f, "2026-03-01"), "no_valid_basis", "tr_a", "critical", "2026-03-01");
-    fx_free(&f);
+    expect_none(run_on(f, "2026-02-28"), "no_valid_basis", "tr_a");
+    expect(run_on(f, "2026-03-01"), "no_valid_basis", "tr_a", "critical", "2026-03-01");
 }
 
 static void test_location_without_transfer(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_none", "active", "subprocessor", "US", "");           /* US location, no transfer */
-    add_sp(&f, "sp_prop", "proposed", "subprocessor", "SG", "");         /* SG not in the list: non-EEA */
-    add_sp(&f, "sp_ok", "active", "subprocessor", "US", "");             /* has a transfer */
-    add_sp(&f, "sp_eea", "active", "subprocessor", "NO", "");            /* EEA only */
-    add_tr(&f, "ok", "sp_ok", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-12-01','risk':'low'}");
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_none", "active", "subprocessor", "US", "");           /* US location, no transfer */
+    add_sp(f, "sp_prop", "proposed", "subprocessor", "SG", "");         /* SG not in the list: non-EEA */
+    add_sp(f, "sp_ok", "active", "subprocessor", "US", "");             /* has a transfer */
+    add_sp(f, "sp_eea", "active", "subprocessor", "NO", "");            /* EEA only */
+    add_tr(f, "ok", "sp_ok", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-12-01','risk':'low'}");
+    const cJSON *out = run_on(f, "2026-01-15");
     const cJSON *hit = expect(out, "no_valid_basis", "sp_none", "critical", NULL);
     assert_string_equal(json_get_str(hit, "entity_type"), "subprocessor");
     assert_string_equal(json_get_str(hit, "href"), "/v1/subprocessors/sp_none");
@@ -371,23 +360,20 @@ static void test_location_without_transfer(void **state)
     expect_none(out, "no_valid_basis", "sp_ok");
     expect_none(out, "no_valid_basis", "tr_ok");
     expect_none(out, "no_valid_basis", "sp_eea");
-    fx_free(&f);
 }
 
 /* ---- rule 2: partial_adequacy -------------------------------------------- */
 
 static void test_us_with_and_without_dpf(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_dpf", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-12-01'}");
-    add_sp(&f, "sp_nodpf", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
-    add_sp(&f, "sp_unknown", "active", "subprocessor", "US", ""); /* no dpf record at all */
-    add_tr(&f, "dpf", "sp_dpf", "US", "dpf", "");
-    add_tr(&f, "nodpf", "sp_nodpf", "US", "adequacy", "");
-    add_tr(&f, "unknown", "sp_unknown", "US", "dpf", "");
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_dpf", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-12-01'}");
+    add_sp(f, "sp_nodpf", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_sp(f, "sp_unknown", "active", "subprocessor", "US", ""); /* no dpf record at all */
+    add_tr(f, "dpf", "sp_dpf", "US", "dpf", "");
+    add_tr(f, "nodpf", "sp_nodpf", "US", "adequacy", "");
+    add_tr(f, "unknown", "sp_unknown", "US", "dpf", "");
+    const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_dpf");
     const cJSON *hit = expect(out, "partial_adequacy", "tr_nodpf", "critical", NULL);
     assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 45");
@@ -395,106 +381,91 @@ static void test_us_with_and_without_dpf(void **state)
     expect(out, "partial_adequacy", "tr_unknown", "critical", NULL);
     /* the basis itself exists: not a no_valid_basis finding */
     assert_int_equal(count_rule(out, "no_valid_basis"), 0);
-    fx_free(&f);
 }
 
 static void test_canada_and_japan_scope(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_ca", "active", "subprocessor", "CA", "");
-    add_tr(&f, "ca_in", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':true");
-    add_tr(&f, "ca_out", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
-    add_tr(&f, "jp_unset", "sp_ca", "JP", "adequacy", "");
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_ca", "active", "subprocessor", "CA", "");
+    add_tr(f, "ca_in", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':true");
+    add_tr(f, "ca_out", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
+    add_tr(f, "jp_unset", "sp_ca", "JP", "adequacy", "");
+    const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_ca_in");
     const cJSON *hit = expect(out, "partial_adequacy", "tr_ca_out", "critical", NULL);
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "PIPEDA"));
     expect(out, "partial_adequacy", "tr_jp_unset", "critical", NULL);
-    fx_free(&f);
 }
 
 /* ---- rule 3: repealed_scc ------------------------------------------------ */
 
 static void test_scc_2010_sunset_boundary(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2022-12-27");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "a", "sp_a", "US", "scc_2010",
+    fixture *f = fx(state, "2022-12-27");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "a", "sp_a", "US", "scc_2010",
            ",'contract_signed_on':'2020-05-01','tia':{'performed_on':'2022-06-01','risk':'low'}");
-    expect_none(run_on(&f, "2022-12-27"), "repealed_scc", "tr_a");
-    const cJSON *hit = expect(run_on(&f, "2022-12-28"), "repealed_scc", "tr_a", "critical", "2022-12-28");
+    expect_none(run_on(f, "2022-12-27"), "repealed_scc", "tr_a");
+    const cJSON *hit = expect(run_on(f, "2022-12-28"), "repealed_scc", "tr_a", "critical", "2022-12-28");
     assert_string_equal(json_get_str(hit, "legal_ground"), "Implementing Decision (EU) 2021/914, Art. 4");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "2010/87/EU"));
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "27.12.2022"));
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "(Beschluss 2010/87/EU)"));
-    fx_free(&f);
 }
 
 static void test_scc_2010_signed_after_cutoff(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2022-01-10");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "late", "sp_a", "US", "scc_2010",
+    fixture *f = fx(state, "2022-01-10");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "late", "sp_a", "US", "scc_2010",
            ",'contract_signed_on':'2021-10-01','tia':{'performed_on':'2021-10-01','risk':'low'}");
-    add_tr(&f, "intime", "sp_a", "US", "scc_2010",
+    add_tr(f, "intime", "sp_a", "US", "scc_2010",
            ",'contract_signed_on':'2021-09-26','tia':{'performed_on':'2021-10-01','risk':'low'}");
     /* "concluded before 27 September 2021" ((EU) 2021/914 Art. 4(4)): the 27th is late */
-    add_tr(&f, "day27", "sp_a", "US", "scc_2010",
+    add_tr(f, "day27", "sp_a", "US", "scc_2010",
            ",'contract_signed_on':'2021-09-27','tia':{'performed_on':'2021-10-01','risk':'low'}");
-    const cJSON *out = run_on(&f, "2022-01-10");
+    const cJSON *out = run_on(f, "2022-01-10");
     expect(out, "repealed_scc", "tr_late", "critical", "2021-10-01");
     expect(out, "repealed_scc", "tr_day27", "critical", "2021-09-27");
     expect_none(out, "repealed_scc", "tr_intime");
     /* after the sunset the late contract keeps its earlier since */
-    out = run_on(&f, "2023-02-01");
+    out = run_on(f, "2023-02-01");
     expect(out, "repealed_scc", "tr_late", "critical", "2021-10-01");
     expect(out, "repealed_scc", "tr_intime", "critical", "2022-12-28");
-    fx_free(&f);
 }
 
 static void test_uk_legacy_scc(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2024-03-21");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    put(f.tr, "{'id':'tr_uk','subprocessor_id':'sp_a','destination_country':'US','regime':'uk','basis':'scc_2010',"
-              "'contract_signed_on':'2022-06-01','tia':{'performed_on':'2024-01-01','risk':'low'}}");
+    fixture *f = fx(state, "2024-03-21");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    put(f->tr, "{'id':'tr_uk','subprocessor_id':'sp_a','destination_country':'US','regime':'uk','basis':'scc_2010',"
+               "'contract_signed_on':'2022-06-01','tia':{'performed_on':'2024-01-01','risk':'low'}}");
     /* the EU sunset (27 Dec 2022) does not apply to UK transfers */
-    expect_none(run_on(&f, "2023-06-01"), "repealed_scc", "tr_uk");
-    expect_none(run_on(&f, "2024-03-21"), "repealed_scc", "tr_uk");
-    const cJSON *hit = expect(run_on(&f, "2024-03-22"), "repealed_scc", "tr_uk", "critical", "2024-03-22");
+    expect_none(run_on(f, "2023-06-01"), "repealed_scc", "tr_uk");
+    expect_none(run_on(f, "2024-03-21"), "repealed_scc", "tr_uk");
+    const cJSON *hit = expect(run_on(f, "2024-03-22"), "repealed_scc", "tr_uk", "critical", "2024-03-22");
     /* the UK cut-off is the ICO's, not the EU decision's */
     assert_string_equal(json_get_str(hit, "legal_ground"), "UK GDPR Art. 46; ICO transitional provisions (s. 119A DPA 2018)");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"),
                            "(Beschlüsse 2001/497/EG, 2004/915/EG und 2010/87/EU (britische Übergangsbestimmungen))"));
-    fx_free(&f);
 }
 
 /* ---- rule 4: wrong_scc_module -------------------------------------------- */
 
 static void test_scc_module(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_sub", "active", "subprocessor", "US", "");
-    add_sp(&f, "sp_proc", "active", "processor", "US", "");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_sub", "active", "subprocessor", "US", "");
+    add_sp(f, "sp_proc", "active", "processor", "US", "");
     const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
     char extra[200];
     snprintf(extra, sizeof extra, ",'scc_module':2%s", tia);
-    add_tr(&f, "sub2", "sp_sub", "US", "scc_2021", extra);
-    add_tr(&f, "proc2", "sp_proc", "US", "scc_2021", extra);
+    add_tr(f, "sub2", "sp_sub", "US", "scc_2021", extra);
+    add_tr(f, "proc2", "sp_proc", "US", "scc_2021", extra);
     snprintf(extra, sizeof extra, ",'scc_module':3%s", tia);
-    add_tr(&f, "sub3", "sp_sub", "US", "scc_2021", extra);
-    add_tr(&f, "proc3", "sp_proc", "CH", "ch_scc", extra);
-    const cJSON *out = run_on(&f, "2026-01-15");
+    add_tr(f, "sub3", "sp_sub", "US", "scc_2021", extra);
+    add_tr(f, "proc3", "sp_proc", "CH", "ch_scc", extra);
+    const cJSON *out = run_on(f, "2026-01-15");
     const cJSON *hit = expect(out, "wrong_scc_module", "tr_sub2", "high", NULL);
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "Module 3"));
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "Modul 3"));
@@ -502,71 +473,65 @@ static void test_scc_module(void **state)
     expect_none(out, "wrong_scc_module", "tr_proc2");
     expect(out, "wrong_scc_module", "tr_proc3", "high", NULL);
     assert_int_equal(count_rule(out, "wrong_scc_module"), 2);
-    fx_free(&f);
 }
 
 /* ---- rule 5: tia_missing ------------------------------------------------- */
 
 static void test_tia_age(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-10-27");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "m11", "sp_a", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-11-27','risk':'low'}");
-    add_tr(&f, "m13", "sp_a", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-09-27','risk':'low'}");
-    add_tr(&f, "none", "sp_a", "US", "bcr", ",'bcr_reference':'BCR-1'");
-    add_tr(&f, "eea", "sp_a", "FR", "scc_2021", ",'scc_module':3");     /* inside the EEA */
-    add_tr(&f, "adeq", "sp_a", "CH", "adequacy", "");                  /* adequacy needs no TIA */
-    const cJSON *out = run_on(&f, "2026-10-27");
+    fixture *f = fx(state, "2026-10-27");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "m11", "sp_a", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-11-27','risk':'low'}");
+    add_tr(f, "m13", "sp_a", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-09-27','risk':'low'}");
+    add_tr(f, "none", "sp_a", "US", "bcr", ",'bcr_reference':'BCR-1'");
+    add_tr(f, "eea", "sp_a", "FR", "scc_2021", ",'scc_module':3");     /* inside the EEA */
+    add_tr(f, "adeq", "sp_a", "CH", "adequacy", "");                  /* adequacy needs no TIA */
+    const cJSON *out = run_on(f, "2026-10-27");
     expect_none(out, "tia_missing", "tr_m11");
     expect(out, "tia_missing", "tr_m13", "medium", "2026-09-28");
     const cJSON *hit = expect(out, "tia_missing", "tr_none", "high", NULL);
     assert_string_equal(json_get_str(hit, "legal_ground"), "Schrems II (C-311/18); EDPB Recommendations 01/2020");
     expect_none(out, "tia_missing", "tr_eea");
     expect_none(out, "tia_missing", "tr_adeq");
-    fx_free(&f);
 }
 
 static void test_tia_twelve_month_boundary(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-11-27");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "a", "sp_a", "US", "uk_idta", ",'tia':{'performed_on':'2025-11-27','risk':'low'}");
-    expect_none(run_on(&f, "2026-11-27"), "tia_missing", "tr_a");
-    expect(run_on(&f, "2026-11-28"), "tia_missing", "tr_a", "medium", "2026-11-28");
-    fx_free(&f);
-    /* 29 Feb: a calendar year later is 28 Feb */
-    fx_init(&f, "2025-03-01");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "a", "sp_a", "US", "uk_idta", ",'tia':{'performed_on':'2024-02-29','risk':'low'}");
-    expect_none(run_on(&f, "2025-02-28"), "tia_missing", "tr_a");
-    expect(run_on(&f, "2025-03-01"), "tia_missing", "tr_a", "medium", "2025-03-01");
-    fx_free(&f);
+    fixture *f = fx(state, "2026-11-27");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "a", "sp_a", "US", "uk_idta", ",'tia':{'performed_on':'2025-11-27','risk':'low'}");
+    expect_none(run_on(f, "2026-11-27"), "tia_missing", "tr_a");
+    expect(run_on(f, "2026-11-28"), "tia_missing", "tr_a", "medium", "2026-11-28");
+}
+
+/* 29 Feb: a calendar year later is 28 Feb */
+static void test_tia_twelve_months_from_a_leap_day(void **state)
+{
+    fixture *f = fx(state, "2025-03-01");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "a", "sp_a", "US", "uk_idta", ",'tia':{'performed_on':'2024-02-29','risk':'low'}");
+    expect_none(run_on(f, "2025-02-28"), "tia_missing", "tr_a");
+    expect(run_on(f, "2025-03-01"), "tia_missing", "tr_a", "medium", "2025-03-01");
 }
 
 /* ---- rule 6: no_active_dpa ----------------------------------------------- */
 
 static void test_active_dpa(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-03-01");
-    add_sp(&f, "sp_with", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_without", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_expired", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_draft", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_lastday", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_proposed", "proposed", "subprocessor", "DE", "");
-    add_dpa(&f, "sp_with", "");
-    add_dpa(&f, "sp_expired", ",'expires_on':'2026-02-28'");
-    add_dpa(&f, "sp_lastday", ",'expires_on':'2026-03-01'");
-    put(f.ag, "{'id':'ag_draft','subprocessor_id':'sp_draft','type':'dpa','title':'AVV','status':'draft'}");
-    put(f.ag, "{'id':'ag_msa','subprocessor_id':'sp_without','type':'msa','title':'MSA','status':'active',"
-              "'signed_on':'2020-01-01'}");
-    const cJSON *out = run_on(&f, "2026-03-01");
+    fixture *f = fx(state, "2026-03-01");
+    add_sp(f, "sp_with", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_without", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_expired", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_draft", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_lastday", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_proposed", "proposed", "subprocessor", "DE", "");
+    add_dpa(f, "sp_with", "");
+    add_dpa(f, "sp_expired", ",'expires_on':'2026-02-28'");
+    add_dpa(f, "sp_lastday", ",'expires_on':'2026-03-01'");
+    put(f->ag, "{'id':'ag_draft','subprocessor_id':'sp_draft','type':'dpa','title':'AVV','status':'draft'}");
+    put(f->ag, "{'id':'ag_msa','subprocessor_id':'sp_without','type':'msa','title':'MSA','status':'active',"
+               "'signed_on':'2020-01-01'}");
+    const cJSON *out = run_on(f, "2026-03-01");
     expect_none(out, "no_active_dpa", "sp_with");
     const cJSON *hit = expect(out, "no_active_dpa", "sp_without", "high", NULL);
     assert_string_equal(json_get_str(hit, "entity_type"), "subprocessor");
@@ -576,29 +541,26 @@ static void test_active_dpa(void **state)
     expect(out, "no_active_dpa", "sp_draft", "high", NULL);
     expect_none(out, "no_active_dpa", "sp_lastday");
     expect_none(out, "no_active_dpa", "sp_proposed");
-    fx_free(&f);
 }
 
 /* ---- rule 7: expiring ------------------------------------------------------ */
 
 static void test_expiring_horizon(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-06-01");
-    add_sp(&f, "sp_a", "active", "subprocessor", "DE",
+    fixture *f = fx(state, "2026-06-01");
+    add_sp(f, "sp_a", "active", "subprocessor", "DE",
            ",'certifications':[{'name':'ISO 27001','valid_until':'2026-06-20'},"
            "{'name':'SOC 2','valid_until':'2026-09-01'}],'next_review_on':'2026-05-15'");
-    add_dpa(&f, "sp_a", ",'expires_on':'2026-06-21'");      /* within 30 days */
-    put(f.ag, "{'id':'ag_far','subprocessor_id':'sp_a','type':'dpa','title':'AVV 2','status':'active',"
-              "'signed_on':'2020-01-01','expires_on':'2026-07-02'}"); /* 31 days: outside */
-    put(f.ag, "{'id':'ag_old','subprocessor_id':'sp_a','type':'msa','title':'MSA','status':'terminated',"
-              "'signed_on':'2020-01-01','expires_on':'2026-06-10'}"); /* not active: ignored */
-    put(f.tom, "{'id':'tom_1','owner':'self','title':'TOM','version_label':'3','status':'active',"
-               "'effective_on':'2025-01-01','next_review_on':'2026-07-01','measures':{}}");
-    add_tr(&f, "a", "sp_a", "US", "scc_2021",
+    add_dpa(f, "sp_a", ",'expires_on':'2026-06-21'");      /* within 30 days */
+    put(f->ag, "{'id':'ag_far','subprocessor_id':'sp_a','type':'dpa','title':'AVV 2','status':'active',"
+               "'signed_on':'2020-01-01','expires_on':'2026-07-02'}"); /* 31 days: outside */
+    put(f->ag, "{'id':'ag_old','subprocessor_id':'sp_a','type':'msa','title':'MSA','status':'terminated',"
+               "'signed_on':'2020-01-01','expires_on':'2026-06-10'}"); /* not active: ignored */
+    put(f->tom, "{'id':'tom_1','owner':'self','title':'TOM','version_label':'3','status':'active',"
+                "'effective_on':'2025-01-01','next_review_on':'2026-07-01','measures':{}}");
+    add_tr(f, "a", "sp_a", "US", "scc_2021",
            ",'scc_module':3,'tia':{'performed_on':'2025-12-01','next_review_on':'2026-06-05','risk':'low'}");
-    const cJSON *out = run_on(&f, "2026-06-01");
+    const cJSON *out = run_on(f, "2026-06-01");
     const cJSON *hit = expect(out, "expiring", "ag_sp_a", "medium", "2026-06-21");
     assert_string_equal(json_get_str(hit, "href"), "/v1/agreements/ag_sp_a");
     assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 28, 32");
@@ -621,44 +583,38 @@ static void test_expiring_horizon(void **state)
     }
     assert_int_equal(sp_hits, 2);
     /* a wider horizon reaches the far DPA */
-    f.in.horizon_days = 31;
-    expect(run_on(&f, "2026-06-01"), "expiring", "ag_far", "medium", "2026-07-02");
-    fx_free(&f);
+    f->in.horizon_days = 31;
+    expect(run_on(f, "2026-06-01"), "expiring", "ag_far", "medium", "2026-07-02");
 }
 
 static void test_expiring_overdue_is_high(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-03-01");
-    add_sp(&f, "sp_a", "active", "subprocessor", "DE", "");
-    add_dpa(&f, "sp_a", ",'expires_on':'2026-02-28'");
-    const cJSON *out = run_on(&f, "2026-03-01");
+    fixture *f = fx(state, "2026-03-01");
+    add_sp(f, "sp_a", "active", "subprocessor", "DE", "");
+    add_dpa(f, "sp_a", ",'expires_on':'2026-02-28'");
+    const cJSON *out = run_on(f, "2026-03-01");
     expect(out, "expiring", "ag_sp_a", "high", "2026-02-28");
     expect(out, "no_active_dpa", "sp_a", "high", "2026-03-01");
     /* due today is not yet overdue */
-    expect(run_on(&f, "2026-02-28"), "expiring", "ag_sp_a", "medium", "2026-02-28");
-    fx_free(&f);
+    expect(run_on(f, "2026-02-28"), "expiring", "ag_sp_a", "medium", "2026-02-28");
 }
 
 static void test_expiring_report(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-06-01");
-    put(f.sp, "{'id':'sp_odoo','legal_name':'Odoo S.A.','status':'active','role':'subprocessor',"
-              "'locations':[{'country':'BE','role':'hosting'}],'next_review_on':'2026-08-01',"
-              "'certifications':[{'name':'ISO 27001','valid_until':'2026-05-01'}]}");
-    add_dpa(&f, "sp_odoo", ",'expires_on':'2026-07-01','review_on':'2026-06-15'");
-    put(f.tom, "{'id':'tom_1','owner':'subprocessor','subprocessor_id':'sp_odoo','title':'Odoo TOMs',"
-               "'version_label':'1','status':'active','effective_on':'2025-01-01','next_review_on':'2026-06-15',"
-               "'measures':{}}");
-    put(f.tom, "{'id':'tom_2','owner':'self','title':'Old TOMs','version_label':'0','status':'archived',"
-               "'effective_on':'2020-01-01','next_review_on':'2026-06-02','measures':{}}");
-    add_tr(&f, "a", "sp_odoo", "US", "scc_2021",
+    fixture *f = fx(state, "2026-06-01");
+    put(f->sp, "{'id':'sp_odoo','legal_name':'Odoo S.A.','status':'active','role':'subprocessor',"
+               "'locations':[{'country':'BE','role':'hosting'}],'next_review_on':'2026-08-01',"
+               "'certifications':[{'name':'ISO 27001','valid_until':'2026-05-01'}]}");
+    add_dpa(f, "sp_odoo", ",'expires_on':'2026-07-01','review_on':'2026-06-15'");
+    put(f->tom, "{'id':'tom_1','owner':'subprocessor','subprocessor_id':'sp_odoo','title':'Odoo TOMs',"
+                "'version_label':'1','status':'active','effective_on':'2025-01-01','next_review_on':'2026-06-15',"
+                "'measures':{}}");
+    put(f->tom, "{'id':'tom_2','owner':'self','title':'Old TOMs','version_label':'0','status':'archived',"
+                "'effective_on':'2020-01-01','next_review_on':'2026-06-02','measures':{}}");
+    add_tr(f, "a", "sp_odoo", "US", "scc_2021",
            ",'scc_module':3,'valid_until':'2026-12-31','tia':{'performed_on':'2025-12-01',"
            "'next_review_on':'2026-09-01','risk':'low'}");
-    cJSON *exp = compliance_expiring(&f.in, 90);
+    cJSON *exp = compliance_expiring(&f->in, 90);
     /* sorted by date, then entity id; overdue included; the archived TOM is not */
     const char *want[][4] = {
         {"2026-05-01", "certification", "sp_odoo", "true"},
@@ -682,7 +638,7 @@ static void test_expiring_report(void **state)
     assert_string_equal(json_get_str(cJSON_GetArrayItem(exp, 2), "href"), "/v1/tom-documents/tom_1");
     cJSON_Delete(exp);
     /* a year out reaches the TIA review and the transfer's validity */
-    exp = compliance_expiring(&f.in, 365);
+    exp = compliance_expiring(&f->in, 365);
     assert_int_equal(cJSON_GetArraySize(exp), 7);
     const cJSON *last = cJSON_GetArrayItem(exp, 6);
     assert_string_equal(json_get_str(last, "kind"), "transfer_validity");
@@ -691,27 +647,24 @@ static void test_expiring_report(void **state)
     assert_string_equal(json_get_str(cJSON_GetArrayItem(exp, 5), "kind"), "tia_review");
     cJSON_Delete(exp);
     /* zero days: only what is due today or overdue */
-    exp = compliance_expiring(&f.in, 0);
+    exp = compliance_expiring(&f->in, 0);
     assert_int_equal(cJSON_GetArraySize(exp), 1);
     cJSON_Delete(exp);
-    fx_free(&f);
 }
 
 /* ---- rule 10: adequacy_at_risk ------------------------------------------- */
 
 static void test_adequacy_under_challenge(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
-    add_tr(&f, "us", "sp_a", "US", "dpf", "");
-    add_tr(&f, "ch", "sp_a", "CH", "adequacy", "");
-    add_sp(&f, "sp_no", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
-    add_tr(&f, "us_no", "sp_no", "US", "dpf", "");
-    expect_none(run_on(&f, "2026-01-15"), "adequacy_at_risk", "tr_us");
-    fx_adequacy(&f, ADEQUACY_CHALLENGED);
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(f, "us", "sp_a", "US", "dpf", "");
+    add_tr(f, "ch", "sp_a", "CH", "adequacy", "");
+    add_sp(f, "sp_no", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_tr(f, "us_no", "sp_no", "US", "dpf", "");
+    expect_none(run_on(f, "2026-01-15"), "adequacy_at_risk", "tr_us");
+    fx_adequacy(f, ADEQUACY_CHALLENGED);
+    const cJSON *out = run_on(f, "2026-01-15");
     const cJSON *hit = expect(out, "adequacy_at_risk", "tr_us", "info", NULL);
     /* a transfer the decision does not cover at all is partial_adequacy, not "at risk" */
     expect(out, "partial_adequacy", "tr_us_no", "critical", NULL);
@@ -720,42 +673,36 @@ static void test_adequacy_under_challenge(void **state)
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "under challenge"));
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "angefochten"));
     expect_none(out, "adequacy_at_risk", "tr_ch");
-    fx_free(&f);
 }
 
 static void test_adequacy_near_expiry(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2030-12-01");
-    add_sp(&f, "sp_gb", "active", "subprocessor", "GB", "");
-    add_tr(&f, "gb", "sp_gb", "GB", "adequacy", "");
-    expect_none(run_on(&f, "2030-12-26"), "adequacy_at_risk", "tr_gb");          /* 366 days out */
-    expect(run_on(&f, "2030-12-27"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27");
-    expect(run_on(&f, "2031-11-26"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27"); /* 31 days out */
-    expect(run_on(&f, "2031-11-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27"); /* 30 days out */
-    expect(run_on(&f, "2031-12-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27");
+    fixture *f = fx(state, "2030-12-01");
+    add_sp(f, "sp_gb", "active", "subprocessor", "GB", "");
+    add_tr(f, "gb", "sp_gb", "GB", "adequacy", "");
+    expect_none(run_on(f, "2030-12-26"), "adequacy_at_risk", "tr_gb");          /* 366 days out */
+    expect(run_on(f, "2030-12-27"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27");
+    expect(run_on(f, "2031-11-26"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27"); /* 31 days out */
+    expect(run_on(f, "2031-11-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27"); /* 30 days out */
+    expect(run_on(f, "2031-12-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27");
     /* passed: no longer at risk but gone — that is no_valid_basis */
-    const cJSON *out = run_on(&f, "2031-12-28");
+    const cJSON *out = run_on(f, "2031-12-28");
     expect_none(out, "adequacy_at_risk", "tr_gb");
     expect(out, "no_valid_basis", "tr_gb", "critical", "2031-12-28");
-    fx_free(&f);
 }
 
 /* ---- retired subprocessors and ordering ---------------------------------- */
 
 static void test_retired_ignored(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_old", "retired", "processor", "US", ",'dpf':{'participating':false}");
-    add_tr(&f, "none", "sp_old", "US", "none", "");
-    add_tr(&f, "nodpf", "sp_old", "US", "dpf", "");
-    add_tr(&f, "mod", "sp_old", "US", "scc_2021", ",'scc_module':3");
-    add_tr(&f, "ca", "sp_old", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
-    add_tr(&f, "old", "sp_old", "US", "scc_2010", ",'contract_signed_on':'2021-10-01'");
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_old", "retired", "processor", "US", ",'dpf':{'participating':false}");
+    add_tr(f, "none", "sp_old", "US", "none", "");
+    add_tr(f, "nodpf", "sp_old", "US", "dpf", "");
+    add_tr(f, "mod", "sp_old", "US", "scc_2021", ",'scc_module':3");
+    add_tr(f, "ca", "sp_old", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
+    add_tr(f, "old", "sp_old", "US", "scc_2010", ",'contract_signed_on':'2021-10-01'");
+    const cJSON *out = run_on(f, "2026-01-15");
     assert_int_equal(count_rule(out, "no_valid_basis"), 0);
     assert_int_equal(count_rule(out, "partial_adequacy"), 0);
     assert_int_equal(count_rule(out, "repealed_scc"), 0);
@@ -764,15 +711,14 @@ static void test_retired_ignored(void **state)
     assert_int_equal(count_rule(out, "no_active_dpa"), 0);
     assert_int_equal(cJSON_GetArraySize(out), 0);
     /* the same subprocessor active: every rule speaks */
-    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f.sp, 0), "status", cJSON_CreateString("active"));
-    out = run_on(&f, "2026-01-15");
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f->sp, 0), "status", cJSON_CreateString("active"));
+    out = run_on(f, "2026-01-15");
     assert_int_equal(count_rule(out, "no_valid_basis"), 1);
     assert_int_equal(count_rule(out, "partial_adequacy"), 2);
     assert_int_equal(count_rule(out, "repealed_scc"), 1);
     assert_int_equal(count_rule(out, "wrong_scc_module"), 1);
     assert_int_equal(count_rule(out, "tia_missing"), 2);
     assert_int_equal(count_rule(out, "no_active_dpa"), 1);
-    fx_free(&f);
 }
 
 static int sev_rank(const char *s)
@@ -786,19 +732,17 @@ static int sev_rank(const char *s)
 
 static void test_ordering(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    fx_adequacy(&f, ADEQUACY_CHALLENGED);
-    add_sp(&f, "sp_b", "active", "subprocessor", "US", ",'dpf':{'participating':true}"); /* no DPA: high */
-    add_sp(&f, "sp_a", "active", "subprocessor", "DE", "");                              /* no DPA: high */
-    add_tr(&f, "z", "sp_b", "US", "dpf", "");              /* under challenge: info */
-    add_tr(&f, "y", "sp_b", "US", "scc_2021", ",'scc_module':2"); /* wrong module + no TIA: high, high */
-    add_tr(&f, "x", "sp_b", "IN", "none", "");             /* critical */
-    add_tr(&f, "w", "sp_b", "US", "scc_2021",
+    fixture *f = fx(state, "2026-01-15");
+    fx_adequacy(f, ADEQUACY_CHALLENGED);
+    add_sp(f, "sp_b", "active", "subprocessor", "US", ",'dpf':{'participating':true}"); /* no DPA: high */
+    add_sp(f, "sp_a", "active", "subprocessor", "DE", "");                              /* no DPA: high */
+    add_tr(f, "z", "sp_b", "US", "dpf", "");              /* under challenge: info */
+    add_tr(f, "y", "sp_b", "US", "scc_2021", ",'scc_module':2"); /* wrong module + no TIA: high, high */
+    add_tr(f, "x", "sp_b", "IN", "none", "");             /* critical */
+    add_tr(f, "w", "sp_b", "US", "scc_2021",
            ",'scc_module':3,'tia':{'performed_on':'2024-06-01','risk':'low'}"); /* stale TIA: medium */
-    add_tr(&f, "v", "sp_b", "US", "none", "");             /* critical */
-    const cJSON *out = run_on(&f, "2026-01-15");
+    add_tr(f, "v", "sp_b", "US", "none", "");             /* critical */
+    const cJSON *out = run_on(f, "2026-01-15");
     const char *want[][3] = {
         {"critical", "no_valid_basis", "tr_v"}, {"critical", "no_valid_basis", "tr_x"},
         {"high", "no_active_dpa", "sp_a"},      {"high", "no_active_dpa", "sp_b"},
@@ -833,40 +777,30 @@ static void test_ordering(void **state)
         }
         prev = it;
     }
-    fx_free(&f);
 }
 
 
 /* ---- rules 8 and 9 -------------------------------------------------------- */
 
-typedef struct {
-    cJSON *pub, *cu, *ob;
-} pubfx;
-
-static void pub_init(fixture *f, pubfx *p, const char *now)
+/* Publications, customers and objections for the rules that read them (the
+ * other tests run without them); freed by fx_teardown. */
+static void pub_init(fixture *f, const char *now)
 {
-    p->pub = cJSON_CreateArray();
-    p->cu = cJSON_CreateArray();
-    p->ob = cJSON_CreateArray();
-    f->in.publications = p->pub;
-    f->in.customers = p->cu;
-    f->in.objections = p->ob;
+    f->pub = cJSON_CreateArray();
+    f->cu = cJSON_CreateArray();
+    f->ob = cJSON_CreateArray();
+    f->in.publications = f->pub;
+    f->in.customers = f->cu;
+    f->in.objections = f->ob;
     f->in.now = now;
-}
-
-static void pub_free(pubfx *p)
-{
-    cJSON_Delete(p->pub);
-    cJSON_Delete(p->cu);
-    cJSON_Delete(p->ob);
 }
 
 /* A publication whose items are the given subprocessor ids ('a','b'); added
  * non-empty marks it as announcing an addition. */
-static void add_pub(pubfx *p, int number, const char *published, const char *effective, const char *items,
+static void add_pub(fixture *f, int number, const char *published, const char *effective, const char *items,
                     bool adds)
 {
-    put(p->pub,
+    put(f->pub,
         "{'id':'%d','number':%d,'published_at':'%s','effective_at':'%s','items':[%s],"
         "'diff':{'added':[%s],'removed':[],'changed':[]}}",
         number, number, published, effective, items, adds ? "{'id':'x'}" : "");
@@ -874,103 +808,87 @@ static void add_pub(pubfx *p, int number, const char *published, const char *eff
 
 static void test_notice_period(void **state)
 {
-    (void)state;
-    fixture f;
-    pubfx p;
-    fx_init(&f, "2026-11-27");
-    pub_init(&f, &p, "2026-11-27T12:00:00Z");
-    put(p.cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
-    put(p.cu, "{'id':'cu_b','status':'inactive','notice_days':90,'objection_days':30}");
-    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    put(f->cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
+    put(f->cu, "{'id':'cu_b','status':'inactive','notice_days':90,'objection_days':30}");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
     /* announced today, effective in 29 days: one day short for cu_a */
-    add_pub(&p, 2, "2026-11-27T12:00:00Z", "2026-12-26T12:00:00Z", "", true);
-    const cJSON *out = run_on(&f, "2026-11-27");
+    add_pub(f, 2, "2026-11-27T12:00:00Z", "2026-12-26T12:00:00Z", "", true);
+    const cJSON *out = run_on(f, "2026-11-27");
     const cJSON *x = expect(out, "notice_period", "2", "high", "2026-12-26");
     assert_non_null(strstr(json_get_str(json_get(x, "message"), "en"), "1 customer(s)"));
     /* the first publication never needs notice */
     expect_none(out, "notice_period", "1");
-    pub_free(&p);
-    fx_free(&f);
+}
 
-    /* near miss: exactly 30 days, and the inactive customer's 90 days do not count */
-    fx_init(&f, "2026-11-27");
-    pub_init(&f, &p, "2026-11-27T12:00:00Z");
-    put(p.cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
-    put(p.cu, "{'id':'cu_b','status':'inactive','notice_days':90,'objection_days':30}");
-    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
-    add_pub(&p, 2, "2026-11-27T12:00:00Z", "2026-12-27T12:00:00Z", "", true);
-    out = run_on(&f, "2026-11-27");
+/* near miss: exactly 30 days, and the inactive customer's 90 days do not count */
+static void test_notice_period_near_miss(void **state)
+{
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    put(f->cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
+    put(f->cu, "{'id':'cu_b','status':'inactive','notice_days':90,'objection_days':30}");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
+    add_pub(f, 2, "2026-11-27T12:00:00Z", "2026-12-27T12:00:00Z", "", true);
+    const cJSON *out = run_on(f, "2026-11-27");
     expect_none(out, "notice_period", "2");
     /* a removal needs no notice */
-    cJSON_Delete(cJSON_DetachItemFromArray(p.pub, 1));
-    add_pub(&p, 2, "2026-11-27T12:00:00Z", "2026-11-28T12:00:00Z", "", false);
-    out = run_on(&f, "2026-11-27");
+    cJSON_Delete(cJSON_DetachItemFromArray(f->pub, 1));
+    add_pub(f, 2, "2026-11-27T12:00:00Z", "2026-11-28T12:00:00Z", "", false);
+    out = run_on(f, "2026-11-27");
     expect_none(out, "notice_period", "2");
-    pub_free(&p);
-    fx_free(&f);
 }
 
 static void test_open_objection(void **state)
 {
-    (void)state;
-    fixture f;
-    pubfx p;
-    fx_init(&f, "2026-11-27");
-    pub_init(&f, &p, "2026-11-27T12:00:00Z");
-    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", false);
-    add_pub(&p, 2, "2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z", "", false);
-    put(p.ob, "{'id':'ob_1','publication_id':'2','customer_id':'cu_a','status':'open'}");
-    put(p.ob, "{'id':'ob_2','publication_id':'1','customer_id':'cu_a','status':'withdrawn'}");
-    const cJSON *out = run_on(&f, "2026-11-27");
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", false);
+    add_pub(f, 2, "2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z", "", false);
+    put(f->ob, "{'id':'ob_1','publication_id':'2','customer_id':'cu_a','status':'open'}");
+    put(f->ob, "{'id':'ob_2','publication_id':'1','customer_id':'cu_a','status':'withdrawn'}");
+    const cJSON *out = run_on(f, "2026-11-27");
     expect(out, "notice_period", "2", "high", NULL);
     expect_none(out, "notice_period", "1"); /* withdrawn: no finding */
     /* resolved: no finding */
-    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(p.ob, 0), "status", cJSON_CreateString("resolved"));
-    out = run_on(&f, "2026-11-27");
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f->ob, 0), "status", cJSON_CreateString("resolved"));
+    out = run_on(f, "2026-11-27");
     expect_none(out, "notice_period", "2");
-    pub_free(&p);
-    fx_free(&f);
 }
 
 static void test_public_list_drift(void **state)
 {
-    (void)state;
-    fixture f;
-    pubfx p;
-    fx_init(&f, "2026-11-27");
-    pub_init(&f, &p, "2026-11-27T12:00:00Z");
-    add_sp(&f, "sp_on", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_missing", "active", "subprocessor", "DE", "");
-    add_sp(&f, "sp_unlisted", "active", "subprocessor", "DE", "");
-    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f.sp, 2), "public", parse_q("{'listed':false}"));
-    add_sp(&f, "sp_gone", "retired", "subprocessor", "DE", "");
-    add_sp(&f, "sp_proposed", "proposed", "subprocessor", "DE", "");
-    add_pub(&p, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_gone'}", true);
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    add_sp(f, "sp_on", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_missing", "active", "subprocessor", "DE", "");
+    add_sp(f, "sp_unlisted", "active", "subprocessor", "DE", "");
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(f->sp, 2), "public", parse_q("{'listed':false}"));
+    add_sp(f, "sp_gone", "retired", "subprocessor", "DE", "");
+    add_sp(f, "sp_proposed", "proposed", "subprocessor", "DE", "");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_gone'}", true);
     /* announced, not in effect yet: it does not count */
-    add_pub(&p, 2, "2026-11-20T00:00:00Z", "2027-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_missing'}", true);
-    const cJSON *out = run_on(&f, "2026-11-27");
+    add_pub(f, 2, "2026-11-20T00:00:00Z", "2027-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_missing'}", true);
+    const cJSON *out = run_on(f, "2026-11-27");
     expect(out, "public_list_drift", "sp_missing", "medium", NULL);
     expect(out, "public_list_drift", "sp_gone", "medium", NULL);
     expect_none(out, "public_list_drift", "sp_on");
     expect_none(out, "public_list_drift", "sp_unlisted");
     expect_none(out, "public_list_drift", "sp_proposed");
     /* once version 2 is in effect, sp_missing is on it and sp_gone is off it */
-    f.in.now = "2027-01-02T00:00:00Z";
-    out = run_on(&f, "2027-01-02");
+    f->in.now = "2027-01-02T00:00:00Z";
+    out = run_on(f, "2027-01-02");
     expect_none(out, "public_list_drift", "sp_missing");
     expect_none(out, "public_list_drift", "sp_gone");
-    pub_free(&p);
-    fx_free(&f);
 }
 
 /* ---- regimes, DPF re-certification, Clauses 17/18, missing reference ------ */
 
 static void test_regime_and_instrument(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
     const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
     char buf[512];
     static const struct {
@@ -987,9 +905,9 @@ static void test_regime_and_instrument(void **state)
         snprintf(buf, sizeof buf,
                  "{'id':'tr_%s','subprocessor_id':'sp_a','destination_country':'US','regime':'%s','basis':'%s'%s%s}",
                  cases[i].id, cases[i].regime, cases[i].basis, module ? ",'scc_module':3" : "", tia);
-        put(f.tr, "%s", buf);
+        put(f->tr, "%s", buf);
     }
-    const cJSON *out = run_on(&f, "2026-01-15");
+    const cJSON *out = run_on(f, "2026-01-15");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char id[32];
         snprintf(id, sizeof id, "tr_%s", cases[i].id);
@@ -1001,46 +919,40 @@ static void test_regime_and_instrument(void **state)
     assert_string_equal(json_get_str(find(out, "no_valid_basis", "tr_ch_idta"), "legal_ground"), "Swiss FADP Art. 16");
     assert_non_null(strstr(json_get_str(json_get(find(out, "no_valid_basis", "tr_eu_idta"), "message"), "de"),
                            "auf Grundlage des UK IDTA"));
-    fx_free(&f);
 }
 
 static void test_dpf_verification_is_yearly(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_fresh", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-01-15'}");
-    add_sp(&f, "sp_stale", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-01-14'}");
-    add_sp(&f, "sp_early", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2023-07-09'}");
-    add_tr(&f, "fresh", "sp_fresh", "US", "dpf", "");
-    add_tr(&f, "stale", "sp_stale", "US", "dpf", "");
-    add_tr(&f, "early", "sp_early", "US", "dpf", "");
-    const cJSON *out = run_on(&f, "2026-01-15");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_fresh", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-01-15'}");
+    add_sp(f, "sp_stale", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-01-14'}");
+    add_sp(f, "sp_early", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2023-07-09'}");
+    add_tr(f, "fresh", "sp_fresh", "US", "dpf", "");
+    add_tr(f, "stale", "sp_stale", "US", "dpf", "");
+    add_tr(f, "early", "sp_early", "US", "dpf", "");
+    const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_fresh"); /* exactly a year ago: still current */
     const cJSON *hit = expect(out, "partial_adequacy", "tr_stale", "medium", "2026-01-15");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "re-certify every year"));
     expect(out, "partial_adequacy", "tr_early", "medium", NULL); /* before the DPF decision */
-    fx_free(&f);
 }
 
 static void test_scc_governing_law_and_forum(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
+    fixture *f = fx(state, "2026-01-15");
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
     const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
-    put(f.tr, "{'id':'tr_ie','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
-              "'scc_module':3,'scc_options':{'governing_law':'FR','forum':'NO'}%s}", tia);
-    put(f.tr, "{'id':'tr_us','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
-              "'scc_module':3,'scc_options':{'governing_law':'US','forum':'FR'}%s}", tia);
-    put(f.tr, "{'id':'tr_m4','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
-              "'scc_module':4,'scc_options':{'governing_law':'US','forum':'US'}%s}", tia);
-    put(f.tr, "{'id':'tr_ch','subprocessor_id':'sp_a','destination_country':'US','regime':'ch','basis':'ch_scc',"
-              "'scc_module':3,'scc_options':{'governing_law':'CH','forum':'CH'}%s}", tia);
-    put(f.tr, "{'id':'tr_chus','subprocessor_id':'sp_a','destination_country':'US','regime':'ch','basis':'ch_scc',"
-              "'scc_module':3,'scc_options':{'governing_law':'CH','forum':'US'}%s}", tia);
-    const cJSON *out = run_on(&f, "2026-01-15");
+    put(f->tr, "{'id':'tr_ie','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
+               "'scc_module':3,'scc_options':{'governing_law':'FR','forum':'NO'}%s}", tia);
+    put(f->tr, "{'id':'tr_us','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
+               "'scc_module':3,'scc_options':{'governing_law':'US','forum':'FR'}%s}", tia);
+    put(f->tr, "{'id':'tr_m4','subprocessor_id':'sp_a','destination_country':'US','regime':'eu','basis':'scc_2021',"
+               "'scc_module':4,'scc_options':{'governing_law':'US','forum':'US'}%s}", tia);
+    put(f->tr, "{'id':'tr_ch','subprocessor_id':'sp_a','destination_country':'US','regime':'ch','basis':'ch_scc',"
+               "'scc_module':3,'scc_options':{'governing_law':'CH','forum':'CH'}%s}", tia);
+    put(f->tr, "{'id':'tr_chus','subprocessor_id':'sp_a','destination_country':'US','regime':'ch','basis':'ch_scc',"
+               "'scc_module':3,'scc_options':{'governing_law':'CH','forum':'US'}%s}", tia);
+    const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "scc_clauses", "tr_ie"); /* FR law, Norwegian (EEA) forum */
     const cJSON *hit = expect(out, "scc_clauses", "tr_us", "high", NULL);
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "Clause 17"));
@@ -1048,21 +960,17 @@ static void test_scc_governing_law_and_forum(void **state)
     expect_none(out, "scc_clauses", "tr_m4");
     expect_none(out, "scc_clauses", "tr_ch");
     assert_non_null(strstr(json_get_str(json_get(find(out, "scc_clauses", "tr_chus"), "message"), "en"), "Clause 18"));
-    fx_free(&f);
 }
 
 static void test_repealed_set_missing_from_reference(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    cJSON_Delete(f.scc);
-    f.scc = parse_q("[]"); /* an admin deleted the reference entries */
-    f.in.scc_sets = f.scc;
-    add_sp(&f, "sp_a", "active", "subprocessor", "US", "");
-    add_tr(&f, "old", "sp_a", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
-    expect(run_on(&f, "2026-01-15"), "repealed_scc", "tr_old", "critical", NULL);
-    fx_free(&f);
+    fixture *f = fx(state, "2026-01-15");
+    cJSON_Delete(f->scc);
+    f->scc = parse_q("[]"); /* an admin deleted the reference entries */
+    f->in.scc_sets = f->scc;
+    add_sp(f, "sp_a", "active", "subprocessor", "US", "");
+    add_tr(f, "old", "sp_a", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
+    expect(run_on(f, "2026-01-15"), "repealed_scc", "tr_old", "critical", NULL);
 }
 
 /* The facts shipped in data/reference (embedded in the binary), through the
@@ -1071,35 +979,33 @@ extern const char subreg_seed_countries[], subreg_seed_adequacy[], subreg_seed_s
 
 static void test_shipped_reference_data(void **state)
 {
-    (void)state;
-    fixture f;
-    fx_init(&f, "2026-01-15");
-    cJSON_Delete(f.countries);
-    cJSON_Delete(f.adequacy);
-    cJSON_Delete(f.scc);
-    f.in.countries = f.countries = cJSON_Parse(subreg_seed_countries);
-    f.in.adequacy_decisions = f.adequacy = cJSON_Parse(subreg_seed_adequacy);
-    f.in.scc_sets = f.scc = cJSON_Parse(subreg_seed_scc_sets);
-    assert_true(cJSON_GetArraySize(f.countries) > 240);
+    fixture *f = fx(state, "2026-01-15");
+    cJSON_Delete(f->countries);
+    cJSON_Delete(f->adequacy);
+    cJSON_Delete(f->scc);
+    f->in.countries = f->countries = cJSON_Parse(subreg_seed_countries);
+    f->in.adequacy_decisions = f->adequacy = cJSON_Parse(subreg_seed_adequacy);
+    f->in.scc_sets = f->scc = cJSON_Parse(subreg_seed_scc_sets);
+    assert_true(cJSON_GetArraySize(f->countries) > 240);
     const char *tia = ",'tia':{'performed_on':'2025-12-01','risk':'low'}";
-    add_sp(&f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-06-01'}");
-    add_sp(&f, "sp_us_no", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
-    add_sp(&f, "sp_ca", "active", "subprocessor", "CA", "");
-    add_sp(&f, "sp_re", "active", "subprocessor", "RE", ""); /* Réunion: EU territory */
-    add_tr(&f, "dpf", "sp_us", "US", "dpf", "");
-    add_tr(&f, "nodpf", "sp_us_no", "US", "dpf", "");
-    add_tr(&f, "ca_in", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':true");
-    add_tr(&f, "ca_out", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
-    add_tr(&f, "gb", "sp_ca", "GB", "adequacy", "");
-    add_tr(&f, "s2020", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
-    add_tr(&f, "s0926", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2021-09-26'");
-    add_tr(&f, "s0927", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2021-09-27'");
-    put(f.tr, "{'id':'tr_uk0921','subprocessor_id':'sp_ca','destination_country':'US','regime':'uk',"
-              "'basis':'scc_2010','contract_signed_on':'2022-09-21'%s}", tia);
-    put(f.tr, "{'id':'tr_uk0922','subprocessor_id':'sp_ca','destination_country':'US','regime':'uk',"
-              "'basis':'scc_2010','contract_signed_on':'2022-09-22'%s}", tia);
+    add_sp(f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2025-06-01'}");
+    add_sp(f, "sp_us_no", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_sp(f, "sp_ca", "active", "subprocessor", "CA", "");
+    add_sp(f, "sp_re", "active", "subprocessor", "RE", ""); /* Réunion: EU territory */
+    add_tr(f, "dpf", "sp_us", "US", "dpf", "");
+    add_tr(f, "nodpf", "sp_us_no", "US", "dpf", "");
+    add_tr(f, "ca_in", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':true");
+    add_tr(f, "ca_out", "sp_ca", "CA", "adequacy", ",'recipient_in_adequacy_scope':false");
+    add_tr(f, "gb", "sp_ca", "GB", "adequacy", "");
+    add_tr(f, "s2020", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
+    add_tr(f, "s0926", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2021-09-26'");
+    add_tr(f, "s0927", "sp_ca", "US", "scc_2010", ",'contract_signed_on':'2021-09-27'");
+    put(f->tr, "{'id':'tr_uk0921','subprocessor_id':'sp_ca','destination_country':'US','regime':'uk',"
+               "'basis':'scc_2010','contract_signed_on':'2022-09-21'%s}", tia);
+    put(f->tr, "{'id':'tr_uk0922','subprocessor_id':'sp_ca','destination_country':'US','regime':'uk',"
+               "'basis':'scc_2010','contract_signed_on':'2022-09-22'%s}", tia);
 
-    const cJSON *out = run_on(&f, "2026-01-15");
+    const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_dpf");
     expect(out, "partial_adequacy", "tr_nodpf", "critical", NULL);
     expect_none(out, "partial_adequacy", "tr_ca_in");
@@ -1108,56 +1014,59 @@ static void test_shipped_reference_data(void **state)
     expect_none(out, "no_valid_basis", "tr_gb");
     expect(out, "adequacy_at_risk", "tr_dpf", "info", NULL); /* the pending appeal C-703/25 P */
 
-    out = run_on(&f, "2022-01-10");
+    out = run_on(f, "2022-01-10");
     expect_none(out, "repealed_scc", "tr_s2020");
     expect_none(out, "repealed_scc", "tr_s0926");
     expect(out, "repealed_scc", "tr_s0927", "critical", "2021-09-27");
     expect_none(out, "repealed_scc", "tr_uk0921");
-    expect(run_on(&f, "2022-12-27"), "repealed_scc", "tr_uk0922", "critical", "2022-09-22");
-    expect_none(run_on(&f, "2022-12-27"), "repealed_scc", "tr_s2020");
-    expect(run_on(&f, "2022-12-28"), "repealed_scc", "tr_s2020", "critical", "2022-12-28");
-    expect_none(run_on(&f, "2024-03-21"), "repealed_scc", "tr_uk0921");
-    expect(run_on(&f, "2024-03-22"), "repealed_scc", "tr_uk0921", "critical", "2024-03-22");
+    expect(run_on(f, "2022-12-27"), "repealed_scc", "tr_uk0922", "critical", "2022-09-22");
+    expect_none(run_on(f, "2022-12-27"), "repealed_scc", "tr_s2020");
+    expect(run_on(f, "2022-12-28"), "repealed_scc", "tr_s2020", "critical", "2022-12-28");
+    expect_none(run_on(f, "2024-03-21"), "repealed_scc", "tr_uk0921");
+    expect(run_on(f, "2024-03-22"), "repealed_scc", "tr_uk0921", "critical", "2024-03-22");
 
-    expect_none(run_on(&f, "2031-12-27"), "no_valid_basis", "tr_gb");
-    expect(run_on(&f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
-    fx_free(&f);
+    expect_none(run_on(f, "2031-12-27"), "no_valid_basis", "tr_gb");
+    expect(run_on(f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
 }
 
 int main(void)
 {
+#define FX_TEST(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_input),
-        cmocka_unit_test(test_no_basis_fires_outside_eea_only),
-        cmocka_unit_test(test_uk_adequacy_expiry_boundary),
-        cmocka_unit_test(test_adequacy_without_decision),
-        cmocka_unit_test(test_dpf_outside_us),
-        cmocka_unit_test(test_transfer_validity_lapsed),
-        cmocka_unit_test(test_location_without_transfer),
-        cmocka_unit_test(test_us_with_and_without_dpf),
-        cmocka_unit_test(test_canada_and_japan_scope),
-        cmocka_unit_test(test_scc_2010_sunset_boundary),
-        cmocka_unit_test(test_scc_2010_signed_after_cutoff),
-        cmocka_unit_test(test_uk_legacy_scc),
-        cmocka_unit_test(test_scc_module),
-        cmocka_unit_test(test_tia_age),
-        cmocka_unit_test(test_tia_twelve_month_boundary),
-        cmocka_unit_test(test_active_dpa),
-        cmocka_unit_test(test_expiring_horizon),
-        cmocka_unit_test(test_expiring_overdue_is_high),
-        cmocka_unit_test(test_expiring_report),
-        cmocka_unit_test(test_adequacy_under_challenge),
-        cmocka_unit_test(test_adequacy_near_expiry),
-        cmocka_unit_test(test_retired_ignored),
-        cmocka_unit_test(test_ordering),
-        cmocka_unit_test(test_notice_period),
-        cmocka_unit_test(test_open_objection),
-        cmocka_unit_test(test_public_list_drift),
-        cmocka_unit_test(test_regime_and_instrument),
-        cmocka_unit_test(test_dpf_verification_is_yearly),
-        cmocka_unit_test(test_scc_governing_law_and_forum),
-        cmocka_unit_test(test_repealed_set_missing_from_reference),
-        cmocka_unit_test(test_shipped_reference_data),
+        FX_TEST(test_empty_input),
+        FX_TEST(test_no_basis_fires_outside_eea_only),
+        FX_TEST(test_uk_adequacy_expiry_boundary),
+        FX_TEST(test_adequacy_without_decision),
+        FX_TEST(test_invalidated_adequacy_is_no_basis),
+        FX_TEST(test_dpf_outside_us),
+        FX_TEST(test_transfer_validity_lapsed),
+        FX_TEST(test_location_without_transfer),
+        FX_TEST(test_us_with_and_without_dpf),
+        FX_TEST(test_canada_and_japan_scope),
+        FX_TEST(test_scc_2010_sunset_boundary),
+        FX_TEST(test_scc_2010_signed_after_cutoff),
+        FX_TEST(test_uk_legacy_scc),
+        FX_TEST(test_scc_module),
+        FX_TEST(test_tia_age),
+        FX_TEST(test_tia_twelve_month_boundary),
+        FX_TEST(test_tia_twelve_months_from_a_leap_day),
+        FX_TEST(test_active_dpa),
+        FX_TEST(test_expiring_horizon),
+        FX_TEST(test_expiring_overdue_is_high),
+        FX_TEST(test_expiring_report),
+        FX_TEST(test_adequacy_under_challenge),
+        FX_TEST(test_adequacy_near_expiry),
+        FX_TEST(test_retired_ignored),
+        FX_TEST(test_ordering),
+        FX_TEST(test_notice_period),
+        FX_TEST(test_notice_period_near_miss),
+        FX_TEST(test_open_objection),
+        FX_TEST(test_public_list_drift),
+        FX_TEST(test_regime_and_instrument),
+        FX_TEST(test_dpf_verification_is_yearly),
+        FX_TEST(test_scc_governing_law_and_forum),
+        FX_TEST(test_repealed_set_missing_from_reference),
+        FX_TEST(test_shipped_reference_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,19 +19,19 @@ static int sweep(void *arg)
     return st == ST_OK || st == ST_UNAVAILABLE ? 0 : -1;
 }
 
-int64_t relay_idle_ms(void)
+int64_t recovery_idle_ms(void)
 {
     return worker_idle_ms(&w);
 }
 
-void relay_start(int interval_ms, int lease_ms)
+void recovery_start(int interval_ms, int lease_ms)
 {
     lease = lease_ms;
     w = (worker){.round = sweep, .interval_ms = interval_ms};
     worker_start(&w);
 }
 
-void relay_stop(void)
+void recovery_stop(void)
 {
     worker_stop(&w);
 }

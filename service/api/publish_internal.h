@@ -1,0 +1,51 @@
+/* publish_internal.h: what the publication files share (service/api only):
+ *   publications.c  loading publications, POST/GET /v1/publications, the routes
+ *   scheduler.c     the thread that records when a version takes effect and
+ *                   rebuilds the snapshot
+ *   public_list.c   the in-memory snapshot of the rendered public forms, and the
+ *                   public endpoints that serve it (no token, no database)
+ * A snapshot is reference-counted: snapshot_get takes a reference (under a lock),
+ * snapshot_release drops it; the last release frees it. snapshot_swap puts a new
+ * one in place and releases the old. */
+#ifndef SUBREG_PUBLISH_INTERNAL_H
+#define SUBREG_PUBLISH_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "subreg/api.h"
+
+typedef struct {
+    char *body;
+    size_t len;
+    char etag[48];
+} form;
+
+enum { F_JSON, F_JSON_DE, F_JSON_EN, F_CSV_DE, F_CSV_EN, F_HTML_DE, F_HTML_EN, F_ATOM, F_VERSIONS, F_COUNT };
+
+typedef struct snapshot {
+    int refs;
+    int current;           /* number in effect, 0 if none */
+    int latest;            /* highest number */
+    int64_t next_change_ms; /* earliest future effective_at, 0 if none */
+    char last_modified[40]; /* HTTP-date */
+    time_t last_modified_s;
+    form forms[F_COUNT];
+    int nversions;
+    form *versions;        /* index = number - 1 */
+} snapshot;
+
+/* All publications, oldest first (publications.c). */
+store_status load_publications(cJSON **out);
+/* A document's RFC 3339 member in ms (0 when absent). */
+int64_t ts_ms(const cJSON *doc, const char *name);
+
+/* public_list.c */
+snapshot *build_snapshot(const cJSON *pubs, int64_t now);
+snapshot *snapshot_get(void);
+void snapshot_release(snapshot *s);
+void snapshot_swap(snapshot *fresh);
+int public_list_routes(route *out, int cap);
+
+#endif

@@ -1,0 +1,106 @@
+#define _GNU_SOURCE
+/* The publication scheduler: a thread that records, exactly once across
+ * instances, when a version takes effect (the audit claim on its next version)
+ * and rebuilds the public snapshot when what is in effect changes. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "publish_internal.h"
+#include "subreg/api.h"
+#include "subreg/collections.h"
+#include "subreg/fields.h"
+#include "subreg/json.h"
+#include "subreg/log.h"
+#include "subreg/publication.h"
+#include "subreg/resource.h"
+#include "subreg/worker.h"
+
+/* ---- the scheduler thread -------------------------------------------------- */
+
+static worker sched;
+static int sched_poll_ms;
+
+/* Records "took effect" once per publication: the audit claim on the version
+ * makes it exactly once across instances. */
+static void record_effective(cJSON *pub, int64_t now)
+{
+    const char *id = json_get_str(pub, "id");
+    char at[32];
+    format_rfc3339(now, at);
+    cJSON *after = cJSON_Duplicate(pub, 1);
+    cJSON_AddStringToObject(after, "effective_recorded_at", at);
+    char *rid = new_id("sched_");
+    store_status st = doc_write(&RES_PUBLICATION, &(write_origin){ACTOR_SCHEDULER, rid, now}, "effective", id, pub,
+                                after, NULL);
+    if (st == ST_OK) log_msgf(LOG_INFO, "publication %s took effect", id);
+    else if (st != ST_STALE) log_msgf(LOG_WARN, "publication %s: recording its effect failed (%s)", id, store_status_name(st));
+    free(rid);
+    cJSON_Delete(after);
+}
+
+static void refresh(void)
+{
+    cJSON *pubs = NULL;
+    if (load_publications(&pubs) != ST_OK) return; /* keep serving the last snapshot */
+    int64_t now = now_ms();
+    for (cJSON *p = pubs->child; p; p = p->next)
+        if (ts_ms(p, "effective_at") <= now && !json_get(p, "effective_recorded_at")) record_effective(p, now);
+    snapshot *cur = snapshot_get();
+    int current = 0, latest = 0;
+    for (cJSON *p = pubs->child; p; p = p->next) {
+        int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
+        if (ts_ms(p, "effective_at") <= now) current = n;
+        latest = n;
+    }
+    if (!cur || cur->current != current || cur->latest != latest) {
+        snapshot_swap(build_snapshot(pubs, now));
+        log_msgf(LOG_INFO, "public list: version %d in effect, %d published", current, latest);
+    }
+    snapshot_release(cur);
+    cJSON_Delete(pubs);
+}
+
+static int sched_round(void *arg)
+{
+    (void)arg;
+    refresh();
+    return 0;
+}
+
+/* Wake at the poll interval, or earlier when a version takes effect. */
+static int64_t sched_wait(void *arg)
+{
+    (void)arg;
+    int64_t wait = sched_poll_ms;
+    snapshot *s = snapshot_get();
+    if (s && s->next_change_ms) {
+        int64_t until = s->next_change_ms - now_ms();
+        if (until < wait) wait = until < 1 ? 1 : until;
+    }
+    snapshot_release(s);
+    return wait;
+}
+
+void publish_start(int poll_ms)
+{
+    sched_poll_ms = poll_ms;
+    /* Serve the public list from the first request on (if the database answers). */
+    refresh();
+    sched = (worker){.round = sched_round, .wait_ms = sched_wait, .interval_ms = poll_ms};
+    worker_start(&sched);
+}
+
+void publish_kick(void)
+{
+    worker_kick(&sched);
+}
+
+void publish_stop(void)
+{
+    worker_stop(&sched);
+    snapshot_swap(NULL);
+}
+

@@ -1,0 +1,122 @@
+/* The publication rules (GDPR Art. 28(2)): notice_period and
+ * public_list_drift. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compliance_internal.h"
+#include "subreg/json.h"
+#include "subreg/util.h"
+
+/* ---- rules 8 and 9: publications ------------------------------------------ */
+
+static int64_t ts(const cJSON *doc, const char *name)
+{
+    int64_t ms = 0;
+    const char *v = json_get_str(doc, name);
+    return v && parse_rfc3339(v, &ms) ? ms : INT64_MIN;
+}
+
+/* The version in effect at now: the highest number whose effective_at has come. */
+static const cJSON *in_effect(const ctx *c, int64_t now)
+{
+    const cJSON *best = NULL;
+    for (const cJSON *p = c->in->publications ? c->in->publications->child : NULL; p; p = p->next) {
+        int64_t eff = ts(p, "effective_at");
+        if (eff == INT64_MIN || eff > now) continue;
+        if (!best || cJSON_GetNumberValue(json_get(p, "number")) > cJSON_GetNumberValue(json_get(best, "number")))
+            best = p;
+    }
+    return best;
+}
+
+static bool announces_changes(const cJSON *pub)
+{
+    const cJSON *d = json_get(pub, "diff");
+    return cJSON_GetArraySize(json_get(d, "added")) > 0 || cJSON_GetArraySize(json_get(d, "changed")) > 0;
+}
+
+/* 8: a version taking effect before a customer's notice period has passed, or
+ * with an open objection. Looks at the versions not yet in effect and the one in
+ * effect (the others are history). */
+void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
+{
+    const cJSON *current = in_effect(c, now);
+    for (const cJSON *p = c->in->publications ? c->in->publications->child : NULL; p; p = p->next) {
+        int64_t eff = ts(p, "effective_at"), pub = ts(p, "published_at");
+        if (eff == INT64_MIN || pub == INT64_MIN || (eff <= now && p != current)) continue;
+        const char *id = json_get_str(p, "id");
+        int number = (int)cJSON_GetNumberValue(json_get(p, "number"));
+        bool first = number <= 1;
+        if (!id) continue;
+        char eff_day[16];
+        snprintf(eff_day, sizeof eff_day, "%.10s", json_get_str(p, "effective_at"));
+        if (!first && announces_changes(p)) {
+            int short_customers = 0, worst = 0;
+            for (const cJSON *cu = c->in->customers ? c->in->customers->child : NULL; cu; cu = cu->next) {
+                if (!cx_str_is(cu, "status", "active")) continue;
+                int days = (int)cJSON_GetNumberValue(json_get(cu, "notice_days"));
+                int64_t promised = pub + (int64_t)days * MS_PER_DAY;
+                if (eff < promised) {
+                    short_customers++;
+                    int missing = (int)((promised - eff + MS_PER_DAY - 1) / MS_PER_DAY);
+                    if (missing > worst) worst = missing;
+                }
+            }
+            if (short_customers)
+                cx_add(fs, "notice_period", eff > now ? 1 : 2, "publication", id, NULL,
+                    cx_fmt("Version %d der Liste der Unterauftragsverarbeiter wird am %s wirksam, bevor die "
+                        "vereinbarte Ankündigungsfrist von %d Kunden abgelaufen ist (bis zu %d Tage zu früh; " GROUND_NOTICE_DE ").",
+                        number, eff_day, short_customers, worst),
+                    cx_fmt("Version %d of the subprocessor list takes effect on %s, before the notice period promised to "
+                        "%d customer(s) has passed (up to %d days early; " GROUND_NOTICE ").",
+                        number, eff_day, short_customers, worst),
+                    GROUND_NOTICE, eff_day);
+        }
+        int open = 0;
+        for (const cJSON *o = c->in->objections ? c->in->objections->child : NULL; o; o = o->next)
+            if (cx_str_is(o, "publication_id", id) && cx_str_is(o, "status", "open")) open++;
+        if (open)
+            cx_add(fs, "notice_period", eff > now ? 1 : 2, "publication", id, NULL,
+                cx_fmt("Gegen Version %d der Liste (wirksam %s %s) liegen %d offene Einsprüche vor (" GROUND_NOTICE_DE ").",
+                    number, eff > now ? "ab" : "seit", eff_day, open),
+                cx_fmt("Version %d of the list (effective %s %s) has %d open objection(s) (" GROUND_NOTICE ").", number,
+                    eff > now ? "from" : "since", eff_day, open),
+                GROUND_NOTICE, NULL);
+    }
+}
+
+static bool listed(const cJSON *sp)
+{
+    return !cJSON_IsFalse(json_get(json_get(sp, "public"), "listed"));
+}
+
+/* 9: the public list in effect disagrees with the registry. */
+void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now)
+{
+    const cJSON *current = in_effect(c, now);
+    const cJSON *items = current ? json_get(current, "items") : NULL;
+    for (const cJSON *sp = c->in->subprocessors ? c->in->subprocessors->child : NULL; sp; sp = sp->next) {
+        const char *id = json_get_str(sp, "id");
+        if (!id) continue;
+        bool on_list = json_find_by_id(items, id) != NULL;
+        const char *name = cx_sp_name(sp, id);
+        if (cx_str_is(sp, "status", "active") && listed(sp) && !on_list)
+            cx_add(fs, "public_list_drift", 2, "subprocessor", id, id,
+                cx_fmt("%s ist aktiv, steht aber nicht in der wirksamen öffentlichen Liste%s (" GROUND_DRIFT_DE ").",
+                    name, current ? "" : " (es ist noch keine Version veröffentlicht)"),
+                cx_fmt("%s is active but missing from the public list in effect%s (" GROUND_DRIFT ").", name,
+                    current ? "" : " (no version has been published yet)"),
+                GROUND_DRIFT, NULL);
+        else if (cx_str_is(sp, "status", "retired") && on_list)
+            cx_add(fs, "public_list_drift", 2, "subprocessor", id, id,
+                cx_fmt("%s ist ausgeschieden, steht aber noch in der wirksamen öffentlichen Liste (" GROUND_DRIFT_DE ").",
+                    name),
+                cx_fmt("%s is retired but still on the public list in effect (" GROUND_DRIFT ").", name), GROUND_DRIFT,
+                NULL);
+    }
+}
+

@@ -1,0 +1,39 @@
+/* http_internal.h: what the HTTP layer's files share (service/http only):
+ *   server.c     civetweb glue: the entry callback, routing, authentication,
+ *                bodies, the request log, start, drain and stop
+ *   respond.c    responses (problem+json included) and the request helpers
+ *   metrics.c    per-thread request counters and /metrics' HTTP part
+ *   ratelimit.c  the token buckets of the public paths */
+#ifndef SUBREG_HTTP_INTERNAL_H
+#define SUBREG_HTTP_INTERNAL_H
+
+#include <civetweb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "subreg/http.h"
+
+extern http_settings http_cfg; /* as given to http_start */
+
+/* metrics.c */
+void count_request(int status, int64_t dur_ms);
+void count_started(void);  /* a request entered begin_request */
+void count_finished(void); /* ... and left it */
+unsigned long long in_flight(void);
+
+/* respond.c: the worker thread's reusable buffer for extra headers (begin_request
+ * hands it to the req and takes it back), freed by on_thread_exit. */
+extern __thread strbuf header_buf;
+void on_thread_exit(const struct mg_context *c, int thread_type, void *user);
+void write_response(struct mg_connection *conn, int status, const char *ctype, const char *body, size_t len,
+                    const char *request_id, const char *extra, bool head, bool closing, bool cache_set);
+cJSON *problem_body(int status, const char *slug, const char *detail, const char *instance,
+                    const char *request_id);
+
+/* ratelimit.c */
+void rate_limit_init(const netpolicy *exempt_nets);
+/* True when the request may proceed; otherwise *retry_after is set (seconds). */
+bool rate_allow(const char *ip, int *retry_after);
+bool is_public_path(const char *path);
+
+#endif

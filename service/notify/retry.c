@@ -1,0 +1,276 @@
+/* Retries: due attempts per shard, under a lease per period; and the API's
+ * ping and redelivery. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "delivery.h"
+#include "subreg/collections.h"
+#include "subreg/json.h"
+#include "subreg/log.h"
+
+/* ---- one round ------------------------------------------------------------- */
+
+/* Claims this period's lease of each shard it can; returns the owned ones. A
+ * lease, once known, holds for its whole period: what this thread learned about
+ * a period (mine, or another's) is kept, so a round asks the database only
+ * about shards it has not seen in that period. */
+typedef struct {
+    int64_t period; /* the period + 1 (0: nothing known) */
+    bool mine;
+} shard_lease;
+static shard_lease known[2][SHARDS];
+
+static int claim_shards(int64_t period, int owned[SHARDS])
+{
+    int n = 0;
+    char at[32];
+    format_rfc3339(now_ms(), at);
+    for (int s = 0; s < SHARDS; s++) {
+        shard_lease *k = &known[period & 1][s];
+        if (k->period == period + 1) {
+            if (k->mine) owned[n++] = s;
+            continue;
+        }
+        char id[64];
+        snprintf(id, sizeof id, "%d-%lld", s, (long long)period);
+        store_status st = put_lease(id, period, at);
+        if (st != ST_OK && st != ST_DUPLICATE) break; /* unknown: ask again next round */
+        k->period = period + 1;
+        k->mine = st == ST_OK;
+        if (k->mine) owned[n++] = s;
+    }
+    return n;
+}
+
+/* Documents of coll whose ids are the values of member in items, in one query. */
+static store_status load_by_ids(const char *coll, const cJSON *items, const char *member, cJSON **out)
+{
+    bson_t in = BSON_INITIALIZER, doc, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&in, "_id", &doc);
+    BSON_APPEND_ARRAY_BEGIN(&doc, "$in", &arr);
+    int k = 0;
+    for (const cJSON *e = items->child; e; e = e->next) {
+        const char *v = json_get_str(e, member);
+        if (!v) continue;
+        char key[16];
+        snprintf(key, sizeof key, "%d", k++);
+        BSON_APPEND_UTF8(&arr, key, v);
+    }
+    bson_append_array_end(&doc, &arr);
+    bson_append_document_end(&in, &doc);
+    store_status st = k ? store_find(coll, &in, NULL, k, out) : ST_OK;
+    if (!k) *out = cJSON_CreateArray();
+    bson_destroy(&in);
+    return st;
+}
+
+static cJSON *take_by_id(cJSON *arr, const char *id)
+{
+    cJSON *x = json_find_by_id(arr, id);
+    return x ? cJSON_DetachItemViaPointer(arr, x) : NULL;
+}
+
+int deliver_due(int64_t now, const hook_index *hooks)
+{
+    int64_t round_start = mono_ms();
+    int64_t period = now / notify_cfg.lease_ms;
+    int64_t period_end = (period + 1) * notify_cfg.lease_ms;
+    int owned[SHARDS];
+    int n = claim_shards(period, owned);
+    /* An attempt started now may still run when the lease ends: near the end,
+     * send only for shards whose next lease this instance holds as well. */
+    bool near_end = now + notify_cfg.timeout_ms + 2000 > period_end;
+    if (n > 0 && near_end) {
+        int next[SHARDS], nn = claim_shards(period + 1, next), k = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < nn; j++)
+                if (owned[i] == next[j]) owned[k++] = owned[i];
+        n = k;
+    }
+    if (n == 0) return 0;
+    bson_t filter = BSON_INITIALIZER, sub, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "shard", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &arr);
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        BSON_APPEND_INT32(&arr, k, owned[i]);
+    }
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(&filter, &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "due_ms", &sub);
+    BSON_APPEND_DOUBLE(&sub, "$lte", (double)now);
+    bson_append_document_end(&filter, &sub);
+    cJSON *due = NULL;
+    store_status st = store_find(COLL_DELIVERY_DUE, &filter, "due_ms", BATCH, &due);
+    bson_destroy(&filter);
+    if (st != ST_OK || cJSON_GetArraySize(due) == 0) {
+        cJSON_Delete(due);
+        return 0;
+    }
+    cJSON *events = NULL, *retries = cJSON_CreateArray(), *priors = NULL;
+    /* The distinct events of this batch, and the documents of retried deliveries. */
+    cJSON *event_refs = cJSON_CreateArray();
+    for (const cJSON *e = due->child; e; e = e->next) {
+        const char *eid = json_get_str(e, "event_id");
+        bool seen = false;
+        for (const cJSON *x = event_refs->child; x && !seen; x = x->next) seen = !strcmp(json_get_str(x, "id"), eid);
+        if (!seen) {
+            cJSON *ref = cJSON_CreateObject();
+            cJSON_AddStringToObject(ref, "id", eid);
+            cJSON_AddItemToArray(event_refs, ref);
+        }
+        if (cJSON_GetNumberValue(json_get(e, "attempts")) > 0) cJSON_AddItemReferenceToArray(retries, (cJSON *)e);
+    }
+    st = load_by_ids(RES_EVENT.collection, event_refs, "id", &events);
+    if (st == ST_OK) st = load_by_ids(RES_DELIVERY.collection, retries, "id", &priors);
+    cJSON_Delete(event_refs);
+    if (st != ST_OK) {
+        cJSON_Delete(events);
+        cJSON_Delete(priors);
+        cJSON_Delete(retries);
+        cJSON_Delete(due);
+        return 0;
+    }
+    int total = cJSON_GetArraySize(due);
+    job *jobs = xcalloc((size_t)total, sizeof *jobs);
+    cJSON **dues = xcalloc((size_t)total, sizeof *dues), **prior = xcalloc((size_t)total, sizeof *prior);
+    cJSON *cancelled = cJSON_CreateArray(), *drop = cJSON_CreateArray();
+    char at[32];
+    format_rfc3339(now, at);
+    int k = 0;
+    for (cJSON *e = due->child; e; e = e->next) {
+        const char *id = json_get_str(e, "id");
+        const cJSON *hook = find_hook(hooks, json_get_str(e, "webhook_id"));
+        const cJSON *ev = json_find_by_id(events, json_get_str(e, "event_id"));
+        cJSON *pd = cJSON_GetNumberValue(json_get(e, "attempts")) > 0 ? take_by_id(priors, id) : NULL;
+        if (!hook || !cJSON_IsTrue(json_get(hook, "enabled")) || !ev) {
+            /* Subscription deleted or disabled (or the event lost): not sent. */
+            cJSON *d = pd ? pd : delivery_doc(e, at);
+            cJSON_ReplaceItemInObject(d, "updated_at", cJSON_CreateString(at));
+            cJSON_DeleteItemFromObject(d, "state");
+            cJSON_AddStringToObject(d, "state", "cancelled");
+            cJSON_DeleteItemFromObject(d, "next_attempt_at");
+            cJSON_AddItemToArray(cancelled, d);
+            cJSON_AddItemToArray(drop, cJSON_CreateString(id));
+            __atomic_add_fetch(&m_exhausted, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        dues[k] = e;
+        prior[k] = pd;
+        jobs[k] = (job){.id = id,
+                        .event_id = json_get_str(e, "event_id"),
+                        .url = json_get_str(hook, "url"),
+                        .secrets = json_get(hook, "_secrets"),
+                        .body = json_get_str(ev, "payload"),
+                        .attempt = (int)cJSON_GetNumberValue(json_get(e, "attempts")) + 1};
+        k++;
+    }
+    /* Cancelled ones: replace (or create) their documents, drop their entries. */
+    for (cJSON *d = cancelled->child; d; d = d->next) store_delete(RES_DELIVERY.collection, json_get_str(d, "id"));
+    store_insert_many(RES_DELIVERY.collection, cancelled);
+    store_delete_ids(COLL_DELIVERY_DUE, drop);
+    int sent = 0;
+    if (k > 0) {
+        int64_t t0 = mono_ms();
+        /* Attempts end within the lease held: the rest stay due for the next round. */
+        int64_t lease_end = period_end + (near_end ? notify_cfg.lease_ms : 0);
+        sent = send_all(jobs, k, t0 + (lease_end - now_ms()) - LEASE_MARGIN_MS - notify_cfg.timeout_ms);
+        int64_t t1 = mono_ms();
+        record_results(jobs, dues, prior, sent, hooks, now_ms(), false);
+        log_msgf(LOG_DEBUG, "delivery round: %d of %d attempts, prepare %lld ms, send %lld ms, record %lld ms", sent, k,
+                 (long long)(t0 - round_start), (long long)(t1 - t0), (long long)(mono_ms() - t1));
+    }
+    for (int i = 0; i < k; i++) cJSON_Delete(prior[i]);
+    free(prior);
+    free(dues);
+    free(jobs);
+    cJSON_Delete(cancelled);
+    cJSON_Delete(drop);
+    cJSON_Delete(events);
+    cJSON_Delete(priors);
+    cJSON_Delete(retries);
+    cJSON_Delete(due);
+    return sent;
+}
+
+/* ---- ping and redelivery ------------------------------------------------------ */
+
+store_status deliver_ping(const cJSON *hook, cJSON **result)
+{
+    char *event_id = new_id("ping_");
+    int64_t now = now_ms();
+    char at[32];
+    format_rfc3339(now, at);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "type", "ping");
+    cJSON_AddStringToObject(ev, "timestamp", at);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "data"), "webhook_id", json_get_str(hook, "id"));
+    char *body = json_dump(ev);
+    store_status st = put_event(event_id, "ping", body, at, now, true);
+    cJSON *due = due_entry(event_id, "ping", json_get_str(hook, "id"), at, now, 0);
+    if (st == ST_OK) {
+        job j = {.id = json_get_str(due, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
+                 .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
+        send_all(&j, 1, 0);
+        format_rfc3339(now_ms(), at);
+        bool ok = j.status >= 200 && j.status < 300;
+        cJSON *d = delivery_doc(due, at);
+        cJSON *log = cJSON_AddArrayToObject(d, "attempt_log");
+        cJSON_AddItemToArray(log, attempt_entry(&j, at));
+        cJSON_AddNumberToObject(d, "attempts", 1);
+        cJSON_AddStringToObject(d, "last_attempt_at", at);
+        cJSON_AddStringToObject(d, "state", ok ? "delivered" : "failed");
+        if (j.status) cJSON_AddNumberToObject(d, "last_status", (double)j.status);
+        cJSON *one = cJSON_CreateArray();
+        cJSON_AddItemToArray(one, d);
+        st = store_insert_many(RES_DELIVERY.collection, one);
+        cJSON_Delete(one);
+        __atomic_add_fetch(ok ? &m_delivered : &m_failed_attempts, 1, __ATOMIC_RELAXED);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "delivery_id", j.id);
+        cJSON_AddBoolToObject(r, "success", ok);
+        if (j.status) cJSON_AddNumberToObject(r, "status_code", (double)j.status);
+        cJSON_AddNumberToObject(r, "latency_ms", j.latency_ms);
+        if (j.error[0]) cJSON_AddStringToObject(r, "error", j.error);
+        *result = r;
+    }
+    cJSON_Delete(due);
+    cJSON_Delete(ev);
+    free(body);
+    free(event_id);
+    return st;
+}
+
+store_status schedule_redelivery(const cJSON *d)
+{
+    const char *id = json_get_str(d, "id");
+    int64_t now = now_ms();
+    char at[32];
+    format_rfc3339(now, at);
+    cJSON *set = cJSON_CreateObject();
+    cJSON_AddStringToObject(set, "state", "pending");
+    cJSON_AddStringToObject(set, "next_attempt_at", at);
+    cJSON_AddStringToObject(set, "updated_at", at);
+    store_status st = store_update(RES_DELIVERY.collection, id, set);
+    cJSON_Delete(set);
+    if (st != ST_OK) return st;
+    int attempts = (int)cJSON_GetNumberValue(json_get(d, "attempts"));
+    cJSON *e = due_entry(json_get_str(d, "event_id"), json_get_str(d, "event_type"), json_get_str(d, "webhook_id"),
+                         at, now, attempts < 1 ? 1 : attempts);
+    cJSON *due = cJSON_CreateArray();
+    cJSON_AddItemToArray(due, e);
+    st = store_insert_many(COLL_DELIVERY_DUE, due);
+    if (st == ST_OK) {
+        cJSON *s2 = cJSON_CreateObject();
+        cJSON_AddNumberToObject(s2, "due_ms", (double)now);
+        st = store_update(COLL_DELIVERY_DUE, id, s2);
+        cJSON_Delete(s2);
+    }
+    cJSON_Delete(due);
+    return st;
+}
+

@@ -1,0 +1,339 @@
+/* publication: what the public may see of a subprocessor (public_view,
+ * public_items), and the diff between two published versions
+ * (publication_diff, diff_is_empty). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "subreg/json.h"
+#include "subreg/publication.h"
+
+#include "json_q.h"
+
+/* The fields a public entry may have (docs: the public list). */
+static const char *const ALLOWED[] = {
+    "id",       "legal_name",       "trading_name",    "hq_country",    "website",     "privacy_policy_url",
+    "dpa_url",  "subprocessor_list_url", "category",   "role",          "purpose",     "data_categories",
+    "data_subjects", "locations",   "certifications",  "dpf_participating", "description", NULL};
+
+/* A subprocessor as stored: every public field, and a secret in every internal one. */
+static const char *const FULL =
+    "{'id':'sp_1','legal_name':'Odoo S.A.','trading_name':'Odoo','status':'active','version':4,"
+    "'created_at':'2026-01-01T00:00:00Z','updated_at':'2026-02-01T00:00:00Z','_claim':'SECRET-claim',"
+    "'identifiers':{'vat_id':'SECRET-vat','lei':'SECRET-lei'},'hq_country':'BE',"
+    "'website':'https://www.odoo.com','privacy_policy_url':'https://www.odoo.com/privacy',"
+    "'dpa_url':'https://www.odoo.com/dpa','subprocessor_list_url':'https://www.odoo.com/sub',"
+    "'privacy_contact':{'name':'SECRET-dpo','email':'secret@odoo.com'},'category':'erp_billing',"
+    "'role':'subprocessor','purpose':{'de':'ERP','en':'ERP'},'data_categories':['erp_billing'],"
+    "'data_subjects':['customers'],'locations':[{'country':'FR','region':'eu-west','role':'hosting'}],"
+    "'certifications':[{'name':'ISO/IEC 27001','issuer':'BV','valid_until':'2027-06-30',"
+    "'certificate_number':'SECRET-cert'}],"
+    "'dpf':{'participating':true,'verified_on':'2039-01-01'},'last_review_on':'2039-02-02',"
+    "'next_review_on':'2039-03-03','notes':'SECRET-notes',"
+    "'public':{'listed':true,'description':{'de':'ERP und Rechnungen','en':'ERP and invoicing'}}}";
+
+static bool allowed(const char *key)
+{
+    for (const char *const *a = ALLOWED; *a; a++)
+        if (strcmp(*a, key) == 0) return true;
+    return false;
+}
+
+/* Every key of the view is on the allow-list, and no secret of FULL is in it. */
+static void assert_only_public(const cJSON *view)
+{
+    for (const cJSON *c = view->child; c; c = c->next)
+        if (!allowed(c->string)) fail_msg("non-public field %s in the public view", c->string);
+    char *text = cJSON_PrintUnformatted(view);
+    if (strstr(text, "SECRET") || strstr(text, "2039")) fail_msg("an internal value in the public view: %s", text);
+    free(text);
+}
+
+static void test_public_view_keeps_only_the_allow_list(void **state)
+{
+    (void)state;
+    cJSON *sp = parse_q(FULL);
+    cJSON *v = public_view(sp);
+    assert_non_null(v);
+    assert_only_public(v);
+    static const char *const copied[] = {"id",      "legal_name",  "trading_name", "hq_country", "website",
+                                         "privacy_policy_url", "dpa_url", "subprocessor_list_url", "category",
+                                         "role",    "purpose",     "data_categories", "data_subjects",
+                                         "locations", NULL};
+    for (const char *const *k = copied; *k; k++) {
+        assert_non_null(json_get(v, *k));
+        if (!cJSON_Compare(json_get(v, *k), json_get(sp, *k), 1)) fail_msg("%s differs from the source", *k);
+    }
+    /* derived members: the DPF flag alone, the description from public */
+    assert_true(cJSON_IsTrue(json_get(v, "dpf_participating")));
+    assert_true(cJSON_Compare(json_get(v, "description"), json_get(json_get(sp, "public"), "description"), 1));
+    /* a certification keeps name, issuer and valid_until, nothing else */
+    cJSON *want = parse_q("[{'name':'ISO/IEC 27001','issuer':'BV','valid_until':'2027-06-30'}]");
+    assert_true(cJSON_Compare(json_get(v, "certifications"), want, 1));
+    cJSON_Delete(want);
+    cJSON_Delete(v);
+    cJSON_Delete(sp);
+}
+
+static void test_public_view_of_a_minimal_subprocessor(void **state)
+{
+    (void)state;
+    cJSON *sp = parse_q("{'id':'sp_2','legal_name':'Hetzner Online GmbH','status':'proposed','hq_country':'DE',"
+                        "'certifications':[],'dpf':{'participating':false},'notes':'SECRET'}");
+    cJSON *v = public_view(sp);
+    assert_non_null(v); /* proposed is listed: only retired or unlisted ones are not */
+    assert_only_public(v);
+    assert_string_equal(json_get_str(v, "legal_name"), "Hetzner Online GmbH");
+    assert_true(cJSON_IsFalse(json_get(v, "dpf_participating")));
+    /* absent fields stay absent; an empty certification list is left out */
+    assert_null(json_get(v, "trading_name"));
+    assert_null(json_get(v, "certifications"));
+    assert_null(json_get(v, "description"));
+    cJSON_Delete(v);
+    /* without a dpf record there is no dpf_participating either */
+    cJSON_DeleteItemFromObject(sp, "dpf");
+    v = public_view(sp);
+    assert_null(json_get(v, "dpf_participating"));
+    cJSON_Delete(v);
+    cJSON_Delete(sp);
+}
+
+static void test_retired_and_unlisted_have_no_public_view(void **state)
+{
+    (void)state;
+    cJSON *sp = parse_q(FULL);
+    cJSON_ReplaceItemInObject(sp, "status", cJSON_CreateString("retired"));
+    assert_null(public_view(sp));
+    cJSON_ReplaceItemInObject(sp, "status", cJSON_CreateString("active"));
+    cJSON_ReplaceItemInObject(json_get(sp, "public"), "listed", cJSON_CreateFalse());
+    assert_null(public_view(sp));
+    /* listed true, or no public member at all: listed */
+    cJSON_ReplaceItemInObject(json_get(sp, "public"), "listed", cJSON_CreateTrue());
+    cJSON *v = public_view(sp);
+    assert_non_null(v);
+    cJSON_Delete(v);
+    cJSON_DeleteItemFromObject(sp, "public");
+    v = public_view(sp);
+    assert_non_null(v);
+    assert_null(json_get(v, "description"));
+    cJSON_Delete(v);
+    /* a document without a status is not shown */
+    cJSON_DeleteItemFromObject(sp, "status");
+    assert_null(public_view(sp));
+    cJSON_Delete(sp);
+}
+
+/* The ids of an item array, joined by spaces. */
+static const char *ids(const cJSON *items)
+{
+    static char out[512];
+    out[0] = '\0';
+    for (const cJSON *c = items ? items->child : NULL; c; c = c->next) {
+        if (out[0]) strcat(out, " ");
+        strcat(out, json_get_str(c, "id"));
+    }
+    return out;
+}
+
+static void test_public_items_sorted_and_filtered(void **state)
+{
+    (void)state;
+    cJSON *sps = parse_q("[{'id':'sp_c','legal_name':'zeta GmbH','status':'active'},"
+                         " {'id':'sp_b','legal_name':'Ärzte-IT AG','status':'active'},"
+                         " {'id':'sp_r','legal_name':'Alpha Retired','status':'retired'},"
+                         " {'id':'sp_u','legal_name':'Alpha Unlisted','status':'active','public':{'listed':false}},"
+                         " {'id':'sp_a2','legal_name':'Beta','status':'proposed'},"
+                         " {'id':'sp_a1','legal_name':'Beta','status':'active'},"
+                         " {'id':'sp_n','status':'active'}]");
+    cJSON *items = public_items(sps);
+    /* legal name (case-insensitive, Ä as A), then id; retired, unlisted and nameless left out */
+    assert_string_equal(ids(items), "sp_b sp_a1 sp_a2 sp_c");
+    for (const cJSON *c = items->child; c; c = c->next) assert_only_public(c);
+    cJSON_Delete(items);
+    cJSON_Delete(sps);
+}
+
+/* ---- the diff ------------------------------------------------------------- */
+
+static void test_first_publication_adds_everything(void **state)
+{
+    (void)state;
+    cJSON *after = parse_q("[{'id':'sp_a','legal_name':'A'},{'id':'sp_b','legal_name':'B'}]");
+    cJSON *d = publication_diff(NULL, after);
+    assert_true(cJSON_Compare(json_get(d, "added"), after, 1));
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "removed")), 0);
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "changed")), 0);
+    assert_false(diff_is_empty(d));
+    cJSON_Delete(d);
+    /* and nothing at all: an empty diff with its three members */
+    cJSON *none = cJSON_CreateArray();
+    d = publication_diff(NULL, none);
+    assert_true(cJSON_IsArray(json_get(d, "added")) && cJSON_IsArray(json_get(d, "removed")) &&
+                cJSON_IsArray(json_get(d, "changed")));
+    assert_int_equal(cJSON_GetArraySize(d), 3);
+    assert_true(diff_is_empty(d));
+    cJSON_Delete(d);
+    cJSON_Delete(none);
+    cJSON_Delete(after);
+}
+
+static void test_identical_versions_have_an_empty_diff(void **state)
+{
+    (void)state;
+    cJSON *items = parse_q("[{'id':'sp_a','legal_name':'A','locations':[{'country':'DE','role':'hosting'}]},"
+                           " {'id':'sp_b','legal_name':'B'}]");
+    cJSON *same = cJSON_Duplicate(items, 1);
+    cJSON *d = publication_diff(items, same);
+    assert_true(diff_is_empty(d));
+    cJSON *want = parse_q("{'added':[],'removed':[],'changed':[]}");
+    assert_true(cJSON_Compare(d, want, 1));
+    cJSON_Delete(want);
+    cJSON_Delete(d);
+    cJSON_Delete(same);
+    cJSON_Delete(items);
+}
+
+static void test_added_removed_and_changed(void **state)
+{
+    (void)state;
+    cJSON *before = parse_q("[{'id':'sp_keep','legal_name':'Keep','website':'https://keep.example'},"
+                            " {'id':'sp_gone','legal_name':'Gone'},"
+                            " {'id':'sp_edit','legal_name':'Edit Old','hq_country':'DE','website':'https://a.example',"
+                            "  'locations':[{'country':'DE','role':'hosting'}]}]");
+    cJSON *after = parse_q("[{'id':'sp_edit','legal_name':'Edit New','hq_country':'DE','trading_name':'Ed',"
+                           "  'locations':[{'country':'DE','role':'hosting'},{'country':'AT','role':'backup'}]},"
+                           " {'id':'sp_keep','legal_name':'Keep','website':'https://keep.example'},"
+                           " {'id':'sp_new','legal_name':'New'}]");
+    cJSON *d = publication_diff(before, after);
+    assert_false(diff_is_empty(d));
+    assert_string_equal(ids(json_get(d, "added")), "sp_new");
+    assert_true(cJSON_Compare(cJSON_GetArrayItem(json_get(d, "added"), 0), cJSON_GetArrayItem(after, 2), 1));
+    assert_string_equal(ids(json_get(d, "removed")), "sp_gone");
+    assert_true(cJSON_Compare(cJSON_GetArrayItem(json_get(d, "removed"), 0), cJSON_GetArrayItem(before, 1), 1));
+    /* one change entry, for sp_edit only (sp_keep is unchanged), with the new name */
+    const cJSON *changed = json_get(d, "changed");
+    assert_string_equal(ids(changed), "sp_edit");
+    const cJSON *c = cJSON_GetArrayItem(changed, 0);
+    assert_string_equal(json_get_str(c, "legal_name"), "Edit New");
+    /* the fields in the new entry's order, then those only the old one had;
+     * an added field has before null, a dropped one after null */
+    cJSON *want = parse_q("[{'field':'legal_name','before':'Edit Old','after':'Edit New'},"
+                          " {'field':'trading_name','before':null,'after':'Ed'},"
+                          " {'field':'locations','before':[{'country':'DE','role':'hosting'}],"
+                          "  'after':[{'country':'DE','role':'hosting'},{'country':'AT','role':'backup'}]},"
+                          " {'field':'website','before':'https://a.example','after':null}]");
+    if (!cJSON_Compare(json_get(c, "fields"), want, 1)) {
+        char *got = cJSON_PrintUnformatted(json_get(c, "fields"));
+        fail_msg("fields: %s", got);
+    }
+    assert_int_equal(cJSON_GetArraySize(c), 3); /* id, legal_name, fields */
+    cJSON_Delete(want);
+    cJSON_Delete(d);
+    cJSON_Delete(after);
+    cJSON_Delete(before);
+}
+
+static void test_each_part_makes_a_diff_non_empty(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"added", "removed", "changed"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = parse_q("{'added':[],'removed':[],'changed':[]}");
+        assert_true(diff_is_empty(d));
+        cJSON_AddItemToArray(json_get(d, parts[i]), parse_q("{'id':'sp_x'}"));
+        if (diff_is_empty(d)) fail_msg("a diff with one %s entry is empty", parts[i]);
+        cJSON_Delete(d);
+    }
+}
+
+/* The list as the publisher builds it: public_items of the stored registry. */
+static cJSON *published(const char *registry)
+{
+    cJSON *sps = parse_q(registry);
+    cJSON *items = public_items(sps);
+    cJSON_Delete(sps);
+    return items;
+}
+
+/* A stored subprocessor: its status, public.listed, hq_country, and more members. */
+#define SP(id, status, listed, country, more)                                                                      \
+    "{'id':'" id "','legal_name':'Name " id "','status':'" status "','hq_country':'" country "',"                   \
+    "'public':{'listed':" listed "}" more "}"
+
+static void test_retired_or_unlisted_leaves_the_public_list(void **state)
+{
+    (void)state;
+    cJSON *v1 = published("[" SP("sp_a", "active", "true", "DE", "") "," SP("sp_b", "active", "true", "DE", "") ","
+                          SP("sp_c", "active", "true", "DE", "") "]");
+    cJSON *v2 = published("[" SP("sp_a", "retired", "true", "DE", "") "," SP("sp_b", "active", "true", "DE", "") ","
+                          SP("sp_c", "active", "false", "DE", "") "]");
+    assert_string_equal(ids(v2), "sp_b");
+    cJSON *d = publication_diff(v1, v2);
+    assert_string_equal(ids(json_get(d, "removed")), "sp_a sp_c");
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "added")), 0);
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "changed")), 0);
+    /* and listed again: added back */
+    cJSON *d2 = publication_diff(v2, v1);
+    assert_string_equal(ids(json_get(d2, "added")), "sp_a sp_c");
+    assert_int_equal(cJSON_GetArraySize(json_get(d2, "removed")), 0);
+    cJSON_Delete(d2);
+    cJSON_Delete(d);
+    cJSON_Delete(v2);
+    cJSON_Delete(v1);
+}
+
+static void test_internal_fields_never_reach_the_diff(void **state)
+{
+    (void)state;
+    cJSON *v1 = published("[" SP("sp_a", "active", "true", "DE",
+                                 ",'notes':'internal','privacy_contact':{'email':'dpo@example.org'},"
+                                 "'dpf':{'participating':true,'verified_on':'2025-01-01'}") "]");
+    /* only internal fields change: nothing to publish */
+    cJSON *v2 = published("[" SP("sp_a", "active", "true", "DE",
+                                 ",'notes':'SECRET-new','privacy_contact':{'email':'SECRET@x.org'},"
+                                 "'identifiers':{'vat_id':'SECRET'},'version':9,'next_review_on':'2030-01-01',"
+                                 "'dpf':{'participating':true,'verified_on':'2026-01-01'}") "]");
+    cJSON *d = publication_diff(v1, v2);
+    assert_true(diff_is_empty(d));
+    cJSON_Delete(d);
+    /* a public change next to internal ones: only the public fields are listed */
+    cJSON *v3 = published("[" SP("sp_a", "active", "true", "AT",
+                                 ",'notes':'SECRET-3','dpf':{'participating':false,'verified_on':'2026-01-01'}") "]");
+    d = publication_diff(v1, v3);
+    char *text = cJSON_PrintUnformatted(d);
+    if (strstr(text, "SECRET") || strstr(text, "verified_on") || strstr(text, "notes"))
+        fail_msg("an internal field in the diff: %s", text);
+    free(text);
+    const cJSON *fields = json_get(cJSON_GetArrayItem(json_get(d, "changed"), 0), "fields");
+    assert_int_equal(cJSON_GetArraySize(fields), 2);
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(fields, 0), "field"), "hq_country");
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(fields, 1), "field"), "dpf_participating");
+    for (const cJSON *f = fields->child; f; f = f->next)
+        if (!allowed(json_get_str(f, "field"))) fail_msg("non-public field %s in the diff", json_get_str(f, "field"));
+    cJSON_Delete(d);
+    cJSON_Delete(v3);
+    cJSON_Delete(v2);
+    cJSON_Delete(v1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_public_view_keeps_only_the_allow_list),
+        cmocka_unit_test(test_public_view_of_a_minimal_subprocessor),
+        cmocka_unit_test(test_retired_and_unlisted_have_no_public_view),
+        cmocka_unit_test(test_public_items_sorted_and_filtered),
+        cmocka_unit_test(test_first_publication_adds_everything),
+        cmocka_unit_test(test_identical_versions_have_an_empty_diff),
+        cmocka_unit_test(test_added_removed_and_changed),
+        cmocka_unit_test(test_each_part_makes_a_diff_non_empty),
+        cmocka_unit_test(test_retired_or_unlisted_leaves_the_public_list),
+        cmocka_unit_test(test_internal_fields_never_reach_the_diff),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
