@@ -18,8 +18,9 @@
 #define PUBLIC_PAGE_PATH "/subprocessors"
 
 /* The public view of one subprocessor, or NULL when it is not listed (status
- * retired, or public.listed false). Only allow-listed fields: never contacts,
- * notes, identifiers, review dates or contract terms. */
+ * retired, or public.listed false). Only the members RES_SUBPROCESSOR declares
+ * public (public_fields) and a few derived ones: never contacts, notes,
+ * identifiers, review dates or contract terms. */
 cJSON *public_view(const cJSON *subprocessor);
 
 /* Public views of every listed subprocessor, sorted by legal name then id. */

@@ -77,6 +77,9 @@ typedef struct resource {
     /* Internal members ('_'-prefixed) an update carries over, NULL-terminated. */
     const char *const *keep_internal;
     resource_events events;
+    /* The members the public list shows (publication.h's public_view),
+     * NULL-terminated; NULL: the resource is never public. */
+    const char *const *public_fields;
     /* Public members the audit trail leaves out of before/after (bulky frozen
      * copies, e.g. a publication's items), NULL-terminated. */
     const char *const *audit_omit;

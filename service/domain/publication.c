@@ -4,12 +4,7 @@
 #include <string.h>
 
 #include "subreg/json.h"
-
-/* The only subprocessor fields the public ever sees. */
-static const char *const PUBLIC_FIELDS[] = {"id",       "legal_name",       "trading_name",   "hq_country",
-                                            "website",  "privacy_policy_url", "dpa_url",      "subprocessor_list_url",
-                                            "category", "role",             "purpose",        "data_categories",
-                                            "data_subjects", "locations",   NULL};
+#include "subreg/resource.h"
 
 cJSON *public_view(const cJSON *sp)
 {
@@ -18,7 +13,8 @@ cJSON *public_view(const cJSON *sp)
     if (!status || strcmp(status, "retired") == 0) return NULL;
     if (cJSON_IsFalse(json_get(pub, "listed"))) return NULL;
     cJSON *v = cJSON_CreateObject();
-    for (const char *const *f = PUBLIC_FIELDS; *f; f++) {
+    /* the members the descriptor declares public, then the derived ones */
+    for (const char *const *f = RES_SUBPROCESSOR.public_fields; f && *f; f++) {
         const cJSON *x = json_get(sp, *f);
         if (x) cJSON_AddItemToObject(v, *f, cJSON_Duplicate(x, 1));
     }
@@ -233,10 +229,10 @@ static void locations_text(const cJSON *locs, const char *lang, const char *sep,
     for (const cJSON *c = locs ? locs->child : NULL; c; c = c->next) {
         if (c != locs->child) sb_puts(out, sep);
         const char *country = json_get_str(c, "country"), *region = json_get_str(c, "region");
-        const char *role = json_get_str(c, "role");
+        const char *loc_role = json_get_str(c, "role");
         sb_printf(out, "%s", country ? country : "");
         if (region) sb_printf(out, " (%s)", region);
-        if (role) sb_printf(out, ": %s", label_of(role, lang));
+        if (loc_role) sb_printf(out, ": %s", label_of(loc_role, lang));
     }
 }
 

@@ -172,6 +172,14 @@ static const char *const TRANSITIONS[][2] = {
     {"proposed", "active"}, {"proposed", "retired"}, {"active", "retired"}, {"retired", "proposed"}, {NULL, NULL}};
 static const char *const INITIAL[] = {"proposed", "active", NULL};
 
+/* The only members the public list shows (plus certifications' name, issuer and
+ * validity, DPF participation and public.description, derived in public_view):
+ * never contacts, notes, identifiers, review dates or contract terms. */
+static const char *const PUBLIC_FIELDS[] = {"id",       "legal_name",       "trading_name",   "hq_country",
+                                            "website",  "privacy_policy_url", "dpa_url",      "subprocessor_list_url",
+                                            "category", "role",             "purpose",        "data_categories",
+                                            "data_subjects", "locations",   NULL};
+
 const resource RES_SUBPROCESSOR = {
     .type = "subprocessor",
     .collection = COLL_SUBPROCESSORS,
@@ -186,6 +194,7 @@ const resource RES_SUBPROCESSOR = {
     .check = check,
     .transitions = TRANSITIONS,
     .initial_statuses = INITIAL,
+    .public_fields = PUBLIC_FIELDS,
     .events = EVENTS_CHANGES,
 };
 
