@@ -276,10 +276,8 @@ void cx_rule_adequacy_at_risk(const ctx *c, findings *fs)
     cJSON_ArrayForEach(t, c->in->transfers)
     {
         xfer x;
-        if (!cx_load_xfer(c, t, &x)) continue;
-        if (!cx_eq(x.basis, "adequacy") && !cx_eq(x.basis, "dpf")) continue;
-        const cJSON *d = cx_relied_decision(c, t);
-        if (!d) continue;                      /* none in force: no_valid_basis */
+        const cJSON *d = cx_adequacy_relied(c, t, &x);
+        if (!d) continue; /* another basis, or none in force: no_valid_basis */
         if (!cx_condition_met(&x, t, d)) continue; /* not covered at all: partial_adequacy */
         bool challenged = cJSON_IsTrue(json_get(d, "under_challenge"));
         const char *until = cx_get_date(d, "valid_until");

@@ -102,6 +102,10 @@ const cJSON *cx_find_sp(const ctx *c, const char *id);
 int64_t cx_plus_one_year(const char *iso);
 int64_t cx_decision_lapsed(const ctx *c, const char *country);
 const cJSON *cx_relied_decision(const ctx *c, const cJSON *t);
+/* A transfer relying on an adequacy decision (basis adequacy or dpf, loaded into
+ * *x) and the decision in force it relies on; NULL for any other transfer, or
+ * when none is in force. */
+const cJSON *cx_adequacy_relied(const ctx *c, const cJSON *t, xfer *x);
 bool cx_condition_met(const xfer *x, const cJSON *t, const cJSON *d);
 const char *cx_sp_name(const cJSON *sp, const char *fallback);
 bool cx_sp_retired(const cJSON *sp);

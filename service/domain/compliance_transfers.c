@@ -224,16 +224,21 @@ static void dpf_recheck(const ctx *c, findings *fs, const xfer *x, const char *a
              GROUND_PARTIAL, before_decision ? NULL : since);
 }
 
+const cJSON *cx_adequacy_relied(const ctx *c, const cJSON *t, xfer *x)
+{
+    if (!cx_load_xfer(c, t, x)) return NULL;
+    if (!cx_eq(x->basis, "adequacy") && !cx_eq(x->basis, "dpf")) return NULL;
+    return cx_relied_decision(c, t);
+}
+
 void cx_rule_partial_adequacy(const ctx *c, findings *fs)
 {
     const cJSON *t;
     cJSON_ArrayForEach(t, c->in->transfers)
     {
         xfer x;
-        if (!cx_load_xfer(c, t, &x)) continue;
-        if (!cx_eq(x.basis, "adequacy") && !cx_eq(x.basis, "dpf")) continue;
-        const cJSON *d = cx_relied_decision(c, t);
-        if (!d) continue; /* no decision in force: no_valid_basis */
+        const cJSON *d = cx_adequacy_relied(c, t, &x);
+        if (!d) continue; /* another basis, or no decision in force: no_valid_basis */
         bool dpf = cx_eq(json_get_str(d, "condition"), "dpf_participation");
         const char *act = cx_decision_act(d);
         char *ade = cx_act_de(act);
