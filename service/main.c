@@ -199,6 +199,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .rate_limit_exempt = &c->rate_limit_exempt_nets,
         .thread_exit = publish_thread_exit,
     };
+    store_set_claim_lease(c->claim_lease_ms);
     store_set_exit_after_apply(api_cfg.test_fault && !strcmp(api_cfg.test_fault, "exit_after_commit"));
     notify_settings ns = {
         .allow_http = strcmp(c->webhook_allow_http, "true") == 0,

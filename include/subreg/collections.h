@@ -21,7 +21,8 @@
 #define COLL_EVENTS "events"
 
 /* The write protocol and its bookkeeping (store.h, write.h). */
-#define COLL_AUDIT "audit"                 /* audit records, which are the write claims */
+#define COLL_CLAIMS "claims"               /* writes in flight: one per entity version */
+#define COLL_AUDIT "audit"                 /* audit records of applied changes */
 #define COLL_EVENT_QUEUE "event_queue"     /* changes not yet fanned out */
 #define COLL_DOCUMENT_CHUNKS "document_chunks"
 #define COLL_IDEMPOTENCY "idempotency"

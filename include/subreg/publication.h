@@ -50,4 +50,8 @@ void render_atom(const cJSON *publications, const char *base, const char *update
 void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang,
                  strbuf *out);
 
+/* A publication was written (its descriptor's after_write): bumps the
+ * "publications" stamp and wakes the scheduler (api/scheduler.c). */
+void publications_changed(void);
+
 #endif

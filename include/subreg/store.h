@@ -1,21 +1,26 @@
 /* store: everything MongoDB. One client pool; versioned single-document writes
- * made exclusive by a claim in the audit log; list queries; indexes.
+ * made exclusive by a claim; list queries; indexes.
  *
- * A write is three steps, and the audit record is the claim:
- *   1. claim: insert the audit record {entity_type, entity_id, entity_version,
- *      _state: "pending"}; a unique index on (entity_type, entity_id,
- *      entity_version) lets exactly one writer claim a version, on MongoDB and on
- *      FerretDB alike (whose own conditional updates are not atomic);
+ * A write is three steps, each an insert or a write by _id, so that nothing on
+ * the request path reads a collection that grows with history:
+ *   1. claim: insert {_id: "<entity_type>/<entity_id>/<version>", the audit
+ *      record, the collection, claimed_ms} into claims; the unique _id lets
+ *      exactly one writer claim a version, on MongoDB and on the embedded
+ *      databases alike (whose own conditional updates need not be atomic);
  *   2. apply: insert / replace {_id, version: expect} / delete the document —
  *      this is the commit point;
- *   3. commit: mark the audit record "committed".
- * A process that dies between the steps leaves a pending claim, and so does an
- * apply whose outcome is unknown (the database timed out or went away mid-write:
- * the caller answers 503, and the version stays claimed until settled); the
- * recovery sweep (store_recover_claims) looks at the document after the lease:
- * applied → committed, not applied → the claim is removed. So no committed change
- * lacks its audit record, and no audit record describes a change that did not
- * happen.
+ *   3. record: insert the audit record (and, for a change that emits an event,
+ *      its event_queue entry, after the record), then delete the claim.
+ * The claims collection holds only writes in flight and leftovers, so the
+ * recovery sweep (store_recover_claims) reads all of it: a claim past its lease
+ * is looked up against its document — applied → recorded now, not applied →
+ * removed. A process that dies between the steps, or an apply whose outcome is
+ * unknown (the database timed out or went away mid-write: the caller answers
+ * 503), leaves a claim the sweep settles. So no applied change lacks its audit
+ * record, and no audit record describes a change that did not happen. A writer
+ * that finds its version claimed settles a leftover on the spot when the
+ * document tells its outcome (see store_write), and is told ST_BUSY — not
+ * ST_STALE — while a claim's outcome cannot be told yet.
  *
  * Documents cross this interface as cJSON in API shape ("id", not "_id").
  * Members starting with '_' are internal (e.g. _seed_hash) and never leave the
@@ -35,6 +40,7 @@ typedef enum {
     ST_STALE,       /* version mismatch: someone else wrote first */
     ST_DUPLICATE,   /* unique key exists */
     ST_UNAVAILABLE, /* database unreachable */
+    ST_BUSY,        /* another write of the same version is in flight (store_busy_wait_ms) */
     ST_ERROR,
 } store_status;
 
@@ -51,9 +57,11 @@ store_status store_migrate(void);
 store_status store_get(const char *coll, const char *id, cJSON **out);
 /* The write protocol's one entry, called only by doc_write (write.h).
  * Writes doc (NULL: deletes the document id) if the stored version is expect
- * (0: the document must not exist yet). record is the audit record; this
- * function adds the claim fields. ST_STALE when another writer won the version,
- * ST_DUPLICATE when a create's id exists. */
+ * (0: the document must not exist yet). record is the audit record (its
+ * entity_type and entity_version name the claim). ST_STALE when another writer
+ * won the version, ST_DUPLICATE when a create's id exists, ST_BUSY when another
+ * write of this version is in flight and its outcome cannot be told yet:
+ * store_busy_wait_ms() says how long it may take at most (its lease). */
 store_status store_write(const char *coll, const char *id, int64_t expect, const cJSON *doc, const cJSON *record);
 
 /* The highest version ever claimed for an entity (0: none). A document created
@@ -64,14 +72,21 @@ store_status store_last_version(const char *entity_type, const char *id, int64_t
  * how long a write may still be on its way to the database. */
 int store_socket_timeout_ms(void);
 
+/* The claim lease (default 30 s): after it a claim's outcome is decided from
+ * its document (see store_recover_claims). */
+void store_set_claim_lease(int64_t lease_ms);
+/* After ST_BUSY from store_write on this thread: ms until the other claim's lease ends. */
+int64_t store_busy_wait_ms(void);
+
 /* Settles claims older than lease_ms (see above); *settled counts them. Safe
  * only when lease_ms exceeds the socket timeout: a write the database runs
  * later than that could be settled as not applied. */
 store_status store_recover_claims(int64_t lease_ms, int *settled);
 
 /* Writes whose audit record passes this filter also queue an event
- * (event_queue, keyed by the audit record's id) between claim and apply, so an
- * applied change always has its queued event. */
+ * (event_queue, keyed by the audit record's id) when they are recorded, so an
+ * applied change always gets its queued event, and a queued event always has
+ * its audit record. */
 void store_set_event_filter(bool (*emits)(const cJSON *record));
 
 /* Inserts many documents in one round trip; duplicates of existing ids are
@@ -107,6 +122,14 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count);
 store_status store_insert(const char *coll, const cJSON *doc);
 store_status store_update(const char *coll, const char *id, const cJSON *set);
 store_status store_delete(const char *coll, const char *id);
+
+/* Change stamps: one small document per name (in stamps) whose token moves on
+ * every change of what it stands for, on any instance. A thread that keeps a
+ * copy of a collection reads the stamp (by _id) each round and reloads only
+ * when it moved. */
+store_status store_stamp_bump(const char *name);
+/* The current token (empty when never bumped) into buf. */
+store_status store_stamp_read(const char *name, char *buf, size_t len);
 
 /* Stored documents (PDFs) as chunks of at most chunk bytes in document_chunks,
  * keyed "<id>:<n>". Works on MongoDB and FerretDB alike (no GridFS). */

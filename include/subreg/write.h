@@ -8,14 +8,14 @@
  * doc_write sets the server-owned members of the new state (id, version,
  * created_at, updated_at: at the front, in that order), builds the audit record
  * from the public projections of before and after (no '_' members, none of the
- * descriptor's audit_omit members), and runs store.h's claim → apply → commit.
+ * descriptor's audit_omit members), and runs store.h's claim → apply → record.
  * On ST_OK the descriptor's after_write hook has run.
  *
  * Ownership: before is only read; after is changed in place (its server-owned
  * members) and stays the caller's. What a failure leaves: nothing, except for
- * ST_UNAVAILABLE in the middle of the apply, which leaves a pending claim that
+ * ST_UNAVAILABLE in the middle of the apply, which leaves a claim that
  * the recovery sweep settles (see store.h). ST_STALE: another writer took the
- * version; ST_DUPLICATE: a create's id exists. */
+ * version; ST_DUPLICATE: a create's id exists; ST_BUSY: another write of this version is in flight (store.h). */
 #ifndef SUBREG_WRITE_H
 #define SUBREG_WRITE_H
 

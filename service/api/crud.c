@@ -29,6 +29,18 @@ void respond_store_error(req *r, store_status st)
                         "the database is unreachable or timed out; retry (after a write, GET shows whether it took "
                         "effect)");
         break;
+    case ST_BUSY: {
+        /* Another write of this version is in flight (or was cut off by the
+         * database): its outcome is known within its lease. */
+        char wait[24];
+        int64_t s = (store_busy_wait_ms() + 999) / 1000;
+        snprintf(wait, sizeof wait, "%lld", (long long)(s > 0 ? s : 1));
+        req_add_header(r, "Retry-After", wait);
+        respond_problem(r, 503, "write-in-progress",
+                        "another change of this resource is still being written; retry after Retry-After seconds "
+                        "with the same If-Match");
+        break;
+    }
     default: respond_problem(r, 500, "internal-error", "the database reported an error"); break;
     }
 }

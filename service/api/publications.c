@@ -188,7 +188,6 @@ static void handle_publish(req *r)
         respond_store_error(r, st);
         goto done;
     }
-    publish_kick();
     char loc[64];
     snprintf(loc, sizeof loc, "/v1/publications/%d", number);
     req_add_header(r, "Location", loc);

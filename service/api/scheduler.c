@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /* The publication scheduler: a thread that records, exactly once across
- * instances, when a version takes effect (the audit claim on its next version)
+ * instances, when a version takes effect (the write claim on its next version)
  * and rebuilds the public snapshot when what is in effect changes. */
 #include <pthread.h>
 #include <stdio.h>
@@ -22,8 +22,18 @@
 
 static worker sched;
 static int sched_poll_ms;
+static char pubs_token[40]; /* the "publications" stamp the snapshot was built at */
+static bool reload = true;  /* a load or a recorded effect failed: load again */
 
-/* Records "took effect" once per publication: the audit claim on the version
+/* After every write of a publication (the descriptor's after_write), on any
+ * instance: every scheduler reloads at its next round. */
+void publications_changed(void)
+{
+    store_stamp_bump("publications");
+    publish_kick();
+}
+
+/* Records "took effect" once per publication: the write claim on the version
  * makes it exactly once across instances. */
 static void record_effective(cJSON *pub, int64_t now)
 {
@@ -36,15 +46,28 @@ static void record_effective(cJSON *pub, int64_t now)
     store_status st = doc_write(&RES_PUBLICATION, &(write_origin){ACTOR_SCHEDULER, rid, now}, "effective", id, pub,
                                 after, NULL);
     if (st == ST_OK) log_msgf(LOG_INFO, "publication %s took effect", id);
-    else if (st != ST_STALE) log_msgf(LOG_WARN, "publication %s: recording its effect failed (%s)", id, store_status_name(st));
+    if (st != ST_OK && st != ST_STALE) reload = true;
+    if (st != ST_OK && st != ST_STALE) log_msgf(LOG_WARN, "publication %s: recording its effect failed (%s)", id, store_status_name(st));
     free(rid);
     cJSON_Delete(after);
 }
 
+/* A round reads one small stamp; the publications (which grow with history) are
+ * read only when the stamp moved, a version's effective time came, or the last
+ * round could not finish. */
 static void refresh(void)
 {
+    char token[40];
+    if (store_stamp_read("publications", token, sizeof token) != ST_OK) return;
+    snapshot *held = snapshot_get();
+    bool due = !held || (held->next_change_ms && held->next_change_ms <= now_ms());
+    snapshot_release(held);
+    if (!reload && !due && strcmp(token, pubs_token) == 0) return;
     cJSON *pubs = NULL;
+    reload = true;
     if (load_publications(&pubs) != ST_OK) return; /* keep serving the last snapshot */
+    snprintf(pubs_token, sizeof pubs_token, "%s", token);
+    reload = false;
     int64_t now = now_ms();
     for (cJSON *p = pubs->child; p; p = p->next)
         if (ts_ms(p, "effective_at") <= now && !json_get(p, "effective_recorded_at")) record_effective(p, now);

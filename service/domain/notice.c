@@ -8,6 +8,7 @@
 #include "subreg/collections.h"
 #include "subreg/fields.h"
 #include "subreg/json.h"
+#include "subreg/publication.h"
 #include "subreg/resource.h"
 
 /* ---- objections: a generic resource, nested under its publication --------- */
@@ -82,4 +83,5 @@ const resource RES_PUBLICATION = {
     .audit_omit = (const char *const[]){"items", NULL},
     /* publication.announced on create, publication.effective when it takes effect */
     .events = EVENTS_OWN,
+    .after_write = publications_changed,
 };

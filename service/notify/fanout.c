@@ -234,15 +234,16 @@ int fanout_round(int64_t now, const hook_index *hooks)
         cJSON *rec = NULL;
         store_status st = store_get(COLL_AUDIT, qid, &rec);
         if (st == ST_NOT_FOUND) {
-            /* The write was given up (its claim removed): nothing happened. */
-            if ((int64_t)cJSON_GetNumberValue(json_get(q, "queued_ms")) < now - 600000) store_delete(COLL_EVENT_QUEUE, qid);
+            /* An event is queued after its audit record (store.h): without one
+             * it cannot be sent, and holds up no other. */
+            log_msgf(LOG_WARN, "queued event %s has no audit record; dropped", qid);
+            store_delete(COLL_EVENT_QUEUE, qid);
             continue;
         }
         if (st != ST_OK) break;
-        const char *state = json_get_str(rec, "_state");
-        cJSON *ev = state && !strcmp(state, "committed") ? webhook_event_from_audit(rec, notify_cfg.public_base_url) : NULL;
+        cJSON *ev = webhook_event_from_audit(rec, notify_cfg.public_base_url);
         if (!ev) {
-            if (state && !strcmp(state, "committed")) store_delete(COLL_EVENT_QUEUE, qid); /* emits nothing */
+            store_delete(COLL_EVENT_QUEUE, qid); /* emits nothing */
             cJSON_Delete(rec);
             continue;
         }

@@ -266,36 +266,17 @@ static char hook_cache_token[40];
  * subscription's 201 always finds it. */
 void notify_webhooks_changed(void)
 {
-    char *token = new_id("");
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "token", token);
-    if (store_update(COLL_STAMPS, "webhooks", doc) == ST_OK) {
-        cJSON *probe = NULL;
-        if (store_get(COLL_STAMPS, "webhooks", &probe) == ST_NOT_FOUND) {
-            cJSON_AddStringToObject(doc, "id", "webhooks");
-            store_insert(COLL_STAMPS, doc);
-        }
-        cJSON_Delete(probe);
-    }
-    cJSON_Delete(doc);
-    free(token);
+    store_stamp_bump("webhooks");
 }
 
 /* The subscriptions, indexed by id; NULL when none could be loaded yet. The
  * index is rebuilt only when the copy is reloaded. */
 const hook_index *cached_hooks(void)
 {
-    cJSON *stamp = NULL;
-    store_status sst = store_get(COLL_STAMPS, "webhooks", &stamp);
-    const char *token = sst == ST_OK ? json_get_str(stamp, "token") : "";
-    bool fresh_enough = hook_cache && sst != ST_UNAVAILABLE && sst != ST_ERROR && token &&
-                        strcmp(token, hook_cache_token) == 0;
-    if (fresh_enough) {
-        cJSON_Delete(stamp);
-        return &hook_ix;
-    }
-    snprintf(hook_cache_token, sizeof hook_cache_token, "%s", token ? token : "");
-    cJSON_Delete(stamp);
+    char token[40];
+    store_status sst = store_stamp_read("webhooks", token, sizeof token);
+    if (hook_cache && (sst != ST_OK || strcmp(token, hook_cache_token) == 0)) return &hook_ix;
+    if (sst == ST_OK) snprintf(hook_cache_token, sizeof hook_cache_token, "%s", token);
     bson_t all = BSON_INITIALIZER;
     cJSON *fresh = NULL;
     store_status st = store_find(RES_WEBHOOK.collection, &all, NULL, 1000000, &fresh);

@@ -76,7 +76,7 @@ void store_cleanup(void)
 
 const char *store_status_name(store_status s)
 {
-    static const char *const names[] = {"ok", "not_found", "stale", "duplicate", "unavailable", "error"};
+    static const char *const names[] = {"ok", "not_found", "stale", "duplicate", "unavailable", "busy", "error"};
     return names[s];
 }
 
@@ -183,7 +183,7 @@ store_status store_migrate(void)
     }
     if (st == ST_OK) {
         /* The claim: one audit record per entity version (see store.h). */
-        const char *audit[] = {"!entity_type,entity_id,entity_version", "entity_id", "actor", "at", "_state", NULL};
+        const char *audit[] = {"!entity_type,entity_id,entity_version", "entity_id", "actor", "at", NULL};
         st = create_indexes(c, COLL_AUDIT, audit);
     }
     if (st == ST_OK) {
@@ -317,6 +317,33 @@ store_status store_update(const char *coll, const char *id, const cJSON *set)
     bson_destroy(&upd);
     bson_destroy(&s);
     return ok ? ST_OK : map_error(&e, "update");
+}
+
+store_status store_stamp_bump(const char *name)
+{
+    char *token = new_id("");
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(name));
+    bson_t *upd = BCON_NEW("$set", "{", "token", BCON_UTF8(token), "}");
+    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+    handle h = open_coll(COLL_STAMPS);
+    bson_error_t e;
+    bool ok = mongoc_collection_update_one(h.coll, sel, upd, opts, NULL, &e);
+    close_coll(&h);
+    bson_destroy(opts);
+    bson_destroy(upd);
+    bson_destroy(sel);
+    free(token);
+    return ok ? ST_OK : map_error(&e, "stamp");
+}
+
+store_status store_stamp_read(const char *name, char *buf, size_t len)
+{
+    cJSON *stamp = NULL;
+    store_status st = store_get(COLL_STAMPS, name, &stamp);
+    const char *token = st == ST_OK ? json_get_str(stamp, "token") : NULL;
+    snprintf(buf, len, "%s", token ? token : "");
+    cJSON_Delete(stamp);
+    return st == ST_NOT_FOUND ? ST_OK : st;
 }
 
 store_status store_delete(const char *coll, const char *id)
@@ -483,10 +510,12 @@ store_status store_delete_chunks(const char *id)
     return ok ? ST_OK : map_error(&e, "chunk delete");
 }
 
-/* ---- writes: claim, apply, commit (see store.h) ---------------------------- */
+/* ---- writes: claim, apply, record (see store.h) ---------------------------- */
 
 static bool exit_after_apply;
 static bool (*event_filter)(const cJSON *record);
+static int64_t claim_lease_ms = 30000;
+static __thread int64_t busy_wait_ms;
 
 void store_set_event_filter(bool (*emits)(const cJSON *record))
 {
@@ -498,67 +527,137 @@ void store_set_exit_after_apply(bool on)
     exit_after_apply = on;
 }
 
-static store_status set_state(const char *audit_id, const char *state)
+void store_set_claim_lease(int64_t lease_ms)
 {
-    cJSON *set = cJSON_CreateObject();
-    cJSON_AddStringToObject(set, "_state", state);
-    store_status st = store_update(COLL_AUDIT, audit_id, set);
-    cJSON_Delete(set);
+    claim_lease_ms = lease_ms;
+}
+
+int64_t store_busy_wait_ms(void)
+{
+    return busy_wait_ms;
+}
+
+/* The claim's key: one per entity version. */
+static void claim_key(char *buf, size_t n, const char *type, const char *id, int64_t version)
+{
+    snprintf(buf, n, "%s/%s/%lld", type, id, (long long)version);
+}
+
+static int64_t claim_version(const cJSON *claim)
+{
+    return (int64_t)cJSON_GetNumberValue(json_get(json_get(claim, "record"), "entity_version"));
+}
+
+/* Step 3: the audit record, and the queued event of a change that emits one.
+ * Both are keyed by the audit record's id, so recording twice (the writer and
+ * the recovery sweep) is harmless. The event is queued after the record: a
+ * queued event always has its audit record. */
+static store_status record_claim(const cJSON *claim)
+{
+    const cJSON *rec = json_get(claim, "record");
+    store_status st = insert_doc(COLL_AUDIT, rec);
+    if (st == ST_DUPLICATE) st = ST_OK;
+    if (st == ST_OK && cJSON_IsTrue(json_get(claim, "emits"))) {
+        cJSON *q = cJSON_CreateObject();
+        cJSON_AddStringToObject(q, "id", json_get_str(rec, "id"));
+        cJSON_AddNumberToObject(q, "queued_ms", (double)now_ms());
+        st = insert_doc(COLL_EVENT_QUEUE, q);
+        if (st == ST_DUPLICATE) st = ST_OK;
+        cJSON_Delete(q);
+    }
     return st;
 }
 
 static store_status claim_applied(const cJSON *claim, bool *applied);
 
+/* Another claim holds the version we want. When its outcome can be decided from
+ * the document, decide it: applied → the caller's version is stale (or, for a
+ * create, the id exists); not applied and past its lease → the leftover is
+ * removed and the caller claims again (ST_OK). A claim still in its lease whose
+ * change is not visible yet is a writer in flight: wait briefly for it, then
+ * ST_BUSY (busy_wait_ms: until its lease ends) — never a false "stale". */
+static store_status settle_conflict(const char *key, int64_t expect)
+{
+    for (int tries = 0;; tries++) {
+        cJSON *other = NULL;
+        store_status st = store_get(COLL_CLAIMS, key, &other);
+        if (st == ST_NOT_FOUND) return ST_OK; /* settled meanwhile: claim again */
+        if (st != ST_OK) return st;
+        bool applied = false;
+        st = claim_applied(other, &applied);
+        int64_t left = (int64_t)cJSON_GetNumberValue(json_get(other, "claimed_ms")) + claim_lease_ms - now_ms();
+        if (st == ST_OK && applied) {
+            cJSON_Delete(other);
+            return expect == 0 ? ST_DUPLICATE : ST_STALE;
+        }
+        if (st == ST_OK && left <= 0) {
+            /* No write can still be in flight (the lease exceeds the socket
+             * timeout): not applied, the version is free again. */
+            st = store_delete(COLL_CLAIMS, key);
+            if (st == ST_OK) log_msgf(LOG_INFO, "leftover claim %s: not applied, removed", key);
+            cJSON_Delete(other);
+            return st;
+        }
+        cJSON_Delete(other);
+        if (st != ST_OK) return st;
+        if (tries >= 10) {
+            busy_wait_ms = left;
+            return ST_BUSY;
+        }
+        usleep(20000);
+    }
+}
+
 store_status store_write(const char *coll, const char *id, int64_t expect, const cJSON *doc, const cJSON *record)
 {
-    cJSON *claim = cJSON_Duplicate(record, 1);
-    cJSON_AddStringToObject(claim, "_state", "pending");
-    cJSON_AddStringToObject(claim, "_collection", coll);
-    cJSON_AddNumberToObject(claim, "_claimed_ms", (double)now_ms());
-    const char *audit_id = json_get_str(claim, "id");
-    store_status st = insert_doc(COLL_AUDIT, claim);
-    if (st == ST_DUPLICATE) {
-        /* Someone else holds this version (or, for a create, the id exists). */
-        st = expect == 0 ? ST_DUPLICATE : ST_STALE;
-        goto done;
+    char key[512];
+    claim_key(key, sizeof key, json_get_str(record, "entity_type"), id,
+              (int64_t)cJSON_GetNumberValue(json_get(record, "entity_version")));
+    cJSON *claim = cJSON_CreateObject();
+    cJSON_AddStringToObject(claim, "id", key);
+    cJSON_AddStringToObject(claim, "collection", coll);
+    cJSON_AddNumberToObject(claim, "claimed_ms", (double)now_ms());
+    cJSON_AddBoolToObject(claim, "emits", event_filter && event_filter(record));
+    cJSON_AddItemToObject(claim, "record", cJSON_Duplicate(record, 1));
+    busy_wait_ms = 0;
+
+    /* 1. claim */
+    store_status st;
+    for (int tries = 0;; tries++) {
+        st = insert_doc(COLL_CLAIMS, claim);
+        if (st != ST_DUPLICATE) break;
+        st = tries < 2 ? settle_conflict(key, expect) : (expect == 0 ? ST_DUPLICATE : ST_STALE);
+        if (st != ST_OK) goto done;
     }
     if (st != ST_OK) goto done;
-    if (event_filter && event_filter(record)) {
-        cJSON *q = cJSON_CreateObject();
-        cJSON_AddStringToObject(q, "id", audit_id);
-        cJSON_AddNumberToObject(q, "queued_ms", (double)now_ms());
-        st = insert_doc(COLL_EVENT_QUEUE, q);
-        cJSON_Delete(q);
-        if (st != ST_OK && st != ST_DUPLICATE) {
-            store_delete(COLL_AUDIT, audit_id);
-            goto done;
-        }
-        st = ST_OK;
-    }
+
+    /* 2. apply: the commit point */
     st = expect == 0 ? insert_doc(coll, doc) : versioned_apply(coll, id, expect, doc);
     if (st == ST_STALE || st == ST_DUPLICATE || st == ST_NOT_FOUND) {
         /* Certainly not applied: give the version back. If even that fails, the
          * recovery sweep sees the unchanged document and removes the claim. */
-        store_delete(COLL_AUDIT, audit_id);
+        store_delete(COLL_CLAIMS, key);
         goto done;
     }
     if (st != ST_OK) {
         /* The outcome is unknown (the database went away or timed out mid-write:
          * the change may have been applied, or may still be). If it is visibly
-         * applied, commit now; otherwise the claim stays for the recovery sweep,
-         * which settles it after the lease, when no write can still be in
-         * flight. Deleting it here could leave an applied change unaudited. */
+         * applied, record it now; otherwise the claim stays for the recovery
+         * sweep, which settles it after the lease, when no write can still be
+         * in flight. Removing it here could leave an applied change unaudited. */
         bool applied = false;
         if (claim_applied(claim, &applied) != ST_OK || !applied) goto done;
-        log_msgf(LOG_WARN, "write %s: outcome unknown at first, found applied", audit_id);
+        log_msgf(LOG_WARN, "write %s: outcome unknown at first, found applied", key);
         st = ST_OK;
     }
     if (exit_after_apply) {
-        log_msgf(LOG_WARN, "test fault: exiting after applying %s, before committing its audit record", id);
+        log_msgf(LOG_WARN, "test fault: exiting after applying %s, before recording it", key);
         _exit(99);
     }
-    if (set_state(audit_id, "committed") != ST_OK)
-        log_msgf(LOG_WARN, "audit record %s not marked committed yet; the recovery sweep will", audit_id);
+
+    /* 3. record, then the claim has served */
+    if (record_claim(claim) != ST_OK || store_delete(COLL_CLAIMS, key) != ST_OK)
+        log_msgf(LOG_WARN, "write %s applied, not recorded yet; the recovery sweep will", key);
 done:
     cJSON_Delete(claim);
     return st;
@@ -567,76 +666,68 @@ done:
 /* Was the claimed change applied? Looks at the document now. */
 static store_status claim_applied(const cJSON *claim, bool *applied)
 {
-    const char *coll = json_get_str(claim, "_collection"), *id = json_get_str(claim, "entity_id");
-    const char *action = json_get_str(claim, "action");
-    int64_t version = (int64_t)cJSON_GetNumberValue(json_get(claim, "entity_version"));
-    if (!coll || !id || !action) return ST_ERROR;
+    const cJSON *rec = json_get(claim, "record");
+    const char *coll = json_get_str(claim, "collection"), *id = json_get_str(rec, "entity_id");
+    const char *action = json_get_str(rec, "action"), *type = json_get_str(rec, "entity_type");
+    int64_t version = claim_version(claim);
+    if (!coll || !id || !action || !type) return ST_ERROR;
     cJSON *doc = NULL;
     store_status st = store_get(coll, id, &doc);
     if (st != ST_OK && st != ST_NOT_FOUND) return st;
     int64_t now_version = doc ? (int64_t)cJSON_GetNumberValue(json_get(doc, "version")) : 0;
     cJSON_Delete(doc);
-    if (strcmp(action, "create") == 0) {
-        /* A failed create of a client-chosen id leaves its version claimed, and a
-         * retry creates the document at the next one: a stored version above
-         * ours proves nothing. The next record decides: an update or delete
-         * was claimed on our document (applied), a create means ours never
-         * existed. Without one, the document must carry exactly our version. */
-        bson_t *next_q = BCON_NEW("entity_type", BCON_UTF8(json_get_str(claim, "entity_type")), "entity_id",
-                                  BCON_UTF8(id), "entity_version", BCON_INT64(version + 1));
-        cJSON *next = NULL;
-        st = store_find(COLL_AUDIT, next_q, NULL, 1, &next);
-        bson_destroy(next_q);
-        if (st != ST_OK) return st;
-        const char *next_action = next && next->child ? json_get_str(next->child, "action") : NULL;
-        *applied = next_action ? strcmp(next_action, "create") != 0 : now_version == version;
-        cJSON_Delete(next);
+    if (strcmp(action, "delete") == 0 ? !doc || now_version >= version : now_version >= version) {
+        /* A create of a client-chosen id that failed leaves its version claimed,
+         * and a retry creates the document at the next one: for a create, only
+         * exactly our version, or a later version that is not a create, proves it. */
+        if (strcmp(action, "create") != 0 || now_version == version) {
+            *applied = true;
+            return ST_OK;
+        }
+    }
+    if (doc && now_version < version) {
+        *applied = false; /* the document is still before our version */
         return ST_OK;
     }
-    if (strcmp(action, "delete") == 0 ? (!doc || now_version >= version) : now_version >= version) {
-        *applied = true;
-        return ST_OK;
+    /* The document is gone, or past our version: the next version's record
+     * decides — it could only be claimed once ours was applied, unless it is a
+     * create (then ours never existed). */
+    char next_key[512];
+    claim_key(next_key, sizeof next_key, type, id, version + 1);
+    cJSON *next = NULL;
+    st = store_get(COLL_CLAIMS, next_key, &next);
+    const char *next_action = next ? json_get_str(json_get(next, "record"), "action") : NULL;
+    if (st == ST_NOT_FOUND) {
+        bson_t *q = BCON_NEW("entity_type", BCON_UTF8(type), "entity_id", BCON_UTF8(id), "entity_version",
+                             BCON_INT64(version + 1));
+        st = store_find(COLL_AUDIT, q, NULL, 1, &next);
+        bson_destroy(q);
+        if (st == ST_OK && next && next->child) next_action = json_get_str(next->child, "action");
     }
-    /* A later version can only have been claimed once this one was applied —
-     * even if that later change deleted the document. */
-    bson_t *later = BCON_NEW("entity_type", BCON_UTF8(json_get_str(claim, "entity_type")), "entity_id", BCON_UTF8(id),
-                             "entity_version", "{", "$gt", BCON_INT64(version), "}", "_state",
-                             BCON_UTF8("committed"));
-    int64_t n = 0;
-    st = store_count(COLL_AUDIT, later, &n);
-    bson_destroy(later);
-    *applied = n > 0;
+    if (st == ST_OK) *applied = next_action ? strcmp(next_action, "create") != 0 : false;
+    cJSON_Delete(next);
     return st;
 }
 
 store_status store_recover_claims(int64_t lease_ms, int *settled)
 {
     *settled = 0;
-    handle h = open_coll(COLL_AUDIT);
-    bson_t *filter = BCON_NEW("_state", BCON_UTF8("pending"));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(200));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
-    const bson_t *d;
-    cJSON *claims = cJSON_CreateArray();
-    while (mongoc_cursor_next(cur, &d)) cJSON_AddItemToArray(claims, from_stored(d));
-    bson_error_t e;
-    store_status st = ST_OK;
-    if (mongoc_cursor_error(cur, &e)) st = map_error(&e, "claim sweep");
-    mongoc_cursor_destroy(cur);
-    bson_destroy(opts);
-    bson_destroy(filter);
-    close_coll(&h);
+    bson_t all = BSON_INITIALIZER;
+    cJSON *claims = NULL;
+    store_status st = store_find(COLL_CLAIMS, &all, "claimed_ms", 200, &claims);
+    bson_destroy(&all);
     int64_t now = now_ms();
-    for (cJSON *c = claims->child; c && st == ST_OK; c = c->next) {
-        if ((int64_t)cJSON_GetNumberValue(json_get(c, "_claimed_ms")) > now - lease_ms) continue;
+    for (cJSON *c = claims ? claims->child : NULL; c && st == ST_OK; c = c->next) {
+        if ((int64_t)cJSON_GetNumberValue(json_get(c, "claimed_ms")) > now - lease_ms) break; /* oldest first */
         bool applied = false;
         st = claim_applied(c, &applied);
         if (st != ST_OK) break;
-        const char *aid = json_get_str(c, "id");
-        st = applied ? set_state(aid, "committed") : store_delete(COLL_AUDIT, aid);
+        const char *key = json_get_str(c, "id");
+        if (applied) st = record_claim(c);
+        if (st == ST_OK) st = store_delete(COLL_CLAIMS, key);
         if (st == ST_OK) {
             (*settled)++;
-            log_msgf(LOG_INFO, "recovered claim %s: %s", aid, applied ? "committed" : "not applied, removed");
+            log_msgf(LOG_INFO, "recovered claim %s: %s", key, applied ? "applied, recorded" : "not applied, removed");
         }
     }
     cJSON_Delete(claims);

@@ -184,3 +184,58 @@ def test_two_instances_same_version_exactly_one_wins(make_server):
         assert final["version"] == 2
         winner = next(r for r in responses if r.status_code == 200)
         assert final["notes"] == winner.json()["notes"]
+
+
+def _plant_claim(db, sp, version, claimed_ms):
+    """The claim a writer cut off by the database leaves (store.h): version
+    claimed, the change not applied."""
+    record = {"id": f"au_cut{uuid.uuid4().hex[:12]}", "at": sp["updated_at"], "actor": "cut-off-writer",
+              "action": "update", "entity_type": "subprocessor", "entity_id": sp["id"],
+              "entity_version": version, "request_id": "cut-off", "before": None, "after": None}
+    db.claims.insert_one({"_id": f"subprocessor/{sp['id']}/{version}", "collection": "subprocessors",
+                          "claimed_ms": claimed_ms, "emits": True, "record": record})
+    return record["id"]
+
+
+def test_a_leftover_claim_never_answers_412_to_the_current_etag(make_server):
+    """A write cut off by the database leaves its version claimed. A client holding
+    the current ETag is not told its ETag is stale: while the claim's outcome
+    cannot be told (within its lease) the answer is 503 with Retry-After naming
+    the wait; after it the leftover is settled on the spot and the write goes
+    through. The cut-off write is never audited."""
+    import time
+    import pymongo
+    srv = make_server(extra_env={"SUBREG_CLAIM_LEASE_MS": "4000"})
+    api = srv.api(roles=["admin"], sub="holder")
+    db = pymongo.MongoClient(srv.db.uri)["subreg_test"]
+    sp = api.create_sp(sp_body(legal_name=unique_name("Leftover")))
+    cut = _plant_claim(db, sp, 2, int(time.time() * 1000))
+    resp = api.patch(f"{SP}/{sp['id']}", {"notes": "current ETag"}, if_match=1)
+    assert_problem(resp, 503, "write-in-progress")
+    wait = int(resp.headers["Retry-After"])
+    assert 1 <= wait <= 4, resp.headers
+    assert api.get(f"{SP}/{sp['id']}").json()["version"] == 1  # nothing changed
+    time.sleep(wait + 0.2)
+    resp = api.patch(f"{SP}/{sp['id']}", {"notes": "current ETag"}, if_match=1)
+    assert_status(resp, 200)
+    assert resp.json()["version"] == 2
+    audit, _ = api.list_all("/v1/audit", entity_id=sp["id"])
+    assert sorted((a["entity_version"], a["actor"]) for a in audit) == [(1, "holder"), (2, "holder")], audit
+    assert all(a["id"] != cut for a in audit)
+    assert db.claims.count_documents({}) == 0
+
+
+def test_a_stale_etag_is_still_412_when_a_claim_is_left(server, admin):
+    """The same leftover claim in front of a client whose ETag really is stale:
+    the document's version tells, and the answer is 412 at once."""
+    import time
+    import pymongo
+    sp = admin.create_sp(sp_body(legal_name=unique_name("Stale behind leftover")))
+    path = f"{SP}/{sp['id']}"
+    assert_status(admin.patch(path, {"notes": "v2"}, if_match=1), 200)
+    db = pymongo.MongoClient(server.db.uri)["subreg_test"]
+    _plant_claim(db, sp, 2, int(time.time() * 1000))  # as if v2's writer had not cleaned up
+    t0 = time.monotonic()
+    assert_problem(admin.patch(path, {"notes": "stale"}, if_match=1), 412, "precondition-failed")
+    assert time.monotonic() - t0 < 2
+    db.claims.delete_one({"_id": f"subprocessor/{sp['id']}/2"})

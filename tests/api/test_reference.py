@@ -290,9 +290,9 @@ def test_admin_created_reference_document_can_be_deleted_and_recreated(admin):
 
 def test_a_create_that_never_happened_is_not_audited(make_server):
     """A create of a client-chosen id whose outcome was unknown leaves its version
-    claimed; the retry creates the document at the next version. The recovery
-    sweep must not take the stored document for proof that the first create
-    happened (its version is higher, but it is a different create)."""
+    claimed (store.h). Past its lease the claim is decided from the document: no
+    document, so it never happened. The next create takes the version on the spot,
+    and the claim's own audit record is never written."""
     import time
     import uuid
     import pymongo
@@ -302,23 +302,18 @@ def test_a_create_that_never_happened_is_not_audited(make_server):
     sid = f"test-set-{uuid.uuid4().hex[:10]}"
     body = {"id": sid, "name": {"de": "Testklauseln", "en": "Test clauses"},
             "legal_act": "Test Act 1/2026", "regime": "eu", "kind": "art28_clauses", "status": "current"}
-    # the claim a failed create leaves behind: a pending audit record of version 1
+    # the claim a failed create leaves behind, a minute old (the harness's lease is 1.5 s)
     other = f"test-set-{uuid.uuid4().hex[:10]}"
     assert_status(admin.post(SCC, dict(body, id=other)), 201)
     template = db.audit.find_one({"entity_id": other})
-    claim = dict(template, _id=f"au_phantom{uuid.uuid4().hex[:10]}", entity_id=sid, _state="pending",
-                 _claimed_ms=int(time.time() * 1000) - 60_000, after=dict(template["after"], id=sid))
-    claim.pop("request_id", None)
-    db.audit.insert_one(claim)
+    record = dict(template, _id=f"au_phantom{uuid.uuid4().hex[:10]}", entity_id=sid, actor="phantom-writer",
+                  after=dict(template["after"], id=sid))
+    record["id"] = record.pop("_id")
+    db.claims.insert_one({"_id": f"scc_set/{sid}/1", "collection": "ref_scc_sets",
+                          "claimed_ms": int(time.time() * 1000) - 60_000, "emits": True, "record": record})
     resp = admin.post(SCC, body)
     assert_status(resp, 201)
-    assert resp.json()["version"] == 2  # the claimed version is not reused
-
-    def settled():
-        return db.audit.count_documents({"entity_id": sid, "_state": "pending"}) == 0
-    deadline = time.monotonic() + 20
-    while not settled() and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert settled(), "the recovery sweep did not settle the claim"
+    assert resp.json()["version"] == 1  # the leftover was settled as not applied
+    assert db.claims.count_documents({"_id": {"$regex": f"^scc_set/{sid}/"}}) == 0
     entries = audit_entries(admin, sid, 1)
-    assert [(e["action"], e["entity_version"]) for e in entries] == [("create", 2)], entries
+    assert [(e["action"], e["entity_version"], e["actor"]) for e in entries] == [("create", 1, "phantom")], entries
