@@ -121,7 +121,9 @@ def test_jwks_url_follows_the_providers_key_rotation(make_server, idp):
     provider = idp([jwk(old, "2026-old")])
     srv = make_server(extra_env=jwks_env(provider.url, refresh="3600"))
     assert provider.reads == 1  # read at start
-    assert status(srv, mint(old, "2026-old")) == 200
+    old_token = mint(old, "2026-old")
+    assert status(srv, old_token) == 200
+    assert status(srv, old_token) == 200  # verified once, then remembered
 
     # the provider rotates: the first token with the new kid makes subreg read
     # the set again at once (the hourly read is far away), no restart
@@ -129,6 +131,7 @@ def test_jwks_url_follows_the_providers_key_rotation(make_server, idp):
     assert status(srv, mint(new, "2026-new")) == 200
     assert provider.reads == 2
     assert status(srv, mint(old, "2026-old")) == 401  # withdrawn keys stop working
+    assert status(srv, old_token) == 401  # also a token verified (and remembered) before
 
     # unknown kids do not hammer the provider: no further read within 30 s
     for i in range(20):

@@ -41,6 +41,12 @@ static void test_exp_nbf_iat(void **state)
     assert_false(claims_ok("{\"sub\":\"a\",\"exp\":1800000900,\"nbf\":1800000061}", NULL, NULL));
     assert_false(claims_ok("{\"sub\":\"a\",\"exp\":1800000900,\"iat\":1800000500}", NULL, NULL));
     assert_false(claims_ok("{\"exp\":1800000100}", NULL, NULL)); /* sub required */
+    /* NumericDates are finite dates from 1970 to 9999: 1e400 (infinity) never expired */
+    assert_false(claims_ok("{\"sub\":\"a\",\"exp\":1e400}", NULL, NULL));
+    assert_false(claims_ok("{\"sub\":\"a\",\"exp\":253402300800}", NULL, NULL));
+    assert_true(claims_ok("{\"sub\":\"a\",\"exp\":253402300799}", NULL, NULL));
+    assert_false(claims_ok("{\"sub\":\"a\",\"exp\":1800000100,\"nbf\":-1e400}", NULL, NULL));
+    assert_false(claims_ok("{\"sub\":\"a\",\"exp\":1800000100,\"iat\":-1}", NULL, NULL));
 }
 
 static void test_iss_aud(void **state)
@@ -161,6 +167,30 @@ static void test_valid_hs256(void **state)
     assert_true(auth_verify(a, tok, NOW, &p, why, sizeof why));
     assert_string_equal(p.sub, "alice");
     assert_int_equal(p.role, ROLE_EDITOR);
+    free(tok);
+    auth_free(a);
+}
+
+/* Verified tokens are remembered (auth_internal.h), but never past their exp,
+ * and a changed token is a different token. */
+static void test_remembered_tokens(void **state)
+{
+    (void)state;
+    auth_ctx *a = make_auth("HS256,RS256");
+    char *tok = hs256_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", PAYLOAD, SECRET, strlen(SECRET));
+    principal p;
+    char why[128];
+    assert_true(auth_verify(a, tok, NOW, &p, why, sizeof why));
+    assert_true(auth_verify(a, tok, NOW + 1, &p, why, sizeof why));
+    assert_string_equal(p.sub, "alice");
+    assert_int_equal(p.role, ROLE_EDITOR);
+    assert_true(auth_verify(a, tok, 1800000160, &p, why, sizeof why));  /* exp + leeway */
+    assert_false(auth_verify(a, tok, 1800000161, &p, why, sizeof why)); /* expired, cached or not */
+    char *tampered = xstrdup(tok);
+    char *last = tampered + strlen(tampered) - 2;
+    *last = *last == 'A' ? 'B' : 'A';
+    assert_false(auth_verify(a, tampered, NOW, &p, why, sizeof why));
+    free(tampered);
     free(tok);
     auth_free(a);
 }
@@ -386,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_iss_aud),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_valid_hs256),
+        cmocka_unit_test(test_remembered_tokens),
         cmocka_unit_test(test_attacks),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_minted_token_verifies),
