@@ -104,7 +104,19 @@ def prune_old_runs(keep=5, min_age_s=1800):
             pass
 
 
+# SUBREG_TEST_DB=mongo-java-server runs the suite on mongo-java-server (the launcher
+# jar in MJS_JAR, built by scripts/mongo-java-server-build) instead of FerretDB.
+TEST_DB = os.environ.get("SUBREG_TEST_DB", "ferretdb")
+
+
 def require_binaries():
+    if TEST_DB == "mongo-java-server":
+        jar = os.environ.get("MJS_JAR", "")
+        sub = os.environ.get("SUBREG_BIN", "")
+        if not (os.path.isfile(jar) and os.path.isfile(sub) and os.access(sub, os.X_OK)):
+            pytest.exit("SUBREG_TEST_DB=mongo-java-server needs SUBREG_BIN and MJS_JAR "
+                        f"(got {sub!r}, {jar!r})", returncode=3)
+        return sub, jar
     missing = []
     for var in ("SUBREG_BIN", "FERRETDB_BIN"):
         val = os.environ.get(var)
@@ -248,9 +260,14 @@ class FerretDB:
         assert self.proc is None or self.proc.poll() is not None, "FerretDB already running"
         self.starts += 1
         log = open(self.log_dir / f"{self.name}.{self.starts}.log", "wb")
+        if TEST_DB == "mongo-java-server":  # self.binary is the launcher jar
+            argv = ["java", "-jar", self.binary, f"--listen-addr=127.0.0.1:{self.port}",
+                    f"--data-file={self.data_dir}/subreg.mv.db"]
+        else:
+            argv = [self.binary, f"--listen-addr=127.0.0.1:{self.port}",
+                    f"--sqlite-url=file:{self.data_dir}/", "--log-level=warn"]
         self.proc = subprocess.Popen(
-            [self.binary, f"--listen-addr=127.0.0.1:{self.port}",
-             f"--sqlite-url=file:{self.data_dir}/", "--log-level=warn"],
+            argv,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
