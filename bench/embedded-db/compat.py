@@ -157,6 +157,19 @@ def run_checks(client, t):
         docs = list(s.find({}).sort("_id", 1).skip(10).limit(2))
         assert [d["_id"] for d in docs] == ["id010", "id011"]
 
+    @check("filters with _id and more fields ({_id: X, f: v}, {_id: {$in}, f: v}, {_id: {$gt}, f: v})")
+    def _():
+        assert [d["n"] for d in s.find({"_id": "id001", "kind": "odd"})] == [1]
+        assert list(s.find({"_id": "id001", "kind": "even"})) == []
+        assert s.count_documents({"_id": "id002", "kind": "even", "n": {"$gte": 2}}) == 1
+        got = sorted(d["n"] for d in s.find({"_id": {"$in": ["id001", "id002", "id003"]}, "kind": "odd"}))
+        assert got == [1, 3], got
+        got = [d["n"] for d in s.find({"_id": {"$gt": "id090"}, "kind": "even"}).sort("_id", 1)]
+        assert got == [92, 94, 96, 98], got
+        assert s.delete_one({"_id": "id004", "kind": "odd"}).deleted_count == 0
+        assert s.update_one({"_id": "id004", "kind": "even"}, {"$set": {"seen": 1}}).modified_count == 1
+        assert s.find_one({"_id": "id004"})["seen"] == 1
+
     @check("count_documents with a filter")
     def _():
         assert s.count_documents({"kind": "even"}) == 50
@@ -251,17 +264,17 @@ def durability(new_db, kill_rounds):
     def _():
         db = new_db("restart")
         db.start()
-        cl = pymongo.MongoClient(db.uri)
-        cl.d.c.insert_many([{"_id": i, "a": i, "b": i % 7, "x": "y" * 100} for i in range(500)])
-        cl.d.c.create_index([("a", 1), ("b", 1)], unique=True, name="ab")
-        cl.d.c.update_one({"_id": 7}, {"$set": {"x": "z"}})
-        cl.d.c.delete_one({"_id": 8})
-        cl.close()
-        db.stop(signal.SIGTERM)
-        rc = db.proc.returncode
-        db.start()
-        cl = pymongo.MongoClient(db.uri)
         try:
+            cl = pymongo.MongoClient(db.uri)
+            cl.d.c.insert_many([{"_id": i, "a": i, "b": i % 7, "x": "y" * 100} for i in range(500)])
+            cl.d.c.create_index([("a", 1), ("b", 1)], unique=True, name="ab")
+            cl.d.c.update_one({"_id": 7}, {"$set": {"x": "z"}})
+            cl.d.c.delete_one({"_id": 8})
+            cl.close()
+            db.stop(signal.SIGTERM)
+            rc = db.proc.returncode
+            db.start()
+            cl = pymongo.MongoClient(db.uri)
             assert cl.d.c.count_documents({}) == 499
             assert cl.d.c.find_one({"_id": 7})["x"] == "z"
             assert "ab" in [i["name"] for i in cl.d.c.list_indexes()]
@@ -272,9 +285,9 @@ def durability(new_db, kill_rounds):
                 raise AssertionError("unique index not enforced after restart")
             except DuplicateKeyError:
                 pass
-        finally:
             cl.close()
-            db.stop()
+        finally:
+            db.stop(signal.SIGKILL)
         return f"exit code on SIGTERM: {rc}"
 
     for rnd in range(1, kill_rounds + 1):
@@ -282,25 +295,25 @@ def durability(new_db, kill_rounds):
         def _():
             db = new_db(f"kill{rnd}")
             db.start()
-            cl = pymongo.MongoClient(db.uri)
-            c = cl.d.c
-            # a mix of writes, each acknowledged before the next
-            for i in range(200):
-                c.insert_one({"_id": i, "v": 0, "pad": "p" * 500})
-                if i % 4 == 3:
-                    c.update_one({"_id": i - 1}, {"$set": {"v": 1}})
-            db.proc.send_signal(signal.SIGKILL)  # immediately after the last ack
-            db.proc.wait()
-            cl.close()
-            db.start()
-            cl = pymongo.MongoClient(db.uri)
             try:
+                cl = pymongo.MongoClient(db.uri)
+                c = cl.d.c
+                # a mix of writes, each acknowledged before the next
+                for i in range(200):
+                    c.insert_one({"_id": i, "v": 0, "pad": "p" * 500})
+                    if i % 4 == 3:
+                        c.update_one({"_id": i - 1}, {"$set": {"v": 1}})
+                db.proc.send_signal(signal.SIGKILL)  # immediately after the last ack
+                db.proc.wait()
+                cl.close()
+                db.start()
+                cl = pymongo.MongoClient(db.uri)
                 n = cl.d.c.count_documents({})
                 v1 = cl.d.c.count_documents({"v": 1})
                 last = cl.d.c.find_one({"_id": 199})
-            finally:
                 cl.close()
-                db.stop()
+            finally:
+                db.stop(signal.SIGKILL)
             assert n == 200 and v1 == 50 and last is not None, f"{n}/200 documents, {v1}/50 updates after kill -9"
             return f"{n}/200 documents, {v1}/50 updates"
 

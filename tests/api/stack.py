@@ -261,7 +261,8 @@ class FerretDB:
         self.starts += 1
         log = open(self.log_dir / f"{self.name}.{self.starts}.log", "wb")
         if TEST_DB == "mongo-java-server":  # self.binary is the launcher jar
-            argv = ["java", "-jar", self.binary, f"--listen-addr=127.0.0.1:{self.port}",
+            argv = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-jar", self.binary,
+                    f"--listen-addr=127.0.0.1:{self.port}",
                     f"--data-file={self.data_dir}/subreg.mv.db"]
         else:
             argv = [self.binary, f"--listen-addr=127.0.0.1:{self.port}",

@@ -10,11 +10,20 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
+import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
 
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.CollectionOptions;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Collection;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
 
@@ -40,6 +49,13 @@ import io.netty.channel.Channel;
  * the reply is returned. A committed chunk is in the file (the OS page cache),
  * so an acknowledged write survives kill -9 of this process; with --fsync the
  * file is also forced to disk after each commit (survives power loss too).
+ *
+ * Queries: mongo-java-server uses the _id index only when the filter is exactly
+ * {_id: ...}; {_id: X, version: N} (the store's optimistic-concurrency filter)
+ * scans the whole collection under the collection lock. The collection class
+ * here narrows such a filter by the _id index first and matches the rest on the
+ * candidates (same result, O(1) instead of O(n)). Other secondary indexes stay
+ * ignored (mongo-java-server keeps no non-unique indexes).
  *
  * Commits are grouped: a thread whose write is already covered by a commit that
  * another thread finished after it (tracked by MVStore versions) does not commit
@@ -82,6 +98,49 @@ public final class EmbeddedMongo {
         };
     }
 
+    /** The one store of this process (H2Database's constructor opens collections
+     *  before a subclass could keep a reference of its own). */
+    private static volatile MVStore theStore;
+
+    /** An H2 collection that answers {_id: X, more...} from the _id index. */
+    static final class IdFirstCollection extends H2Collection {
+        IdFirstCollection(MongoDatabase database, String name, CollectionOptions options,
+                          MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap, CursorRegistry cursors) {
+            super(database, name, options, dataMap, metaMap, cursors);
+        }
+
+        @Override
+        protected QueryResult queryDocuments(Document query, Document orderBy, int skip, int limit, int batchSize,
+                                             Document fieldSelector) {
+            if (query != null && query.size() > 1 && query.containsKey("_id")) {
+                Document idOnly = new Document("_id", query.get("_id"));
+                for (Index<Object> index : getIndexes()) {
+                    if (index.canHandle(idOnly)) {
+                        // the documents with that _id, filtered by the whole query
+                        return matchDocuments(query, index.getPositions(idOnly), orderBy, skip, limit, batchSize,
+                            fieldSelector);
+                    }
+                }
+            }
+            return super.queryDocuments(query, orderBy, skip, limit, batchSize, fieldSelector);
+        }
+    }
+
+    static final class IdFirstDatabase extends H2Database {
+        IdFirstDatabase(String name, MVStore store, CursorRegistry cursors) {
+            super(name, store, cursors);
+        }
+
+        @Override
+        protected MongoCollection<Object> openOrCreateCollection(String collectionName, CollectionOptions options) {
+            // the map names H2Database uses ("databases." and "meta." + namespace)
+            String namespace = getFullCollectionNamespace(collectionName);
+            MVMap<Object, Document> dataMap = theStore.openMap("databases." + namespace);
+            MVMap<String, Object> metaMap = theStore.openMap("meta." + namespace);
+            return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+    }
+
     static final class DurableH2Backend extends H2Backend {
 
         private final MVStore store;
@@ -92,10 +151,24 @@ public final class EmbeddedMongo {
         private volatile long durableBelow = Long.MIN_VALUE;
 
         DurableH2Backend(MVStore store, boolean fsync, boolean perWrite) {
-            super(store);
+            super(initStore(store));
             this.store = store;
             this.fsync = fsync;
             this.perWrite = perWrite;
+        }
+
+        private static MVStore initStore(MVStore store) {
+            theStore = store;
+            return store;
+        }
+
+        @Override
+        protected MongoDatabase openOrCreateDatabase(String databaseName) {
+            return new IdFirstDatabase(databaseName, store(), getCursorRegistry());
+        }
+
+        private MVStore store() {
+            return theStore;
         }
 
         @Override
