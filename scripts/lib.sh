@@ -1,6 +1,15 @@
 # Shared by the scripts: paths and small helpers. Sourced, not run.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${SUBREG_CACHE:-$HOME/.cache/subreg}
+# The embedded database the tests, the benchmarks and `make run` start (production
+# runs on MongoDB): mongo-java-server with its H2 store, durable per write
+# (tools/mongo-java-server; chosen by measurement, docs/performance.md), or FerretDB
+# (SUBREG_EMBEDDED_DB=ferretdb), which the suite also runs its concurrency and fault
+# tests on, as a second implementation of the wire protocol.
+EMBEDDED_DB=${SUBREG_EMBEDDED_DB:-mongo-java-server}
+MJS_VERSION=1.47.0 # must match <mjs.version> in tools/mongo-java-server/pom.xml
+MJS_JAR=$CACHE/mongo-java-server-$MJS_VERSION/embedded-mongo.jar
+MJS_JAVA_OPTS="-Xmx256m -XX:+UseSerialGC"
 FERRETDB_VERSION=1.24.2
 FERRETDB_BIN=$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb
 HELM_VERSION=4.3.2

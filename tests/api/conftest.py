@@ -3,9 +3,11 @@ the request helpers helpers.py, the webhook receivers receivers.py).
 
 Environment:
   SUBREG_BIN     path to the subreg binary (e.g. build-asan/subreg)
-  FERRETDB_BIN   path to the FerretDB wrapper binary
+  SUBREG_EMBEDDED_DB  mongo-java-server (default) or ferretdb
+  MJS_JAR        the mongo-java-server launcher (scripts/mongo-java-server-build)
+  FERRETDB_BIN   path to the FerretDB wrapper binary (with SUBREG_EMBEDDED_DB=ferretdb)
 
-A session-scoped stack (FerretDB on a free loopback port with a fresh data dir,
+A session-scoped stack (the embedded database on a free loopback port with a fresh data dir,
 `subreg migrate`, then `subreg serve`) is shared by most tests; tests that stop
 or restart processes take their own stack from the `make_server` factory; the
 publication modules take one each from `pub_server`, the webhook modules from
@@ -86,9 +88,9 @@ def _session_server_alive(request):
 
 @pytest.fixture
 def make_server(binaries, keys, tokens, request):
-    """Factory for an isolated stack (own FerretDB, own data dir, own port):
+    """Factory for an isolated stack (own database, own data dir, own port):
     make_server(extra_env=None, share_db_with=None) -> Server. With
-    share_db_with=<Server> the new service uses that server's FerretDB (a second
+    share_db_with=<Server> the new service uses that server's database (a second
     instance of the service). Torn down (and checked) after the test: services
     first, then the databases."""
     stacks = []
@@ -141,7 +143,7 @@ def _module_stack_name(request):
 
 @pytest.fixture(scope="module")
 def pub_server(binaries, keys, tokens, request):
-    """The module's own FerretDB + subreg pair (publications are global to a
+    """The module's own database + subreg pair (publications are global to a
     database: never on the shared session server), returned once its public
     list is served. Each module that uses it gets its own."""
     with own_stack(binaries, keys, tokens, _module_stack_name(request)) as srv:
@@ -171,7 +173,7 @@ def receivers():
 
 @pytest.fixture(scope="module")
 def hook_server(binaries, keys, tokens, request):
-    """The module's own FerretDB + subreg pair with the loopback-friendly
+    """The module's own database + subreg pair with the loopback-friendly
     webhook settings (helpers.WEBHOOK_ENV). Each module that uses it gets its
     own, so that deliveries of one module never reach another's receivers."""
     with own_stack(binaries, keys, tokens, _module_stack_name(request), WEBHOOK_ENV) as srv:

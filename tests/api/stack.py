@@ -1,5 +1,5 @@
-"""The process harness of the subreg black-box API tests: FerretDB and `subreg
-serve` processes, the signing keys and the token minter, and the FerretDB +
+"""The process harness of the subreg black-box API tests: embedded database and
+`subreg serve` processes, the signing keys and the token minter, and the database +
 subreg pair (`Stack`, `own_stack`). conftest.py builds its fixtures from these;
 a test module that needs a stack of its own, or the issuer and audience the
 service is configured with, imports them from here (never from conftest).
@@ -104,33 +104,31 @@ def prune_old_runs(keep=5, min_age_s=1800):
             pass
 
 
-# SUBREG_TEST_DB=mongo-java-server runs the suite on mongo-java-server (the launcher
-# jar in MJS_JAR, built by scripts/mongo-java-server-build) instead of FerretDB.
-TEST_DB = os.environ.get("SUBREG_TEST_DB", "ferretdb")
+# The embedded database the suite runs on (scripts/lib.sh): mongo-java-server (the
+# launcher jar in MJS_JAR, built by scripts/mongo-java-server-build) by default,
+# FerretDB (FERRETDB_BIN) with SUBREG_EMBEDDED_DB=ferretdb.
+EMBEDDED_DB = os.environ.get("SUBREG_EMBEDDED_DB", "mongo-java-server")
+DB_BINARY_VAR = {"mongo-java-server": "MJS_JAR", "ferretdb": "FERRETDB_BIN"}
+MJS_JAVA_OPTS = ["-Xmx256m", "-XX:+UseSerialGC"]  # as scripts/lib.sh
 
 
 def require_binaries():
-    if TEST_DB == "mongo-java-server":
-        jar = os.environ.get("MJS_JAR", "")
-        sub = os.environ.get("SUBREG_BIN", "")
-        if not (os.path.isfile(jar) and os.path.isfile(sub) and os.access(sub, os.X_OK)):
-            pytest.exit("SUBREG_TEST_DB=mongo-java-server needs SUBREG_BIN and MJS_JAR "
-                        f"(got {sub!r}, {jar!r})", returncode=3)
-        return sub, jar
+    if EMBEDDED_DB not in DB_BINARY_VAR:
+        pytest.exit(f"SUBREG_EMBEDDED_DB must be one of {sorted(DB_BINARY_VAR)}", returncode=3)
     missing = []
-    for var in ("SUBREG_BIN", "FERRETDB_BIN"):
+    for var in ("SUBREG_BIN", DB_BINARY_VAR[EMBEDDED_DB]):
         val = os.environ.get(var)
         if not val:
             missing.append(f"{var} is not set")
-        elif not (os.path.isfile(val) and os.access(val, os.X_OK)):
+        elif not os.path.isfile(val) or (var != "MJS_JAR" and not os.access(val, os.X_OK)):
             missing.append(f"{var}={val!r} is not an executable file")
     if missing:
         pytest.exit(
-            "subreg API tests need SUBREG_BIN (the subreg binary) and FERRETDB_BIN "
-            "(the FerretDB wrapper binary): " + "; ".join(missing),
+            f"subreg API tests need SUBREG_BIN (the subreg binary) and {DB_BINARY_VAR[EMBEDDED_DB]} "
+            f"({EMBEDDED_DB}): " + "; ".join(missing),
             returncode=3,
         )
-    return os.environ["SUBREG_BIN"], os.environ["FERRETDB_BIN"]
+    return os.environ["SUBREG_BIN"], os.environ[DB_BINARY_VAR[EMBEDDED_DB]]
 
 
 # ---------------------------------------------------------------------------
@@ -238,9 +236,9 @@ class Tokens:
 # processes
 
 
-class FerretDB:
-    """One FerretDB process with its own data dir; can be stopped and restarted
-    on the same port and data dir."""
+class EmbeddedDB:
+    """One embedded database process (EMBEDDED_DB) with its own data dir; can be
+    stopped (or frozen) and restarted on the same port and data dir."""
 
     def __init__(self, binary, workdir, name):
         self.binary = binary
@@ -257,11 +255,11 @@ class FerretDB:
         return f"mongodb://127.0.0.1:{self.port}/?serverSelectionTimeoutMS=1500"
 
     def start(self, timeout=20):
-        assert self.proc is None or self.proc.poll() is not None, "FerretDB already running"
+        assert self.proc is None or self.proc.poll() is not None, f"{EMBEDDED_DB} already running"
         self.starts += 1
         log = open(self.log_dir / f"{self.name}.{self.starts}.log", "wb")
-        if TEST_DB == "mongo-java-server":  # self.binary is the launcher jar
-            argv = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-jar", self.binary,
+        if EMBEDDED_DB == "mongo-java-server":  # self.binary is the launcher jar
+            argv = ["java", *MJS_JAVA_OPTS, "-jar", self.binary,
                     f"--listen-addr=127.0.0.1:{self.port}",
                     f"--data-file={self.data_dir}/subreg.mv.db"]
         else:
@@ -278,10 +276,10 @@ class FerretDB:
         while not tcp_ready(self.port):
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"FerretDB exited with {self.proc.returncode} on start:\n"
+                    f"{EMBEDDED_DB} exited with {self.proc.returncode} on start:\n"
                     + tail(self.log_dir / f"{self.name}.{self.starts}.log"))
             if time.monotonic() > deadline:
-                raise RuntimeError(f"FerretDB did not listen on port {self.port} in {timeout}s")
+                raise RuntimeError(f"{EMBEDDED_DB} did not listen on port {self.port} in {timeout}s")
             time.sleep(0.05)
 
     def stop(self, timeout=15):
@@ -295,7 +293,7 @@ class FerretDB:
 
 
 class Server:
-    """One `subreg serve` process bound to a FerretDB instance."""
+    """One `subreg serve` process bound to an embedded database instance."""
 
     def __init__(self, binary, db, keys, tokens, workdir, name, extra_env=None):
         self.binary = binary
@@ -426,16 +424,16 @@ class Server:
 
 
 class Stack:
-    """FerretDB + subreg pair; `make_server` and the session fixture build these.
-    With `shared_db` the stack runs another subreg on an existing FerretDB (and
+    """Database + subreg pair; `make_server` and the session fixture build these.
+    With `shared_db` the stack runs another subreg on an existing database (and
     leaves that database alone on teardown)."""
 
-    def __init__(self, subreg_bin, ferret_bin, keys, tokens, name, extra_env=None,
+    def __init__(self, subreg_bin, db_bin, keys, tokens, name, extra_env=None,
                  shared_db=None):
         self.workdir = RUN_DIR / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.owns_db = shared_db is None
-        self.db = FerretDB(ferret_bin, self.workdir, "ferretdb") if self.owns_db else shared_db
+        self.db = EmbeddedDB(db_bin, self.workdir, "db") if self.owns_db else shared_db
         self.server = Server(subreg_bin, self.db, keys, tokens, self.workdir, "subreg",
                              extra_env=extra_env)
 
@@ -462,7 +460,7 @@ class Stack:
 
 @contextlib.contextmanager
 def own_stack(binaries, keys, tokens, name, extra_env=None):
-    """A module's own FerretDB + subreg pair (for tests whose data is global to a
+    """A module's own database + subreg pair (for tests whose data is global to a
     database, e.g. publications); stopped with the exit-code and sanitizer checks."""
     stack = Stack(binaries[0], binaries[1], keys, tokens, name, extra_env=extra_env)
     stack.up()

@@ -147,7 +147,7 @@ def test_a_database_stall_mid_write_leaves_no_change_unaudited(make_server):
     # The lease must exceed how late the database can still apply a write
     # (docs/configuration.md, SUBREG_CLAIM_LEASE_MS): here the freezes (1.5 s) plus
     # the socket timeout. With the harness's 1.5 s lease the sweep could remove a
-    # claim whose insert FerretDB applied just after waking up.
+    # claim whose insert the database applied just after waking up.
     srv.restart(extra_env={"SUBREG_MONGODB_URI": srv.db.uri + "&socketTimeoutMS=800",
                            "SUBREG_CLAIM_LEASE_MS": "5000"})
     api = srv.api(roles=["admin"], sub="stall")

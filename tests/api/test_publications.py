@@ -3,7 +3,7 @@ the notice rule, scheduled effect (exactly once across instances), objections,
 compliance rules 8 (notice_period) and 9 (public_list_drift), roles.
 
 Publications are global to a database, so this module runs on its own stack
-(`pub_server`: one module-scoped FerretDB + subreg) and never on the shared
+(`pub_server`: one module-scoped database + subreg) and never on the shared
 session server;
 the scheduled-effect test takes two more service instances on one database.
 """
