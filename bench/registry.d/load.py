@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """bench/registry.d/load.py BASE TOKEN URI DB SUBPROCESSORS AUDIT_RECORDS IDS_FILE
+   bench/registry.d/load.py fresh BASE TOKEN N IDS_FILE
 
 Brings the registry to SUBPROCESSORS subprocessors (created through the API, 16
 at a time, so each is validated and audited like any client's; every fifth
 inactive) and the audit trail to AUDIT_RECORDS records (the rest inserted
 straight into the database as copies of a real record of other entities: history
-that the request path must not read). Writes the subprocessor ids to IDS_FILE."""
+that the request path must not read). Writes the subprocessor ids to IDS_FILE.
+With "fresh": creates N more (version 1 each, for a PATCH run) and writes their ids."""
 import json
 import sys
 import time
@@ -14,8 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pymongo
 
-base, token, uri, dbname = sys.argv[1:5]
-want_sp, want_audit, ids_file = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+fresh = sys.argv[1] == "fresh"
+if fresh:
+    base, token, n_fresh, ids_file = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+else:
+    base, token, uri, dbname = sys.argv[1:5]
+    want_sp, want_audit, ids_file = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 
 
 def call(method, path, body=None):
@@ -40,6 +46,15 @@ def body(i):
         "website": f"https://p{i}.example.com/",
     }
 
+
+if fresh:
+    stamp = time.time_ns()
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda i: call("POST", "/v1/subprocessors", body(stamp % 10**9 * 100 + i))["id"],
+                             range(n_fresh)))
+    with open(ids_file, "w") as f:
+        f.write("".join(i + "\n" for i in made))
+    sys.exit(0)
 
 db = pymongo.MongoClient(uri)[dbname]
 have = db.subprocessors.count_documents({})

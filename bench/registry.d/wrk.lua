@@ -28,7 +28,8 @@ function init(args)
 end
 
 local function headers(extra)
-  local h = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+  local h = {["Authorization"] = "Bearer " .. token,
+             ["Content-Type"] = op == "patch" and "application/merge-patch+json" or "application/json"}
   for k, v in pairs(extra or {}) do h[k] = v end
   return h
 end

@@ -109,7 +109,7 @@ def prune_old_runs(keep=5, min_age_s=1800):
 # FerretDB (FERRETDB_BIN) with SUBREG_EMBEDDED_DB=ferretdb.
 EMBEDDED_DB = os.environ.get("SUBREG_EMBEDDED_DB", "mongo-java-server")
 DB_BINARY_VAR = {"mongo-java-server": "MJS_JAR", "ferretdb": "FERRETDB_BIN"}
-MJS_JAVA_OPTS = ["-Xmx256m", "-XX:+UseSerialGC"]  # as scripts/lib.sh
+MJS_JAVA_OPTS = os.environ.get("SUBREG_MJS_JAVA_OPTS", "-Xmx256m -XX:+UseSerialGC").split()  # as scripts/lib.sh
 
 
 def require_binaries():
