@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "subreg/util.h"
+
 /* Deepest nesting of arrays and objects accepted (the API's bodies need ~5). */
 #define JSON_MAX_DEPTH 64
 #define JSON_MAX_DEPTH_S "64"
@@ -26,6 +28,10 @@ bool json_to_bson(const cJSON *obj, bson_t *out);
 /* Converts a BSON document to a cJSON object. Dates become RFC 3339 strings. */
 cJSON *bson_to_json(const bson_t *doc);
 cJSON *bson_iter_to_json(bson_iter_t *iter);
+/* A stored document as the API shows it, straight into text (what bson_to_json,
+ * "_id" renamed "id", the top-level '_' members dropped and json_dump give,
+ * without the tree): for pages of many documents. */
+void bson_write_api_json(const bson_t *doc, strbuf *out);
 
 /* Case-sensitive member lookup (cJSON_GetObjectItem is case-insensitive). */
 cJSON *json_get(const cJSON *obj, const char *key);

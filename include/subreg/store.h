@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "subreg/util.h"
+
 typedef enum {
     ST_OK = 0,
     ST_NOT_FOUND,
@@ -108,6 +110,13 @@ void store_set_exit_after_apply(bool on);
  * (or from the start), at most limit. *more is set when further documents exist. */
 store_status store_list(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit, cJSON **items,
                         bool *more);
+
+/* The same page as API JSON text: the documents' public members ('_' members
+ * left out), comma-separated, appended to items (no brackets); *last_id
+ * (malloc'd, NULL on an empty page) is the last document's id. No cJSON tree is
+ * built: a page of 50 is one pass from the driver's buffer into the response. */
+store_status store_list_text(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
+                             strbuf *items, char **last_id, bool *more);
 
 /* Every document of a collection (in id order), internal members kept. */
 store_status store_list_all(const char *coll, cJSON **out);

@@ -399,8 +399,10 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
     return ST_OK;
 }
 
-store_status store_list(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit, cJSON **items,
-                        bool *more)
+/* A page in _id order: each of at most limit documents strictly after after_id
+ * goes to each(); *more says whether another follows. */
+static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
+                              void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
 {
     bson_t sub;
     if (after_id) {
@@ -412,7 +414,6 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
     handle h = open_coll(coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
-    cJSON *arr = cJSON_CreateArray();
     int n = 0;
     *more = false;
     while (mongoc_cursor_next(cur, &d)) {
@@ -420,7 +421,7 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
             *more = true;
             break;
         }
-        cJSON_AddItemToArray(arr, from_stored(d));
+        each(d, ctx);
         n++;
     }
     bson_error_t e;
@@ -429,12 +430,56 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
     mongoc_cursor_destroy(cur);
     bson_destroy(opts);
     close_coll(&h);
+    return st;
+}
+
+static void add_item(const bson_t *doc, void *arr)
+{
+    cJSON_AddItemToArray(arr, from_stored(doc));
+}
+
+store_status store_list(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit, cJSON **items,
+                        bool *more)
+{
+    cJSON *arr = cJSON_CreateArray();
+    store_status st = list_each(coll, filter, after_id, desc, limit, add_item, arr, more);
     if (st != ST_OK) {
         cJSON_Delete(arr);
         return st;
     }
     *items = arr;
     return ST_OK;
+}
+
+typedef struct {
+    strbuf *out;
+    char *last_id;
+    int n;
+} text_page;
+
+static void add_text(const bson_t *doc, void *ctx)
+{
+    text_page *p = ctx;
+    if (p->n++) sb_puts(p->out, ",");
+    bson_write_api_json(doc, p->out);
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it)) {
+        free(p->last_id);
+        p->last_id = xstrdup(bson_iter_utf8(&it, NULL));
+    }
+}
+
+store_status store_list_text(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
+                             strbuf *items, char **last_id, bool *more)
+{
+    text_page p = {.out = items};
+    store_status st = list_each(coll, filter, after_id, desc, limit, add_text, &p, more);
+    if (st != ST_OK) {
+        free(p.last_id);
+        p.last_id = NULL;
+    }
+    *last_id = p.last_id;
+    return st;
 }
 
 store_status store_put_chunks(const char *id, const unsigned char *data, size_t len, size_t chunk)

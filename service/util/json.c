@@ -288,6 +288,151 @@ cJSON *bson_iter_to_json(bson_iter_t *iter)
     return iter_value(iter);
 }
 
+/* ---- BSON straight to JSON text, as cJSON_PrintUnformatted writes it ---- */
+
+static void write_string(const char *s, size_t len, strbuf *out)
+{
+    sb_reserve(out, len + 2);
+    sb_append(out, "\"", 1);
+    size_t run = 0; /* bytes copied as they are */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 32 && c != '"' && c != '\\') continue;
+        sb_append(out, s + run, i - run);
+        run = i + 1;
+        char esc[8];
+        switch (c) {
+        case '"': sb_append(out, "\\\"", 2); break;
+        case '\\': sb_append(out, "\\\\", 2); break;
+        case '\b': sb_append(out, "\\b", 2); break;
+        case '\f': sb_append(out, "\\f", 2); break;
+        case '\n': sb_append(out, "\\n", 2); break;
+        case '\r': sb_append(out, "\\r", 2); break;
+        case '\t': sb_append(out, "\\t", 2); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            sb_append(out, esc, 6);
+        }
+    }
+    sb_append(out, s + run, len - run);
+    sb_append(out, "\"", 1);
+}
+
+static void write_number(double d, strbuf *out)
+{
+    char buf[32];
+    if (d != d || d - d != 0) { /* NaN, infinities: cJSON prints null */
+        sb_puts(out, "null");
+        return;
+    }
+    if (d == (double)(long long)d && d > -9007199254740992.0 && d < 9007199254740992.0) {
+        snprintf(buf, sizeof buf, "%lld", (long long)d);
+    } else {
+        snprintf(buf, sizeof buf, "%1.15g", d);
+        if (strtod(buf, NULL) != d) snprintf(buf, sizeof buf, "%1.17g", d);
+    }
+    sb_puts(out, buf);
+}
+
+static void write_value(bson_iter_t *it, strbuf *out);
+
+/* The types bson_to_json converts (iter_value); it leaves the others out. */
+static bool shown(bson_type_t t)
+{
+    switch (t) {
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_BOOL:
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_OID:
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: return true;
+    default: return false;
+    }
+}
+
+static void write_container(bson_iter_t *it, bool arr, strbuf *out)
+{
+    bson_iter_t child;
+    sb_append(out, arr ? "[" : "{", 1);
+    bool first = true;
+    if (bson_iter_recurse(it, &child)) {
+        while (bson_iter_next(&child)) {
+            bson_type_t t = bson_iter_type(&child);
+            if (!shown(t)) continue; /* as bson_to_json: other types are left out */
+            if (!first) sb_append(out, ",", 1);
+            first = false;
+            if (!arr) {
+                const char *k = bson_iter_key(&child);
+                write_string(k, strlen(k), out);
+                sb_append(out, ":", 1);
+            }
+            write_value(&child, out);
+        }
+    }
+    sb_append(out, arr ? "]" : "}", 1);
+}
+
+static void write_value(bson_iter_t *it, strbuf *out)
+{
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_UTF8: {
+        uint32_t len;
+        const char *s = bson_iter_utf8(it, &len);
+        write_string(s, strnlen(s, len), out); /* as cJSON: up to a NUL */
+        break;
+    }
+    case BSON_TYPE_INT32: write_number(bson_iter_int32(it), out); break;
+    case BSON_TYPE_INT64: write_number((double)bson_iter_int64(it), out); break;
+    case BSON_TYPE_DOUBLE: write_number(bson_iter_double(it), out); break;
+    case BSON_TYPE_BOOL: sb_puts(out, bson_iter_bool(it) ? "true" : "false"); break;
+    case BSON_TYPE_DATE_TIME: {
+        char ts[32];
+        format_rfc3339(bson_iter_date_time(it), ts);
+        write_string(ts, strlen(ts), out);
+        break;
+    }
+    case BSON_TYPE_OID: {
+        char hex[25];
+        bson_oid_to_string(bson_iter_oid(it), hex);
+        write_string(hex, strlen(hex), out);
+        break;
+    }
+    case BSON_TYPE_DOCUMENT: write_container(it, false, out); break;
+    case BSON_TYPE_ARRAY: write_container(it, true, out); break;
+    default: sb_puts(out, "null"); break; /* BSON_TYPE_NULL (others are skipped by the caller) */
+    }
+}
+
+void bson_write_api_json(const bson_t *doc, strbuf *out)
+{
+    bson_iter_t it;
+    sb_append(out, "{", 1);
+    bool first = true;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        sb_puts(out, "\"id\":");
+        write_value(&it, out);
+        first = false;
+    }
+    if (bson_iter_init(&it, doc)) {
+        while (bson_iter_next(&it)) {
+            const char *k = bson_iter_key(&it);
+            bson_type_t t = bson_iter_type(&it);
+            if (k[0] == '_') continue; /* "_id" written first; internal members never leave */
+            if (!shown(t)) continue;
+            if (!first) sb_append(out, ",", 1);
+            first = false;
+            write_string(k, strlen(k), out);
+            sb_append(out, ":", 1);
+            write_value(&it, out);
+        }
+    }
+    sb_append(out, "}", 1);
+}
+
 cJSON *bson_to_json(const bson_t *doc)
 {
     bson_iter_t it;

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "subreg/json.h"
+#include "subreg/write.h"
 
 static cJSON *parse(const char *s)
 {
@@ -143,13 +144,59 @@ static void test_refuses_operator_keys(void **state)
     }
 }
 
+/* A page written as text (bson_write_api_json) says exactly what the tree path
+ * (bson_to_json, "_id" → "id", doc_public, json_dump) says. */
+static void test_api_text_equals_tree(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"a\":\"plain\",\"b\":1,\"c\":-2.5,\"d\":true,\"e\":null,\"f\":[1,\"x\",{\"g\":[]}],\"h\":{}}",
+        "{\"q\":\"quote \\\" back \\\\ slash / \\b\\f\\n\\r\\t \\u0001 \\u001f end\",\"u\":\"Zürich – 東京 😀\"}",
+        "{\"n1\":0.1,\"n2\":1e300,\"n3\":1700000000000,\"n4\":123456789012345678,\"n5\":-0.0,\"n6\":3.141592653589793}",
+        "{\"_seed_hash\":\"internal\",\"visible\":{\"_nested\":\"kept\"},\"_x\":1}",
+        "{}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char err[128];
+        cJSON *j = json_parse_strict(docs[i], strlen(docs[i]), err, sizeof err);
+        if (!j) fail_msg("%s: %s", docs[i], err);
+        bson_t b = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&b, "_id", "sp_0123");
+        assert_true(json_to_bson(j, &b));
+        BSON_APPEND_INT32(&b, "version", 7);
+        BSON_APPEND_DATE_TIME(&b, "when", 1700000000123);
+        /* the tree path */
+        cJSON *raw = bson_to_json(&b), *tree = cJSON_CreateObject();
+        cJSON_AddItemToObject(tree, "id", cJSON_DetachItemFromObjectCaseSensitive(raw, "_id"));
+        while (raw->child) {
+            cJSON *c = raw->child;
+            char *name = strdup(c->string);
+            cJSON_AddItemToObject(tree, name, cJSON_DetachItemViaPointer(raw, c));
+            free(name);
+        }
+        doc_public(tree);
+        char *want = json_dump(tree);
+        /* the text path */
+        strbuf got = {0};
+        bson_write_api_json(&b, &got);
+        sb_append(&got, "", 1);
+        assert_string_equal(got.data, want);
+        sb_free(&got);
+        free(want);
+        cJSON_Delete(tree);
+        cJSON_Delete(raw);
+        bson_destroy(&b);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_plain_json),   cmocka_unit_test(test_refuses_ambiguous_input),
         cmocka_unit_test(test_case_sensitive_lookup), cmocka_unit_test(test_bson_round_trip),
         cmocka_unit_test(test_refuses_operator_keys), cmocka_unit_test(test_nesting_depth),
-        cmocka_unit_test(test_error_pointers),
+        cmocka_unit_test(test_error_pointers),        cmocka_unit_test(test_api_text_equals_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
