@@ -4,10 +4,19 @@ against mongo-java-server (through tools/mongo-java-server) or FerretDB; prints
 PASS/FAIL per item and exits 1 when any failed.
 
   ~/.cache/subreg/venv/bin/python bench/embedded-db/compat.py [--db mongo-java-server|ferretdb]
-      [--kill-rounds 5]
+      [--kill-rounds 5] [--ref-jar PATH]
+
+With mongo-java-server it also compares the launcher's query planning (secondary
+indexes, ordered _id scans, counts) with a reference server that scans like
+upstream does: --ref-jar (default $MJS_REF_JAR, else the jar built before the
+planner, ~/.cache/subreg/mongo-java-server-1.47.0/embedded-mongo.jar, if it is a
+different file than the one tested). Without a reference the same queries are
+compared with a Python evaluation of the simple filters only.
 """
 
 import argparse
+import os
+import random
 import shutil
 import signal
 import sys
@@ -17,6 +26,7 @@ import traceback
 from pathlib import Path
 
 import pymongo
+from bson import ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,6 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", choices=["mongo-java-server", "ferretdb"], default="mongo-java-server")
     ap.add_argument("--kill-rounds", type=int, default=5)
+    ap.add_argument("--ref-jar", default=os.environ.get("MJS_REF_JAR"))
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="embedded-db-compat-"))
@@ -64,6 +75,9 @@ def main():
         run_checks(client, t)
         client.close()
         db.stop()
+        if args.db == "mongo-java-server":
+            ref_jar = args.ref_jar or default_ref_jar()
+            index_parity(new_db, (lambda: MongoJavaServer(work / "ref", ref_jar)) if ref_jar else None)
         durability(new_db, args.kill_rounds)
     finally:
         client.close()
@@ -257,6 +271,278 @@ def run_checks(client, t):
         r = c.update_one({"_id": "ups"}, {"$set": {"n": 1}}, upsert=True)
         assert r.upserted_id == "ups", r.raw_result
         assert c.find_one({"_id": "ups"}) == {"_id": "ups", "n": 1}
+
+
+def default_ref_jar():
+    ref = Path.home() / ".cache/subreg/mongo-java-server-1.47.0/embedded-mongo.jar"
+    tested = os.environ.get("MJS_JAR")
+    if ref.is_file() and tested and Path(tested).resolve() != ref.resolve():
+        return str(ref)
+    return None
+
+
+# --- index parity: the launcher's planned queries against a reference that scans
+
+COUNTRIES = ["DE", "FR", "US", "IE", "NL"]
+
+
+def parity_docs(rng, n, mixed_ids=False):
+    docs = []
+    for i in range(n):
+        if mixed_ids and i % 4 == 1:
+            _id = i  # int
+        elif mixed_ids and i % 4 == 2:
+            _id = ObjectId("%024x" % rng.getrandbits(96))  # the same in both servers
+        elif mixed_ids and i % 4 == 3:
+            _id = float(i) + 0.5
+        else:
+            _id = f"id_{rng.randrange(10**6):06d}_{i:04d}"
+        d = {"_id": _id, "i": i, "pad": "p" * rng.randrange(50)}
+        r = rng.random()
+        if r < 0.85:
+            d["k"] = f"k{rng.randrange(8)}"
+        elif r < 0.9:
+            d["k"] = rng.randrange(8)  # a number where most are strings
+        elif r < 0.95:
+            d["k"] = None
+        # else: no k
+        if rng.random() < 0.9:
+            d["n"] = rng.choice([rng.randrange(30), float(rng.randrange(30)), rng.randrange(30) + 0.5])
+        d["flag"] = rng.random() < 0.5
+        d["at"] = "2026-01-%02dT%02d:00:00Z" % (rng.randrange(1, 15), rng.randrange(24))
+        m = rng.randrange(5)
+        if m == 4:
+            d["locations"] = {"country": rng.choice(COUNTRIES)}  # a subdocument, not an array
+        elif m > 0:
+            d["locations"] = [{"country": rng.choice(COUNTRIES), "city": "c"} for _ in range(m)]
+        if rng.random() < 0.7:
+            d["tags"] = rng.sample(["a", "b", "c", "d"], rng.randrange(0, 4))
+        if rng.random() < 0.1:
+            d["tags"] = [["a", "b"], "c"]  # nested array
+        docs.append(d)
+    return docs
+
+
+PARITY_INDEXES = [
+    {"key": {"k": 1}, "name": "k_1"},
+    {"key": {"n": 1}, "name": "n_1"},
+    {"key": {"at": 1}, "name": "at_1"},
+    {"key": {"locations.country": 1}, "name": "loc_1"},
+    {"key": {"tags": 1}, "name": "tags_1"},
+    {"key": {"k": 1, "n": -1}, "name": "k_1_n_-1"},
+    {"key": {"flag": 1, "k": 1}, "name": "flag_1_k_1"},
+]
+
+
+def parity_filters(mid, lo_id, hi_id):
+    return [
+        {}, {"k": "k3"}, {"k": {"$eq": "k3"}}, {"k": {"$in": ["k1", "k4", "zz"]}}, {"k": {"$in": ["k2"]}},
+        {"k": 5}, {"k": 5.0}, {"k": None}, {"k": {"$exists": False}}, {"k": {"$ne": "k1"}},
+        {"k": {"$gte": "k2", "$lt": "k5"}}, {"k": {"$gt": "k6"}}, {"k": {"$in": []}},
+        {"k": {"$regex": "^k1"}}, {"k": {"$in": ["k1", None]}},
+        {"n": 3}, {"n": 3.0}, {"n": 3.5}, {"n": {"$in": [1, 2.0, 7, 7.5]}}, {"n": {"$gte": 10, "$lt": 20}},
+        {"n": {"$gt": 5.5}}, {"n": {"$lte": 2}}, {"n": {"$gte": "a"}}, {"n": {"$gt": 3, "$lt": "z"}},
+        {"at": {"$gte": "2026-01-05", "$lt": "2026-01-09"}}, {"at": {"$lte": "2026-01-03"}},
+        {"at": "2026-01-07T05:00:00Z"},
+        {"locations.country": "DE"}, {"locations.country": {"$in": ["FR", "US"]}},
+        {"locations.country": {"$gte": "I", "$lt": "O"}}, {"locations.0.country": "DE"},
+        {"tags": "a"}, {"tags": {"$in": ["b", "c"]}}, {"tags": ["a", "b"]}, {"tags": {"$gt": "b"}},
+        {"flag": True}, {"flag": True, "k": "k1"},
+        {"k": "k3", "n": {"$gt": 10}}, {"k": "k3", "flag": True}, {"k": "k3", "locations.country": "DE"},
+        {"k": "k2", "_id": {"$gt": mid}}, {"k": "k2", "_id": {"$lt": mid}},
+        {"k": "k2", "_id": {"$gte": lo_id, "$lte": hi_id}},
+        {"_id": {"$gt": mid}}, {"_id": {"$lt": mid}}, {"_id": {"$gte": lo_id, "$lte": hi_id}},
+        {"_id": {"$gt": 5}}, {"_id": {"$in": [lo_id, hi_id, "nope"]}, "k": {"$exists": True}},
+        {"k": "k1", "$or": [{"n": {"$lt": 5}}, {"flag": False}]}, {"$or": [{"k": "k1"}, {"k": "k2"}]},
+        {"k": {"$in": ["k1", "k2"]}, "tags": "a", "_id": {"$gt": mid}},
+    ]
+
+
+PARITY_SORTS = [None, [("_id", 1)], [("_id", -1)], [("$natural", 1)], [("$natural", -1)],
+                [("n", 1)], [("at", -1), ("_id", 1)], [("k", 1)]]
+
+
+def parity_run(coll, mid, lo_id, hi_id):
+    """Every query's answer (or error code), in a comparable form."""
+    out = []
+    for f in parity_filters(mid, lo_id, hi_id):
+        for s in PARITY_SORTS:
+            for skip, limit in [(0, 0), (0, 5), (3, 5), (0, 51)]:
+                key = (repr(f), repr(s), skip, limit)
+                try:
+                    cur = coll.find(f, skip=skip, limit=limit)
+                    if s:
+                        cur = cur.sort(s)
+                    out.append((key, [repr(d) for d in cur]))
+                except OperationFailure as e:
+                    out.append((key, f"error {e.code}"))
+        for skip, limit in [(0, 0), (2, 5)]:
+            key = ("count", repr(f), skip, limit)
+            try:
+                kw = {"skip": skip} if skip else {}
+                if limit:
+                    kw["limit"] = limit
+                out.append((key, coll.count_documents(f, **kw)))
+            except OperationFailure as e:
+                out.append((key, f"error {e.code}"))
+    # projection on a served query
+    key = ("projection",)
+    out.append((key, [repr(d) for d in coll.find({"k": "k1"}, {"k": 1, "_id": 0}).sort("_id", 1).limit(7)]))
+    out.append((("distinct",), sorted(map(repr, coll.distinct("n", {"k": "k2"})))))
+    return out
+
+
+def py_match_simple(d, f):
+    """A Python evaluation of the simple filters (equality on a string, possibly through
+    arrays); None if the filter is not one of those."""
+    if len(f) != 1:
+        return None
+    (path, want), = f.items()
+    if not isinstance(want, str) or any(p.isdigit() for p in path.split(".")):
+        return None
+
+    def values(v, parts):
+        # MongoDB: arrays are expanded one level, at the leaf and for subdocuments
+        # on the way; an array nested in an array is a value, not more elements
+        if not parts:
+            yield v
+            if isinstance(v, list):
+                yield from v
+            return
+        if isinstance(v, list):
+            for e in v:
+                if isinstance(e, dict):
+                    yield from values(e, parts)
+            return
+        if isinstance(v, dict) and parts[0] in v:
+            yield from values(v[parts[0]], parts[1:])
+
+    return any(v == want for v in values(d, path.split(".")))
+
+
+def parity_mutate(coll, rng):
+    coll.update_many({"k": "k1"}, {"$set": {"k": "k7", "n": 99}})
+    coll.update_many({"k": "k2", "flag": True}, {"$unset": {"k": ""}})
+    coll.update_many({"locations.country": "FR"}, {"$set": {"locations": [{"country": "ES"}, {"country": "DE"}]}})
+    coll.update_many({"tags": "d"}, {"$push": {"tags": "e"}})
+    coll.update_one({"k": "k3"}, {"$set": {"k": "k4"}})
+    coll.delete_many({"k": "k5"})
+    coll.delete_many({"n": {"$gte": 25}})
+    coll.delete_one({"tags": "a"})
+    coll.insert_many(parity_docs(rng, 60))
+    ids = [d["_id"] for d in coll.find({}, {"_id": 1}).sort("_id", 1).limit(40)]
+    for _id in ids[::3]:
+        coll.replace_one({"_id": _id}, {"k": "k0", "n": 1, "at": "2026-01-01T00:00:00Z", "tags": ["z"]})
+
+
+def index_parity(new_db, ref_factory):
+    dbs = {"tested": new_db("parity")}
+    if ref_factory:
+        dbs["reference"] = ref_factory()
+    for d in dbs.values():
+        d.start()
+    clients = {name: pymongo.MongoClient(d.uri) for name, d in dbs.items()}
+    state = {}
+
+    def load():
+        for name, cl in clients.items():
+            rng = random.Random(7)
+            for cname, mixed in [("ix", False), ("mixed", True)]:
+                c = cl.parity[cname]
+                # half inserted before the indexes exist (built from the data), half after
+                docs = parity_docs(rng, 600, mixed)
+                c.insert_many(docs[:300])
+                cl.parity.command({"createIndexes": cname, "indexes": PARITY_INDEXES})
+                c.insert_many(docs[300:])
+        c = clients["tested"].parity.ix
+        ids = sorted(d["_id"] for d in c.find({}, {"_id": 1}))
+        state["bounds"] = (ids[len(ids) // 2], ids[len(ids) // 5], ids[len(ids) * 3 // 5])
+
+    def compare(label):
+        for cname in ["ix", "mixed"]:
+            answers = {name: parity_run(cl.parity[cname], *state["bounds"]) for name, cl in clients.items()}
+            tested = answers["tested"]
+            if "reference" in answers:
+                diffs = [(a[0], a[1], b[1]) for a, b in zip(tested, answers["reference"]) if a != b]
+                if diffs:
+                    k, got, want = diffs[0]
+                    raise AssertionError(f"{cname}: {len(diffs)} of {len(tested)} answers differ from the reference; "
+                                         f"first {k}: got {str(got)[:300]} want {str(want)[:300]}")
+            # and against Python for the simple equality filters
+            docs = list(clients["tested"].parity[cname].find({}))
+            n_py = 0
+            for f in parity_filters(*state["bounds"]):
+                want = [d for d in docs if py_match_simple(d, f)] if py_match_simple({}, f) is not None else None
+                if want is None:
+                    continue
+                got = list(clients["tested"].parity[cname].find(f))
+                assert sorted(map(repr, got)) == sorted(map(repr, want)), f"{cname} {f}: {len(got)} vs {len(want)}"
+                n_py += 1
+        return f"{len(tested)} answers per collection" + (" = reference" if "reference" in answers else "") \
+            + f"; {n_py} filters = Python"
+
+    try:
+        @check("index parity: load (indexes built from data and maintained on insert)")
+        def _():
+            load()
+
+        @check("index parity: equality/$in/range/array filters, sorts asc/desc, limits, _id cursors, counts")
+        def _():
+            return compare("initial")
+
+        @check("index parity: after updates that change indexed fields, replaces, deletes, inserts")
+        def _():
+            for name, cl in clients.items():
+                rng = random.Random(11)
+                parity_mutate(cl.parity.ix, rng)
+                parity_mutate(cl.parity.mixed, rng)
+            return compare("mutated")
+
+        @check("index parity: after a restart (SIGTERM) of the tested server")
+        def _():
+            clients["tested"].close()
+            dbs["tested"].stop(signal.SIGTERM)
+            dbs["tested"].start()
+            clients["tested"] = pymongo.MongoClient(dbs["tested"].uri)
+            return compare("restarted")
+
+        @check("index parity: writes, kill -9, restart")
+        def _():
+            for name, cl in clients.items():
+                cl.parity.ix.update_many({"k": "k6"}, {"$set": {"k": "k0"}})
+                cl.parity.ix.delete_many({"tags": "b"})
+            clients["tested"].close()
+            dbs["tested"].proc.send_signal(signal.SIGKILL)
+            dbs["tested"].proc.wait()
+            dbs["tested"].start()
+            clients["tested"] = pymongo.MongoClient(dbs["tested"].uri)
+            return compare("killed")
+
+        @check("index parity: dropIndex, then the same answers without the index")
+        def _():
+            for name, cl in clients.items():
+                cl.parity.ix.drop_index("k_1")
+                cl.parity.ix.drop_index("k_1_n_-1")
+                cl.parity.ix.drop_index("flag_1_k_1")
+            names = sorted(i["name"] for i in clients["tested"].parity.ix.list_indexes())
+            assert "k_1" not in names, names
+            return compare("dropped")
+
+        @check("count_documents on a missing collection and with no match -> 0")
+        def _():
+            cl = clients["tested"]
+            assert cl.parity.nope.count_documents({}) == 0
+            assert cl.parity.nope.count_documents({"k": "x"}) == 0
+            assert cl.parity.ix.count_documents({"k": "no-such"}) == 0
+            r = cl.parity.command({"aggregate": "ix", "pipeline": [
+                {"$match": {"k": "k0"}}, {"$skip": 1}, {"$limit": 3}, {"$group": {"_id": None, "c": {"$sum": 1}}}],
+                "cursor": {}})
+            assert r["cursor"]["firstBatch"] == [{"_id": None, "c": 3}], r
+    finally:
+        for cl in clients.values():
+            cl.close()
+        for d in dbs.values():
+            d.stop(signal.SIGKILL)
 
 
 def durability(new_db, kill_rounds):

@@ -1,6 +1,7 @@
 package subreg.tools;
 
 import java.net.InetSocketAddress;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Locale;
@@ -20,11 +21,12 @@ import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Index;
-import de.bwaldvogel.mongo.backend.QueryResult;
+import de.bwaldvogel.mongo.backend.IndexKey;
+import de.bwaldvogel.mongo.backend.DatabaseResolver;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
-import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
 
 /**
@@ -50,13 +52,19 @@ import io.netty.channel.Channel;
  * so an acknowledged write survives kill -9 of this process; with --fsync the
  * file is also forced to disk after each commit (survives power loss too).
  *
- * Queries: mongo-java-server uses the _id index only when the filter is exactly
- * {_id: ...}; {_id: X, version: N} (the store's optimistic-concurrency filter)
- * scans the whole collection under the collection lock. The collection class
- * here narrows such a filter by the _id index first and matches the rest on the
- * candidates (same result, O(1) instead of O(n)). Other secondary indexes stay
- * ignored (mongo-java-server keeps no non-unique indexes).
- *
+ * Queries (IndexedCollection, SecondaryIndex): upstream keeps no non-unique
+ * index and answers every query not exactly on _id by streaming the whole
+ * collection, sorting all matches in memory and then limiting. Here non-unique
+ * indexes are kept (persistent, one MVMap each, on the index's first key, array
+ * elements indexed one by one), and queries are planned: {_id: X, more...} by the
+ * _id index; equality/$in/range on an indexed field by that index (for a single
+ * equality sorted by nothing/$natural/_id, read in _id order with an early stop);
+ * otherwise sorts on nothing/$natural/_id by reading the data map (keyed by _id) in
+ * order from the _id bound, stopping after skip+limit matches. count and the
+ * count_documents aggregate ($match, $skip/$limit, $group {_id: c, n: {$sum: 1}})
+ * count through the same plans (an empty filter: the map's size). Every candidate
+ * is filtered by upstream's matcher, so the answers are upstream's.
+
  * Commits are grouped: a thread whose write is already covered by a commit that
  * another thread finished after it (tracked by MVStore versions) does not commit
  * again.
@@ -102,32 +110,8 @@ public final class EmbeddedMongo {
      *  before a subclass could keep a reference of its own). */
     private static volatile MVStore theStore;
 
-    /** An H2 collection that answers {_id: X, more...} from the _id index. */
-    static final class IdFirstCollection extends H2Collection {
-        IdFirstCollection(MongoDatabase database, String name, CollectionOptions options,
-                          MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap, CursorRegistry cursors) {
-            super(database, name, options, dataMap, metaMap, cursors);
-        }
-
-        @Override
-        protected QueryResult queryDocuments(Document query, Document orderBy, int skip, int limit, int batchSize,
-                                             Document fieldSelector) {
-            if (query != null && query.size() > 1 && query.containsKey("_id")) {
-                Document idOnly = new Document("_id", query.get("_id"));
-                for (Index<Object> index : getIndexes()) {
-                    if (index.canHandle(idOnly)) {
-                        // the documents with that _id, filtered by the whole query
-                        return matchDocuments(query, index.getPositions(idOnly), orderBy, skip, limit, batchSize,
-                            fieldSelector);
-                    }
-                }
-            }
-            return super.queryDocuments(query, orderBy, skip, limit, batchSize, fieldSelector);
-        }
-    }
-
-    static final class IdFirstDatabase extends H2Database {
-        IdFirstDatabase(String name, MVStore store, CursorRegistry cursors) {
+    static final class IndexedDatabase extends H2Database {
+        IndexedDatabase(String name, MVStore store, CursorRegistry cursors) {
             super(name, store, cursors);
         }
 
@@ -137,7 +121,118 @@ public final class EmbeddedMongo {
             String namespace = getFullCollectionNamespace(collectionName);
             MVMap<Object, Document> dataMap = theStore.openMap("databases." + namespace);
             MVMap<String, Object> metaMap = theStore.openMap("meta." + namespace);
-            return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
+            return new IndexedCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        /** A persistent non-unique index, in the map upstream's unique index of that name
+         *  would use (so upstream's dropIndex / drop remove it). Built from the data when
+         *  its map is empty (new index, or a data file written before this launcher
+         *  kept such indexes). Called from H2Database's constructor: no fields here. */
+        @Override
+        protected Index<Object> openOrCreateSecondaryIndex(String collectionName, String indexName,
+                                                           List<IndexKey> keys, boolean sparse) {
+            String mapName = getFullCollectionNamespace(collectionName) + "._index_" + indexName;
+            MVMap<String, Object> map = theStore.openMap(mapName);
+            return new SecondaryIndex(map, indexName, keys, sparse, "_id");
+        }
+
+        @Override
+        public Document handleCommand(Channel channel, String command, Document query,
+                                      DatabaseResolver databaseResolver, Oplog oplog) {
+            if (command.equalsIgnoreCase("aggregate")) {
+                Document reply = countAggregate(query);
+                if (reply != null) {
+                    return reply;
+                }
+            }
+            return super.handleCommand(channel, command, query, databaseResolver, oplog);
+        }
+
+        /**
+         * count_documents (PyMongo, mongoc): [{$match: F}, {$skip}/{$limit}..., {$group:
+         * {_id: constant, n: {$sum: 1}}}]. Upstream runs every aggregate on a list of the
+         * whole collection; here the count streams through the collection's plan (an
+         * index, or the data map) and an empty filter is the map's size. Same reply as
+         * upstream's: no document when nothing matched.
+         */
+        private Document countAggregate(Document query) {
+            Object collectionName = query.get("aggregate");
+            Object pipeline = query.get("pipeline");
+            if (!(collectionName instanceof String) || !(pipeline instanceof List)
+                || !(query.get("cursor") instanceof Document)
+                || query.containsKey("collation") || query.containsKey("let") || query.containsKey("explain")) {
+                return null;
+            }
+            List<?> stages = (List<?>) pipeline;
+            if (stages.size() < 2 || !(stages.get(0) instanceof Document)) {
+                return null;
+            }
+            Document match = (Document) stages.get(0);
+            if (match.size() != 1 || !(match.get("$match") instanceof Document)) {
+                return null;
+            }
+            Document filter = (Document) match.get("$match");
+            List<Object[]> skipLimit = new ArrayList<>();
+            for (Object stage : stages.subList(1, stages.size() - 1)) {
+                if (!(stage instanceof Document) || ((Document) stage).size() != 1) {
+                    return null;
+                }
+                Document d = (Document) stage;
+                String op = d.keySet().iterator().next();
+                Object v = d.get(op);
+                if (!(op.equals("$skip") || op.equals("$limit")) || !(v instanceof Integer || v instanceof Long)
+                    || ((Number) v).longValue() < 0 || (op.equals("$limit") && ((Number) v).longValue() == 0)) {
+                    return null;
+                }
+                skipLimit.add(new Object[] {op, ((Number) v).longValue()});
+            }
+            Object last = stages.get(stages.size() - 1);
+            if (!(last instanceof Document) || ((Document) last).size() != 1
+                || !(((Document) last).get("$group") instanceof Document)) {
+                return null;
+            }
+            Document group = (Document) ((Document) last).get("$group");
+            if (group.size() != 2 || !group.containsKey("_id")) {
+                return null;
+            }
+            Object groupId = group.get("_id");
+            if (!(groupId == null || groupId instanceof Integer || groupId instanceof Long || groupId instanceof Double)) {
+                return null;
+            }
+            String field = null;
+            for (String k : group.keySet()) {
+                if (!k.equals("_id")) {
+                    field = k;
+                }
+            }
+            Object sum = group.get(field);
+            if (field.startsWith("$") || field.contains(".") || !(sum instanceof Document)
+                || !new Document("$sum", 1).equals(sum)) {
+                return null;
+            }
+            String ns = getFullCollectionNamespace((String) collectionName);
+            MongoCollection<?> collection = resolveCollection((String) collectionName, false);
+            long n = 0;
+            if (collection != null) {
+                n = filter.isEmpty() ? collection.count() : collection.count(filter, 0, 0);
+            }
+            for (Object[] sl : skipLimit) {
+                long v = (Long) sl[1];
+                n = sl[0].equals("$skip") ? Math.max(0, n - v) : Math.min(n, v);
+            }
+            List<Document> batch = new ArrayList<>();
+            if (n > 0) {
+                Document result = new Document("_id", groupId);
+                result.put(field, n <= Integer.MAX_VALUE ? (Object) Integer.valueOf((int) n) : (Object) Long.valueOf(n));
+                batch.add(result);
+            }
+            Document cursor = new Document();
+            cursor.put("id", Long.valueOf(0));
+            cursor.put("ns", ns);
+            cursor.put("firstBatch", batch);
+            Document reply = new Document("cursor", cursor);
+            reply.put("ok", 1.0);
+            return reply;
         }
     }
 
@@ -164,7 +259,7 @@ public final class EmbeddedMongo {
 
         @Override
         protected MongoDatabase openOrCreateDatabase(String databaseName) {
-            return new IdFirstDatabase(databaseName, store(), getCursorRegistry());
+            return new IndexedDatabase(databaseName, store(), getCursorRegistry());
         }
 
         private MVStore store() {
