@@ -204,12 +204,16 @@ static int cmp_double(const void *a, const void *b)
 static bson_t *find_template(mongoc_client_t *c, const char *coll, const bson_t *q)
 {
     mongoc_collection_t *col = mongoc_client_get_collection(c, db_name, coll);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, q, NULL, NULL);
+    bson_t *one = BCON_NEW("limit", BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, q, one, NULL);
+    bson_destroy(one);
     const bson_t *d;
     bson_t *out = mongoc_cursor_next(cur, &d) ? bson_copy(d) : NULL;
+    bson_error_t e;
+    bool failed = mongoc_cursor_error(cur, &e);
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(col);
-    if (!out) die(coll, NULL);
+    if (!out) die(coll, failed ? &e : NULL);
     return out;
 }
 
