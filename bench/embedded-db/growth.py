@@ -23,32 +23,13 @@ from pathlib import Path
 import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from probe import MongoJavaServer, PAD, TYPES, ACTORS, ACTIONS, mjs_jar  # noqa: E402
+from probe import ACTORS, N_ENTITIES, TYPES, MongoJavaServer, audit_doc, mjs_jar  # noqa: E402
 
-N_ENTITIES = 5000
 
 
 def doc(i):
-    etype = TYPES[i % len(TYPES)]
-    return {
-        "_id": f"aud_{i:010d}{random.getrandbits(32):08x}",  # time-ordered like the service's ids
-        "entity_type": etype,
-        "entity_id": f"{etype[:3]}_{random.randrange(N_ENTITIES):06d}",
-        "entity_version": i,  # unique: the claim index is unique
-        "version": 1,
-        "actor": random.choice(ACTORS),
-        "action": random.choice(ACTIONS),
-        "at": "2026-01-%02dT%02d:%02d:%02dZ" % (random.randrange(1, 29), random.randrange(24),
-                                                 random.randrange(60), random.randrange(60)),
-        "_state": "committed",
-        "request_id": "%032x" % random.getrandbits(128),
-        "remote_addr": "10.0.%d.%d" % (random.randrange(256), random.randrange(256)),
-        "user_agent": "subreg-client/1.0 (probe)",
-        "before": {"name": "Acme Hosting GmbH", "country": "DE", "purpose": "hosting",
-                   "status": "active", "notes": PAD[:150]},
-        "after": {"name": "Acme Hosting GmbH", "country": "IE", "purpose": "hosting",
-                  "status": "active", "notes": PAD[:150]},
-    }
+    # time-ordered ids like the service's; entity_version unique (the claim index is)
+    return audit_doc(f"aud_{i:010d}{random.getrandbits(32):08x}", TYPES[i % len(TYPES)], i + 1)
 
 
 def main():

@@ -167,21 +167,22 @@ def new_id():
 
 
 PAD = "x" * 420
+N_ENTITIES = 5000
 
 
-def audit_doc(_id=None):
-    etype = random.choice(TYPES)
+def audit_doc(_id=None, etype=None, entity_version=None):
+    """An audit-shaped document (~1 KB); random where not given."""
+    etype = etype or random.choice(TYPES)
     return {
         "_id": _id or new_id(),
         "entity_type": etype,
-        "entity_id": f"{etype[:3]}_{random.randrange(5000):06d}",
-        "entity_version": random.randrange(1, 50),
+        "entity_id": f"{etype[:3]}_{random.randrange(N_ENTITIES):06d}",
+        "entity_version": entity_version or random.randrange(1, 50),
         "version": 1,
         "actor": random.choice(ACTORS),
         "action": random.choice(ACTIONS),
         "at": "2026-01-%02dT%02d:%02d:%02dZ" % (random.randrange(1, 29), random.randrange(24),
                                                  random.randrange(60), random.randrange(60)),
-        "_state": "committed",
         "request_id": "%032x" % random.getrandbits(128),
         "remote_addr": "10.0.%d.%d" % (random.randrange(256), random.randrange(256)),
         "user_agent": "subreg-client/1.0 (probe)",

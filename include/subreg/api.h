@@ -47,9 +47,9 @@ void respond_store_error(req *r, store_status st);
 void recovery_start(int interval_ms, int lease_ms);
 void recovery_stop(void);
 /* Publication scheduler: records when versions take effect and keeps the public
- * forms in memory; polls every poll_ms, and at once after publish_kick(). */
+ * forms in memory; polls every poll_ms, and at once after a publication is
+ * written (publications_changed, publication.h). */
 void publish_start(int poll_ms);
-void publish_kick(void);
 void publish_stop(void);
 /* A worker thread ends: drops the public snapshot it holds. */
 void publish_thread_exit(void);

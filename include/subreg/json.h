@@ -28,6 +28,9 @@ bool json_to_bson(const cJSON *obj, bson_t *out);
 /* Converts a BSON document to a cJSON object. Dates become RFC 3339 strings. */
 cJSON *bson_to_json(const bson_t *doc);
 cJSON *bson_iter_to_json(bson_iter_t *iter);
+/* A stored document in API shape: "_id" becomes "id" (first), the rest in
+ * order, internal '_' members kept (callers strip them: doc_public). */
+cJSON *bson_to_api_json(const bson_t *doc);
 /* A stored document as the API shows it, straight into text (what bson_to_json,
  * "_id" renamed "id", the top-level '_' members dropped and json_dump give,
  * without the tree): for pages of many documents. */

@@ -30,7 +30,7 @@ static bool reload = true;  /* a load or a recorded effect failed: load again */
 void publications_changed(void)
 {
     store_stamp_bump("publications");
-    publish_kick();
+    worker_kick(&sched);
 }
 
 /* Records "took effect" once per publication: the write claim on the version
@@ -114,11 +114,6 @@ void publish_start(int poll_ms)
     refresh();
     sched = (worker){.round = sched_round, .wait_ms = sched_wait, .interval_ms = poll_ms};
     worker_start(&sched);
-}
-
-void publish_kick(void)
-{
-    worker_kick(&sched);
 }
 
 void publish_stop(void)

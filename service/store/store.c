@@ -208,23 +208,6 @@ static bool to_stored(const cJSON *doc, bson_t *out)
     return ok;
 }
 
-/* Stored shape → API shape, internal members kept (callers strip them). */
-static cJSON *from_stored(const bson_t *b)
-{
-    cJSON *raw = bson_to_json(b);
-    cJSON *out = cJSON_CreateObject();
-    cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(raw, "_id");
-    if (id) cJSON_AddItemToObject(out, "id", id);
-    while (raw->child) {
-        cJSON *c = raw->child;
-        char *name = xstrdup(c->string);
-        cJSON_AddItemToObject(out, name, cJSON_DetachItemViaPointer(raw, c));
-        free(name);
-    }
-    cJSON_Delete(raw);
-    return out;
-}
-
 static store_status find_one(const char *coll, const char *id, cJSON **out)
 {
     handle h = open_coll(coll);
@@ -234,7 +217,7 @@ static store_status find_one(const char *coll, const char *id, cJSON **out)
     const bson_t *d;
     store_status st = ST_NOT_FOUND;
     if (mongoc_cursor_next(cur, &d)) {
-        *out = from_stored(d);
+        *out = bson_to_api_json(d);
         st = ST_OK;
     } else {
         bson_error_t e;
@@ -435,7 +418,7 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
 
 static void add_item(const bson_t *doc, void *arr)
 {
-    cJSON_AddItemToArray(arr, from_stored(doc));
+    cJSON_AddItemToArray(arr, bson_to_api_json(doc));
 }
 
 store_status store_list(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit, cJSON **items,
@@ -898,7 +881,7 @@ store_status store_find(const char *coll, bson_t *filter, const char *sort_field
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, &opts, NULL);
     const bson_t *d;
     cJSON *arr = cJSON_CreateArray();
-    while (mongoc_cursor_next(cur, &d)) cJSON_AddItemToArray(arr, from_stored(d));
+    while (mongoc_cursor_next(cur, &d)) cJSON_AddItemToArray(arr, bson_to_api_json(d));
     bson_error_t e;
     store_status st = mongoc_cursor_error(cur, &e) ? map_error(&e, "find") : ST_OK;
     mongoc_cursor_destroy(cur);

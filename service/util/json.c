@@ -288,6 +288,23 @@ cJSON *bson_iter_to_json(bson_iter_t *iter)
     return iter_value(iter);
 }
 
+cJSON *bson_to_api_json(const bson_t *doc)
+{
+    cJSON *o = cJSON_CreateObject();
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        cJSON *v = iter_value(&it);
+        if (v) cJSON_AddItemToObject(o, "id", v);
+    }
+    if (!bson_iter_init(&it, doc)) return o;
+    while (bson_iter_next(&it)) {
+        if (strcmp(bson_iter_key(&it), "_id") == 0) continue;
+        cJSON *v = iter_value(&it);
+        if (v) cJSON_AddItemToObject(o, bson_iter_key(&it), v);
+    }
+    return o;
+}
+
 /* ---- BSON straight to JSON text, as cJSON_PrintUnformatted writes it ---- */
 
 static void write_string(const char *s, size_t len, strbuf *out)
