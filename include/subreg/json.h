@@ -44,6 +44,26 @@ const char *json_get_str(const cJSON *obj, const char *key);
  * NULL). A linear scan: for arrays a request or a round already holds. */
 cJSON *json_find_by_id(const cJSON *arr, const char *id);
 
+/* An index of an array's elements by one string member, for lookups in loops over
+ * other arrays (O(log n) instead of json_find_by_id's scan). Elements without that
+ * member are left out; elements with equal keys stay in array order. The array
+ * must outlive the index and not change while it is used. */
+typedef struct {
+    const char *key;
+    const cJSON *item;
+    size_t pos;
+} json_index_entry;
+typedef struct {
+    json_index_entry *v;
+    size_t n;
+} json_index;
+void json_index_build(json_index *ix, const cJSON *arr, const char *member);
+/* The first element with that key (NULL: none, or key NULL). */
+const cJSON *json_index_find(const json_index *ix, const char *key);
+/* The number of elements with that key; *first points at the first of them. */
+size_t json_index_range(const json_index *ix, const char *key, const json_index_entry **first);
+void json_index_free(json_index *ix);
+
 /* Compact serialisation; the caller frees. */
 char *json_dump(const cJSON *v);
 

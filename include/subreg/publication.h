@@ -30,6 +30,10 @@ cJSON *public_items(const cJSON *subprocessors);
  *  "fields": [{"field", "before", "after"}]}]} between two item arrays (before may
  * be NULL: everything is added). */
 cJSON *publication_diff(const cJSON *before, const cJSON *after);
+
+/* The version in effect at now (epoch ms): the highest number whose effective_at
+ * has come (NULL: none yet). */
+const cJSON *publication_in_effect(const cJSON *pubs, int64_t now);
 bool diff_is_empty(const cJSON *diff);
 
 /* Localised strings: {"de","en"} objects become plain strings in lang. Returns a

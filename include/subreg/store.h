@@ -120,6 +120,8 @@ store_status store_list_text(const char *coll, bson_t *filter, const char *after
 
 /* Every document of a collection (in id order), internal members kept. */
 store_status store_list_all(const char *coll, cJSON **out);
+/* The same without one top-level field (e.g. a publication's frozen items). */
+store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out);
 
 /* Counts documents matching filter (owned by the caller, may be modified). */
 store_status store_count(const char *coll, bson_t *filter, int64_t *count);

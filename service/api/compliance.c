@@ -7,7 +7,9 @@
 
 #include "subreg/api.h"
 #include "subreg/compliance.h"
+#include "subreg/collections.h"
 #include "subreg/json.h"
+#include "subreg/publication.h"
 #include "subreg/resource.h"
 
 typedef struct {
@@ -40,15 +42,21 @@ static bool load_registry(req *r, loaded *l)
                  {&RES_TOM, &l->tom},         {&RES_COUNTRY, &l->co},   {&RES_ADEQUACY, &l->ad},
                  {&RES_SCC_SET, &l->scc},     {&RES_CUSTOMER, &l->cu},  {&RES_OBJECTION, &l->ob},
                  {NULL, &l->pub}};
+    int64_t now = now_ms();
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        store_status st = store_list_all(parts[i].res ? parts[i].res->collection : "publications", parts[i].dst);
+        /* publications without their frozen items, but for the version in effect */
+        store_status st = parts[i].res ? store_list_all(parts[i].res->collection, parts[i].dst)
+                                       : store_list_all_omit(COLL_PUBLICATIONS, "items", parts[i].dst);
+        const cJSON *current = parts[i].res ? NULL : publication_in_effect(l->pub, now);
+        cJSON *full = NULL;
+        if (st == ST_OK && current && (st = store_get(COLL_PUBLICATIONS, json_get_str(current, "id"), &full)) == ST_OK)
+            cJSON_ReplaceItemViaPointer(l->pub, (cJSON *)current, full);
         if (st != ST_OK) {
             loaded_free(l);
             respond_store_error(r, st);
             return false;
         }
     }
-    int64_t now = now_ms();
     format_date(now, l->today);
     format_rfc3339(now, l->now);
     l->in = (compliance_input){.subprocessors = l->sp,

@@ -32,11 +32,12 @@ static int cmp_number(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* All publications, oldest first. */
-store_status load_publications(cJSON **out)
+/* All publications, oldest first; without their frozen items unless with_items
+ * (the items of every version: what grows with the registry times its history). */
+store_status load_publications(cJSON **out, bool with_items)
 {
     cJSON *all = NULL;
-    store_status st = store_list_all(COLL_PUBLICATIONS, &all);
+    store_status st = store_list_all_omit(COLL_PUBLICATIONS, with_items ? NULL : "items", &all);
     if (st != ST_OK) return st;
     int n = cJSON_GetArraySize(all);
     cJSON **v = xcalloc((size_t)n + 1, sizeof *v);
@@ -111,6 +112,7 @@ static void handle_publish(req *r)
     verrors errs;
     verrors_init(&errs);
     cJSON *subs = NULL, *pubs = NULL, *items = NULL, *diff = NULL, *doc = NULL;
+    cJSON *prev = NULL; /* the latest version, with its items: what the new one is compared with */
     if (!schema_validate(CREATE_FIELDS, body, &errs)) {
         respond_validation(r, &errs);
         goto done;
@@ -126,7 +128,10 @@ static void handle_publish(req *r)
         if (eff < now) eff = now;
     }
     store_status st = store_list_all(RES_SUBPROCESSOR.collection, &subs);
-    if (st == ST_OK) st = load_publications(&pubs);
+    if (st == ST_OK) st = load_publications(&pubs, false);
+    int last = cJSON_GetArraySize(pubs);
+    if (st == ST_OK && last > 0)
+        st = store_get(COLL_PUBLICATIONS, json_get_str(cJSON_GetArrayItem(pubs, last - 1), "id"), &prev);
     int notice = 0, objection = 0;
     bool any_customer = false;
     if (st == ST_OK) st = customer_periods(&notice, &objection, &any_customer);
@@ -134,7 +139,6 @@ static void handle_publish(req *r)
         respond_store_error(r, st);
         goto done;
     }
-    const cJSON *prev = cJSON_GetArrayItem(pubs, cJSON_GetArraySize(pubs) - 1);
     items = public_items(subs);
     diff = publication_diff(prev ? json_get(prev, "items") : NULL, items);
     if (prev && diff_is_empty(diff)) {
@@ -199,6 +203,7 @@ done:
     cJSON_Delete(doc);
     cJSON_Delete(diff);
     cJSON_Delete(items);
+    cJSON_Delete(prev);
     cJSON_Delete(pubs);
     cJSON_Delete(subs);
     cJSON_Delete(body);
@@ -208,7 +213,7 @@ static void handle_publications(req *r)
 {
     if (!req_check_query(r, NULL)) return;
     cJSON *pubs = NULL;
-    store_status st = load_publications(&pubs);
+    store_status st = load_publications(&pubs, false);
     if (st != ST_OK) {
         respond_store_error(r, st);
         return;

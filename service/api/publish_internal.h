@@ -37,7 +37,7 @@ typedef struct snapshot {
 } snapshot;
 
 /* All publications, oldest first (publications.c). */
-store_status load_publications(cJSON **out);
+store_status load_publications(cJSON **out, bool with_items);
 /* A document's RFC 3339 member in ms (0 when absent). */
 int64_t ts_ms(const cJSON *doc, const char *name);
 

@@ -65,7 +65,7 @@ static void refresh(void)
     if (!reload && !due && strcmp(token, pubs_token) == 0) return;
     cJSON *pubs = NULL;
     reload = true;
-    if (load_publications(&pubs) != ST_OK) return; /* keep serving the last snapshot */
+    if (load_publications(&pubs, true) != ST_OK) return; /* keep serving the last snapshot */
     snprintf(pubs_token, sizeof pubs_token, "%s", token);
     reload = false;
     int64_t now = now_ms();

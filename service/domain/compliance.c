@@ -90,7 +90,7 @@ int64_t cx_plus_one_year(const char *iso)
 
 const cJSON *cx_find_sp(const ctx *c, const char *id)
 {
-    return json_find_by_id(c->in->subprocessors, id);
+    return json_index_find(&c->sps, id);
 }
 
 const char *cx_sp_name(const cJSON *sp, const char *fallback)
@@ -107,7 +107,7 @@ bool cx_sp_retired(const cJSON *sp)
 /* A country missing from the reference list counts as outside the EEA. */
 bool cx_is_eea(const ctx *c, const char *code)
 {
-    const cJSON *country = json_find_by_id(c->in->countries, code);
+    const cJSON *country = json_index_find(&c->countries, code);
     return country && cJSON_IsTrue(json_get(country, "eea"));
 }
 
@@ -265,7 +265,19 @@ static bool init(ctx *c, const compliance_input *in)
     c->in = in;
     c->today = date_to_days(in->today);
     c->horizon = in->horizon_days >= 0 ? in->horizon_days : 30;
+    json_index_build(&c->sps, in->subprocessors, "id");
+    json_index_build(&c->countries, in->countries, "id");
+    json_index_build(&c->agreements_by_sp, in->agreements, "subprocessor_id");
+    json_index_build(&c->transfers_by_sp, in->transfers, "subprocessor_id");
     return true;
+}
+
+static void done(ctx *c)
+{
+    json_index_free(&c->sps);
+    json_index_free(&c->countries);
+    json_index_free(&c->agreements_by_sp);
+    json_index_free(&c->transfers_by_sp);
 }
 
 cJSON *compliance_findings(const compliance_input *in)
@@ -291,6 +303,7 @@ cJSON *compliance_findings(const compliance_input *in)
     if (fs.n) qsort(fs.v, fs.n, sizeof *fs.v, cmp_finding);
     for (size_t i = 0; i < fs.n; i++) cJSON_AddItemToArray(out, fs.v[i].f);
     free(fs.v);
+    done(&c);
     return out;
 }
 
@@ -317,6 +330,7 @@ cJSON *compliance_expiring(const compliance_input *in, int within_days)
         cJSON_AddItemToArray(out, it);
     }
     cx_dues_free(&ds);
+    done(&c);
     return out;
 }
 

@@ -22,10 +22,10 @@ void cx_rule_no_active_dpa(const ctx *c, findings *fs)
         if (!spid || !cx_str_is(sp, "status", "active")) continue;
         bool ok = false;
         int64_t last_expiry = INT64_MIN;
-        const cJSON *a;
-        cJSON_ArrayForEach(a, c->in->agreements)
-        {
-            if (!cx_str_is(a, "subprocessor_id", spid) || !cx_str_is(a, "type", "dpa")) continue;
+        const json_index_entry *e;
+        for (size_t k = json_index_range(&c->agreements_by_sp, spid, &e); k--; e++) {
+            const cJSON *a = e->item;
+            if (!cx_str_is(a, "type", "dpa")) continue;
             const char *exp = cx_get_date(a, "expires_on");
             bool active = cx_str_is(a, "status", "active");
             if (active && (!exp || date_to_days(exp) >= c->today)) ok = true;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "subreg/compliance.h"
+#include "subreg/json.h"
 
 enum { SEV_CRITICAL, SEV_HIGH, SEV_MEDIUM, SEV_LOW, SEV_INFO };
 
@@ -56,6 +57,9 @@ typedef struct {
     const compliance_input *in;
     int64_t today;
     int horizon;
+    /* lookups for the rules' loops, built once per run (O(n log n) in all) */
+    json_index sps, countries;            /* by id */
+    json_index agreements_by_sp, transfers_by_sp; /* by subprocessor_id */
 } ctx;
 
 typedef struct {

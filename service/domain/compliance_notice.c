@@ -9,6 +9,7 @@
 
 #include "compliance_internal.h"
 #include "subreg/json.h"
+#include "subreg/publication.h"
 #include "subreg/util.h"
 
 /* ---- rules 8 and 9: publications ------------------------------------------ */
@@ -18,19 +19,6 @@ static int64_t ts(const cJSON *doc, const char *name)
     int64_t ms = 0;
     const char *v = json_get_str(doc, name);
     return v && parse_rfc3339(v, &ms) ? ms : INT64_MIN;
-}
-
-/* The version in effect at now: the highest number whose effective_at has come. */
-static const cJSON *in_effect(const ctx *c, int64_t now)
-{
-    const cJSON *best = NULL;
-    for (const cJSON *p = c->in->publications ? c->in->publications->child : NULL; p; p = p->next) {
-        int64_t eff = ts(p, "effective_at");
-        if (eff == INT64_MIN || eff > now) continue;
-        if (!best || cJSON_GetNumberValue(json_get(p, "number")) > cJSON_GetNumberValue(json_get(best, "number")))
-            best = p;
-    }
-    return best;
 }
 
 static bool announces_changes(const cJSON *pub)
@@ -44,7 +32,7 @@ static bool announces_changes(const cJSON *pub)
  * effect (the others are history). */
 void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
 {
-    const cJSON *current = in_effect(c, now);
+    const cJSON *current = publication_in_effect(c->in->publications, now);
     for (const cJSON *p = c->in->publications ? c->in->publications->child : NULL; p; p = p->next) {
         int64_t eff = ts(p, "effective_at"), pub = ts(p, "published_at");
         if (eff == INT64_MIN || pub == INT64_MIN || (eff <= now && p != current)) continue;
@@ -97,12 +85,14 @@ static bool listed(const cJSON *sp)
 /* 9: the public list in effect disagrees with the registry. */
 void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now)
 {
-    const cJSON *current = in_effect(c, now);
+    const cJSON *current = publication_in_effect(c->in->publications, now);
     const cJSON *items = current ? json_get(current, "items") : NULL;
+    json_index listed_ix;
+    json_index_build(&listed_ix, items, "id");
     for (const cJSON *sp = c->in->subprocessors ? c->in->subprocessors->child : NULL; sp; sp = sp->next) {
         const char *id = json_get_str(sp, "id");
         if (!id) continue;
-        bool on_list = json_find_by_id(items, id) != NULL;
+        bool on_list = json_index_find(&listed_ix, id) != NULL;
         const char *name = cx_sp_name(sp, id);
         if (cx_str_is(sp, "status", "active") && listed(sp) && !on_list)
             cx_add(fs, "public_list_drift", 2, "subprocessor", id, id,
@@ -117,6 +107,6 @@ void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now)
                     name),
                 cx_fmt("%s is retired but still on the public list in effect (" GROUND_DRIFT ").", name), GROUND_DRIFT,
                 NULL);
-    }
+    }    json_index_free(&listed_ix);
 }
 

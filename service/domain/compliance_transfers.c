@@ -167,9 +167,9 @@ void cx_rule_no_valid_basis(const ctx *c, findings *fs)
             if (dup) continue;
             if (nseen < sizeof seen / sizeof seen[0]) seen[nseen++] = cc;
             bool covered = false;
-            const cJSON *tr;
-            cJSON_ArrayForEach(tr, c->in->transfers) covered =
-                covered || (cx_str_is(tr, "subprocessor_id", spid) && cx_str_is(tr, "destination_country", cc));
+            const json_index_entry *e;
+            for (size_t k = json_index_range(&c->transfers_by_sp, spid, &e); k--; e++)
+                covered = covered || cx_str_is(e->item, "destination_country", cc);
             if (covered) continue;
             const char *name = cx_sp_name(sp, spid);
             cx_add(fs, "no_valid_basis", SEV_CRITICAL, "subprocessor", spid, spid,

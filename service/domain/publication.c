@@ -93,14 +93,30 @@ static void add_field_change(cJSON *fields, const char *name, const cJSON *befor
     cJSON_AddItemToArray(fields, ch);
 }
 
+const cJSON *publication_in_effect(const cJSON *pubs, int64_t now)
+{
+    const cJSON *best = NULL;
+    for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
+        int64_t eff;
+        const char *v = json_get_str(p, "effective_at");
+        if (!v || !parse_rfc3339(v, &eff) || eff > now) continue;
+        if (!best || cJSON_GetNumberValue(json_get(p, "number")) > cJSON_GetNumberValue(json_get(best, "number")))
+            best = p;
+    }
+    return best;
+}
+
 cJSON *publication_diff(const cJSON *before, const cJSON *after)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON *added = cJSON_AddArrayToObject(d, "added");
     cJSON *removed = cJSON_AddArrayToObject(d, "removed");
     cJSON *changed = cJSON_AddArrayToObject(d, "changed");
+    json_index old_ix, new_ix;
+    json_index_build(&old_ix, before, "id");
+    json_index_build(&new_ix, after, "id");
     for (const cJSON *a = after ? after->child : NULL; a; a = a->next) {
-        const cJSON *b = json_find_by_id(before, json_get_str(a, "id"));
+        const cJSON *b = json_index_find(&old_ix, json_get_str(a, "id"));
         if (!b) {
             cJSON_AddItemToArray(added, cJSON_Duplicate(a, 1));
             continue;
@@ -124,7 +140,9 @@ cJSON *publication_diff(const cJSON *before, const cJSON *after)
         }
     }
     for (const cJSON *b = before ? before->child : NULL; b; b = b->next)
-        if (!json_find_by_id(after, json_get_str(b, "id"))) cJSON_AddItemToArray(removed, cJSON_Duplicate(b, 1));
+        if (!json_index_find(&new_ix, json_get_str(b, "id"))) cJSON_AddItemToArray(removed, cJSON_Duplicate(b, 1));
+    json_index_free(&old_ix);
+    json_index_free(&new_ix);
     return d;
 }
 

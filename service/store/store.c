@@ -340,20 +340,32 @@ store_status store_delete(const char *coll, const char *id)
     return ok ? ST_OK : map_error(&e, "delete");
 }
 
+static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
+                              const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more);
+static void add_item(const bson_t *doc, void *arr);
+
 store_status store_list_all(const char *coll, cJSON **out)
+{
+    return store_list_all_omit(coll, NULL, out);
+}
+
+store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
 {
     cJSON *all = cJSON_CreateArray();
     char *after = NULL;
     store_status st;
     for (;;) {
         bson_t filter = BSON_INITIALIZER;
-        cJSON *items = NULL;
+        cJSON *items = cJSON_CreateArray();
         bool more = false;
-        st = store_list(coll, &filter, after, false, 500, &items, &more);
+        st = list_each(coll, &filter, after, false, 500, omit, add_item, items, &more);
         bson_destroy(&filter);
         free(after);
         after = NULL;
-        if (st != ST_OK) break;
+        if (st != ST_OK) {
+            cJSON_Delete(items);
+            break;
+        }
         cJSON *last = NULL;
         while (items->child) {
             last = cJSON_DetachItemViaPointer(items, items->child);
@@ -384,8 +396,9 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 
 /* A page in _id order: each of at most limit documents strictly after after_id
  * goes to each(); *more says whether another follows. */
+/* omit: a top-level field left out of every document (NULL: none). */
 static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
-                              void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
+                              const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
 {
     bson_t sub;
     if (after_id) {
@@ -394,6 +407,7 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
         bson_append_document_end(filter, &sub);
     }
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(desc ? -1 : 1), "}", "limit", BCON_INT64(limit + 1));
+    if (omit) BCON_APPEND(opts, "projection", "{", omit, BCON_INT32(0), "}");
     handle h = open_coll(coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
@@ -425,7 +439,7 @@ store_status store_list(const char *coll, bson_t *filter, const char *after_id, 
                         bool *more)
 {
     cJSON *arr = cJSON_CreateArray();
-    store_status st = list_each(coll, filter, after_id, desc, limit, add_item, arr, more);
+    store_status st = list_each(coll, filter, after_id, desc, limit, NULL, add_item, arr, more);
     if (st != ST_OK) {
         cJSON_Delete(arr);
         return st;
@@ -456,7 +470,7 @@ store_status store_list_text(const char *coll, bson_t *filter, const char *after
                              strbuf *items, char **last_id, bool *more)
 {
     text_page p = {.out = items};
-    store_status st = list_each(coll, filter, after_id, desc, limit, add_text, &p, more);
+    store_status st = list_each(coll, filter, after_id, desc, limit, NULL, add_text, &p, more);
     if (st != ST_OK) {
         free(p.last_id);
         p.last_id = NULL;

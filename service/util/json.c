@@ -480,6 +480,56 @@ char *json_dump(const cJSON *v)
     return s;
 }
 
+static int cmp_index_entry(const void *a, const void *b)
+{
+    const json_index_entry *x = a, *y = b;
+    int r = strcmp(x->key, y->key);
+    return r ? r : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+void json_index_build(json_index *ix, const cJSON *arr, const char *member)
+{
+    size_t n = 0;
+    for (const cJSON *c = arr ? arr->child : NULL; c; c = c->next) n++;
+    ix->v = n ? xmalloc(n * sizeof *ix->v) : NULL;
+    ix->n = 0;
+    size_t pos = 0;
+    for (const cJSON *c = arr ? arr->child : NULL; c; c = c->next, pos++) {
+        const char *k = json_get_str(c, member);
+        if (k) ix->v[ix->n++] = (json_index_entry){.key = k, .item = c, .pos = pos};
+    }
+    if (ix->n > 1) qsort(ix->v, ix->n, sizeof *ix->v, cmp_index_entry);
+}
+
+size_t json_index_range(const json_index *ix, const char *key, const json_index_entry **first)
+{
+    *first = NULL;
+    if (!key || !ix->n) return 0;
+    size_t lo = 0, hi = ix->n; /* the first entry whose key is >= key */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(ix->v[mid].key, key) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t end = lo;
+    while (end < ix->n && strcmp(ix->v[end].key, key) == 0) end++;
+    if (end > lo) *first = &ix->v[lo];
+    return end - lo;
+}
+
+const cJSON *json_index_find(const json_index *ix, const char *key)
+{
+    const json_index_entry *e;
+    return json_index_range(ix, key, &e) ? e->item : NULL;
+}
+
+void json_index_free(json_index *ix)
+{
+    free(ix->v);
+    ix->v = NULL;
+    ix->n = 0;
+}
+
 cJSON *json_find_by_id(const cJSON *arr, const char *id)
 {
     if (!id) return NULL;

@@ -181,6 +181,33 @@ static void test_api_text_equals_tree(void **state)
     }
 }
 
+/* The index answers what a scan of the array answers: the first element with the
+ * key, and all of them in array order; elements without the key are not in it. */
+static void test_index_matches_scan(void **state)
+{
+    (void)state;
+    cJSON *arr = cJSON_Parse("[{\"id\":\"b\",\"n\":1},{\"id\":\"a\",\"n\":2},{\"n\":3},"
+                             "{\"id\":\"b\",\"n\":4},{\"id\":\"c\",\"n\":5},{\"id\":\"b\",\"n\":6}]");
+    json_index ix;
+    json_index_build(&ix, arr, "id");
+    assert_int_equal(ix.n, 5);
+    const char *keys[] = {"a", "b", "c", "d", "", NULL};
+    for (int i = 0; i < 6; i++) assert_ptr_equal(json_index_find(&ix, keys[i]), json_find_by_id(arr, keys[i]));
+    const json_index_entry *e;
+    size_t k = json_index_range(&ix, "b", &e);
+    assert_int_equal(k, 3);
+    int want[] = {1, 4, 6};
+    for (size_t i = 0; i < k; i++) assert_int_equal(json_get(e[i].item, "n")->valueint, want[i]);
+    assert_int_equal(json_index_range(&ix, "bb", &e), 0);
+    assert_null(e);
+    json_index_free(&ix);
+    json_index empty;
+    json_index_build(&empty, NULL, "id");
+    assert_null(json_index_find(&empty, "a"));
+    json_index_free(&empty);
+    cJSON_Delete(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_case_sensitive_lookup), cmocka_unit_test(test_bson_round_trip),
         cmocka_unit_test(test_refuses_operator_keys), cmocka_unit_test(test_nesting_depth),
         cmocka_unit_test(test_error_pointers),        cmocka_unit_test(test_api_text_equals_tree),
+        cmocka_unit_test(test_index_matches_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
