@@ -2,6 +2,7 @@
  * Subcommands: serve, migrate, token, healthcheck. Start modules in order, wait for a signal,
  * stop them in reverse. */
 #include <curl/curl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,14 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0) {
         printf("subreg %s\n", SUBREG_VERSION);
         return 0;
+    }
+    /* glibc's default of up to 8 malloc arenas per core keeps the peaks of large
+     * requests (findings, publications of thousands of subprocessors) in many
+     * arenas at once; one arena per core (at least 2) lets them reuse each
+     * other's memory. MALLOC_ARENA_MAX overrides (docs/performance.md). */
+    if (!getenv("MALLOC_ARENA_MAX")) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        mallopt(M_ARENA_MAX, cpus < 2 ? 2 : (int)cpus);
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "token") != 0 &&

@@ -151,9 +151,10 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
     }
     /* HTML: upcoming soonest first, history newest first */
     cJSON *upcoming = cJSON_CreateArray(), *history = cJSON_CreateArray();
+    /* references (to the members), not copies: the renderers read the publications as they are */
     for (const cJSON *p = pubs->child; p; p = p->next) {
-        if (ts_ms(p, "effective_at") > now) cJSON_AddItemToArray(upcoming, cJSON_Duplicate(p, 1));
-        else cJSON_InsertItemInArray(history, 0, cJSON_Duplicate(p, 1));
+        if (ts_ms(p, "effective_at") > now) cJSON_AddItemToArray(upcoming, cJSON_CreateObjectReference(p->child));
+        else cJSON_InsertItemInArray(history, 0, cJSON_CreateObjectReference(p->child));
     }
     for (int li = 1; li < 3; li++) {
         strbuf html = {0};
@@ -165,7 +166,7 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
     cJSON *versions = cJSON_CreateObject();
     cJSON *vitems = cJSON_AddArrayToObject(versions, "items");
     for (const cJSON *p = pubs->child; p; p = p->next) {
-        cJSON_InsertItemInArray(newest, 0, cJSON_Duplicate(p, 1));
+        cJSON_InsertItemInArray(newest, 0, cJSON_CreateObjectReference(p->child));
         cJSON *v = version_json(p, NULL, false);
         int64_t eff = ts_ms(p, "effective_at");
         cJSON_AddStringToObject(v, "status", eff > now ? "upcoming" : p == current ? "in_effect" : "superseded");

@@ -2,6 +2,7 @@
 /* The publication scheduler: a thread that records, exactly once across
  * instances, when a version takes effect (the write claim on its next version)
  * and rebuilds the public snapshot when what is in effect changes. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ static void refresh(void)
     }
     snapshot_release(cur);
     cJSON_Delete(pubs);
+    malloc_trim(0); /* the publications read for this round were the largest allocation */
 }
 
 static int sched_round(void *arg)
