@@ -23,7 +23,8 @@ struct route;
 typedef struct req {
     struct mg_connection *conn;
     const char *method;
-    const char *path;
+    const char *path;         /* percent-decoded once: what routing sees */
+    const char *instance;     /* the path as received (percent-encoded): problem+json's instance */
     char request_id[130];
     char *qkey[MAX_QUERY];
     char *qval[MAX_QUERY];

@@ -66,5 +66,8 @@ void json_index_free(json_index *ix);
 
 /* Compact serialisation; the caller frees. */
 char *json_dump(const cJSON *v);
+/* Replaces, in every string and key of v, what text_valid refuses by U+FFFD
+ * (util.h): the public forms carry any stored string safely. */
+void json_clean_text(cJSON *v);
 
 #endif

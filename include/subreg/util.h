@@ -60,6 +60,12 @@ bool b64url_decode(const char *s, size_t slen, unsigned char **out, size_t *outl
 
 /* Strict UTF-8 (no overlongs, no surrogates, no code points above U+10FFFF). */
 bool utf8_valid(const char *s, size_t n);
+/* Text that any of the public forms (XML included) can carry: strict UTF-8 of
+ * XML 1.0 characters only (no C0 controls but TAB, LF, CR; no U+FFFE, U+FFFF). */
+bool text_valid(const char *s, size_t n);
+/* Appends s[0..n) with whatever text_valid refuses (a byte that is not strict
+ * UTF-8, a code point XML 1.0 does not allow) replaced by U+FFFD. */
+void sb_put_text(strbuf *out, const char *s, size_t n);
 
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);

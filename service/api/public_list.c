@@ -69,6 +69,7 @@ static void set_form(form *f, char *body, size_t len, int number)
 
 static void set_json_form(form *f, cJSON *v, int number)
 {
+    json_clean_text(v); /* any stored string, even one from before today's checks */
     char *s = json_dump(v);
     set_form(f, s, strlen(s), number);
 }

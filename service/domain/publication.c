@@ -264,11 +264,23 @@ static void certs_text(const cJSON *certs, const char *sep, strbuf *out)
 
 /* ---- CSV (RFC 4180) ------------------------------------------------------- */
 
-static void csv_field(strbuf *out, const char *s, bool last)
+/* OWASP's CSV injection list: a cell starting with = + - @ TAB or CR is a
+ * formula (or, for TAB and CR, may become one once a spreadsheet trims it).
+ * Leading spaces are looked through: some programs trim them first. */
+static bool csv_formula(const char *s)
 {
+    while (*s == ' ') s++;
+    return *s == '=' || *s == '+' || *s == '-' || *s == '@' || *s == '\t' || *s == '\r';
+}
+
+static void csv_field(strbuf *out, const char *raw, bool last)
+{
+    strbuf clean = {0}; /* any stored string: what text_valid refuses becomes U+FFFD */
+    sb_put_text(&clean, raw, strlen(raw));
+    const char *s = clean.data ? clean.data : "";
     bool quote = strpbrk(s, ",\"\r\n") != NULL || *s == ' ' || (*s && s[strlen(s) - 1] == ' ');
-    /* Cells starting with = + - @ are formulas to spreadsheet programs. */
-    bool formula = *s == '=' || *s == '+' || *s == '-' || *s == '@';
+    /* A formula is neutralised with a leading apostrophe, inside quotes. */
+    bool formula = csv_formula(s);
     if (quote || formula) {
         sb_puts(out, "\"");
         if (formula) sb_puts(out, "'");
@@ -280,6 +292,7 @@ static void csv_field(strbuf *out, const char *s, bool last)
     } else {
         sb_puts(out, s);
     }
+    sb_free(&clean);
     sb_puts(out, last ? "\r\n" : ",");
 }
 
@@ -315,9 +328,13 @@ void render_csv(const cJSON *items, const char *lang, strbuf *out)
 
 /* ---- XML/HTML ------------------------------------------------------------- */
 
-static void esc(strbuf *out, const char *s)
+/* Escapes for XML and HTML text and attributes; safe for any stored string:
+ * what XML 1.0 does not allow (and bytes that are not UTF-8) becomes U+FFFD. */
+static void esc(strbuf *out, const char *raw)
 {
-    for (const char *p = s ? s : ""; *p; p++) {
+    strbuf clean = {0};
+    if (raw) sb_put_text(&clean, raw, strlen(raw));
+    for (const char *p = clean.data ? clean.data : ""; *p; p++) {
         switch (*p) {
         case '&': sb_puts(out, "&amp;"); break;
         case '<': sb_puts(out, "&lt;"); break;
@@ -327,6 +344,7 @@ static void esc(strbuf *out, const char *s)
         default: sb_append(out, p, 1);
         }
     }
+    sb_free(&clean);
 }
 
 static void change_summary(const cJSON *diff, const char *lang, strbuf *out)
@@ -373,7 +391,9 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
         int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
-        sb_printf(out, "  <entry>\n    <title>Version %d, effective %s</title>\n    <id>", n, eff ? eff : "");
+        sb_printf(out, "  <entry>\n    <title>Version %d, effective ", n);
+        esc(out, eff);
+        sb_puts(out, "</title>\n    <id>");
         esc(out, base);
         sb_printf(out, PUBLIC_VERSIONS_PATH "/%d</id>\n    <updated>", n);
         esc(out, pubd);

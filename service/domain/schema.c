@@ -107,7 +107,8 @@ bool is_http_url(const char *s)
     if (len > 2000) return false;
     for (const char *q = s; *q; q++) {
         unsigned char c = (unsigned char)*q;
-        if (c <= 0x20 || c == 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' ||
+        /* ASCII only (RFC 3986 "uri"): hosts as punycode, the rest percent-encoded */
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' ||
             c == '`' || c == '{' || c == '|' || c == '}')
             return false;
     }
@@ -126,7 +127,7 @@ bool is_http_url(const char *s)
         if (namelen == 0 || host[0] == '.' || host[0] == '-' || host[namelen - 1] == '-') return false;
         for (size_t i = 0; i < namelen; i++) {
             unsigned char c = (unsigned char)host[i];
-            if (!(isalnum(c) || c == '-' || c == '.' || c >= 0x80)) return false;
+            if (!(isalnum(c) || c == '-' || c == '.')) return false;
             if (c == '.' && i + 1 < namelen && host[i + 1] == '.') return false;
         }
     }
@@ -232,6 +233,11 @@ static bool validate_object(const field *fields, const cJSON *obj, char *ptr, ve
 static bool validate_string(const field *f, const char *s, const char *ptr, verrors *errs)
 {
     size_t n = utf8_chars(s);
+    /* Every text may end up in XML (the Atom feed): only what XML 1.0 allows. */
+    if (!text_valid(s, strlen(s))) {
+        verrors_add(errs, ptr, "must not contain control characters, U+FFFE or U+FFFF (not allowed in XML 1.0)");
+        return false;
+    }
     switch (f->type) {
     case FT_STRING:
         if (n < (size_t)f->min || (f->max && n > (size_t)f->max)) {
@@ -282,7 +288,7 @@ static bool validate_string(const field *f, const char *s, const char *ptr, verr
         return true;
     case FT_URL:
         if (!is_http_url(s)) {
-            verrors_add(errs, ptr, "must be an absolute http or https URL (at most 2000 characters)");
+            verrors_add(errs, ptr, "must be an absolute http or https URL in ASCII: a host in punycode, other characters percent-encoded (at most 2000 characters)");
             return false;
         }
         return true;

@@ -34,6 +34,8 @@ cJSON *problem_body(int status, const char *slug, const char *detail, const char
 void rate_limit_init(const netpolicy *exempt_nets);
 /* True when the request may proceed; otherwise *retry_after is set (seconds). */
 bool rate_allow(const char *ip, int *retry_after);
+/* The set of buckets an address hashes to (for the unit test's colliding pairs). */
+unsigned rate_set_of(const char *ip);
 bool is_public_path(const char *path);
 
 #endif

@@ -19,10 +19,15 @@
 
 /* ---- rate limit on the public paths ---------------------------------------
  * A token bucket per client address (rate per minute, a burst of ten seconds'
- * worth), in a fixed table: a colliding address resets the slot, which can only
- * err on the side of letting a request through. */
+ * worth) in a fixed table of RL_SETS sets of RL_WAYS buckets: an address hashes
+ * to a set and owns the bucket holding its address there. A newcomer takes an
+ * empty bucket or an idle one (refilled to the burst by now, so its owner loses
+ * nothing: it would come back to a full bucket anyway), the least recently used
+ * first. When every bucket of the set is still in use the newcomer is refused
+ * until the first of them is idle: a collision never grants a request. */
 
-#define RL_SLOTS 4096
+#define RL_SETS 512
+#define RL_WAYS 8 /* 4,096 buckets */
 #define RL_STRIPES 64
 
 typedef struct {
@@ -31,14 +36,22 @@ typedef struct {
     int64_t last_ms;
 } bucket;
 
-static bucket buckets[RL_SLOTS];
+static bucket buckets[RL_SETS][RL_WAYS];
 static pthread_mutex_t rl_mu[RL_STRIPES];
 static netpolicy exempt; /* SUBREG_RATE_LIMIT_EXEMPT */
 
 void rate_limit_init(const netpolicy *exempt_nets)
 {
     exempt = *exempt_nets;
+    memset(buckets, 0, sizeof buckets);
     for (int i = 0; i < RL_STRIPES; i++) pthread_mutex_init(&rl_mu[i], NULL);
+}
+
+unsigned rate_set_of(const char *ip)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % RL_SETS;
 }
 
 /* True when the request may proceed; otherwise *retry_after is set (seconds). */
@@ -46,24 +59,45 @@ bool rate_allow(const char *ip, int *retry_after)
 {
     int rate = http_cfg.public_rate_per_min;
     if (rate <= 0 || netpolicy_lists(&exempt, ip)) return true;
-    double burst = rate / 6.0 < 10 ? 10 : rate / 6.0;
-    uint32_t h = 2166136261u;
-    for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    bucket *b = &buckets[h % RL_SLOTS];
-    pthread_mutex_t *mu = &rl_mu[h % RL_STRIPES];
+    double burst = rate / 6.0 < 10 ? 10 : rate / 6.0, per_ms = rate / 60000.0;
+    unsigned set = rate_set_of(ip);
+    bucket *ways = buckets[set], *b = NULL, *take = NULL;
+    pthread_mutex_t *mu = &rl_mu[set % RL_STRIPES];
     int64_t now = mono_ms();
+    bool ok;
     pthread_mutex_lock(mu);
-    if (strcmp(b->ip, ip) != 0) {
+    for (int w = 0; w < RL_WAYS && !b; w++) {
+        bucket *x = &ways[w];
+        bool empty = !x->ip[0];
+        if (!empty && strcmp(x->ip, ip) == 0) b = x;
+        else if (empty && (!take || take->ip[0])) take = x; /* an empty bucket first */
+        else if (!empty && x->tokens + (double)(now - x->last_ms) * per_ms >= burst &&
+                 (!take || (take->ip[0] && x->last_ms < take->last_ms)))
+            take = x; /* then the idle one used least recently */
+    }
+    if (!b && take) {
+        b = take;
         snprintf(b->ip, sizeof b->ip, "%s", ip);
         b->tokens = burst;
         b->last_ms = now;
     }
-    b->tokens += (double)(now - b->last_ms) * rate / 60000.0;
-    if (b->tokens > burst) b->tokens = burst;
-    b->last_ms = now;
-    bool ok = b->tokens >= 1.0;
-    if (ok) b->tokens -= 1.0;
-    else *retry_after = (int)ceil((1.0 - b->tokens) * 60.0 / rate);
+    if (b) {
+        b->tokens += (double)(now - b->last_ms) * per_ms;
+        if (b->tokens > burst) b->tokens = burst;
+        b->last_ms = now;
+        ok = b->tokens >= 1.0;
+        if (ok) b->tokens -= 1.0;
+        else *retry_after = (int)ceil((1.0 - b->tokens) / per_ms / 1000.0);
+    } else {
+        /* every bucket of the set is in use: refused until the first is idle */
+        double wait_ms = 0;
+        for (int w = 0; w < RL_WAYS; w++) {
+            double need = (burst - ways[w].tokens) / per_ms - (double)(now - ways[w].last_ms);
+            if (w == 0 || need < wait_ms) wait_ms = need;
+        }
+        ok = false;
+        *retry_after = (int)ceil(wait_ms / 1000.0);
+    }
     pthread_mutex_unlock(mu);
     return ok;
 }

@@ -272,12 +272,12 @@ static void respond_problem_body(req *r, int status, cJSON *p)
 
 void respond_problem(req *r, int status, const char *slug, const char *detail)
 {
-    respond_problem_body(r, status, problem_body(status, slug, detail, r->path, r->request_id));
+    respond_problem_body(r, status, problem_body(status, slug, detail, r->instance, r->request_id));
 }
 
 void respond_errors(req *r, int status, const char *slug, const char *detail, verrors *errs)
 {
-    cJSON *p = problem_body(status, slug, detail, r->path, r->request_id);
+    cJSON *p = problem_body(status, slug, detail, r->instance, r->request_id);
     cJSON_AddItemToObject(p, "errors", errs->list);
     errs->list = NULL;
     respond_problem_body(r, status, p);

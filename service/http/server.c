@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <civetweb.h>
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <time.h>
@@ -68,14 +69,15 @@ static void set_request_id(struct mg_connection *conn, char out[130])
     else fresh_request_id(out);
 }
 
-static bool parse_query(req *r, const char *qs)
+/* Decodes the query into r; NULL when fine, else what is wrong with it. */
+static const char *parse_query(req *r, const char *qs)
 {
-    if (!qs || !*qs) return true;
+    if (!qs || !*qs) return NULL;
     const char *p = qs;
     while (*p) {
         size_t len = strcspn(p, "&");
         if (len > 0) {
-            if (r->nquery == MAX_QUERY) return false;
+            if (r->nquery == MAX_QUERY) return "the query string has too many parameters";
             const char *eq = memchr(p, '=', len);
             size_t klen = eq ? (size_t)(eq - p) : len;
             size_t vlen = eq ? len - klen - 1 : 0;
@@ -86,12 +88,93 @@ static bool parse_query(req *r, const char *qs)
             r->qkey[r->nquery] = k;
             r->qval[r->nquery] = v;
             r->nquery++;
-            if (kd < 0 || vd < 0 || !utf8_valid(k, strlen(k)) || !utf8_valid(v, strlen(v)) || klen == 0) return false;
+            if (kd < 0 || vd < 0 || klen == 0) return "the query string is malformed";
+            /* %00 would cut the value short (?status=active%00x filtering as "active") */
+            if ((size_t)kd != strlen(k) || (size_t)vd != strlen(v)) return "%00 is not allowed in the query string";
+            if (!utf8_valid(k, strlen(k)) || !utf8_valid(v, strlen(v))) return "the query string is not valid UTF-8";
         }
         p += len;
         if (*p == '&') p++;
     }
-    return true;
+    return NULL;
+}
+
+/* The raw path (as received, before any decoding); NULL when it may be decoded
+ * once and routed: no %00, no encoded '/', no "." or ".." segment, raw or
+ * encoded — a path means what it says, never another path. */
+static const char *path_problem(const char *raw)
+{
+    if (raw[0] != '/') return "the path must start with /";
+    for (const char *p = raw; *p; p++) {
+        if (p[0] != '%') continue;
+        if (p[1] == '0' && p[2] == '0') return "%00 is not allowed in the path";
+        if (p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) return "an encoded / (%2F) is not allowed in the path";
+    }
+    for (const char *seg = raw + 1;; seg++) {
+        int dots = 0;
+        const char *p = seg;
+        for (;;) {
+            if (*p == '.') p++;
+            else if (p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E')) p += 3;
+            else break;
+            dots++;
+        }
+        if ((*p == '/' || *p == '\0') && (dots == 1 || dots == 2))
+            return "a \".\" or \"..\" segment (raw or encoded) is not allowed in the path";
+        seg = strchr(seg, '/');
+        if (!seg) break;
+    }
+    return NULL;
+}
+
+/* The raw path as a valid URI reference: bytes a URI may not hold
+ * percent-encoded, what is already encoded left as it is. */
+static char *uri_reference(const char *raw)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    strbuf sb = {0};
+    sb_reserve(&sb, strlen(raw) + 1);
+    for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+        bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                    (*p && strchr("-._~!$&'()*+,;=:@/", *p)) ||
+                    (*p == '%' && isxdigit(p[1]) && isxdigit(p[2]));
+        if (keep) {
+            sb_append(&sb, (const char *)p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            sb_append(&sb, e, 3);
+        }
+    }
+    return sb.data;
+}
+
+/* The request's framing, before civetweb's Content-Length is trusted: two
+ * lengths, or a length beside Transfer-Encoding, let a proxy and this server
+ * see different requests in one stream (request smuggling). NULL when fine. */
+static const char *framing_problem(const struct mg_request_info *ri)
+{
+    int lengths = 0, encodings = 0;
+    const char *len = NULL;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name;
+        if (strcasecmp(name, "Content-Length") == 0) {
+            lengths++;
+            len = ri->http_headers[i].value;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            encodings++;
+        }
+    }
+    if (lengths > 1) return "more than one Content-Length";
+    if (encodings > 1) return "more than one Transfer-Encoding";
+    if (lengths && encodings) return "both Content-Length and Transfer-Encoding";
+    if (len) {
+        const char *p = len;
+        while (*p >= '0' && *p <= '9') p++;
+        if (p == len) return "Content-Length is not a number";
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p) return "Content-Length is not a number";
+    }
+    return NULL;
 }
 
 /* Matches path against pattern; captures the {param} segment. */
@@ -148,6 +231,21 @@ static const route *find_exact(const char *method, const char *path)
         else hi = mid - 1;
     }
     return NULL;
+}
+
+/* The methods the routes allow on path ("GET, HEAD, POST"); empty when none. */
+static void allowed_methods(const char *path, strbuf *allow)
+{
+    for (int i = 0; i < nroutes; i++) {
+        char *param = NULL;
+        if (!match(routes[i].pattern, path, &param)) continue;
+        free(param);
+        if (!strstr(allow->data ? allow->data : "", routes[i].method)) {
+            if (allow->len) sb_puts(allow, ", ");
+            sb_puts(allow, routes[i].method);
+            if (strcmp(routes[i].method, "GET") == 0) sb_puts(allow, ", HEAD");
+        }
+    }
 }
 
 static bool authenticate(req *r)
@@ -238,7 +336,11 @@ static int begin_request(struct mg_connection *conn)
     req r = {0};
     r.conn = conn;
     r.method = ri->request_method;
-    r.path = ri->local_uri ? ri->local_uri : "/";
+    /* civetweb leaves the path undecoded (decode_url=no): checked, then decoded once here */
+    const char *raw = ri->local_uri_raw ? ri->local_uri_raw : "/";
+    char *instance = uri_reference(raw), *path = NULL;
+    r.instance = instance;
+    r.path = instance; /* until it is decoded */
     r.started_ms = mono_ms();
     r.head = strcmp(r.method, "HEAD") == 0;
     r.headers = header_buf; /* the thread's buffer for extra headers, emptied */
@@ -253,12 +355,26 @@ static int begin_request(struct mg_connection *conn)
         respond_problem(&r, 503, "service-unavailable", "the service is stopping; retry (another instance)");
         goto done;
     }
+    const char *why = framing_problem(ri);
+    if (why) {
+        req_add_header(&r, "Connection", "close"); /* what follows is not a request */
+        respond_problem(&r, 400, "malformed-request", why);
+        goto done;
+    }
+    if ((why = path_problem(raw))) {
+        respond_problem(&r, 400, "malformed-request", why);
+        goto done;
+    }
+    size_t raw_len = strlen(raw);
+    path = xmalloc(raw_len + 1);
+    mg_url_decode(raw, (int)raw_len, path, (int)raw_len + 1, 0);
+    r.path = path;
     if (!utf8_valid(r.path, strlen(r.path))) {
         respond_problem(&r, 400, "malformed-request", "the path is not valid UTF-8");
         goto done;
     }
-    if (!parse_query(&r, ri->query_string)) {
-        respond_problem(&r, 400, "malformed-request", "the query string is malformed");
+    if ((why = parse_query(&r, ri->query_string))) {
+        respond_problem(&r, 400, "malformed-request", why);
         goto done;
     }
 
@@ -274,16 +390,7 @@ static int begin_request(struct mg_connection *conn)
     }
     if (!r.route) {
         strbuf allow = {0};
-        for (int i = 0; i < nroutes; i++) {
-            char *param = NULL;
-            if (!match(routes[i].pattern, r.path, &param)) continue;
-            free(param);
-            if (!strstr(allow.data ? allow.data : "", routes[i].method)) {
-                if (allow.len) sb_puts(&allow, ", ");
-                sb_puts(&allow, routes[i].method);
-                if (strcmp(routes[i].method, "GET") == 0) sb_puts(&allow, ", HEAD");
-            }
-        }
+        allowed_methods(r.path, &allow);
         if (allow.len == 0) {
             respond_problem(&r, 404, "not-found", "no such path");
         } else if (strcmp(r.method, "OPTIONS") == 0) {
@@ -334,27 +441,79 @@ done:
     }
     free(r.param);
     free(r.body);
+    free(path);
+    free(instance);
     if (r.headers.cap > 65536) sb_free(&r.headers);
     header_buf = r.headers;
     count_finished();
     return r.status;
 }
 
-/* civetweb's own errors (malformed request line, header block too large, …). */
+/* Did civetweb refuse the request line only for its method? civetweb 1.15
+ * knows GET, HEAD, POST, PUT, DELETE, OPTIONS, CONNECT, PATCH, PROPFIND, MKCOL,
+ * LOCK, UNLOCK, PROPPATCH and REPORT, and answers 400 for any other (TRACE
+ * included) before a callback runs, the headers unparsed. Its request line
+ * parser has set method, target and version by then: the version had its
+ * "HTTP/" checked and skipped (the byte before it is the '/') — only the method
+ * check comes after that. */
+static bool unknown_method(const struct mg_request_info *ri)
+{
+    static const char *const known[] = {"GET",   "HEAD",  "POST",   "PUT",      "DELETE",    "OPTIONS", "CONNECT",
+                                        "PATCH", "PROPFIND", "MKCOL", "LOCK", "UNLOCK", "PROPPATCH", "REPORT", NULL};
+    if (!ri || !ri->request_method || !ri->request_uri || !ri->http_version || ri->http_version[-1] != '/')
+        return false;
+    if (!*ri->request_method || strlen(ri->request_method) > 32) return false;
+    for (const char *p = ri->request_method; *p; p++) /* a token (RFC 9110 5.6.2) */
+        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p)) return false;
+    for (const char *const *k = known; *k; k++)
+        if (strcmp(*k, ri->request_method) == 0) return false;
+    return true;
+}
+
+/* civetweb's own errors (malformed request line, header block too large, …);
+ * a method civetweb does not know gets 405 (or 404) as from begin_request. */
 static int http_error(struct mg_connection *conn, int status, const char *msg)
 {
     char rid[130];
     set_request_id(conn, rid);
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char *instance = NULL, *path = NULL, extra[400] = "Connection: close\r\n";
+    char detail[200];
+    if (status == 400 && unknown_method(ri) && ri->request_uri[0] == '/') {
+        size_t n = strcspn(ri->request_uri, "?");
+        char *raw = xstrndup(ri->request_uri, n);
+        instance = uri_reference(raw);
+        if (!path_problem(raw)) {
+            path = xmalloc(n + 1);
+            mg_url_decode(raw, (int)n, path, (int)n + 1, 0);
+            strbuf allow = {0};
+            allowed_methods(path, &allow);
+            if (allow.len) {
+                status = 405;
+                snprintf(extra, sizeof extra, "Allow: %s\r\nConnection: close\r\n", allow.data);
+                snprintf(detail, sizeof detail, "%.16s is not allowed here; allowed: %.150s", ri->request_method,
+                         allow.data);
+            } else {
+                status = 404;
+                snprintf(detail, sizeof detail, "no such path");
+            }
+            msg = detail;
+            sb_free(&allow);
+        }
+        free(raw);
+    }
     const char *slug = status == 413 || status == 431 ? "payload-too-large"
                        : status == 404              ? "not-found"
+                       : status == 405              ? "method-not-allowed"
                        : status >= 500 && status != 505 ? "internal-error"
                                                     : "malformed-request";
-    cJSON *p = problem_body(status, slug, msg && *msg ? msg : NULL, NULL, rid);
+    cJSON *p = problem_body(status, slug, msg && *msg ? msg : NULL, instance, rid);
     char *s = json_dump(p);
     cJSON_Delete(p);
-    write_response(conn, status, "application/problem+json", s, strlen(s), rid, "Connection: close\r\n", false, true,
-                   false);
+    write_response(conn, status, "application/problem+json", s, strlen(s), rid, extra, false, true, false);
     free(s);
+    free(instance);
+    free(path);
     count_request(status, 0);
     return 0;
 }
@@ -404,6 +563,7 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
                              "request_timeout_ms", "30000",
                              "access_control_allow_origin", "",
                              "enable_directory_listing", "no",
+                             "decode_url", "no", /* begin_request checks the raw path, then decodes */
                              NULL};
     struct mg_callbacks cb = {0};
     cb.begin_request = begin_request;

@@ -539,3 +539,28 @@ cJSON *json_find_by_id(const cJSON *arr, const char *id)
     }
     return NULL;
 }
+
+static char *clean_copy(const char *s)
+{
+    strbuf sb = {0};
+    sb_put_text(&sb, s, strlen(s));
+    sb_append(&sb, "", 0);
+    return sb.data ? sb.data : xstrdup("");
+}
+
+void json_clean_text(cJSON *v)
+{
+    if (!v) return;
+    if (v->string && !text_valid(v->string, strlen(v->string))) {
+        char *k = clean_copy(v->string);
+        if (!(v->type & cJSON_StringIsConst)) cJSON_free(v->string);
+        v->type &= ~cJSON_StringIsConst;
+        v->string = k;
+    }
+    if (cJSON_IsString(v) && v->valuestring && !text_valid(v->valuestring, strlen(v->valuestring))) {
+        char *s = clean_copy(v->valuestring);
+        cJSON_free(v->valuestring);
+        v->valuestring = s;
+    }
+    for (cJSON *c = v->child; c; c = c->next) json_clean_text(c);
+}

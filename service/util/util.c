@@ -318,41 +318,78 @@ bool b64url_decode(const char *s, size_t slen, unsigned char **out, size_t *outl
     return true;
 }
 
+/* The strict UTF-8 sequence at s (n bytes left): its length, and its code point
+ * in *cp; 0 when it is not one (bad byte, overlong, surrogate, above U+10FFFF). */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned c = s[0];
+    size_t len;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        *cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        *cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        *cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n) return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        *cp = (*cp << 6) | (s[k] & 0x3F);
+    }
+    if ((len == 2 && *cp < 0x80) || (len == 3 && *cp < 0x800) || (len == 4 && *cp < 0x10000)) return 0;
+    if (*cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
+    return len;
+}
+
 bool utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > n) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-            return false;
-        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += len;
-    }
+    uint32_t cp;
+    for (size_t i = 0, len; i < n; i += len)
+        if (!(len = utf8_next(s + i, n - i, &cp))) return false;
     return true;
+}
+
+/* XML 1.0's Char production: TAB, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD,
+ * U+10000-U+10FFFF. */
+static bool xml_char(uint32_t cp)
+{
+    return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+           (cp >= 0x10000 && cp <= 0x10FFFF);
+}
+
+bool text_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t cp;
+    for (size_t i = 0, len; i < n; i += len)
+        if (!(len = utf8_next(s + i, n - i, &cp)) || !xml_char(cp)) return false;
+    return true;
+}
+
+void sb_put_text(strbuf *out, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t cp;
+    size_t run = 0; /* start of the bytes not yet copied */
+    for (size_t i = 0, len; i < n; i += len) {
+        len = utf8_next(s + i, n - i, &cp);
+        if (len && xml_char(cp)) continue;
+        sb_append(out, str + run, i - run);
+        sb_append(out, "\xEF\xBF\xBD", 3); /* U+FFFD */
+        if (!len) len = 1;                  /* a bad byte: replace it and go on */
+        run = i + len;
+    }
+    sb_append(out, str + run, n - run);
 }
 
 bool str_ieq(const char *a, const char *b)

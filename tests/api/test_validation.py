@@ -425,7 +425,7 @@ def test_invalid_request_id_is_replaced(admin, rid):
 
 @pytest.mark.parametrize("raw,status", [
     (b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505),
-    (b"FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405),  # test_hostile: unknown methods
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", None),
 ], ids=["http-3.0", "unknown-method", "no-request-line", "header-block-too-large"])

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -321,6 +322,70 @@ static void test_internal_fields_never_reach_the_diff(void **state)
     cJSON_Delete(v1);
 }
 
+/* CSV injection (OWASP): a cell starting with = + - @ TAB or CR, also after
+ * leading spaces, is written quoted with a leading apostrophe. */
+static void test_csv_neutralises_every_formula_start(void **state)
+{
+    (void)state;
+    static const char *const leads[] = {"=", "+", "-", "@", "\t", "\r", " =", "   @", NULL};
+    for (const char *const *l = leads; *l; l++) {
+        char name[64], want[80];
+        snprintf(name, sizeof name, "%sSUM(A1)", *l);
+        cJSON *items = cJSON_CreateArray(), *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "id", "sp_1");
+        cJSON_AddStringToObject(it, "legal_name", name);
+        cJSON_AddItemToArray(items, it);
+        strbuf out = {0};
+        render_csv(items, "en", &out);
+        snprintf(want, sizeof want, "\r\nsp_1,\"'%sSUM(A1)\",", *l);
+        assert_non_null(strstr(out.data, want));
+        sb_free(&out);
+        cJSON_Delete(items);
+    }
+    /* harmless text stays as it is */
+    cJSON *items = cJSON_CreateArray(), *it = cJSON_CreateObject();
+    cJSON_AddStringToObject(it, "id", "sp_1");
+    cJSON_AddStringToObject(it, "legal_name", "A-1 = fine");
+    cJSON_AddItemToArray(items, it);
+    strbuf out = {0};
+    render_csv(items, "en", &out);
+    assert_non_null(strstr(out.data, "\r\nsp_1,A-1 = fine,"));
+    sb_free(&out);
+    cJSON_Delete(items);
+}
+
+/* Any stored string: the feed and the CSV carry U+FFFD for what XML 1.0 refuses. */
+static void test_renderers_replace_xml_illegal_text(void **state)
+{
+    (void)state;
+    const char *bad = "A\xef\xbf\xbe\x01" "B\xff";
+    cJSON *pubs = cJSON_CreateArray(), *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "number", 1);
+    cJSON_AddStringToObject(p, "effective_at", bad);
+    cJSON_AddStringToObject(p, "published_at", "2026-01-01T00:00:00Z");
+    cJSON *summary = cJSON_AddObjectToObject(p, "summary");
+    cJSON_AddStringToObject(summary, "de", bad);
+    cJSON_AddStringToObject(summary, "en", bad);
+    cJSON_AddItemToArray(pubs, p);
+    strbuf atom = {0};
+    render_atom(pubs, "https://x.example", "2026-01-01T00:00:00Z", &atom);
+    assert_true(text_valid(atom.data, atom.len));
+    assert_non_null(strstr(atom.data, "A\xef\xbf\xbd\xef\xbf\xbd" "B\xef\xbf\xbd"));
+    sb_free(&atom);
+    cJSON *items = cJSON_CreateArray(), *it = cJSON_CreateObject();
+    cJSON_AddStringToObject(it, "id", "sp_1");
+    cJSON_AddStringToObject(it, "legal_name", bad);
+    cJSON_AddItemToArray(items, it);
+    strbuf csv = {0};
+    render_csv(items, "en", &csv);
+    assert_true(text_valid(csv.data, csv.len));
+    sb_free(&csv);
+    json_clean_text(items);
+    assert_string_equal(json_get_str(it, "legal_name"), "A\xef\xbf\xbd\xef\xbf\xbd" "B\xef\xbf\xbd");
+    cJSON_Delete(items);
+    cJSON_Delete(pubs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +399,8 @@ int main(void)
         cmocka_unit_test(test_each_part_makes_a_diff_non_empty),
         cmocka_unit_test(test_retired_or_unlisted_leaves_the_public_list),
         cmocka_unit_test(test_internal_fields_never_reach_the_diff),
+        cmocka_unit_test(test_csv_neutralises_every_formula_start),
+        cmocka_unit_test(test_renderers_replace_xml_illegal_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,31 @@ static void test_utf8(void **state)
     assert_false(utf8_valid("\xff", 1));
 }
 
+/* What XML 1.0 allows (issue 16): text_valid refuses, sb_put_text replaces by U+FFFD. */
+static void test_xml_text(void **state)
+{
+    (void)state;
+    assert_true(text_valid("Grüße\t\r\n\xef\xbf\xbd\xf0\x9f\x98\x80", strlen("Grüße\t\r\n\xef\xbf\xbd\xf0\x9f\x98\x80")));
+    static const char *const bad[] = {"\x01", "\x0b", "\x1f", "\xef\xbf\xbe" /* U+FFFE */, "\xef\xbf\xbf" /* U+FFFF */,
+                                      "\xed\xa0\x80" /* lone surrogate */, "\xff", "\xc3", NULL};
+    for (const char *const *b = bad; *b; b++) {
+        assert_false(text_valid(*b, strlen(*b)));
+        strbuf sb = {0};
+        sb_puts(&sb, "a");
+        sb_put_text(&sb, *b, strlen(*b));
+        sb_put_text(&sb, "z", 1);
+        assert_true(text_valid(sb.data, sb.len));
+        assert_non_null(strstr(sb.data, "\xef\xbf\xbd"));
+        assert_int_equal(sb.data[0], 'a');
+        assert_int_equal(sb.data[sb.len - 1], 'z');
+        sb_free(&sb);
+    }
+    strbuf sb = {0};
+    sb_put_text(&sb, "x\x01y\xef\xbf\xbez\xff", 8);
+    assert_string_equal(sb.data, "x\xef\xbf\xbdy\xef\xbf\xbdz\xef\xbf\xbd");
+    sb_free(&sb);
+}
+
 static void test_sha256(void **state)
 {
     (void)state;
@@ -108,6 +133,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),   cmocka_unit_test(test_rfc3339), cmocka_unit_test(test_ids_are_ordered_and_unique),
         cmocka_unit_test(test_b64url),  cmocka_unit_test(test_utf8),    cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_xml_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
