@@ -43,16 +43,21 @@ void pointer_append(char *ptr, size_t cap, const char *seg)
 {
     size_t n = strlen(ptr);
     if (n + 1 < cap) ptr[n++] = '/';
-    for (const char *p = seg; *p && n + 2 < cap; p++) {
-        if (*p == '~') {
+    /* Whole characters (or escapes) only: a pointer cut short at cap stays
+     * valid UTF-8, as the 400 response that carries it must be. */
+    for (const char *p = seg; *p;) {
+        size_t len = 1;
+        if (*p != '~' && *p != '/')
+            while (((unsigned char)p[len] & 0xC0) == 0x80) len++;
+        if (n + (*p == '~' || *p == '/' ? 2 : len) >= cap) break;
+        if (*p == '~' || *p == '/') {
             ptr[n++] = '~';
-            ptr[n++] = '0';
-        } else if (*p == '/') {
-            ptr[n++] = '~';
-            ptr[n++] = '1';
+            ptr[n++] = *p == '~' ? '0' : '1';
         } else {
-            ptr[n++] = *p;
+            memcpy(ptr + n, p, len);
+            n += len;
         }
+        p += len;
     }
     ptr[n < cap ? n : cap - 1] = '\0';
 }
@@ -406,6 +411,9 @@ bool schema_check_patch(const field *fields, const cJSON *patch, verrors *errs)
 
 void schema_apply_defaults(const field *fields, cJSON *doc)
 {
+    /* A body that is not an object is refused by schema_validate; cJSON would
+     * append the defaults to an array or a string as if they were members. */
+    if (!cJSON_IsObject(doc)) return;
     for (const field *f = fields; f->name; f++) {
         cJSON *v = json_get(doc, f->name);
         if (!v && f->def && (v = cJSON_Parse(f->def))) cJSON_AddItemToObject(doc, f->name, v);

@@ -224,6 +224,30 @@ static void test_query_values(void **state)
     assert_true(strlen(msg) > 0);
 }
 
+/* Found by tests/fuzz (fuzz_resource): a long key cut at the pointer's limit
+ * must not end in half a character, and a body that is not an object gets no
+ * defaults appended. */
+static void test_pointer_cut_and_defaults_of_non_objects(void **state)
+{
+    (void)state;
+    char key[700] = "";
+    for (int i = 0; i < 300; i++) strcat(key, "\xc3\xa9"); /* é: two bytes each */
+    char ptr[512] = "";
+    pointer_append(ptr, sizeof ptr, key);
+    assert_true(strlen(ptr) < sizeof ptr);
+    assert_true(utf8_valid(ptr, strlen(ptr)));
+    assert_int_equal(strlen(ptr) % 2, 1); /* "/" and whole characters */
+    char small[5] = "";
+    pointer_append(small, sizeof small, "a~b");
+    assert_string_equal(small, "/a~0");
+    cJSON *arr = cJSON_Parse("[3]");
+    schema_apply_defaults(RES_AGREEMENT.fields, arr);
+    char *text = cJSON_PrintUnformatted(arr);
+    assert_string_equal(text, "[3]");
+    free(text);
+    cJSON_Delete(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_review_dates_order),
         cmocka_unit_test(test_query_values),
+        cmocka_unit_test(test_pointer_cut_and_defaults_of_non_objects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
