@@ -249,8 +249,10 @@ static void certs_text(const cJSON *certs, const char *sep, strbuf *out)
 static void csv_field(strbuf *out, const char *s, bool last)
 {
     bool quote = strpbrk(s, ",\"\r\n") != NULL || *s == ' ' || (*s && s[strlen(s) - 1] == ' ');
-    /* Cells starting with = + - @ are formulas to spreadsheet programs. */
-    bool formula = *s == '=' || *s == '+' || *s == '-' || *s == '@';
+    /* Cells starting with = + - @ are formulas to spreadsheet programs, and so
+     * are those starting with a tab or CR to the ones that trim them first (OWASP,
+     * "CSV Injection"). */
+    bool formula = *s == '=' || *s == '+' || *s == '-' || *s == '@' || *s == '\t' || *s == '\r';
     if (quote || formula) {
         sb_puts(out, "\"");
         if (formula) sb_puts(out, "'");
@@ -300,6 +302,17 @@ void render_csv(const cJSON *items, const char *lang, strbuf *out)
 static void esc(strbuf *out, const char *s)
 {
     for (const char *p = s ? s : ""; *p; p++) {
+        const unsigned char c = (unsigned char)p[0], c1 = c == 0xEF ? (unsigned char)p[1] : 0,
+                            c2 = c1 == 0xBF ? (unsigned char)p[2] : 0;
+        /* What is not an XML 1.0 character (section 2.2) becomes U+FFFD, so the
+         * feed stays well-formed whatever was stored: C0 controls other than tab,
+         * LF and CR, and the noncharacters U+FFFE and U+FFFF (EF BF BE, EF BF BF),
+         * which are valid UTF-8 and pass the schema's checks. */
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c2 == 0xBE || c2 == 0xBF) {
+            sb_puts(out, "\xEF\xBF\xBD");
+            if (c == 0xEF) p += 2;
+            continue;
+        }
         switch (*p) {
         case '&': sb_puts(out, "&amp;"); break;
         case '<': sb_puts(out, "&lt;"); break;
@@ -355,7 +368,9 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
         int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
-        sb_printf(out, "  <entry>\n    <title>Version %d, effective %s</title>\n    <id>", n, eff ? eff : "");
+        sb_printf(out, "  <entry>\n    <title>Version %d, effective ", n);
+        esc(out, eff);
+        sb_puts(out, "</title>\n    <id>");
         esc(out, base);
         sb_printf(out, PUBLIC_VERSIONS_PATH "/%d</id>\n    <updated>", n);
         esc(out, pubd);

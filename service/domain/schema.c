@@ -1,5 +1,6 @@
 #include "subreg/schema.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -122,9 +123,16 @@ bool is_http_url(const char *s)
     const char *host = p;
     size_t namelen = hlen;
     if (host[0] == '[') {
+        /* an IPv6 literal (RFC 3986 IP-literal; no zone): "[]" or "[name]" is no host */
         const char *close = memchr(host, ']', hlen);
         if (!close) return false;
         namelen = (size_t)(close - host) + 1;
+        char v6[INET6_ADDRSTRLEN];
+        unsigned char addr[16];
+        if (namelen - 2 >= sizeof v6) return false;
+        memcpy(v6, host + 1, namelen - 2);
+        v6[namelen - 2] = '\0';
+        if (inet_pton(AF_INET6, v6, addr) != 1) return false;
     } else {
         const char *colon = memchr(host, ':', hlen);
         if (colon) namelen = (size_t)(colon - host);

@@ -246,6 +246,12 @@ static void test_pointer_cut_and_defaults_of_non_objects(void **state)
     assert_string_equal(text, "[3]");
     free(text);
     cJSON_Delete(arr);
+    /* and a bracketed URL host is an IPv6 literal (fuzz_webhook_url: "http://[]") */
+    assert_true(is_http_url("https://[::1]:8443/hook"));
+    assert_true(is_http_url("https://[2001:db8::1]/"));
+    assert_false(is_http_url("http://[]"));
+    assert_false(is_http_url("https://[evil.example]/"));
+    assert_false(is_http_url("https://[fe80::1%25eth0]/"));
 }
 
 int main(void)
