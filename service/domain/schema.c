@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,7 +329,11 @@ static bool validate_value(const field *f, const cJSON *v, char *ptr, verrors *e
         if (!cJSON_IsBool(v)) goto wrong_type;
         return true;
     case FT_INT:
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) goto wrong_type;
+        /* integral: every finite double from 2^53 on is; below, the conversion is
+         * defined (1e300 or 1e400 converted to long long would not be) */
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+            (fabs(v->valuedouble) < 9007199254740992.0 && v->valuedouble != (double)(long long)v->valuedouble))
+            goto wrong_type;
         if (v->valuedouble < f->min || v->valuedouble > f->max) {
             verrors_add(errs, ptr, "must be between %d and %d", f->min, f->max);
             return false;

@@ -68,7 +68,7 @@ static void set_request_id(struct mg_connection *conn, char out[130])
     else fresh_request_id(out);
 }
 
-static bool parse_query(req *r, const char *qs)
+bool http_parse_query(req *r, const char *qs)
 {
     if (!qs || !*qs) return true;
     const char *p = qs;
@@ -86,7 +86,11 @@ static bool parse_query(req *r, const char *qs)
             r->qkey[r->nquery] = k;
             r->qval[r->nquery] = v;
             r->nquery++;
-            if (kd < 0 || vd < 0 || !utf8_valid(k, strlen(k)) || !utf8_valid(v, strlen(v)) || klen == 0) return false;
+            /* %00 would cut a key or value short ("status=approved%00x" read as
+             * "approved"): refused like an undecodable escape */
+            if (kd < 0 || vd < 0 || strlen(k) != (size_t)kd || strlen(v) != (size_t)vd ||
+                !utf8_valid(k, (size_t)kd) || !utf8_valid(v, (size_t)vd) || klen == 0)
+                return false;
         }
         p += len;
         if (*p == '&') p++;
@@ -94,8 +98,7 @@ static bool parse_query(req *r, const char *qs)
     return true;
 }
 
-/* Matches path against pattern; captures the {param} segment. */
-static bool match(const char *pattern, const char *path, char **param)
+bool http_route_match(const char *pattern, const char *path, char **param)
 {
     const char *brace = strchr(pattern, '{');
     if (!brace) return strcmp(pattern, path) == 0;
@@ -129,7 +132,8 @@ static void index_exact(void)
         bool shadowed = false;
         for (int j = 0; j < i && !shadowed; j++) {
             char *param = NULL;
-            shadowed = strcmp(routes[j].method, routes[i].method) == 0 && match(routes[j].pattern, routes[i].pattern, &param);
+            shadowed = strcmp(routes[j].method, routes[i].method) == 0 &&
+                       http_route_match(routes[j].pattern, routes[i].pattern, &param);
             free(param);
         }
         if (!shadowed) exact[nexact++] = &routes[i];
@@ -257,7 +261,7 @@ static int begin_request(struct mg_connection *conn)
         respond_problem(&r, 400, "malformed-request", "the path is not valid UTF-8");
         goto done;
     }
-    if (!parse_query(&r, ri->query_string)) {
+    if (!http_parse_query(&r, ri->query_string)) {
         respond_problem(&r, 400, "malformed-request", "the query string is malformed");
         goto done;
     }
@@ -267,7 +271,7 @@ static int begin_request(struct mg_connection *conn)
     for (int i = 0; i < nroutes && !r.route; i++) {
         if (strcmp(routes[i].method, lookup_method) != 0) continue;
         char *param = NULL;
-        if (match(routes[i].pattern, r.path, &param)) {
+        if (http_route_match(routes[i].pattern, r.path, &param)) {
             r.route = &routes[i];
             r.param = param;
         }
@@ -276,7 +280,7 @@ static int begin_request(struct mg_connection *conn)
         strbuf allow = {0};
         for (int i = 0; i < nroutes; i++) {
             char *param = NULL;
-            if (!match(routes[i].pattern, r.path, &param)) continue;
+            if (!http_route_match(routes[i].pattern, r.path, &param)) continue;
             free(param);
             if (!strstr(allow.data ? allow.data : "", routes[i].method)) {
                 if (allow.len) sb_puts(&allow, ", ");
