@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else lives in scripts/.
-.PHONY: run test build clean lint bench
+.PHONY: run test build clean lint bench fuzz
 run:
 	@scripts/run
 test:
@@ -8,5 +8,7 @@ build:
 	@scripts/bootstrap && scripts/build release
 lint:
 	@scripts/lint-openapi
+fuzz:
+	@scripts/bootstrap && scripts/fuzz 60
 clean:
-	rm -rf build build-asan tests/out
+	rm -rf build build-asan build-fuzz tests/out

@@ -64,7 +64,8 @@ bool schema_validate(const field *fields, const cJSON *doc, verrors *errs);
  * are checked when the merged result is validated. */
 bool schema_check_patch(const field *fields, const cJSON *patch, verrors *errs);
 
-/* Adds the defaults of absent fields (recursively into present objects). */
+/* Adds the defaults of absent fields (recursively into present objects); leaves
+ * a doc that is not an object alone. */
 void schema_apply_defaults(const field *fields, cJSON *doc);
 
 /* RFC 7396 JSON merge patch: modifies target in place. */

@@ -1,6 +1,8 @@
 #include "subreg/schema.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,16 +45,21 @@ void pointer_append(char *ptr, size_t cap, const char *seg)
 {
     size_t n = strlen(ptr);
     if (n + 1 < cap) ptr[n++] = '/';
-    for (const char *p = seg; *p && n + 2 < cap; p++) {
-        if (*p == '~') {
+    /* Whole characters (or escapes) only: a pointer cut short at cap stays
+     * valid UTF-8, as the 400 response that carries it must be. */
+    for (const char *p = seg; *p;) {
+        size_t len = 1;
+        if (*p != '~' && *p != '/')
+            while (((unsigned char)p[len] & 0xC0) == 0x80) len++;
+        if (n + (*p == '~' || *p == '/' ? 2 : len) >= cap) break;
+        if (*p == '~' || *p == '/') {
             ptr[n++] = '~';
-            ptr[n++] = '0';
-        } else if (*p == '/') {
-            ptr[n++] = '~';
-            ptr[n++] = '1';
+            ptr[n++] = *p == '~' ? '0' : '1';
         } else {
-            ptr[n++] = *p;
+            memcpy(ptr + n, p, len);
+            n += len;
         }
+        p += len;
     }
     ptr[n < cap ? n : cap - 1] = '\0';
 }
@@ -118,9 +125,16 @@ bool is_http_url(const char *s)
     const char *host = p;
     size_t namelen = hlen;
     if (host[0] == '[') {
+        /* an IPv6 literal (RFC 3986 IP-literal; no zone): "[]" or "[name]" is no host */
         const char *close = memchr(host, ']', hlen);
         if (!close) return false;
         namelen = (size_t)(close - host) + 1;
+        char v6[INET6_ADDRSTRLEN];
+        unsigned char addr[16];
+        if (namelen - 2 >= sizeof v6) return false;
+        memcpy(v6, host + 1, namelen - 2);
+        v6[namelen - 2] = '\0';
+        if (inet_pton(AF_INET6, v6, addr) != 1) return false;
     } else {
         const char *colon = memchr(host, ':', hlen);
         if (colon) namelen = (size_t)(colon - host);
@@ -321,7 +335,11 @@ static bool validate_value(const field *f, const cJSON *v, char *ptr, verrors *e
         if (!cJSON_IsBool(v)) goto wrong_type;
         return true;
     case FT_INT:
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) goto wrong_type;
+        /* integral: every finite double from 2^53 on is; below, the conversion is
+         * defined (1e300 or 1e400 converted to long long would not be) */
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+            (fabs(v->valuedouble) < 9007199254740992.0 && v->valuedouble != (double)(long long)v->valuedouble))
+            goto wrong_type;
         if (v->valuedouble < f->min || v->valuedouble > f->max) {
             verrors_add(errs, ptr, "must be between %d and %d", f->min, f->max);
             return false;
@@ -412,6 +430,9 @@ bool schema_check_patch(const field *fields, const cJSON *patch, verrors *errs)
 
 void schema_apply_defaults(const field *fields, cJSON *doc)
 {
+    /* A body that is not an object is refused by schema_validate; cJSON would
+     * append the defaults to an array or a string as if they were members. */
+    if (!cJSON_IsObject(doc)) return;
     for (const field *f = fields; f->name; f++) {
         cJSON *v = json_get(doc, f->name);
         if (!v && f->def && (v = cJSON_Parse(f->def))) cJSON_AddItemToObject(doc, f->name, v);

@@ -15,6 +15,16 @@
 
 extern http_settings http_cfg; /* as given to http_start */
 
+/* server.c: the request line's parsers (tests/fuzz/fuzz_query.c drives them).
+ * The query string into r->qkey/qval/nquery, percent- and '+'-decoded: NULL
+ * when fine, else what is wrong with it (undecodable, %00, not UTF-8, an empty
+ * key, more than MAX_QUERY parameters); the caller frees r->nquery keys and
+ * values either way. */
+const char *http_parse_query(req *r, const char *qs);
+/* Whether path matches pattern ("/v1/x/{id}": one {param} segment of 1 to 200
+ * bytes without '/'); a match puts the segment into *param (the caller frees). */
+bool http_route_match(const char *pattern, const char *path, char **param);
+
 /* metrics.c */
 void count_request(int status, int64_t dur_ms);
 void count_started(void);  /* a request entered begin_request */

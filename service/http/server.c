@@ -70,7 +70,7 @@ static void set_request_id(struct mg_connection *conn, char out[130])
 }
 
 /* Decodes the query into r; NULL when fine, else what is wrong with it. */
-static const char *parse_query(req *r, const char *qs)
+const char *http_parse_query(req *r, const char *qs)
 {
     if (!qs || !*qs) return NULL;
     const char *p = qs;
@@ -177,8 +177,7 @@ static const char *framing_problem(const struct mg_request_info *ri)
     return NULL;
 }
 
-/* Matches path against pattern; captures the {param} segment. */
-static bool match(const char *pattern, const char *path, char **param)
+bool http_route_match(const char *pattern, const char *path, char **param)
 {
     const char *brace = strchr(pattern, '{');
     if (!brace) return strcmp(pattern, path) == 0;
@@ -212,7 +211,8 @@ static void index_exact(void)
         bool shadowed = false;
         for (int j = 0; j < i && !shadowed; j++) {
             char *param = NULL;
-            shadowed = strcmp(routes[j].method, routes[i].method) == 0 && match(routes[j].pattern, routes[i].pattern, &param);
+            shadowed = strcmp(routes[j].method, routes[i].method) == 0 &&
+                       http_route_match(routes[j].pattern, routes[i].pattern, &param);
             free(param);
         }
         if (!shadowed) exact[nexact++] = &routes[i];
@@ -238,7 +238,7 @@ static void allowed_methods(const char *path, strbuf *allow)
 {
     for (int i = 0; i < nroutes; i++) {
         char *param = NULL;
-        if (!match(routes[i].pattern, path, &param)) continue;
+        if (!http_route_match(routes[i].pattern, path, &param)) continue;
         free(param);
         if (!strstr(allow->data ? allow->data : "", routes[i].method)) {
             if (allow->len) sb_puts(allow, ", ");
@@ -373,7 +373,7 @@ static int begin_request(struct mg_connection *conn)
         respond_problem(&r, 400, "malformed-request", "the path is not valid UTF-8");
         goto done;
     }
-    if ((why = parse_query(&r, ri->query_string))) {
+    if ((why = http_parse_query(&r, ri->query_string))) {
         respond_problem(&r, 400, "malformed-request", why);
         goto done;
     }
@@ -383,7 +383,7 @@ static int begin_request(struct mg_connection *conn)
     for (int i = 0; i < nroutes && !r.route; i++) {
         if (strcmp(routes[i].method, lookup_method) != 0) continue;
         char *param = NULL;
-        if (match(routes[i].pattern, r.path, &param)) {
+        if (http_route_match(routes[i].pattern, r.path, &param)) {
             r.route = &routes[i];
             r.param = param;
         }

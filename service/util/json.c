@@ -212,7 +212,8 @@ static bool append_value(bson_t *out, const char *key, const cJSON *v)
     if (cJSON_IsNull(v)) return BSON_APPEND_NULL(out, key);
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d == (double)(int64_t)d && d >= -9007199254740992.0 && d <= 9007199254740992.0)
+        /* the range first: converting a double outside int64's range is undefined */
+        if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(int64_t)d)
             return BSON_APPEND_INT64(out, key, (int64_t)d);
         return BSON_APPEND_DOUBLE(out, key, d);
     }
@@ -342,7 +343,7 @@ static void write_number(double d, strbuf *out)
         sb_puts(out, "null");
         return;
     }
-    if (d == (double)(long long)d && d > -9007199254740992.0 && d < 9007199254740992.0) {
+    if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(long long)d) {
         snprintf(buf, sizeof buf, "%lld", (long long)d);
     } else {
         snprintf(buf, sizeof buf, "%1.15g", d);

@@ -294,6 +294,13 @@ def test_bad_cursor_is_400(admin, cursor):
                    "malformed-request")
 
 
+def test_nul_in_the_query_is_400(admin):
+    # found by tests/fuzz (fuzz_query): %00 used to cut the value short, so
+    # "approved%00x" filtered on "approved"
+    assert_problem(admin.get("/v1/subprocessors?status=approved%00x"), 400, "malformed-request")
+    assert_problem(admin.get("/v1/subprocessors?%00=1"), 400, "malformed-request")
+
+
 def test_unknown_query_parameter_is_400(admin):
     assert_problem(admin.get("/v1/subprocessors", params={"colour": "red"}), 400,
                    "malformed-request")

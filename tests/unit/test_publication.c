@@ -386,6 +386,33 @@ static void test_renderers_replace_xml_illegal_text(void **state)
     cJSON_Delete(pubs);
 }
 
+/* Found by tests/fuzz (fuzz_escape): the Atom title escapes effective_at, the
+ * feed holds no U+FFFF or C0 control (not XML characters), and a CSV cell
+ * starting with a tab is defused like one starting with "=". */
+static void test_renderers_escape_what_the_fuzzer_found(void **state)
+{
+    (void)state;
+    cJSON *pubs = cJSON_Parse("[{\"number\":1,\"effective_at\":\"<b>&\",\"published_at\":\"x\","
+                              "\"summary\":{\"de\":\"a\",\"en\":\"\\uffff\\u0001\"}}]");
+    assert_non_null(pubs);
+    strbuf atom = {0};
+    render_atom(pubs, "https://example.com", "2025-01-01T00:00:00Z", &atom);
+    assert_non_null(strstr(atom.data, "<title>Version 1, effective &lt;b&gt;&amp;</title>"));
+    assert_null(strstr(atom.data, "\xef\xbf\xbf"));
+    assert_null(strchr(atom.data, '\x01'));
+    assert_non_null(strstr(atom.data, "\xef\xbf\xbd\xef\xbf\xbd"));
+    sb_free(&atom);
+    cJSON_Delete(pubs);
+
+    cJSON *items = cJSON_Parse("[{\"id\":\"sp_1\",\"legal_name\":\"\\t=1+1\",\"website\":\"@x\"}]");
+    strbuf csv = {0};
+    render_csv(items, "en", &csv);
+    assert_non_null(strstr(csv.data, "\r\nsp_1,\"'\t=1+1\","));
+    assert_non_null(strstr(csv.data, ",\"'@x\"\r\n"));
+    sb_free(&csv);
+    cJSON_Delete(items);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_internal_fields_never_reach_the_diff),
         cmocka_unit_test(test_csv_neutralises_every_formula_start),
         cmocka_unit_test(test_renderers_replace_xml_illegal_text),
+        cmocka_unit_test(test_renderers_escape_what_the_fuzzer_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

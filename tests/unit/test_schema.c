@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -224,6 +225,55 @@ static void test_query_values(void **state)
     assert_true(strlen(msg) > 0);
 }
 
+/* Found by tests/fuzz: a long key cut at the pointer's limit must not end in
+ * half a character, a body that is not an object gets no defaults appended, a
+ * bracketed URL host is an IPv6 literal, and huge numbers are judged without
+ * undefined conversions. */
+static void test_found_by_the_fuzzers(void **state)
+{
+    (void)state;
+    char key[700] = "";
+    for (int i = 0; i < 300; i++) strcat(key, "\xc3\xa9"); /* é: two bytes each */
+    char ptr[512] = "";
+    pointer_append(ptr, sizeof ptr, key);
+    assert_true(strlen(ptr) < sizeof ptr);
+    assert_true(utf8_valid(ptr, strlen(ptr)));
+    assert_int_equal(strlen(ptr) % 2, 1); /* "/" and whole characters */
+    char small[5] = "";
+    pointer_append(small, sizeof small, "a~b");
+    assert_string_equal(small, "/a~0");
+    cJSON *arr = cJSON_Parse("[3]");
+    schema_apply_defaults(RES_AGREEMENT.fields, arr);
+    char *text = cJSON_PrintUnformatted(arr);
+    assert_string_equal(text, "[3]");
+    free(text);
+    cJSON_Delete(arr);
+    /* and a bracketed URL host is an IPv6 literal (fuzz_webhook_url: "http://[]") */
+    assert_true(is_http_url("https://[::1]:8443/hook"));
+    assert_true(is_http_url("https://[2001:db8::1]/"));
+    assert_false(is_http_url("http://[]"));
+    assert_false(is_http_url("https://[evil.example]/"));
+    assert_false(is_http_url("https://[fe80::1%25eth0]/"));
+    /* integers far outside long long (fuzz_json: converting them was undefined) */
+    static const char *const big[][2] = {{"1e300", "must be between"}, {"-1e19", "must be between"},
+                                         {"1e400", "must be an integer"}, {"2.5", "must be an integer"}};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        char body[200];
+        snprintf(body, sizeof body, "{\"subprocessor_id\":\"sp_1\",\"type\":\"dpa\",\"title\":\"t\",\"notice_days\":%s}",
+                 big[i][0]);
+        cJSON *d = cJSON_Parse(body);
+        assert_non_null(d);
+        verrors e;
+        verrors_init(&e);
+        assert_false(schema_validate(RES_AGREEMENT.fields, d, &e));
+        const char *msg = json_get_str(e.list->child, "message");
+        assert_non_null(strstr(msg, big[i][1]));
+        assert_string_equal(json_get_str(e.list->child, "pointer"), "/notice_days");
+        verrors_free(&e);
+        cJSON_Delete(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_review_dates_order),
         cmocka_unit_test(test_query_values),
+        cmocka_unit_test(test_found_by_the_fuzzers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
