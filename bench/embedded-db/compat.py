@@ -355,6 +355,9 @@ def parity_filters(mid, lo_id, hi_id):
         {"_id": {"$gt": 5}}, {"_id": {"$in": [lo_id, hi_id, "nope"]}, "k": {"$exists": True}},
         {"k": "k1", "$or": [{"n": {"$lt": 5}}, {"flag": False}]}, {"$or": [{"k": "k1"}, {"k": "k2"}]},
         {"k": {"$in": ["k1", "k2"]}, "tags": "a", "_id": {"$gt": mid}},
+        # a range of another field with a lower bound on _id (the audit by time)
+        {"at": {"$gte": "2026-01-05"}, "_id": {"$gte": lo_id}}, {"n": {"$gte": 10}, "_id": {"$gt": mid}},
+        {"at": {"$gte": "2026-01-03"}, "_id": {"$gte": lo_id, "$lt": hi_id}},
     ]
 
 

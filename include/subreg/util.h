@@ -53,6 +53,8 @@ void random_bytes(void *buf, size_t n);
 /* Time-ordered identifier: prefix + 26 Crockford base32 characters (48-bit
  * millisecond time, 80 random bits). Lexicographic order = creation order. */
 char *new_id(const char *prefix);
+/* The smallest id new_id(prefix) can give at ms (epoch milliseconds) or later. */
+void new_id_floor(const char *prefix, int64_t ms, char *out, size_t len);
 
 /* base64url without padding. Decode returns false on invalid input. */
 char *b64url_encode(const void *data, size_t n);

@@ -400,11 +400,20 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
                               const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
 {
-    bson_t sub;
+    bson_t merged = BSON_INITIALIZER;
     if (after_id) {
-        BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &sub);
+        /* the cursor's bound joins any _id condition the filter has (one _id key) */
+        bson_t sub;
+        bson_iter_t it, ops;
+        BSON_APPEND_DOCUMENT_BEGIN(&merged, "_id", &sub);
         BSON_APPEND_UTF8(&sub, desc ? "$lt" : "$gt", after_id);
-        bson_append_document_end(filter, &sub);
+        if (bson_iter_init_find(&it, filter, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &ops))
+            while (bson_iter_next(&ops)) bson_append_iter(&sub, NULL, 0, &ops);
+        bson_append_document_end(&merged, &sub);
+        if (bson_iter_init(&it, filter))
+            while (bson_iter_next(&it))
+                if (strcmp(bson_iter_key(&it), "_id") != 0) bson_append_iter(&merged, NULL, 0, &it);
+        filter = &merged;
     }
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(desc ? -1 : 1), "}", "limit", BCON_INT64(limit + 1));
     if (omit) BCON_APPEND(opts, "projection", "{", omit, BCON_INT32(0), "}");
@@ -426,6 +435,7 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
     if (mongoc_cursor_error(cur, &e)) st = map_error(&e, "list");
     mongoc_cursor_destroy(cur);
     bson_destroy(opts);
+    bson_destroy(&merged);
     close_coll(&h);
     return st;
 }

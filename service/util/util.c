@@ -230,9 +230,24 @@ void random_bytes(void *buf, size_t n)
     }
 }
 
+static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+void new_id_floor(const char *prefix, int64_t ms, char *out, size_t len)
+{
+    /* new_id's first 10 digits are the 48 bits of milliseconds (the first digit
+     * carries 3 of them, like new_id's 128 bits in 26 digits) */
+    uint64_t t = ms < 0 ? 0 : (uint64_t)ms & 0xFFFFFFFFFFFFull;
+    char digits[11];
+    for (int i = 9; i >= 0; i--) {
+        digits[i] = alphabet[t & 31];
+        t >>= 5;
+    }
+    digits[10] = '\0';
+    snprintf(out, len, "%s%s", prefix, digits);
+}
+
 char *new_id(const char *prefix)
 {
-    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     unsigned char b[16];
     uint64_t t = (uint64_t)now_ms();
     for (int i = 5; i >= 0; i--) {

@@ -128,12 +128,35 @@ static void test_sha256(void **state)
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* The floor of a time is no greater than any id made at that time or later, and
+ * greater than every id made a millisecond or more before it. */
+static void test_id_floor(void **state)
+{
+    (void)state;
+    int64_t t = now_ms();
+    char before[40], at[40], later[40];
+    new_id_floor("au_", t - 1, before, sizeof before);
+    new_id_floor("au_", t, at, sizeof at);
+    char *id = new_id("au_");
+    new_id_floor("au_", now_ms() + 1, later, sizeof later);
+    assert_int_equal(strlen(at), 13);
+    assert_true(strcmp(before, at) < 0);
+    assert_true(strcmp(at, id) <= 0);
+    assert_true(strcmp(id, later) < 0);
+    free(id);
+    char zero[40], max[40];
+    new_id_floor("au_", -5, zero, sizeof zero);
+    assert_string_equal(zero, "au_0000000000");
+    new_id_floor("au_", 0xFFFFFFFFFFFFll, max, sizeof max);
+    assert_string_equal(max, "au_7ZZZZZZZZZ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),   cmocka_unit_test(test_rfc3339), cmocka_unit_test(test_ids_are_ordered_and_unique),
         cmocka_unit_test(test_b64url),  cmocka_unit_test(test_utf8),    cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_xml_text),
+        cmocka_unit_test(test_xml_text), cmocka_unit_test(test_id_floor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

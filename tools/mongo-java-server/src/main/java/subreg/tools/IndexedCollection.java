@@ -168,6 +168,14 @@ final class IndexedCollection extends H2Collection {
             return null;
         }
         IndexScan scan = chooseIndex(query);
+        if (scan != null && scan.equalityPrefix == null && (sort == Sort.ID_ASC || sort == Sort.ID_DESC)
+            && idBounds(query)[0] != null && allKeysAreStrings()) {
+            // A range of another field, a lower bound on _id and a page in _id order (the
+            // audit trail by time: its ids are time-ordered, and the service bounds them):
+            // walking _id from the bound stops at the page; the range would collect every
+            // match first, however many.
+            return scanPlan(query, sort);
+        }
         if (scan != null) {
             return indexPlan(scan, query, orderBy, sort);
         }
