@@ -10,14 +10,19 @@ expiring report read, a publication made (events go to the webhook sink), the
 public list fetched PUBLIC_REQUESTS times in JSON (200 and 304) and once in
 CSV, Atom and HTML, then everything created deleted again, so the database
 ends each round as it began (heap growth between rounds is then not data).
-Prints the number of requests sent."""
+Prints the number of requests sent. With SOAK_LATENCY_FILE set, appends one line
+per request to that file: the wall-clock second it ended and its latency in ms.
+"""
 import http.client
 import json
+import os
 import sys
+import time
 import urllib.parse
 
 base, token, rnd, public_n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 publish = len(sys.argv) > 5 and sys.argv[5] == "1"
+lat_file = open(os.environ["SOAK_LATENCY_FILE"], "a") if os.environ.get("SOAK_LATENCY_FILE") else None
 url = urllib.parse.urlsplit(base)
 conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
 sent = 0
@@ -32,9 +37,12 @@ def call(method, path, body=None, headers=None, auth=True, want=(200, 201, 204, 
     if body is not None:
         data = json.dumps(body).encode()
         h["Content-Type"] = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    t0 = time.perf_counter()
     conn.request(method, path, body=data, headers=h)
     r = conn.getresponse()
     payload = r.read()
+    if lat_file:
+        lat_file.write(f"{time.time():.3f} {(time.perf_counter() - t0) * 1000:.3f}\n")
     sent += 1
     if r.status not in want:
         sys.exit(f"{method} {path}: {r.status} {payload[:300]!r}")
@@ -102,4 +110,6 @@ for path in ("/public/v1/subprocessors?format=csv", "/public/v1/subprocessors/fe
 
 for path, doc in linked + [("/v1/subprocessors/", d) for d in created]:
     call("DELETE", path + doc["id"], headers={"If-Match": f'"{doc["version"]}"'})
+if lat_file:
+    lat_file.close()
 print(sent)
