@@ -141,6 +141,9 @@ static void job_prepare(job *j)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(notify_cfg.timeout_ms < 5000 ? notify_cfg.timeout_ms : 5000));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* never through a proxy from the environment (http_proxy, ALL_PROXY...): the
+     * address check at connect time would see the proxy, not the target */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, notify_cfg.allow_http ? "http,https" : "https");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);

@@ -483,6 +483,24 @@ def test_rotation_without_overlap_only_new_secret_verifies(make_server, receiver
     assert verifies(pings[1], newest) and not verifies(pings[1], new)
 
 
+def test_deliveries_ignore_proxies_in_the_environment(make_server, receivers):
+    """A proxy from the environment would connect on subreg's behalf, and the address
+    check would see the proxy's address, not the target's (SSRF): deliveries go
+    straight to the target, whatever http_proxy/https_proxy/ALL_PROXY say."""
+    proxy = receivers()
+    srv = make_server(extra_env=dict(WEBHOOK_ENV, http_proxy=proxy.url, https_proxy=proxy.url,
+                                     ALL_PROXY=proxy.url, no_proxy="", NO_PROXY=""))
+    api = srv.api(roles=["admin"], sub="proxied")
+    rcv = receivers()
+    hook = create_hook(api, rcv, ["ping"])
+    resp = api.post(f"{HOOKS}/{hook['id']}/ping")
+    assert_status(resp, 200)
+    assert resp.json()["success"] is True, resp.json()
+    (ping,) = rcv.wait_type("ping")
+    assert verifies(ping, hook["secret"])
+    assert proxy.records == [], "a delivery went through the environment's proxy"
+
+
 # ---------------------------------------------------------------------------
 # ping
 
