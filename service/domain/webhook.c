@@ -142,20 +142,40 @@ typedef struct {
     const char *why;
 } blocked;
 
+/* The IANA special-purpose address registries (IPv4: RFC 6890 and its updates;
+ * IPv6 likewise, as of 2026), every entry, plus multicast and what the issue
+ * tracker found: a webhook target is none of them unless the allow-list opens
+ * it. tests/unit/test_netpolicy.c walks both tables' first and last addresses. */
 static const blocked V4[] = {
     {"0.0.0.0/8", "unspecified"},   {"10.0.0.0/8", "private"},        {"100.64.0.0/10", "shared (CGNAT)"},
     {"127.0.0.0/8", "loopback"},    {"169.254.0.0/16", "link-local (metadata)"},
     {"172.16.0.0/12", "private"},   {"192.0.0.0/24", "IETF protocol assignments"},
-    {"192.0.2.0/24", "documentation"}, {"192.168.0.0/16", "private"}, {"198.18.0.0/15", "benchmarking"},
+    {"192.0.2.0/24", "documentation"}, {"192.31.196.0/24", "AS112"}, {"192.52.193.0/24", "AMT"},
+    {"192.88.99.0/24", "6to4 relay anycast"}, {"192.168.0.0/16", "private"},
+    {"192.175.48.0/24", "AS112 direct delegation"}, {"198.18.0.0/15", "benchmarking"},
     {"198.51.100.0/24", "documentation"}, {"203.0.113.0/24", "documentation"}, {"224.0.0.0/4", "multicast"},
     {"240.0.0.0/4", "reserved"},    {NULL, NULL},
 };
 
 static const blocked V6[] = {
     {"::/128", "unspecified"},      {"::1/128", "loopback"},            {"::ffff:0:0/96", "IPv4-mapped"},
-    {"64:ff9b::/96", "NAT64"},      {"100::/64", "discard"},            {"2001:db8::/32", "documentation"},
-    {"fc00::/7", "unique local"},   {"fe80::/10", "link-local"},        {"ff00::/8", "multicast"},
+    {"::ffff:0:0:0/96", "IPv4-translated"}, {"64:ff9b:1::/48", "local-use NAT64"},
+    {"100::/64", "discard"},        {"100:0:0:1::/64", "dummy prefix"}, {"2001::/23", "IETF protocol assignments"},
+    {"2001:db8::/32", "documentation"}, {"2620:4f:8000::/48", "AS112 direct delegation"},
+    {"3fff::/20", "documentation"}, {"5f00::/16", "segment routing"}, {"fc00::/7", "unique local"},
+    {"fe80::/10", "link-local"},    {"fec0::/10", "site-local"},        {"ff00::/8", "multicast"},
     {"::/96", "IPv4-compatible"},   {NULL, NULL},
+};
+
+/* IPv6 ranges that carry an IPv4 address: judged by that address. */
+static const struct {
+    const char *cidr;
+    int offset; /* of the IPv4 address in the IPv6 one */
+    const char *why;
+} EMBEDDING[] = {
+    {"64:ff9b::/96", 12, "NAT64 of a refused IPv4 address"},
+    {"2002::/16", 2, "6to4 of a refused IPv4 address"},
+    {NULL, 0, NULL},
 };
 
 static const char *classify(const blocked *list, int family, const unsigned char *addr)
@@ -187,6 +207,18 @@ const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa)
     else if (family == AF_INET6) addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
     else return "not an IP address";
     if (listed(p, family, addr)) return NULL;
+    if (family == AF_INET6)
+        for (int i = 0; EMBEDDING[i].cidr; i++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%s", EMBEDDING[i].cidr);
+            char *slash = strchr(buf, '/');
+            *slash = '\0';
+            unsigned char net[16];
+            inet_pton(AF_INET6, buf, net);
+            if (!in_net(addr, net, atoi(slash + 1))) continue;
+            const unsigned char *v4 = addr + EMBEDDING[i].offset;
+            return listed(p, AF_INET, v4) || !classify(V4, AF_INET, v4) ? NULL : EMBEDDING[i].why;
+        }
     return classify(family == AF_INET ? V4 : V6, family, addr);
 }
 

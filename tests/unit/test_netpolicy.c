@@ -119,12 +119,88 @@ static void test_ipv6_classes_are_refused(void **state)
     expect_refused(&none, "febf::1", "link-local");
     expect_refused(&none, "ff02::1", "multicast");
     expect_refused(&none, "2001:db8::1", "documentation");
-    expect_refused(&none, "64:ff9b::a00:1", "NAT64");
+    expect_refused(&none, "64:ff9b::a00:1", "NAT64 of a refused IPv4 address");
     expect_refused(&none, "100::1", "discard");
     expect_refused(&none, "::a00:1", "IPv4-compatible");
     /* fc00::/7 ends at fdff:...; fe80::/10 at febf:... */
     expect_allowed(&none, "fbff::1");
     expect_allowed(&none, "fe7f::1");
+}
+
+/* The IANA special-purpose registries (IPv4 and IPv6), written out here from the
+ * registries themselves: each entry's first and last address is refused. */
+static void test_every_special_purpose_range_is_refused(void **state)
+{
+    (void)state;
+    static const char *const rows[][3] = {
+        /* IPv4 Special-Purpose Address Registry */
+        {"0.0.0.0", "0.255.255.255", "unspecified"},
+        {"10.0.0.0", "10.255.255.255", "private"},
+        {"100.64.0.0", "100.127.255.255", "shared (CGNAT)"},
+        {"127.0.0.0", "127.255.255.255", "loopback"},
+        {"169.254.0.0", "169.254.255.255", "link-local (metadata)"},
+        {"172.16.0.0", "172.31.255.255", "private"},
+        {"192.0.0.0", "192.0.0.255", "IETF protocol assignments"}, /* incl. 192.0.0.9, .10, .170 */
+        {"192.0.2.0", "192.0.2.255", "documentation"},
+        {"192.31.196.0", "192.31.196.255", "AS112"},
+        {"192.52.193.0", "192.52.193.255", "AMT"},
+        {"192.88.99.0", "192.88.99.255", "6to4 relay anycast"},
+        {"192.168.0.0", "192.168.255.255", "private"},
+        {"192.175.48.0", "192.175.48.255", "AS112 direct delegation"},
+        {"198.18.0.0", "198.19.255.255", "benchmarking"},
+        {"198.51.100.0", "198.51.100.255", "documentation"},
+        {"203.0.113.0", "203.0.113.255", "documentation"},
+        {"240.0.0.0", "255.255.255.255", "reserved"}, /* incl. the limited broadcast */
+        {"224.0.0.0", "239.255.255.255", "multicast"},
+        /* IPv6 Special-Purpose Address Registry */
+        {"::", "::", "unspecified"},
+        {"::1", "::1", "loopback"},
+        {"::ffff:0.0.0.0", "::ffff:255.255.255.255", "IPv4-mapped"},
+        {"::ffff:0:0.0.0.0", "::ffff:0:255.255.255.255", "IPv4-translated"},
+        {"64:ff9b:1::", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "local-use NAT64"},
+        {"100::", "100::ffff:ffff:ffff:ffff", "discard"},
+        {"100:0:0:1::", "100:0:0:1:ffff:ffff:ffff:ffff", "dummy prefix"},
+        {"2001::", "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", "IETF protocol assignments"}, /* Teredo, ORCHIDv2 ... */
+        {"2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "documentation"},
+        {"2620:4f:8000::", "2620:4f:8000:ffff:ffff:ffff:ffff:ffff", "AS112 direct delegation"},
+        {"3fff::", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", "documentation"},
+        {"5f00::", "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "segment routing"},
+        {"fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "unique local"},
+        {"fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "link-local"},
+        {"fec0::", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "site-local"},
+        {"ff00::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "multicast"},
+        {"::2", "::ffff:ffff", "IPv4-compatible"},
+    };
+    netpolicy none = parsed(NULL);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        expect_refused(&none, rows[i][0], rows[i][2]);
+        expect_refused(&none, rows[i][1], rows[i][2]);
+    }
+    /* just outside some of them */
+    expect_allowed(&none, "192.31.195.255");
+    expect_allowed(&none, "192.52.194.0");
+    expect_allowed(&none, "2001:200::1");
+    expect_allowed(&none, "2620:4f:8001::1");
+    expect_allowed(&none, "4000::1");
+    expect_allowed(&none, "5f01::1");
+}
+
+/* 6to4 (2002::/16) and the well-known NAT64 prefix (64:ff9b::/96) carry an IPv4
+ * address: judged by it (and the IPv4 allow-list). */
+static void test_embedded_ipv4_is_judged(void **state)
+{
+    (void)state;
+    netpolicy none = parsed(NULL);
+    expect_allowed(&none, "2002:808:808::1");       /* 8.8.8.8 */
+    expect_allowed(&none, "64:ff9b::8.8.8.8");
+    expect_refused(&none, "2002:7f00:1::1", "6to4 of a refused IPv4 address");
+    expect_refused(&none, "2002:a9fe:a9fe::", "6to4 of a refused IPv4 address"); /* metadata */
+    expect_refused(&none, "2002:c0a8:101:ffff::1", "6to4 of a refused IPv4 address");
+    expect_refused(&none, "64:ff9b::169.254.169.254", "NAT64 of a refused IPv4 address");
+    expect_refused(&none, "64:ff9b::10.1.2.3", "NAT64 of a refused IPv4 address");
+    netpolicy loop = parsed("127.0.0.0/8");
+    expect_allowed(&loop, "2002:7f00:1::1");
+    expect_refused(&loop, "2002:a00:1::1", "6to4 of a refused IPv4 address");
 }
 
 static void test_ipv4_mapped_ipv6_is_refused_whatever_it_maps(void **state)
@@ -263,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_ipv4_range_edges),
         cmocka_unit_test(test_ipv6_classes_are_refused),
         cmocka_unit_test(test_ipv4_mapped_ipv6_is_refused_whatever_it_maps),
+        cmocka_unit_test(test_every_special_purpose_range_is_refused),
+        cmocka_unit_test(test_embedded_ipv4_is_judged),
         cmocka_unit_test(test_allow_list_opens_only_its_range),
         cmocka_unit_test(test_netpolicy_lists),
         cmocka_unit_test(test_not_an_ip_family_is_refused),
