@@ -44,6 +44,10 @@ const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa);
 int64_t retry_delay(const char *schedule, int attempt);
 /* Parses a Retry-After value (seconds or an HTTP-date) into seconds from now. */
 int64_t parse_retry_after(const char *value, int64_t now_s);
+/* Milliseconds until the next attempt: the schedule's delay (seconds, < 0: no
+ * more attempts) with ±10 % jitter from rnd, but never before what the receiver
+ * asked for (retry_after_s, < 0: nothing) — jitter only lengthens that wait. */
+int64_t retry_wait_ms(int64_t schedule_s, int64_t retry_after_s, uint32_t rnd);
 
 /* The event envelope {"type", "timestamp", "data"} for an audit record. The
  * event type is "<entity_type>.<created|updated|deleted>", or for publications

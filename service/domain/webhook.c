@@ -246,6 +246,17 @@ int64_t retry_delay(const char *schedule, int attempt)
     return -1;
 }
 
+int64_t retry_wait_ms(int64_t schedule_s, int64_t retry_after_s, uint32_t rnd)
+{
+    if (schedule_s < 0) return -1;
+    double spread = (double)(rnd % 2001) / 10000.0; /* 0 .. 0.2 */
+    int64_t ms = schedule_s * 1000;
+    ms += (int64_t)((double)ms * (spread - 0.1)); /* ±10 % spreads the retries of many deliveries */
+    if (retry_after_s >= 0 && ms < retry_after_s * 1000)
+        ms = retry_after_s * 1000 + (int64_t)((double)retry_after_s * 1000 * spread / 2); /* + 0 .. 10 % */
+    return ms;
+}
+
 int64_t parse_retry_after(const char *v, int64_t now_s)
 {
     if (!v) return -1;

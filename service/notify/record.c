@@ -182,20 +182,16 @@ store_status record_results(job *jobs, cJSON **dues, cJSON **prior, int n, const
             n_delivered++;
         } else {
             __atomic_add_fetch(&m_failed_attempts, 1, __ATOMIC_RELAXED);
-            int64_t delay = gone ? -1 : retry_delay(notify_cfg.retry_schedule, j->attempt + 1);
-            int64_t ra = parse_retry_after(j->retry_after[0] ? j->retry_after : NULL, now / 1000);
-            if (delay >= 0 && ra > delay) delay = ra;
-            if (delay < 0) {
+            uint32_t rnd;
+            random_bytes(&rnd, sizeof rnd);
+            int64_t ms = retry_wait_ms(gone ? -1 : retry_delay(notify_cfg.retry_schedule, j->attempt + 1),
+                                       parse_retry_after(j->retry_after[0] ? j->retry_after : NULL, now / 1000), rnd);
+            if (ms < 0) {
                 cJSON_AddStringToObject(set, "state", "failed");
                 cJSON_AddNullToObject(set, "next_attempt_at");
                 cJSON_AddItemToArray(done, cJSON_CreateString(j->id));
                 n_exhausted++;
             } else {
-                /* ±10 % jitter spreads retries of many deliveries. */
-                uint32_t rnd;
-                random_bytes(&rnd, sizeof rnd);
-                int64_t ms = delay * 1000;
-                ms += (int64_t)((double)ms * ((double)(rnd % 2001) / 10000.0 - 0.1));
                 char next[32];
                 format_rfc3339(now + ms, next);
                 cJSON_AddStringToObject(set, "state", "pending");

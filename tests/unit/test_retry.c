@@ -92,6 +92,25 @@ static void test_retry_after_garbage(void **state)
     assert_int_equal(parse_retry_after(NULL, NOW), -1);
 }
 
+/* Jitter spreads the schedule ±10 %, but a wait the receiver asked for
+ * (Retry-After) is only ever lengthened, by at most 10 %. */
+static void test_jitter_never_shortens_retry_after(void **state)
+{
+    (void)state;
+    for (uint32_t rnd = 0; rnd < 2001; rnd += 50) {
+        int64_t plain = retry_wait_ms(60, -1, rnd);
+        assert_true(plain >= 54000 && plain <= 66000);
+        int64_t asked = retry_wait_ms(60, 120, rnd); /* the receiver asks for more than the schedule */
+        assert_true(asked >= 120000 && asked <= 132000);
+        int64_t near = retry_wait_ms(60, 59, rnd); /* jitter could have gone below 59 s */
+        assert_true(near >= 59000 && near <= 66000);
+        assert_int_equal(retry_wait_ms(-1, 30, rnd), -1); /* no attempt left: Retry-After adds none */
+    }
+    assert_int_equal(retry_wait_ms(60, -1, 0), 54000);
+    assert_int_equal(retry_wait_ms(60, 120, 0), 120000);
+    assert_int_equal(retry_wait_ms(60, 120, 2000), 132000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_in_seconds),
         cmocka_unit_test(test_retry_after_as_an_http_date),
         cmocka_unit_test(test_retry_after_garbage),
+        cmocka_unit_test(test_jitter_never_shortens_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
