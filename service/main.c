@@ -225,6 +225,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
                  "SUBREG_CLAIM_LEASE_MS (%d) is not above the MongoDB socket timeout (%d ms): a write the database "
                  "runs late could be settled as not applied, leaving it unaudited; raise the lease (tests only)",
                  c->claim_lease_ms, store_socket_timeout_ms());
+    readiness_start();
     recovery_start(c->recovery_interval_ms, c->claim_lease_ms);
     publish_start(c->publish_poll_ms);
     notify_start();
@@ -233,6 +234,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         notify_stop();
         publish_stop();
         recovery_stop();
+        readiness_stop();
         fprintf(stderr, "subreg: %s\n", err);
         return 1;
     }
@@ -250,6 +252,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
     notify_stop();
     publish_stop();
     recovery_stop();
+    readiness_stop();
     log_event(LOG_INFO, "stopped", NULL);
     return 0;
 }

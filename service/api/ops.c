@@ -8,6 +8,7 @@
 #include "subreg/notify.h"
 #include "subreg/schema.h"
 #include "subreg/resource.h"
+#include "subreg/worker.h"
 
 api_env api_cfg;
 
@@ -18,12 +19,42 @@ static void handle_healthz(req *r)
     respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
 }
 
+/* Readiness comes from a prober that pings the database every half second:
+ * /readyz answers from its last result at once, whatever the database does (a
+ * frozen database holds the ping until the socket timeout, not the request). */
+#define PING_INTERVAL_MS 500
+#define PING_STALE_MS 1500
+
+static worker prober;
+static bool answered_once; /* no readiness before the first answer */
+
+static int ping_round(void *arg)
+{
+    (void)arg;
+    if (store_ping() != ST_OK) return -1; /* the worker's idle time keeps growing */
+    __atomic_store_n(&answered_once, true, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void readiness_start(void)
+{
+    prober = (worker){.round = ping_round, .interval_ms = PING_INTERVAL_MS};
+    worker_start(&prober);
+}
+
+void readiness_stop(void)
+{
+    worker_stop(&prober);
+}
+
 static void handle_readyz(req *r)
 {
-    store_status st = store_ping();
-    if (st != ST_OK) {
+    int64_t since = worker_idle_ms(&prober);
+    if (since > PING_STALE_MS || !__atomic_load_n(&answered_once, __ATOMIC_ACQUIRE)) {
+        char d[120];
+        snprintf(d, sizeof d, "the database is unreachable (no answer to a ping for %lld ms)", (long long)since);
         req_add_header(r, "Retry-After", "5");
-        respond_problem(r, 503, "service-unavailable", "the database is unreachable");
+        respond_problem(r, 503, "service-unavailable", d);
         return;
     }
     /* The recovery thread sweeps every few seconds; a sweep stuck for a minute

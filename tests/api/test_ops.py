@@ -129,6 +129,32 @@ def test_readyz_503_has_retry_after(make_server):
         srv.db.start()
 
 
+def test_readyz_answers_within_a_second_while_the_database_is_frozen(make_server):
+    """A frozen database (SIGSTOP: connections open, no answer) holds a ping until the
+    socket timeout; /readyz answers at once from the prober's last result: 503 within
+    two seconds of the freeze, 200 again soon after it ends."""
+    srv = make_server()
+    assert_status(requests.get(srv.url + "/readyz", timeout=10), 200)
+    os.kill(srv.db.proc.pid, signal.SIGSTOP)
+    try:
+        t_freeze, slowest, first_503 = time.monotonic(), 0.0, None
+        while time.monotonic() - t_freeze < 6:
+            t0 = time.monotonic()
+            resp = requests.get(srv.url + "/readyz", timeout=10)
+            slowest = max(slowest, time.monotonic() - t0)
+            if resp.status_code == 503 and first_503 is None:
+                first_503 = time.monotonic() - t_freeze
+                assert_problem(resp, 503, "service-unavailable")
+                assert resp.headers.get("Retry-After") == "5"
+            time.sleep(0.2)
+    finally:
+        os.kill(srv.db.proc.pid, signal.SIGCONT)
+    assert first_503 is not None and first_503 < 2.5, first_503
+    assert slowest < 1.0, f"/readyz took {slowest:.2f} s"
+    wait_until(lambda: requests.get(srv.url + "/readyz", timeout=10).status_code == 200, 15,
+               message="/readyz 200 after the freeze")
+
+
 def test_migrate_is_idempotent(server):
     """`subreg migrate` again on a migrated database (as on every deploy) exits 0,
     and the running service is unaffected."""
