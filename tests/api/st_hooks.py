@@ -3,11 +3,12 @@ module through SCHEMATHESIS_HOOKS (not a test module; pytest never imports it).
 
 - Webhook URLs stay on this machine. The service resolves the host of every URL
   it accepts for a subscription (and later connects to it), so a generated URL
-  would send DNS queries or deliveries anywhere. Every URL the service would
-  take (`would_resolve`, the service's own syntax check) has its scheme and
-  host:port replaced by the loopback receiver the test runs
-  (SUBREG_ST_RECEIVER); a URL the service refuses on syntax is left alone (it
-  is answered 400 before any resolution). schemathesis re-validates a case after
+  would send DNS queries or deliveries anywhere. Every `url` in a body sent to
+  /v1/webhooks or /v1/webhooks/{id} (any method) with an http(s) scheme and a
+  host (`would_resolve`: everything the service's syntax check could let through
+  to resolution, and more) has its scheme and host:port replaced by the loopback
+  receiver the test runs (SUBREG_ST_RECEIVER); other values are refused by the
+  service's syntax check (400) before any resolution. schemathesis re-validates a case after
   this hook, so a rewritten URL counts as valid or invalid by what is sent.
 - A generated `cursor` is dropped from otherwise valid requests: a cursor is
   opaque and only the ones the service issued are valid (400 otherwise), which
@@ -27,8 +28,9 @@ import schemathesis
 
 RECEIVER = os.environ.get("SUBREG_ST_RECEIVER", "http://127.0.0.1:9")
 
-# Operations whose body carries a subscription URL.
-_URL_BODIES = {("POST", "/v1/webhooks"), ("PATCH", "/v1/webhooks/{id}")}
+# Paths whose body carries a subscription URL (POST, PATCH, and the methods the
+# coverage phase sends to see them refused: rewritten all the same).
+_URL_BODIES = {"/v1/webhooks", "/v1/webhooks/{id}"}
 
 _SCHEME_AUTHORITY = re.compile(r"(?i)^https?://([^/?#]*)")
 
@@ -62,7 +64,7 @@ def pdf_body(ctx, value):
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if (case.method.upper(), case.path) in _URL_BODIES and isinstance(case.body, dict):
+    if case.path in _URL_BODIES and isinstance(case.body, dict):
         url = case.body.get("url")
         if isinstance(url, str) and would_resolve(url):
             case.body["url"] = loopback(url)
