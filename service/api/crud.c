@@ -428,6 +428,19 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
             free(after);
             return;
         }
+        bson_iter_t fixed;
+        if (!f->op && bson_iter_init_find(&fixed, filter, f->path)) {
+            /* A nested list's path already fixes this field (?publication_id= on
+             * /v1/publications/{id}/objections): both must hold, so another value
+             * matches nothing (and the filter document never has the key twice). */
+            bool same = BSON_ITER_HOLDS_UTF8(&fixed) && cJSON_IsString(val) &&
+                        strcmp(bson_iter_utf8(&fixed, NULL), val->valuestring) == 0;
+            cJSON_Delete(val);
+            if (same) continue;
+            free(after);
+            respond(r, 200, "application/json", "{\"items\":[]}", 12);
+            return;
+        }
         if (f->type->type == FT_DATETIME) {
             /* Stored times are canonical "YYYY-MM-DDTHH:MM:SSZ": they sort as strings. */
             int64_t ms = 0;

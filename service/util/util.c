@@ -211,6 +211,8 @@ bool parse_rfc3339(const char *s, int64_t *epoch_ms)
         return false;
     }
     if (*p) return false;
+    /* RFC 3339 5.7: second 60 only for a leap second, which is 23:59:60 in UTC. */
+    if (se == 60 && ((h * 60 + mi - off / 60) % 1440 + 1440) % 1440 != 23 * 60 + 59) return false;
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
     *epoch_ms = secs * 1000 + ms;
     return true;

@@ -158,9 +158,18 @@ def test_audit_requires_a_role(server, tokens):
 @pytest.mark.parametrize("params", [
     {"since": "yesterday"}, {"since": "2026-13-01T00:00:00Z"}, {"limit": "0"}, {"limit": "x"},
     {"cursor": "garbage"}, {"colour": "red"}, {"order": "newest"},
-], ids=["since-word", "since-bad-month", "limit-0", "limit-x", "cursor", "unknown-param", "order"])
+    # RFC 3339: second 60 only for a leap second, 23:59:60 in UTC (as `format: date-time`)
+    {"since": "2026-11-27T14:00:60Z"}, {"since": "2026-12-31T23:59:60+01:00"},
+], ids=["since-word", "since-bad-month", "limit-0", "limit-x", "cursor", "unknown-param", "order",
+        "since-second-60", "since-second-60-offset"])
 def test_audit_bad_query_is_400(admin, params):
     assert_problem(admin.get("/v1/audit", params=params), 400, "malformed-request")
+
+
+def test_audit_since_leap_second(admin):
+    # 23:59:60 in UTC (also written with an offset) is a leap second: accepted
+    for since in ("2016-12-31T23:59:60Z", "2017-01-01T00:59:60+01:00"):
+        assert_status(admin.get("/v1/audit", params={"since": since, "limit": 1}), 200)
 
 
 def test_audit_is_read_only(admin):

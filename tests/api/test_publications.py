@@ -399,6 +399,13 @@ def test_objections_counted_and_rule_8(pub_server, padmin, first):
     assert listed[0]["objections"] == {"total": 1, "open": 1}
     items = reader.get(path).json()["items"]
     assert [o["id"] for o in items] == [ob["id"]]
+    # ?publication_id= on the publication's own list: both must hold (was 503)
+    resp = reader.get(path, params={"publication_id": str(n)})
+    assert_status(resp, 200)
+    assert [o["id"] for o in resp.json()["items"]] == [ob["id"]]
+    resp = reader.get(path, params={"publication_id": str(n + 1)})
+    assert_status(resp, 200)
+    assert resp.json() == {"items": []}
     assert_status(reader.get(f"/v1/objections/{ob['id']}"), 200)
 
     # rule 8: an announced version with an open objection

@@ -41,6 +41,12 @@ static void test_rfc3339(void **state)
     assert_false(parse_rfc3339("2026-11-27T14:00:00", &ms));
     assert_false(parse_rfc3339("2026-11-27T24:00:00Z", &ms));
     assert_false(parse_rfc3339("2026-11-27T14:00:00Zjunk", &ms));
+    /* second 60 only as a leap second: 23:59:60 in UTC, also written with an offset */
+    assert_true(parse_rfc3339("2016-12-31T23:59:60Z", &ms));
+    assert_true(parse_rfc3339("2017-01-01T00:59:60+01:00", &ms));
+    assert_true(parse_rfc3339("2016-12-31T18:59:60-05:00", &ms));
+    assert_false(parse_rfc3339("2026-11-27T14:00:60Z", &ms));
+    assert_false(parse_rfc3339("2016-12-31T23:59:60+01:00", &ms));
 }
 
 static void test_ids_are_ordered_and_unique(void **state)
