@@ -15,9 +15,8 @@ module through SCHEMATHESIS_HOOKS (not a test module; pytest never imports it).
   no schema can describe.
 - PDF uploads: a generated string body is sent as a PDF (`%PDF-` and the string);
   anything else as its JSON text (not a PDF: 415).
-- `filter_failure` drops exactly the failures of defects that are fixed
-  separately, and valid-per-schema bodies refused only by the service's
-  cross-field rules (tests/api/README.md lists both); nothing else.
+- `filter_failure` drops exactly the valid-per-schema bodies refused only by the
+  service's cross-field rules (tests/api/README.md lists them); nothing else.
 """
 
 import json
@@ -74,37 +73,6 @@ def before_call(context, case, kwargs):
         del case.query["cursor"]
 
 
-def _is_problem_instance(failure):
-    """ST108 on a problem's `instance` (the request path) that is not a
-    uri-reference: the service puts the percent-decoded path there."""
-    path = getattr(failure, "instance_path", None)
-    return path is not None and list(path)[-1:] == ["instance"] and "uri-reference" in failure.message
-
-
-_NON_ASCII_HOST = re.compile(r"(?i)^https?://[^/?#]*[^\x00-\x7f]")
-
-
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
-def _non_ascii_host(failure, case):
-    """A URL with a non-ASCII host: accepted by the service (and then answered
-    back), although `format: uri` refuses it."""
-    if failure.code == "ST108":
-        return any(_NON_ASCII_HOST.match(s) for s in _strings(getattr(failure, "instance", None)))
-    if failure.code == "ST201":
-        return any(_NON_ASCII_HOST.match(s) for s in _strings(case.body))
-    return False
-
-
 # The service's cross-field and check-digit rules (service/domain/*.c): they answer
 # 400 validation-error for bodies that each member's schema admits. JSON Schema
 # cannot state them (date order, rules on the merged result of a PATCH, check
@@ -154,11 +122,7 @@ def _log_filtered(reason, failure, case, response):
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    if failure.code == "ST108" and _is_problem_instance(failure):
-        reason = "defect 6: problem instance is the decoded path"
-    elif _non_ascii_host(failure, case):
-        reason = "defect 7: non-ASCII URL host accepted"
-    elif _only_cross_field_rules(failure, case, response):
+    if _only_cross_field_rules(failure, case, response):
         reason = "cross-field rule"
     else:
         return True
