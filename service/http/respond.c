@@ -116,8 +116,8 @@ static const char *http_date(void)
     return buf;
 }
 
-/* Each worker thread builds its responses in one buffer it keeps (freed when
- * civetweb ends the thread). */
+/* Each worker thread builds its responses in one buffer it keeps while it is
+ * small (freed when civetweb ends the thread). */
 static __thread strbuf response_buf;
 __thread strbuf header_buf;
 
@@ -207,7 +207,9 @@ void write_response(struct mg_connection *conn, int status, const char *ctype, c
     }
 #undef PUT_LIT
 #undef PUT
-    if (out.cap > 262144) sb_free(&out); /* keep a usual size, not the largest ever */
+    /* Keep a small buffer per thread, not the largest response ever: with hundreds of
+     * worker threads, 64 KiB each would be RSS that only grows (bench/soak). */
+    if (out.cap > 16384) sb_free(&out);
     response_buf = out;
 }
 
