@@ -43,7 +43,7 @@ store_status crud_seed(const struct resource *res, const char *json, int *insert
 /* Answers the problem for a store failure (404, 409, 412, 503, 500). */
 void respond_store_error(req *r, store_status st);
 
-/* Readiness prober (ops.c): pings the database every 500 ms for /readyz. */
+/* Readiness prober (ops.c): pings the database every second for /readyz. */
 void readiness_start(void);
 void readiness_stop(void);
 /* Recovery thread: settles write claims older than lease_ms, every interval_ms. */

@@ -19,11 +19,11 @@ static void handle_healthz(req *r)
     respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
 }
 
-/* Readiness comes from a prober that pings the database every half second:
+/* Readiness comes from a prober that pings the database every second:
  * /readyz answers from its last result at once, whatever the database does (a
  * frozen database holds the ping until the socket timeout, not the request). */
-#define PING_INTERVAL_MS 500
-#define PING_STALE_MS 1500
+#define PING_INTERVAL_MS 1000
+#define PING_STALE_MS 2500
 
 static worker prober;
 static bool answered_once; /* no readiness before the first answer */

@@ -131,8 +131,8 @@ def test_readyz_503_has_retry_after(make_server):
 
 def test_readyz_answers_within_a_second_while_the_database_is_frozen(make_server):
     """A frozen database (SIGSTOP: connections open, no answer) holds a ping until the
-    socket timeout; /readyz answers at once from the prober's last result: 503 within
-    two seconds of the freeze, 200 again soon after it ends."""
+    socket timeout; /readyz answers at once from the prober's last result (a ping a
+    second, stale after 2.5 s): 503 within 3.5 s of the freeze, 200 again soon after."""
     srv = make_server()
     assert_status(requests.get(srv.url + "/readyz", timeout=10), 200)
     os.kill(srv.db.proc.pid, signal.SIGSTOP)
@@ -149,7 +149,7 @@ def test_readyz_answers_within_a_second_while_the_database_is_frozen(make_server
             time.sleep(0.2)
     finally:
         os.kill(srv.db.proc.pid, signal.SIGCONT)
-    assert first_503 is not None and first_503 < 2.5, first_503
+    assert first_503 is not None and first_503 < 4.0, first_503
     assert slowest < 1.0, f"/readyz took {slowest:.2f} s"
     wait_until(lambda: requests.get(srv.url + "/readyz", timeout=10).status_code == 200, 15,
                message="/readyz 200 after the freeze")
