@@ -484,6 +484,17 @@ def index_parity(new_db, ref_factory):
         return f"{len(tested)} answers per collection" + (" = reference" if "reference" in answers else "") \
             + f"; {n_py} filters = Python"
 
+    def restart_tested(kill):
+        """Stops the tested server (SIGTERM, or kill -9), starts it on its data, reconnects."""
+        clients["tested"].close()
+        if kill:
+            dbs["tested"].proc.send_signal(signal.SIGKILL)
+            dbs["tested"].proc.wait()
+        else:
+            dbs["tested"].stop(signal.SIGTERM)
+        dbs["tested"].start()
+        clients["tested"] = pymongo.MongoClient(dbs["tested"].uri)
+
     try:
         @check("index parity: load (indexes built from data and maintained on insert)")
         def _():
@@ -503,10 +514,7 @@ def index_parity(new_db, ref_factory):
 
         @check("index parity: after a restart (SIGTERM) of the tested server")
         def _():
-            clients["tested"].close()
-            dbs["tested"].stop(signal.SIGTERM)
-            dbs["tested"].start()
-            clients["tested"] = pymongo.MongoClient(dbs["tested"].uri)
+            restart_tested(kill=False)
             return compare("restarted")
 
         @check("index parity: writes, kill -9, restart")
@@ -514,11 +522,7 @@ def index_parity(new_db, ref_factory):
             for name, cl in clients.items():
                 cl.parity.ix.update_many({"k": "k6"}, {"$set": {"k": "k0"}})
                 cl.parity.ix.delete_many({"tags": "b"})
-            clients["tested"].close()
-            dbs["tested"].proc.send_signal(signal.SIGKILL)
-            dbs["tested"].proc.wait()
-            dbs["tested"].start()
-            clients["tested"] = pymongo.MongoClient(dbs["tested"].uri)
+            restart_tested(kill=True)
             return compare("killed")
 
         @check("index parity: dropIndex, then the same answers without the index")

@@ -40,22 +40,21 @@ static bool load_registry(req *r, loaded *l)
         cJSON **dst;
     } parts[] = {{&RES_SUBPROCESSOR, &l->sp}, {&RES_AGREEMENT, &l->ag}, {&RES_TRANSFER, &l->tr},
                  {&RES_TOM, &l->tom},         {&RES_COUNTRY, &l->co},   {&RES_ADEQUACY, &l->ad},
-                 {&RES_SCC_SET, &l->scc},     {&RES_CUSTOMER, &l->cu},  {&RES_OBJECTION, &l->ob},
-                 {NULL, &l->pub}};
+                 {&RES_SCC_SET, &l->scc},     {&RES_CUSTOMER, &l->cu},  {&RES_OBJECTION, &l->ob}};
+    store_status st = ST_OK;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && st == ST_OK; i++)
+        st = store_list_all(parts[i].res->collection, parts[i].dst);
+    /* the publications without their frozen items, but for the version in effect */
     int64_t now = now_ms();
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        /* publications without their frozen items, but for the version in effect */
-        store_status st = parts[i].res ? store_list_all(parts[i].res->collection, parts[i].dst)
-                                       : store_list_all_omit(COLL_PUBLICATIONS, "items", parts[i].dst);
-        const cJSON *current = parts[i].res ? NULL : publication_in_effect(l->pub, now);
-        cJSON *full = NULL;
-        if (st == ST_OK && current && (st = store_get(COLL_PUBLICATIONS, json_get_str(current, "id"), &full)) == ST_OK)
-            cJSON_ReplaceItemViaPointer(l->pub, (cJSON *)current, full);
-        if (st != ST_OK) {
-            loaded_free(l);
-            respond_store_error(r, st);
-            return false;
-        }
+    if (st == ST_OK) st = store_list_all_omit(COLL_PUBLICATIONS, "items", &l->pub);
+    const cJSON *current = st == ST_OK ? publication_in_effect(l->pub, now) : NULL;
+    cJSON *full = NULL;
+    if (current && (st = store_get(COLL_PUBLICATIONS, json_get_str(current, "id"), &full)) == ST_OK)
+        cJSON_ReplaceItemViaPointer(l->pub, (cJSON *)current, full);
+    if (st != ST_OK) {
+        loaded_free(l);
+        respond_store_error(r, st);
+        return false;
     }
     format_date(now, l->today);
     format_rfc3339(now, l->now);

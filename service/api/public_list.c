@@ -95,12 +95,11 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
 {
     snapshot *s = xcalloc(1, sizeof *s);
     s->refs = 1;
-    const cJSON *current = NULL;
+    const cJSON *current = publication_in_effect(pubs, now);
     int64_t latest_pub_ms = 0;
     for (const cJSON *p = pubs->child; p; p = p->next) {
         int64_t eff = ts_ms(p, "effective_at");
-        if (eff <= now) current = p;
-        else if (!s->next_change_ms || eff < s->next_change_ms) s->next_change_ms = eff;
+        if (eff > now && (!s->next_change_ms || eff < s->next_change_ms)) s->next_change_ms = eff;
         int64_t pm = ts_ms(p, "published_at");
         if (pm > latest_pub_ms) latest_pub_ms = pm;
         s->latest = (int)cJSON_GetNumberValue(json_get(p, "number"));

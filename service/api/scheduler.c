@@ -73,12 +73,10 @@ static void refresh(void)
     for (cJSON *p = pubs->child; p; p = p->next)
         if (ts_ms(p, "effective_at") <= now && !json_get(p, "effective_recorded_at")) record_effective(p, now);
     snapshot *cur = snapshot_get();
-    int current = 0, latest = 0;
-    for (cJSON *p = pubs->child; p; p = p->next) {
-        int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
-        if (ts_ms(p, "effective_at") <= now) current = n;
-        latest = n;
-    }
+    const cJSON *in_effect = publication_in_effect(pubs, now);
+    const cJSON *last = cJSON_GetArrayItem(pubs, cJSON_GetArraySize(pubs) - 1);
+    int current = in_effect ? (int)cJSON_GetNumberValue(json_get(in_effect, "number")) : 0;
+    int latest = last ? (int)cJSON_GetNumberValue(json_get(last, "number")) : 0;
     if (!cur || cur->current != current || cur->latest != latest) {
         snapshot_swap(build_snapshot(pubs, now));
         log_msgf(LOG_INFO, "public list: version %d in effect, %d published", current, latest);

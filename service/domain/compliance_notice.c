@@ -107,6 +107,7 @@ void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now)
                     name),
                 cx_fmt("%s is retired but still on the public list in effect (" GROUND_DRIFT ").", name), GROUND_DRIFT,
                 NULL);
-    }    json_index_free(&listed_ix);
+    }
+    json_index_free(&listed_ix);
 }
 

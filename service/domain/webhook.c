@@ -178,17 +178,22 @@ static const struct {
     {NULL, 0, NULL},
 };
 
+/* Whether addr (of family) lies in range ("10.0.0.0/8", "2002::/16"). */
+static bool in_cidr(const unsigned char *addr, int family, const char *range)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", range);
+    char *slash = strchr(buf, '/');
+    *slash = '\0';
+    unsigned char net[16];
+    inet_pton(family, buf, net);
+    return in_net(addr, net, atoi(slash + 1));
+}
+
 static const char *classify(const blocked *list, int family, const unsigned char *addr)
 {
-    for (const blocked *b = list; b->cidr; b++) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s", b->cidr);
-        char *slash = strchr(buf, '/');
-        *slash = '\0';
-        unsigned char net[16];
-        inet_pton(family, buf, net);
-        if (in_net(addr, net, atoi(slash + 1))) return b->why;
-    }
+    for (const blocked *b = list; b->cidr; b++)
+        if (in_cidr(addr, family, b->cidr)) return b->why;
     return NULL;
 }
 
@@ -209,13 +214,7 @@ const char *netpolicy_refuse(const netpolicy *p, const struct sockaddr *sa)
     if (listed(p, family, addr)) return NULL;
     if (family == AF_INET6)
         for (int i = 0; EMBEDDING[i].cidr; i++) {
-            char buf[32];
-            snprintf(buf, sizeof buf, "%s", EMBEDDING[i].cidr);
-            char *slash = strchr(buf, '/');
-            *slash = '\0';
-            unsigned char net[16];
-            inet_pton(AF_INET6, buf, net);
-            if (!in_net(addr, net, atoi(slash + 1))) continue;
+            if (!in_cidr(addr, AF_INET6, EMBEDDING[i].cidr)) continue;
             const unsigned char *v4 = addr + EMBEDDING[i].offset;
             return listed(p, AF_INET, v4) || !classify(V4, AF_INET, v4) ? NULL : EMBEDDING[i].why;
         }

@@ -54,6 +54,13 @@ unsigned rate_set_of(const char *ip)
     return h % RL_SETS;
 }
 
+/* A bucket's tokens at now: refilled since its last use, at most the burst. */
+static double level(const bucket *b, int64_t now, double per_ms, double burst)
+{
+    double t = b->tokens + (double)(now - b->last_ms) * per_ms;
+    return t > burst ? burst : t;
+}
+
 /* True when the request may proceed; otherwise *retry_after is set (seconds). */
 bool rate_allow(const char *ip, int *retry_after)
 {
@@ -68,12 +75,13 @@ bool rate_allow(const char *ip, int *retry_after)
     pthread_mutex_lock(mu);
     for (int w = 0; w < RL_WAYS && !b; w++) {
         bucket *x = &ways[w];
-        bool empty = !x->ip[0];
-        if (!empty && strcmp(x->ip, ip) == 0) b = x;
-        else if (empty && (!take || take->ip[0])) take = x; /* an empty bucket first */
-        else if (!empty && x->tokens + (double)(now - x->last_ms) * per_ms >= burst &&
-                 (!take || (take->ip[0] && x->last_ms < take->last_ms)))
+        if (!x->ip[0]) {
+            if (!take || take->ip[0]) take = x; /* an empty bucket first */
+        } else if (strcmp(x->ip, ip) == 0) {
+            b = x;
+        } else if (level(x, now, per_ms, burst) >= burst && (!take || (take->ip[0] && x->last_ms < take->last_ms))) {
             take = x; /* then the idle one used least recently */
+        }
     }
     if (!b && take) {
         b = take;
@@ -82,8 +90,7 @@ bool rate_allow(const char *ip, int *retry_after)
         b->last_ms = now;
     }
     if (b) {
-        b->tokens += (double)(now - b->last_ms) * per_ms;
-        if (b->tokens > burst) b->tokens = burst;
+        b->tokens = level(b, now, per_ms, burst);
         b->last_ms = now;
         ok = b->tokens >= 1.0;
         if (ok) b->tokens -= 1.0;
@@ -92,7 +99,7 @@ bool rate_allow(const char *ip, int *retry_after)
         /* every bucket of the set is in use: refused until the first is idle */
         double wait_ms = 0;
         for (int w = 0; w < RL_WAYS; w++) {
-            double need = (burst - ways[w].tokens) / per_ms - (double)(now - ways[w].last_ms);
+            double need = (burst - level(&ways[w], now, per_ms, burst)) / per_ms;
             if (w == 0 || need < wait_ms) wait_ms = need;
         }
         ok = false;

@@ -148,6 +148,20 @@ static char *uri_reference(const char *raw)
     return sb.data;
 }
 
+/* The raw path (n bytes, path_problem found nothing) percent-decoded once. */
+static char *decoded_path(const char *raw, size_t n)
+{
+    char *path = xmalloc(n + 1);
+    mg_url_decode(raw, (int)n, path, (int)n + 1, 0);
+    return path;
+}
+
+/* The detail of a 405: the method and what the path allows. */
+static void not_allowed_detail(char *d, size_t cap, const char *method, const char *allow)
+{
+    snprintf(d, cap, "%.16s is not allowed here; allowed: %.150s", method, allow);
+}
+
 /* The request's framing, before civetweb's Content-Length is trusted: two
  * lengths, or a length beside Transfer-Encoding, let a proxy and this server
  * see different requests in one stream (request smuggling). NULL when fine. */
@@ -365,10 +379,7 @@ static int begin_request(struct mg_connection *conn)
         respond_problem(&r, 400, "malformed-request", why);
         goto done;
     }
-    size_t raw_len = strlen(raw);
-    path = xmalloc(raw_len + 1);
-    mg_url_decode(raw, (int)raw_len, path, (int)raw_len + 1, 0);
-    r.path = path;
+    r.path = path = decoded_path(raw, strlen(raw));
     if (!utf8_valid(r.path, strlen(r.path))) {
         respond_problem(&r, 400, "malformed-request", "the path is not valid UTF-8");
         goto done;
@@ -398,8 +409,8 @@ static int begin_request(struct mg_connection *conn)
             respond_empty(&r, 204);
         } else {
             req_add_header(&r, "Allow", allow.data);
-            char d[160];
-            snprintf(d, sizeof d, "%.16s is not allowed here; allowed: %s", r.method, allow.data);
+            char d[200];
+            not_allowed_detail(d, sizeof d, r.method, allow.data);
             respond_problem(&r, 405, "method-not-allowed", d);
         }
         sb_free(&allow);
@@ -484,15 +495,13 @@ static int http_error(struct mg_connection *conn, int status, const char *msg)
         char *raw = xstrndup(ri->request_uri, n);
         instance = uri_reference(raw);
         if (!path_problem(raw)) {
-            path = xmalloc(n + 1);
-            mg_url_decode(raw, (int)n, path, (int)n + 1, 0);
+            path = decoded_path(raw, n);
             strbuf allow = {0};
             allowed_methods(path, &allow);
             if (allow.len) {
                 status = 405;
                 snprintf(extra, sizeof extra, "Allow: %s\r\nConnection: close\r\n", allow.data);
-                snprintf(detail, sizeof detail, "%.16s is not allowed here; allowed: %.150s", ri->request_method,
-                         allow.data);
+                not_allowed_detail(detail, sizeof detail, ri->request_method, allow.data);
             } else {
                 status = 404;
                 snprintf(detail, sizeof detail, "no such path");

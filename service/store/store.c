@@ -340,49 +340,6 @@ store_status store_delete(const char *coll, const char *id)
     return ok ? ST_OK : map_error(&e, "delete");
 }
 
-static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
-                              const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more);
-static void add_item(const bson_t *doc, void *arr);
-
-store_status store_list_all(const char *coll, cJSON **out)
-{
-    return store_list_all_omit(coll, NULL, out);
-}
-
-store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
-{
-    cJSON *all = cJSON_CreateArray();
-    char *after = NULL;
-    store_status st;
-    for (;;) {
-        bson_t filter = BSON_INITIALIZER;
-        cJSON *items = cJSON_CreateArray();
-        bool more = false;
-        st = list_each(coll, &filter, after, false, 500, omit, add_item, items, &more);
-        bson_destroy(&filter);
-        free(after);
-        after = NULL;
-        if (st != ST_OK) {
-            cJSON_Delete(items);
-            break;
-        }
-        cJSON *last = NULL;
-        while (items->child) {
-            last = cJSON_DetachItemViaPointer(items, items->child);
-            cJSON_AddItemToArray(all, last);
-        }
-        cJSON_Delete(items);
-        if (!more || !last) break;
-        after = xstrdup(json_get_str(last, "id"));
-    }
-    if (st != ST_OK) {
-        cJSON_Delete(all);
-        return st;
-    }
-    *out = all;
-    return ST_OK;
-}
-
 store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 {
     handle h = open_coll(coll);
@@ -395,8 +352,8 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 }
 
 /* A page in _id order: each of at most limit documents strictly after after_id
- * goes to each(); *more says whether another follows. */
-/* omit: a top-level field left out of every document (NULL: none). */
+ * goes to each() (without the top-level field omit, unless NULL); *more says
+ * whether another follows. */
 static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
                               const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
 {
@@ -487,6 +444,45 @@ store_status store_list_text(const char *coll, bson_t *filter, const char *after
     }
     *last_id = p.last_id;
     return st;
+}
+
+store_status store_list_all(const char *coll, cJSON **out)
+{
+    return store_list_all_omit(coll, NULL, out);
+}
+
+store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
+{
+    cJSON *all = cJSON_CreateArray();
+    char *after = NULL;
+    store_status st;
+    for (;;) {
+        bson_t filter = BSON_INITIALIZER;
+        cJSON *items = cJSON_CreateArray();
+        bool more = false;
+        st = list_each(coll, &filter, after, false, 500, omit, add_item, items, &more);
+        bson_destroy(&filter);
+        free(after);
+        after = NULL;
+        if (st != ST_OK) {
+            cJSON_Delete(items);
+            break;
+        }
+        cJSON *last = NULL;
+        while (items->child) {
+            last = cJSON_DetachItemViaPointer(items, items->child);
+            cJSON_AddItemToArray(all, last);
+        }
+        cJSON_Delete(items);
+        if (!more || !last) break;
+        after = xstrdup(json_get_str(last, "id"));
+    }
+    if (st != ST_OK) {
+        cJSON_Delete(all);
+        return st;
+    }
+    *out = all;
+    return ST_OK;
 }
 
 store_status store_put_chunks(const char *id, const unsigned char *data, size_t len, size_t chunk)

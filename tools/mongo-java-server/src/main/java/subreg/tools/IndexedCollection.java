@@ -379,18 +379,7 @@ final class IndexedCollection extends H2Collection {
                 Cursor<String, Object> c = desc
                     ? map.cursor(upper.toString(), lower.toString(), true)
                     : map.cursor(lower.toString(), upper.toString(), false);
-                return new Plan(matching(new Iterator<Object>() {
-                    @Override
-                    public boolean hasNext() {
-                        return c.hasNext();
-                    }
-
-                    @Override
-                    public Object next() {
-                        c.next();
-                        return c.getValue();
-                    }
-                }, query), null);
+                return new Plan(matching(values(c), query), null);
             }
         }
         // the candidates' positions, deduplicated
@@ -441,19 +430,23 @@ final class IndexedCollection extends H2Collection {
         String[] b = strings ? idBounds(query) : new String[2];
         boolean desc = sort == Sort.NATURAL_DESC || sort == Sort.ID_DESC;
         Cursor<Object, Document> c = desc ? dataMap.cursor(b[1], b[0], true) : dataMap.cursor(b[0], b[1], false);
-        Iterator<Document> docs = new Iterator<Document>() {
+        return new Plan(filter(values(c), query), null);
+    }
+
+    /** A cursor's values, in its order. */
+    private static <K, V> Iterator<V> values(Cursor<K, V> c) {
+        return new Iterator<V>() {
             @Override
             public boolean hasNext() {
                 return c.hasNext();
             }
 
             @Override
-            public Document next() {
+            public V next() {
                 c.next();
                 return c.getValue();
             }
         };
-        return new Plan(filter(docs, query), null);
     }
 
     private Iterator<Document> matching(Iterator<Object> positions, Document query) {
