@@ -62,6 +62,8 @@ static const setting SETTINGS[] = {
      "how often the delivery thread looks for queued events and due deliveries"},
     {"SUBREG_WEBHOOK_CONCURRENCY", C_INT, OFF(webhook_concurrency), "64", 1, 4096,
      "deliveries in flight at once per instance"},
+    {"SUBREG_WEBHOOK_ENDPOINT_CONCURRENCY", C_INT, OFF(webhook_endpoint_concurrency), "4", 1, 64,
+     "attempts in flight at once per subscription and instance; more wait in the subscription's own queue"},
     {"SUBREG_WEBHOOK_LEASE_MS", C_INT, OFF(webhook_lease_ms), "60000", 1000, 3600000,
      "delivery lease (an event's fan-out, a retry shard's period): one instance sends each attempt per lease"},
     {"SUBREG_CORS_ORIGIN", C_STR, OFF(cors_origin), "", 0, 0, "Access-Control-Allow-Origin value; empty: no CORS"},

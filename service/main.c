@@ -211,6 +211,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .rotation_overlap_s = c->webhook_rotation_overlap_s,
         .poll_ms = c->webhook_poll_ms,
         .concurrency = c->webhook_concurrency,
+        .endpoint_concurrency = c->webhook_endpoint_concurrency,
         .lease_ms = c->webhook_lease_ms,
         .public_base_url = api_cfg.public_base_url,
         .exit_after_fanout_record = api_cfg.test_fault && !strcmp(api_cfg.test_fault, "exit_after_fanout_record"),

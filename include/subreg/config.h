@@ -33,6 +33,7 @@ typedef struct {
     int webhook_rotation_overlap_s;
     int webhook_poll_ms;
     int webhook_concurrency;
+    int webhook_endpoint_concurrency;
     int webhook_lease_ms;
     char *cors_origin;     /* empty: no CORS headers */
     /* JWT */

@@ -21,7 +21,8 @@ typedef struct {
     int disable_after_s;
     int rotation_overlap_s;
     int poll_ms;
-    int concurrency;
+    int concurrency;          /* attempts in flight per instance */
+    int endpoint_concurrency; /* ... and per subscription */
     int lease_ms;
     const char *public_base_url;
     bool exit_after_fanout_record; /* test fault: _exit(98) once a fan-out's first results are recorded */

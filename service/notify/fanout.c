@@ -14,14 +14,6 @@
 
 /* ---- fan-out ------------------------------------------------------------- */
 
-/* CPU time of this thread (the fan-out's log line). */
-static int64_t thread_cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 int shard_of(const char *id)
 {
     uint32_t h = 2166136261u;
@@ -152,140 +144,190 @@ static store_status drop_recorded(const char *qid, cJSON *due)
     return st;
 }
 
-/* Keeps the fan-out's claim alive; false when it may have lapsed or the
- * database is away (then stop sending: another owner may take over). */
-static bool renew_fanout(const char *qid, int64_t *lease_end)
+bool renew_fanout(group *g)
 {
     int64_t mono = mono_ms();
-    if (mono >= *lease_end) return false;
+    if (mono >= g->lease_end) return false;
     cJSON *set = cJSON_CreateObject();
     cJSON_AddNumberToObject(set, "_fanout_ms", (double)now_ms());
-    store_status st = store_update(RES_EVENT.collection, qid, set);
+    store_status st = store_update(RES_EVENT.collection, g->qid, set);
     cJSON_Delete(set);
     if (st != ST_OK) return false;
-    *lease_end = mono + notify_cfg.lease_ms - LEASE_MARGIN_MS;
+    g->lease_end = mono + notify_cfg.lease_ms - LEASE_MARGIN_MS;
+    g->start_until = g->lease_end - notify_cfg.timeout_ms;
+    g->renewed = mono;
     return true;
 }
 
-/* Sends the first attempts of one claimed event, straight from memory: no due
- * entry is written for an attempt that succeeds. Sending runs in slices of at
- * most RECORD_DELAY_MS of starts; after each slice the results are written in
- * bulk. A fast fan-out is thus written once, after its last attempt (not
- * competing with it for the CPU); a slow one as it goes. True when every
- * attempt was sent and recorded. */
-static bool send_fanout(const char *qid, cJSON *due, const char *body, const hook_index *hooks, int64_t lease_end)
+void finish_fanout(group *g)
 {
-    int total = cJSON_GetArraySize(due), k = 0;
-    if (total == 0) return true;
-    job *jobs = xcalloc((size_t)total, sizeof *jobs);
-    cJSON **dues = xcalloc((size_t)total, sizeof *dues), **prior = xcalloc((size_t)total, sizeof *prior);
+    cJSON *set = cJSON_CreateObject();
+    cJSON_AddStringToObject(set, "_fanout", "done");
+    bool done = store_update(RES_EVENT.collection, g->qid, set) == ST_OK;
+    cJSON_Delete(set);
+    if (done) store_delete(COLL_EVENT_QUEUE, g->qid);
+    log_msgf(LOG_DEBUG, "fan-out of %s: %d attempts sent, %d deferred, %s in %lld ms", g->qid, g->sent, g->deferred,
+             done ? "done" : "not finished", (long long)(mono_ms() - g->started));
+}
+
+/* Fans one claimed event out: a job per subscription, started at once from
+ * memory (no due entry is written for an attempt that succeeds). A first
+ * attempt to a subscription whose lane is full, or that has deferred ones not
+ * sent yet, is deferred to a due entry so that it keeps its place behind them. */
+static void start_fanout(const char *qid, cJSON *due, const char *body, const hook_index *hooks, int64_t claimed)
+{
+    group *g = group_new(true, cJSON_GetArraySize(due));
+    g->qid = xstrdup(qid);
+    g->body = xstrdup(body);
+    g->owned = due;
+    g->started = g->renewed = claimed;
+    g->lease_end = claimed + notify_cfg.lease_ms - LEASE_MARGIN_MS;
+    g->start_until = g->lease_end - notify_cfg.timeout_ms;
+    int k = 0;
     for (cJSON *e = due->child; e; e = e->next) {
         const cJSON *hook = find_hook(hooks, json_get_str(e, "webhook_id"));
         if (!hook) continue;
-        dues[k] = e;
-        jobs[k++] = (job){.id = json_get_str(e, "id"), .event_id = qid, .url = json_get_str(hook, "url"),
-                          .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
+        job *j = &g->jobs[k++];
+        job_init(j, e, hook, g->body, 1);
+        j->group = g;
+        if (lane_backlog(j->hook_id) || lane_room(j->hook_id) <= 0) j->deferred = true;
     }
-    int64_t t0 = mono_ms(), renewed = t0, send_ms = 0, send_cpu_us = 0;
-    int sent = 0, recorded = 0;
-    bool ok = true;
-    while (ok && recorded < k) {
-        if (sent < k && mono_ms() - renewed > notify_cfg.lease_ms / 4) {
-            ok = renew_fanout(qid, &lease_end);
-            renewed = mono_ms();
-            if (!ok) break;
-        }
-        int64_t until = lease_end - notify_cfg.timeout_ms, slice = mono_ms() + RECORD_DELAY_MS;
-        int64_t ts = mono_ms(), cs = thread_cpu_us();
-        int n = sent < k ? send_all(jobs + sent, k - sent, until < slice ? until : slice) : 0;
-        send_ms += mono_ms() - ts;
-        send_cpu_us += thread_cpu_us() - cs;
-        if (n == 0 && sent < k) renewed = 0; /* the lease is nearly up: renew before going on */
-        sent += n;
-        while (ok && recorded < sent) {
-            int m = sent - recorded < RECORD_BATCH ? sent - recorded : RECORD_BATCH;
-            ok = record_results(jobs + recorded, dues + recorded, prior + recorded, m, hooks, now_ms(), true) == ST_OK;
-            if (ok && notify_cfg.exit_after_fanout_record) _exit(98);
-            recorded += ok ? m : 0;
+    g->n = k;
+    group_start(g);
+}
+
+/* Queued events are read in pages in the order of their changes (ids are
+ * time-ordered). Events being fanned out here, and those another instance is on
+ * (remembered until its claim could have lapsed), are skipped without a query:
+ * however many there are, newer events are not held up. */
+typedef struct busy {
+    char *qid;
+    int64_t until;
+    struct busy *next;
+} busy;
+static busy *busy_list;
+
+static bool is_busy(const char *qid)
+{
+    int64_t mono = mono_ms();
+    for (busy **p = &busy_list; *p;) {
+        busy *b = *p;
+        if (b->until <= mono) {
+            *p = b->next;
+            free(b->qid);
+            free(b);
+        } else if (!strcmp(b->qid, qid)) {
+            return true;
+        } else {
+            p = &b->next;
         }
     }
-    log_msgf(LOG_DEBUG, "fan-out of %s: %d of %d attempts sent in %lld ms (%lld ms CPU), recorded in %lld ms", qid,
-             sent, k, (long long)send_ms, (long long)(send_cpu_us / 1000), (long long)(mono_ms() - t0 - send_ms));
-    free(prior);
-    free(dues);
-    free(jobs);
-    return ok && recorded == k;
+    return false;
+}
+
+static void remember_busy(const char *qid)
+{
+    busy *b = xcalloc(1, sizeof *b);
+    b->qid = xstrdup(qid);
+    b->until = mono_ms() + notify_cfg.lease_ms / 4;
+    b->next = busy_list;
+    busy_list = b;
+}
+
+void forget_busy(void)
+{
+    while (busy_list) {
+        busy *b = busy_list;
+        busy_list = b->next;
+        free(b->qid);
+        free(b);
+    }
+}
+
+#define QUEUE_PAGE 200
+
+/* One event: read its audit record, claim it, fan it out. Returns false when
+ * the database failed (stop this round). */
+static bool fanout_one(const cJSON *q, int64_t now, const char *at, const hook_index *hooks, int *queued)
+{
+    const char *qid = json_get_str(q, "id");
+    cJSON *rec = NULL;
+    store_status st = store_get(COLL_AUDIT, qid, &rec);
+    if (st == ST_NOT_FOUND) {
+        /* An event is queued after its audit record (store.h): without one
+         * it cannot be sent, and holds up no other. */
+        log_msgf(LOG_WARN, "queued event %s has no audit record; dropped", qid);
+        store_delete(COLL_EVENT_QUEUE, qid);
+        return true;
+    }
+    if (st != ST_OK) return false;
+    cJSON *ev = webhook_event_from_audit(rec, notify_cfg.public_base_url);
+    if (!ev) {
+        store_delete(COLL_EVENT_QUEUE, qid); /* emits nothing */
+        cJSON_Delete(rec);
+        return true;
+    }
+    const char *type = json_get_str(ev, "type");
+    char *body = json_dump(ev);
+    cJSON *due = cJSON_CreateArray();
+    const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
+    for (int i = 0; i < hooks->n; i++) {
+        const cJSON *h = hooks->v[i];
+        const char *hid = json_get_str(h, "id");
+        if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
+        if (!event_type_matches(json_get(h, "event_types"), type)) continue;
+        cJSON_AddItemToArray(due, due_entry(qid, type, hid, at, now, 0));
+    }
+    int64_t claimed = mono_ms();
+    fanout_claim fc = claim_fanout(qid, type, body, at, now);
+    if (fc == FANOUT_MINE || (fc == FANOUT_TAKEN_OVER && drop_recorded(qid, due) == ST_OK)) {
+        *queued += cJSON_GetArraySize(due);
+        start_fanout(qid, due, body, hooks, claimed); /* takes due */
+        due = NULL;
+    } else if (fc == FANOUT_DONE) {
+        store_delete(COLL_EVENT_QUEUE, qid);
+    } else if (fc == FANOUT_BUSY) {
+        remember_busy(qid);
+    }
+    cJSON_Delete(due);
+    free(body);
+    cJSON_Delete(ev);
+    cJSON_Delete(rec);
+    return fc != FANOUT_ERROR;
 }
 
 int fanout_round(int64_t now, const hook_index *hooks)
 {
-    bson_t filter = BSON_INITIALIZER;
-    cJSON *queue = NULL;
-    if (store_find(COLL_EVENT_QUEUE, &filter, "queued_ms", 200, &queue) != ST_OK) {
-        bson_destroy(&filter);
-        return 0;
-    }
-    bson_destroy(&filter);
-    int fanned = 0;
-    char at[32];
+    char at[32], after[160] = "";
     format_rfc3339(now, at);
-    for (const cJSON *q = queue->child; q; q = q->next) {
-        const char *qid = json_get_str(q, "id");
-        cJSON *rec = NULL;
-        store_status st = store_get(COLL_AUDIT, qid, &rec);
-        if (st == ST_NOT_FOUND) {
-            /* An event is queued after its audit record (store.h): without one
-             * it cannot be sent, and holds up no other. */
-            log_msgf(LOG_WARN, "queued event %s has no audit record; dropped", qid);
-            store_delete(COLL_EVENT_QUEUE, qid);
-            continue;
-        }
+    int queued = 0;
+    bool more = true;
+    /* A long fan-out waits for sending slots: take no new event meanwhile. */
+    while (more && sender_waiting() < BATCH) {
+        bson_t filter = BSON_INITIALIZER, gt;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &gt);
+        BSON_APPEND_UTF8(&gt, "$gt", after);
+        bson_append_document_end(&filter, &gt);
+        cJSON *page = NULL;
+        store_status st = store_find(COLL_EVENT_QUEUE, &filter, "_id", QUEUE_PAGE, &page);
+        bson_destroy(&filter);
         if (st != ST_OK) break;
-        cJSON *ev = webhook_event_from_audit(rec, notify_cfg.public_base_url);
-        if (!ev) {
-            store_delete(COLL_EVENT_QUEUE, qid); /* emits nothing */
-            cJSON_Delete(rec);
-            continue;
-        }
-        const char *type = json_get_str(ev, "type");
-        char *body = json_dump(ev);
-        cJSON *due = cJSON_CreateArray();
-        const char *self = strcmp(type, "webhook.disabled") == 0 ? json_get_str(rec, "entity_id") : NULL;
-        for (int i = 0; i < hooks->n; i++) {
-            const cJSON *h = hooks->v[i];
-            const char *hid = json_get_str(h, "id");
-            if (!cJSON_IsTrue(json_get(h, "enabled")) || (self && !strcmp(self, hid))) continue;
-            if (!event_type_matches(json_get(h, "event_types"), type)) continue;
-            cJSON_AddItemToArray(due, due_entry(qid, type, hid, at, now, 0));
-        }
-        int64_t claimed = mono_ms();
-        fanout_claim fc = claim_fanout(qid, type, body, at, now);
-        bool finished = fc == FANOUT_DONE;
-        if (fc == FANOUT_MINE || fc == FANOUT_TAKEN_OVER) {
-            int nd = cJSON_GetArraySize(due);
-            bool sent = (fc == FANOUT_MINE || drop_recorded(qid, due) == ST_OK) &&
-                        send_fanout(qid, due, body, hooks, claimed + notify_cfg.lease_ms - LEASE_MARGIN_MS);
-            if (sent) {
-                cJSON *set = cJSON_CreateObject();
-                cJSON_AddStringToObject(set, "_fanout", "done");
-                finished = store_update(RES_EVENT.collection, qid, set) == ST_OK;
-                cJSON_Delete(set);
+        more = cJSON_GetArraySize(page) == QUEUE_PAGE;
+        for (const cJSON *q = page->child; q; q = q->next) {
+            const char *qid = json_get_str(q, "id");
+            snprintf(after, sizeof after, "%s", qid);
+            if (group_active(qid) || is_busy(qid)) continue;
+            if (!fanout_one(q, now, at, hooks, &queued)) {
+                more = false;
+                break;
             }
-            log_msgf(LOG_DEBUG, "fan-out of %s (queued %lld ms before): %d subscriptions, %d to send, %s in %lld ms",
-                     qid, (long long)(now - (int64_t)cJSON_GetNumberValue(json_get(q, "queued_ms"))), nd,
-                     cJSON_GetArraySize(due), finished ? "done" : "not finished", (long long)(mono_ms() - claimed));
-            fanned += cJSON_GetArraySize(due);
+            if (sender_waiting() >= BATCH) {
+                more = false;
+                queued++; /* come back at once */
+                break;
+            }
         }
-        /* Busy: another instance is on it. Not finished: the claim lapses and
-         * this or another instance takes over. Either way the entry stays. */
-        if (finished) store_delete(COLL_EVENT_QUEUE, qid);
-        cJSON_Delete(due);
-        free(body);
-        cJSON_Delete(ev);
-        cJSON_Delete(rec);
-        if (fc == FANOUT_ERROR) break;
+        cJSON_Delete(page);
     }
-    cJSON_Delete(queue);
-    return fanned;
+    return queued;
 }
-

@@ -128,19 +128,18 @@ cJSON *delivery_doc(const cJSON *due, const char *at)
     return d;
 }
 
-/* Records the outcome of each job. dues[i] is jobs[i]'s due entry, prior[i] its
- * delivery document when an earlier attempt created one (else NULL). First
- * attempts become inserts in one round trip; only retries update documents.
- * direct: the due entries exist only in memory (a fan-out's first attempts):
- * a retry's entry is inserted (before the documents, so that a crash in between
- * leaves an entry, never a pending document without one), none is deleted. */
-store_status record_results(job *jobs, cJSON **dues, cJSON **prior, int n, const hook_index *hooks, int64_t now,
-                            bool direct)
+/* Records the outcome of each job. First attempts become inserts in one round
+ * trip; only retries update documents. direct: the due entries exist only in
+ * memory (a fan-out's first attempts): a retry's entry is inserted (before the
+ * documents, so that a crash in between leaves an entry, never a pending
+ * document without one), none is deleted. A deferred first attempt (its
+ * subscription's lane was full) becomes a due entry, due now. */
+store_status record_results(job **jobs, int n, const hook_index *hooks, int64_t now, bool direct)
 {
     cJSON *inserts = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *sets = cJSON_CreateArray();
     cJSON *due_ids = cJSON_CreateArray(), *due_sets = cJSON_CreateArray(), *done = cJSON_CreateArray();
     cJSON *due_new = cJSON_CreateArray();
-    uint64_t n_delivered = 0, n_exhausted = 0; /* counted once written */
+    uint64_t n_delivered = 0, n_exhausted = 0, n_deferred = 0; /* counted once written */
     /* One health entry per subscription in this batch; slot[pos] - 1 is the
      * entry of the subscription at index position pos. */
     hook_health *hs = xcalloc((size_t)n + 1, sizeof *hs);
@@ -148,10 +147,17 @@ store_status record_results(job *jobs, cJSON **dues, cJSON **prior, int n, const
     char at[32];
     format_rfc3339(now, at);
     for (int i = 0; i < n; i++) {
-        job *j = &jobs[i];
-        int pos = hook_pos(hooks, json_get_str(dues[i], "webhook_id"));
+        job *j = jobs[i];
+        if (j->deferred) {
+            cJSON *ds = cJSON_Duplicate(j->due, 1);
+            cJSON_ReplaceItemInObject(ds, "due_ms", cJSON_CreateNumber((double)now));
+            cJSON_AddItemToArray(due_new, ds);
+            n_deferred++;
+            continue;
+        }
+        int pos = hook_pos(hooks, j->hook_id);
         const cJSON *hook = pos < 0 ? NULL : hooks->v[pos];
-        cJSON *log = prior[i] ? cJSON_Duplicate(json_get(prior[i], "attempt_log"), 1) : NULL;
+        cJSON *log = j->prior ? cJSON_Duplicate(json_get(j->prior, "attempt_log"), 1) : NULL;
         if (!log) log = cJSON_CreateArray();
         cJSON_AddItemToArray(log, attempt_entry(j, at));
         cJSON *set = cJSON_CreateObject();
@@ -196,7 +202,7 @@ store_status record_results(job *jobs, cJSON **dues, cJSON **prior, int n, const
                 format_rfc3339(now + ms, next);
                 cJSON_AddStringToObject(set, "state", "pending");
                 cJSON_AddStringToObject(set, "next_attempt_at", next);
-                cJSON *ds = direct ? cJSON_Duplicate(dues[i], 1) : cJSON_CreateObject();
+                cJSON *ds = direct ? cJSON_Duplicate(j->due, 1) : cJSON_CreateObject();
                 cJSON_DeleteItemFromObjectCaseSensitive(ds, "due_ms");
                 cJSON_DeleteItemFromObjectCaseSensitive(ds, "attempts");
                 cJSON_AddNumberToObject(ds, "due_ms", (double)(now + ms));
@@ -209,11 +215,11 @@ store_status record_results(job *jobs, cJSON **dues, cJSON **prior, int n, const
                 }
             }
         }
-        if (prior[i]) {
+        if (j->prior) {
             cJSON_AddItemToArray(ids, cJSON_CreateString(j->id));
             cJSON_AddItemToArray(sets, set);
         } else {
-            cJSON *d = delivery_doc(dues[i], at);
+            cJSON *d = delivery_doc(j->due, at);
             while (set->child) {
                 cJSON *m = set->child;
                 char *name = xstrdup(m->string);
@@ -233,6 +239,7 @@ store_status record_results(job *jobs, cJSON **dues, cJSON **prior, int n, const
     if (st == ST_OK) {
         __atomic_add_fetch(&m_delivered, n_delivered, __ATOMIC_RELAXED);
         __atomic_add_fetch(&m_exhausted, n_exhausted, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&m_deferred, n_deferred, __ATOMIC_RELAXED);
     }
     for (int i = 0; i < nh; i++) update_health(find_hook(hooks, hs[i].id), &hs[i], now);
     free(hs);

@@ -73,9 +73,92 @@ static cJSON *take_by_id(cJSON *arr, const char *id)
     return x ? cJSON_DetachItemViaPointer(arr, x) : NULL;
 }
 
+/* Appends {member: {$nin: values}} when values is not empty. */
+static void append_nin(bson_t *filter, const char *member, const cJSON *values)
+{
+    if (!cJSON_GetArraySize(values)) return;
+    bson_t sub, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, member, &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$nin", &arr);
+    int k = 0;
+    for (const cJSON *v = values->child; v; v = v->next) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", k++);
+        BSON_APPEND_UTF8(&arr, key, v->valuestring);
+    }
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(filter, &sub);
+}
+
+/* The due entries of the owned shards, oldest first, less those in memory
+ * and those of subscriptions whose lane is full (a dead receiver's backlog
+ * never fills the batch). */
+static store_status read_due(const int *owned, int n, int64_t now, int limit, cJSON **out)
+{
+    bson_t filter = BSON_INITIALIZER, sub, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "shard", &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &arr);
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        BSON_APPEND_INT32(&arr, k, owned[i]);
+    }
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(&filter, &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "due_ms", &sub);
+    BSON_APPEND_DOUBLE(&sub, "$lte", (double)now);
+    bson_append_document_end(&filter, &sub);
+    cJSON *busy = jobs_in_memory(), *full = full_lanes();
+    append_nin(&filter, "_id", busy);
+    append_nin(&filter, "webhook_id", full);
+    cJSON_Delete(busy);
+    cJSON_Delete(full);
+    store_status st = store_find(COLL_DELIVERY_DUE, &filter, "due_ms", limit, out);
+    bson_destroy(&filter);
+    return st;
+}
+
+/* Due entries not sent (subscription deleted or disabled, or the event lost):
+ * their deliveries are cancelled (a document is created where none exists) and
+ * the entries dropped. */
+static void cancel_deliveries(const cJSON *cancel, cJSON *priors, const char *at)
+{
+    cJSON *docs = cJSON_CreateArray(), *drop = cJSON_CreateArray();
+    for (const cJSON *e = cancel->child; e; e = e->next) {
+        const char *id = json_get_str(e, "id");
+        cJSON *d = cJSON_GetNumberValue(json_get(e, "attempts")) > 0 ? take_by_id(priors, id) : NULL;
+        if (!d) d = delivery_doc(e, at);
+        cJSON_ReplaceItemInObject(d, "updated_at", cJSON_CreateString(at));
+        cJSON_DeleteItemFromObject(d, "state");
+        cJSON_AddStringToObject(d, "state", "cancelled");
+        cJSON_DeleteItemFromObject(d, "next_attempt_at");
+        cJSON_AddItemToArray(docs, d);
+        cJSON_AddItemToArray(drop, cJSON_CreateString(id));
+        store_delete(RES_DELIVERY.collection, id);
+    }
+    if (store_insert_many(RES_DELIVERY.collection, docs) == ST_OK && store_delete_ids(COLL_DELIVERY_DUE, drop) == ST_OK)
+        __atomic_add_fetch(&m_exhausted, (uint64_t)cJSON_GetArraySize(drop), __ATOMIC_RELAXED);
+    cJSON_Delete(docs);
+    cJSON_Delete(drop);
+}
+
+/* Clears the backlog mark of subscriptions none of whose deferred first
+ * attempts is due any more (known only when every shard was read). */
+static void clear_backlogs(const cJSON *due, const cJSON *considered)
+{
+    for (const cJSON *h = considered->child; h; h = h->next) {
+        bool found = false;
+        for (const cJSON *e = due->child; e && !found; e = e->next)
+            found = !strcmp(json_get_str(e, "webhook_id"), h->valuestring);
+        if (!found) lane_clear_backlog(h->valuestring);
+    }
+}
+
 int deliver_due(int64_t now, const hook_index *hooks)
 {
     int64_t round_start = mono_ms();
+    int room = sender_room();
+    if (room <= 0) return 0;
     int64_t period = now / notify_cfg.lease_ms;
     int64_t period_end = (period + 1) * notify_cfg.lease_ms;
     int owned[SHARDS];
@@ -91,110 +174,99 @@ int deliver_due(int64_t now, const hook_index *hooks)
         n = k;
     }
     if (n == 0) return 0;
-    bson_t filter = BSON_INITIALIZER, sub, arr;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "shard", &sub);
-    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &arr);
-    for (int i = 0; i < n; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "%d", i);
-        BSON_APPEND_INT32(&arr, k, owned[i]);
-    }
-    bson_append_array_end(&sub, &arr);
-    bson_append_document_end(&filter, &sub);
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "due_ms", &sub);
-    BSON_APPEND_DOUBLE(&sub, "$lte", (double)now);
-    bson_append_document_end(&filter, &sub);
     cJSON *due = NULL;
-    store_status st = store_find(COLL_DELIVERY_DUE, &filter, "due_ms", BATCH, &due);
-    bson_destroy(&filter);
-    if (st != ST_OK || cJSON_GetArraySize(due) == 0) {
+    if (read_due(owned, n, now, BATCH, &due) != ST_OK) return 0;
+    if (n == SHARDS && cJSON_GetArraySize(due) < BATCH) {
+        cJSON *marked = cJSON_CreateArray();
+        for (int i = 0; i < hooks->n; i++) {
+            const char *hid = json_get_str(hooks->v[i], "id");
+            if (lane_backlog(hid) && lane_room(hid) > 0) /* a full lane's entries were not read */
+                cJSON_AddItemToArray(marked, cJSON_CreateString(hid));
+        }
+        clear_backlogs(due, marked);
+        cJSON_Delete(marked);
+    }
+    if (cJSON_GetArraySize(due) == 0) {
         cJSON_Delete(due);
         return 0;
     }
-    cJSON *events = NULL, *retries = cJSON_CreateArray(), *priors = NULL;
-    /* The distinct events of this batch, and the documents of retried deliveries. */
-    cJSON *event_refs = cJSON_CreateArray();
-    for (const cJSON *e = due->child; e; e = e->next) {
+    /* Attempts end within the lease held: what cannot start now stays due. */
+    int64_t lease_end = period_end + (near_end ? notify_cfg.lease_ms : 0);
+    int64_t start_until = round_start + (lease_end - now_ms()) - LEASE_MARGIN_MS - notify_cfg.timeout_ms;
+    /* What goes now: room in the sender and in the subscription's lane. */
+    cJSON *take = cJSON_CreateArray(), *cancel = cJSON_CreateArray();
+    for (cJSON *e = due->child, *next; e; e = next) {
+        next = e->next;
+        const char *hid = json_get_str(e, "webhook_id");
+        const cJSON *hook = find_hook(hooks, hid);
+        if (!hook || !cJSON_IsTrue(json_get(hook, "enabled"))) {
+            cJSON_AddItemToArray(cancel, cJSON_DetachItemViaPointer(due, e));
+            continue;
+        }
+        int taken_for_lane = 0;
+        for (const cJSON *t = take->child; t; t = t->next) taken_for_lane += !strcmp(json_get_str(t, "webhook_id"), hid);
+        if (room > 0 && lane_room(hid) > taken_for_lane) {
+            cJSON_AddItemToArray(take, cJSON_DetachItemViaPointer(due, e));
+            room--;
+        }
+    }
+    cJSON_Delete(due);
+    cJSON *events = NULL, *priors = NULL, *retries = cJSON_CreateArray(), *event_refs = cJSON_CreateArray();
+    /* The distinct events of what goes, and the documents of retried deliveries. */
+    for (const cJSON *e = take->child; e; e = e->next) {
         const char *eid = json_get_str(e, "event_id");
-        bool seen = false;
-        for (const cJSON *x = event_refs->child; x && !seen; x = x->next) seen = !strcmp(json_get_str(x, "id"), eid);
-        if (!seen) {
+        if (!json_find_by_id(event_refs, eid)) {
             cJSON *ref = cJSON_CreateObject();
             cJSON_AddStringToObject(ref, "id", eid);
             cJSON_AddItemToArray(event_refs, ref);
         }
-        if (cJSON_GetNumberValue(json_get(e, "attempts")) > 0) cJSON_AddItemReferenceToArray(retries, (cJSON *)e);
     }
-    st = load_by_ids(RES_EVENT.collection, event_refs, "id", &events);
+    for (int c = 0; c < 2; c++)
+        for (const cJSON *e = (c ? cancel : take)->child; e; e = e->next)
+            if (cJSON_GetNumberValue(json_get(e, "attempts")) > 0) cJSON_AddItemReferenceToArray(retries, (cJSON *)e);
+    store_status st = load_by_ids(RES_EVENT.collection, event_refs, "id", &events);
     if (st == ST_OK) st = load_by_ids(RES_DELIVERY.collection, retries, "id", &priors);
     cJSON_Delete(event_refs);
+    cJSON_Delete(retries);
     if (st != ST_OK) {
         cJSON_Delete(events);
         cJSON_Delete(priors);
-        cJSON_Delete(retries);
-        cJSON_Delete(due);
+        cJSON_Delete(take);
+        cJSON_Delete(cancel);
         return 0;
     }
-    int total = cJSON_GetArraySize(due);
-    job *jobs = xcalloc((size_t)total, sizeof *jobs);
-    cJSON **dues = xcalloc((size_t)total, sizeof *dues), **prior = xcalloc((size_t)total, sizeof *prior);
-    cJSON *cancelled = cJSON_CreateArray(), *drop = cJSON_CreateArray();
     char at[32];
     format_rfc3339(now, at);
+    group *g = group_new(false, cJSON_GetArraySize(take));
+    g->owned = cJSON_CreateArray();
+    cJSON_AddItemToArray(g->owned, take);
+    cJSON_AddItemToArray(g->owned, events);
+    g->start_until = start_until;
     int k = 0;
-    for (cJSON *e = due->child; e; e = e->next) {
+    for (cJSON *e = take->child, *next; e; e = next) {
+        next = e->next;
         const char *id = json_get_str(e, "id");
-        const cJSON *hook = find_hook(hooks, json_get_str(e, "webhook_id"));
         const cJSON *ev = json_find_by_id(events, json_get_str(e, "event_id"));
-        cJSON *pd = cJSON_GetNumberValue(json_get(e, "attempts")) > 0 ? take_by_id(priors, id) : NULL;
-        if (!hook || !cJSON_IsTrue(json_get(hook, "enabled")) || !ev) {
-            /* Subscription deleted or disabled (or the event lost): not sent. */
-            cJSON *d = pd ? pd : delivery_doc(e, at);
-            cJSON_ReplaceItemInObject(d, "updated_at", cJSON_CreateString(at));
-            cJSON_DeleteItemFromObject(d, "state");
-            cJSON_AddStringToObject(d, "state", "cancelled");
-            cJSON_DeleteItemFromObject(d, "next_attempt_at");
-            cJSON_AddItemToArray(cancelled, d);
-            cJSON_AddItemToArray(drop, cJSON_CreateString(id));
-            __atomic_add_fetch(&m_exhausted, 1, __ATOMIC_RELAXED);
+        if (!ev) {
+            /* The event is lost: not sent. */
+            cJSON_AddItemToArray(cancel, cJSON_DetachItemViaPointer(take, e));
             continue;
         }
-        dues[k] = e;
-        prior[k] = pd;
-        jobs[k] = (job){.id = id,
-                        .event_id = json_get_str(e, "event_id"),
-                        .url = json_get_str(hook, "url"),
-                        .secrets = json_get(hook, "_secrets"),
-                        .body = json_get_str(ev, "payload"),
-                        .attempt = (int)cJSON_GetNumberValue(json_get(e, "attempts")) + 1};
-        k++;
+        cJSON *pd = cJSON_GetNumberValue(json_get(e, "attempts")) > 0 ? take_by_id(priors, id) : NULL;
+        job *j = &g->jobs[k++];
+        job_init(j, e, find_hook(hooks, json_get_str(e, "webhook_id")), json_get_str(ev, "payload"),
+                 (int)cJSON_GetNumberValue(json_get(e, "attempts")) + 1);
+        j->prior = pd;
+        j->group = g;
     }
-    /* Cancelled ones: replace (or create) their documents, drop their entries. */
-    for (cJSON *d = cancelled->child; d; d = d->next) store_delete(RES_DELIVERY.collection, json_get_str(d, "id"));
-    store_insert_many(RES_DELIVERY.collection, cancelled);
-    store_delete_ids(COLL_DELIVERY_DUE, drop);
-    int sent = 0;
-    if (k > 0) {
-        int64_t t0 = mono_ms();
-        /* Attempts end within the lease held: the rest stay due for the next round. */
-        int64_t lease_end = period_end + (near_end ? notify_cfg.lease_ms : 0);
-        sent = send_all(jobs, k, t0 + (lease_end - now_ms()) - LEASE_MARGIN_MS - notify_cfg.timeout_ms);
-        int64_t t1 = mono_ms();
-        record_results(jobs, dues, prior, sent, hooks, now_ms(), false);
-        log_msgf(LOG_DEBUG, "delivery round: %d of %d attempts, prepare %lld ms, send %lld ms, record %lld ms", sent, k,
-                 (long long)(t0 - round_start), (long long)(t1 - t0), (long long)(mono_ms() - t1));
-    }
-    for (int i = 0; i < k; i++) cJSON_Delete(prior[i]);
-    free(prior);
-    free(dues);
-    free(jobs);
-    cJSON_Delete(cancelled);
-    cJSON_Delete(drop);
-    cJSON_Delete(events);
+    g->n = k;
+    cancel_deliveries(cancel, priors, at);
     cJSON_Delete(priors);
-    cJSON_Delete(retries);
-    cJSON_Delete(due);
-    return sent;
+    cJSON_Delete(cancel);
+    group_start(g);
+    log_msgf(LOG_DEBUG, "delivery round: %d attempts started, prepared in %lld ms", k,
+             (long long)(mono_ms() - round_start));
+    return k;
 }
 
 /* ---- ping and redelivery ------------------------------------------------------ */
@@ -213,9 +285,9 @@ store_status deliver_ping(const cJSON *hook, cJSON **result)
     store_status st = put_event(event_id, "ping", body, at, now, true);
     cJSON *due = due_entry(event_id, "ping", json_get_str(hook, "id"), at, now, 0);
     if (st == ST_OK) {
-        job j = {.id = json_get_str(due, "id"), .event_id = event_id, .url = json_get_str(hook, "url"),
-                 .secrets = json_get(hook, "_secrets"), .body = body, .attempt = 1};
-        send_all(&j, 1, 0);
+        job j;
+        job_init(&j, due, hook, body, 1);
+        send_now(&j);
         format_rfc3339(now_ms(), at);
         bool ok = j.status >= 200 && j.status < 300;
         cJSON *d = delivery_doc(due, at);
@@ -237,6 +309,7 @@ store_status deliver_ping(const cJSON *hook, cJSON **result)
         cJSON_AddNumberToObject(r, "latency_ms", j.latency_ms);
         if (j.error[0]) cJSON_AddStringToObject(r, "error", j.error);
         *result = r;
+        job_clear(&j);
     }
     cJSON_Delete(due);
     cJSON_Delete(ev);

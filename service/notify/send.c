@@ -13,7 +13,8 @@
 
 /* ---- metrics --------------------------------------------------------------- */
 
-uint64_t m_attempts, m_delivered, m_failed_attempts, m_exhausted, m_retried, m_pending, m_queued, m_lat_us;
+static int inflight; /* attempts in flight (written by the delivery thread, read by /metrics) */
+uint64_t m_attempts, m_delivered, m_failed_attempts, m_exhausted, m_retried, m_pending, m_queued, m_lat_us, m_deferred;
 static const double LAT_BUCKETS[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 15};
 static uint64_t m_lat_hist[8];
 
@@ -43,10 +44,14 @@ void notify_metrics(strbuf *out)
               "# TYPE subreg_webhook_retried_total counter\nsubreg_webhook_retried_total %llu\n"
               "# HELP subreg_webhook_failed_total Deliveries given up (schedule exhausted, 410, disabled).\n"
               "# TYPE subreg_webhook_failed_total counter\nsubreg_webhook_failed_total %llu\n"
+              "# HELP subreg_webhook_deferred_total First attempts deferred because their subscription had its limit of attempts in flight.\n"
+              "# TYPE subreg_webhook_deferred_total counter\nsubreg_webhook_deferred_total %llu\n"
+              "# HELP subreg_webhook_attempts_in_flight Attempts sent and not answered yet.\n"
+              "# TYPE subreg_webhook_attempts_in_flight gauge\nsubreg_webhook_attempts_in_flight %llu\n"
               "# HELP subreg_webhook_latency_seconds Time from sending an attempt to its answer.\n"
               "# TYPE subreg_webhook_latency_seconds histogram\n",
               LOAD(m_queued), LOAD(m_pending), LOAD(m_attempts), LOAD(m_delivered), LOAD(m_failed_attempts), LOAD(m_retried),
-              LOAD(m_exhausted));
+              LOAD(m_exhausted), LOAD(m_deferred), (unsigned long long)__atomic_load_n(&inflight, __ATOMIC_RELAXED));
     unsigned long long cum = 0;
     for (int b = 0; b < 7; b++) {
         cum += LOAD(m_lat_hist[b]);
@@ -112,6 +117,32 @@ static void sign_all(const cJSON *secrets, const char *msg_id, int64_t ts, const
     }
 }
 
+void job_init(job *j, const cJSON *due, const cJSON *hook, const char *body, int attempt)
+{
+    *j = (job){.id = xstrdup(json_get_str(due, "id")),
+               .event_id = xstrdup(json_get_str(due, "event_id")),
+               .hook_id = xstrdup(json_get_str(due, "webhook_id")),
+               .url = xstrdup(json_get_str(hook, "url")),
+               .secrets = cJSON_Duplicate(json_get(hook, "_secrets"), 1),
+               .body = body,
+               .attempt = attempt,
+               .due = due};
+}
+
+void job_clear(job *j)
+{
+    free(j->id);
+    free(j->event_id);
+    free(j->hook_id);
+    free(j->url);
+    cJSON_Delete(j->secrets);
+    cJSON_Delete(j->prior);
+    if (j->easy) {
+        curl_slist_free_all(j->headers);
+        curl_easy_cleanup(j->easy);
+    }
+}
+
 static void job_prepare(job *j)
 {
     int64_t ts = now_ms() / 1000;
@@ -171,38 +202,236 @@ static void job_finish(job *j, CURLcode rc)
     count_latency(j->latency_ms);
 }
 
-/* Sends jobs in order, at most notify_cfg.concurrency at once, and returns how many it
- * sent (all of them answered or timed out). No job is started at or after
- * start_until (monotonic ms; 0: no limit): a caller holding a lease passes its
- * end less the timeout, so every attempt it sends ends within the lease. */
-int send_all(job *jobs, int n, int64_t start_until)
+void send_now(job *j)
 {
-    CURLM *m = curl_multi_init();
-    int next = 0, running = 0;
-    while (next < n || running > 0) {
-        while (next < n && running < notify_cfg.concurrency && (!start_until || mono_ms() < start_until)) {
-            job_prepare(&jobs[next]);
-            curl_multi_add_handle(m, jobs[next].easy);
-            next++;
-            running++;
-        }
-        if (running == 0) break; /* start_until came before the rest */
-        int still = 0;
-        curl_multi_perform(m, &still);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(m, &left))) {
-            if (msg->msg != CURLMSG_DONE) continue;
-            job *j = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-            CURLcode rc = msg->data.result;
-            curl_multi_remove_handle(m, msg->easy_handle);
-            job_finish(j, rc);
-            running--;
-        }
-        if (running > 0) curl_multi_poll(m, NULL, 0, 50, NULL);
-    }
-    curl_multi_cleanup(m);
-    return next;
+    job_prepare(j);
+    job_finish(j, curl_easy_perform(j->easy));
 }
 
+/* ---- the sender: one multi handle, a lane per subscription ------------------
+ * A subscription that hangs or answers slowly fills its own lane (at most
+ * endpoint_concurrency attempts in flight); its further first attempts are
+ * deferred to due entries and its due entries are not read while the lane is
+ * full, so it holds up no other subscription. The thread never waits for an
+ * attempt: sender_pump moves every transfer on and reports those that end. */
+
+typedef struct lane {
+    char *hook_id;
+    int inflight;
+    int64_t backlog_until; /* mono ms: first attempts deferred, maybe still due */
+    int unwritten;         /* deferred first attempts not written as due entries yet */
+    struct lane *next;
+} lane;
+
+#define LANE_BUCKETS 1024
+static lane *lanes[LANE_BUCKETS];
+static CURLM *multi;
+static int waiting;
+static job *wait_head, *wait_tail;
+
+static lane **lane_slot(const char *hook_id)
+{
+    lane **l = &lanes[(uint32_t)shard_of(hook_id) * 2654435761u % LANE_BUCKETS];
+    while (*l && strcmp((*l)->hook_id, hook_id)) l = &(*l)->next;
+    return l;
+}
+
+static lane *lane_get(const char *hook_id)
+{
+    lane **slot = lane_slot(hook_id);
+    if (!*slot) {
+        *slot = xcalloc(1, sizeof **slot);
+        (*slot)->hook_id = xstrdup(hook_id);
+    }
+    return *slot;
+}
+
+/* Frees a lane with nothing in flight and no recent backlog. */
+static void lane_tidy(const char *hook_id)
+{
+    lane **slot = lane_slot(hook_id), *l = *slot;
+    if (!l || l->inflight > 0 || l->unwritten > 0 || l->backlog_until > mono_ms()) return;
+    *slot = l->next;
+    free(l->hook_id);
+    free(l);
+}
+
+int lane_room(const char *hook_id)
+{
+    lane *l = *lane_slot(hook_id);
+    return notify_cfg.endpoint_concurrency - (l ? l->inflight : 0);
+}
+
+bool lane_backlog(const char *hook_id)
+{
+    lane *l = *lane_slot(hook_id);
+    return l && l->backlog_until > mono_ms();
+}
+
+void lane_defer(const char *hook_id)
+{
+    lane *l = lane_get(hook_id);
+    l->backlog_until = mono_ms() + notify_cfg.lease_ms;
+    l->unwritten++;
+}
+
+void lane_written(const char *hook_id)
+{
+    lane *l = *lane_slot(hook_id);
+    if (!l) return;
+    l->unwritten--;
+    lane_tidy(hook_id);
+}
+
+void lane_clear_backlog(const char *hook_id)
+{
+    lane *l = *lane_slot(hook_id);
+    if (!l || l->unwritten > 0) return;
+    l->backlog_until = 0;
+    lane_tidy(hook_id);
+}
+
+cJSON *full_lanes(void)
+{
+    cJSON *out = cJSON_CreateArray();
+    for (int b = 0; b < LANE_BUCKETS; b++)
+        for (lane *l = lanes[b]; l; l = l->next)
+            if (l->inflight >= notify_cfg.endpoint_concurrency) cJSON_AddItemToArray(out, cJSON_CreateString(l->hook_id));
+    return out;
+}
+
+int sender_room(void)
+{
+    return notify_cfg.concurrency - inflight - waiting;
+}
+
+int sender_waiting(void)
+{
+    return waiting;
+}
+
+static void start(job *j)
+{
+    if (!multi) multi = curl_multi_init();
+    lane_get(j->hook_id)->inflight++;
+    __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
+    job_prepare(j);
+    curl_multi_add_handle(multi, j->easy);
+}
+
+/* Starts waiting jobs while there is room, in order. */
+static void start_waiting(void)
+{
+    while (wait_head && inflight < notify_cfg.concurrency) {
+        job *j = wait_head;
+        wait_head = j->next_waiting;
+        if (!wait_head) wait_tail = NULL;
+        waiting--;
+        if (j->group->lost || mono_ms() >= j->group->start_until) {
+            j->unsent = true;
+            job_done(j);
+        } else if (lane_room(j->hook_id) <= 0) {
+            j->deferred = true;
+            lane_defer(j->hook_id);
+            job_done(j);
+        } else {
+            start(j);
+        }
+    }
+}
+
+void sender_queue(job *j)
+{
+    j->next_waiting = NULL;
+    if (wait_tail) wait_tail->next_waiting = j;
+    else wait_head = j;
+    wait_tail = j;
+    waiting++;
+    start_waiting();
+}
+
+void sender_drop_waiting(group *g)
+{
+    for (job **p = &wait_head; *p;) {
+        job *j = *p;
+        if (g && j->group != g) {
+            p = &j->next_waiting;
+            continue;
+        }
+        *p = j->next_waiting;
+        waiting--;
+        j->unsent = true;
+        job_done(j);
+    }
+    wait_tail = NULL;
+    for (job *j = wait_head; j; j = j->next_waiting) wait_tail = j;
+}
+
+static void collect(void)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        job *j = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+        CURLcode rc = msg->data.result;
+        curl_multi_remove_handle(multi, msg->easy_handle);
+        job_finish(j, rc);
+        __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
+        lane_get(j->hook_id)->inflight--;
+        lane_tidy(j->hook_id);
+        job_done(j);
+    }
+}
+
+int sender_pump(int wait_ms)
+{
+    start_waiting();
+    if (inflight == 0) return waiting;
+    int still = 0;
+    curl_multi_perform(multi, &still);
+    collect();
+    start_waiting();
+    if (inflight > 0 && wait_ms > 0) {
+        curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
+        curl_multi_perform(multi, &still);
+        collect();
+        start_waiting();
+    }
+    return inflight + waiting;
+}
+
+void sender_stop(int ms)
+{
+    int64_t until = mono_ms() + ms;
+    sender_drop_waiting(NULL); /* start nothing more */
+    while (sender_pump(50) > 0 && mono_ms() < until) {
+    }
+}
+
+void sender_abandon(job *j)
+{
+    curl_multi_remove_handle(multi, j->easy);
+    curl_slist_free_all(j->headers);
+    curl_easy_cleanup(j->easy);
+    j->headers = NULL;
+    j->easy = NULL;
+    __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
+    lane_get(j->hook_id)->inflight--;
+    j->unsent = true;
+    job_done(j);
+}
+
+void sender_cleanup(void)
+{
+    if (multi) curl_multi_cleanup(multi);
+    multi = NULL;
+    for (int b = 0; b < LANE_BUCKETS; b++)
+        while (lanes[b]) {
+            lane *l = lanes[b];
+            lanes[b] = l->next;
+            free(l->hook_id);
+            free(l);
+        }
+}

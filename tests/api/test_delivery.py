@@ -454,6 +454,88 @@ def test_hang_past_the_timeout_is_retried(hook_server, hook_admin, subscribe, re
     assert d["attempts"] == 2
 
 
+def test_bad_receivers_hold_up_no_one_else(make_server, receivers):
+    """Issue 17 #1: one hanging, one slow (5 s) and one 503 receiver next to ten
+    healthy ones. Six changes 2 s apart: every healthy receiver gets each event
+    within its normal latency (before, every event waited for the hanging
+    attempt's timeout); the hanging one never has more than its lane's attempts
+    in flight; the slow one gets every event, in order."""
+    env = dict(WEBHOOK_ENV, SUBREG_WEBHOOK_TIMEOUT_MS="8000", SUBREG_WEBHOOK_LEASE_MS="14000",
+               SUBREG_WEBHOOK_ENDPOINT_CONCURRENCY="2", SUBREG_WEBHOOK_RETRY_SCHEDULE="0,60")
+    srv = make_server(extra_env=env)
+    api = srv.api(roles=["admin"], sub="isolation")
+    hanging, slow, failing = receivers([Hang(30.0)]), receivers([Hang(5.0)]), receivers([503])
+    healthy = [receivers() for _ in range(10)]
+    for rcv in [hanging, slow, failing] + healthy:
+        create_hook(api, rcv, ["subprocessor.created"])
+    tag = uuid.uuid4().hex[:8]
+    written = []  # (subprocessor id, monotonic time of the 201)
+    for i in range(6):
+        sp = api.create_sp(minimal_body(legal_name=f"Isolation {tag} {i} GmbH"))
+        written.append((sp["id"], time.monotonic()))
+        time.sleep(2.0)
+    latencies = []
+    for rcv in healthy + [failing]:
+        for sp_id, at in written:
+            rec = rcv.wait_about(sp_id, "subprocessor.created", timeout=10)[0]
+            latencies.append(rec.mono - at)
+    latencies.sort()
+    p99 = latencies[int(0.99 * (len(latencies) - 1))]
+    print(f"healthy and failing receivers: {len(latencies)} first attempts, "
+          f"median {latencies[len(latencies) // 2] * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+          f"max {latencies[-1] * 1000:.0f} ms")
+    assert latencies[-1] < 1.5, f"a healthy receiver waited {latencies[-1]:.1f} s for an event"
+    # The hanging receiver: at most two attempts in flight (8 s each).
+    arrivals = sorted(r.mono for r in hanging.of_type("subprocessor.created"))
+    assert arrivals, "the hanging receiver got no attempt"
+    assert sum(1 for a in arrivals if a < arrivals[0] + 7.0) <= 2, [round(a - arrivals[0], 1) for a in arrivals]
+    # The slow receiver: every event, first attempts in the order of the changes.
+    firsts = []
+    for sp_id, _ in written:
+        firsts.append(slow.wait_about(sp_id, "subprocessor.created", timeout=40)[0].mono)
+    assert firsts == sorted(firsts), "the slow receiver got its events out of order"
+
+
+def test_many_events_another_instance_holds_do_not_hold_up_new_ones(make_server, receivers):
+    """Issue 17 #3: 250 queued events whose fan-out another (live) instance
+    holds sit in front of the queue. A new change is still fanned out at once:
+    the queue is read in pages past what is busy, however much that is."""
+    import pymongo
+
+    srv = make_server(extra_env=WEBHOOK_ENV)
+    api = srv.api(roles=["admin"], sub="leftovers")
+    rcv = receivers()
+    create_hook(api, rcv, ["subprocessor.created"])
+    first = api.create_sp(minimal_body(legal_name=unique_name("Before leftovers")))
+    rcv.wait_about(first["id"], "subprocessor.created")
+    db = pymongo.MongoClient(srv.db.uri)["subreg_test"]
+    template = db.audit.find_one({"entity_id": first["id"]})
+    event = wait_until(lambda: db.events.find_one({"_id": template["_id"], "_fanout": "done"}), 10,
+                       message="the first event's fan-out done")
+    now_ms = int(time.time() * 1000)
+    audits, events, queue = [], [], []
+    for i in range(250):
+        # ids sort before any later change's (time first), after the template's
+        qid = template["_id"][:13] + f"{i:03d}" + uuid.uuid4().hex[:13].upper()
+        fake_sp = f"sp_leftover{i:03d}"
+        audits.append(dict(template, _id=qid, entity_id=fake_sp,
+                           after=dict(template["after"], id=fake_sp)))
+        events.append(dict(event, _id=qid, _fanout="running", _fanout_ms=now_ms + 3_600_000, _fanout_gen=0))
+        queue.append({"_id": qid, "queued_ms": now_ms})
+    db.audit.insert_many(audits)
+    db.events.insert_many(events)
+    db.event_queue.insert_many(queue)
+    start = time.monotonic()
+    sp = api.create_sp(minimal_body(legal_name=unique_name("Behind leftovers")))
+    rcv.wait_about(sp["id"], "subprocessor.created", timeout=10)
+    waited = time.monotonic() - start
+    print(f"new event behind 250 busy ones delivered after {waited * 1000:.0f} ms")
+    assert waited < 5.0, waited
+    assert not rcv.matching(lambda r: b"sp_leftover" in r.body), "another instance's fan-out was taken over"
+    wait_until(lambda: db.event_queue.count_documents({}) == 250, 10,
+               message="the new event leaves the queue, the busy ones stay for their owner")
+
+
 def test_redirect_is_not_followed(hook_server, hook_admin, subscribe, receivers):
     elsewhere = receivers()
     rcv = receivers([Answer(302, {"Location": elsewhere.url}), 200])
