@@ -197,7 +197,7 @@ static int notify_round(void *arg)
     static int rounds;
     int64_t mono = mono_ms();
     int more = 0;
-    if (mono >= next_scan) {
+    if (mono >= next_scan || (due_backlog && sender_room() > 0)) {
         int64_t now = now_ms();
         if (rounds++ % 20 == 0) housekeeping(now);
         /* Read once per look, idle or not: an event's fan-out never waits for

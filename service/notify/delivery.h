@@ -161,5 +161,7 @@ void finish_fanout(group *g);
 int fanout_round(int64_t now, const hook_index *hooks);
 void forget_busy(void); /* at stop */
 int deliver_due(int64_t now, const hook_index *hooks);
+/* deliver_due left due attempts for want of a free slot in the sender. */
+extern bool due_backlog;
 
 #endif

@@ -154,11 +154,13 @@ static void clear_backlogs(const cJSON *due, const cJSON *considered)
     }
 }
 
+bool due_backlog;
+
 int deliver_due(int64_t now, const hook_index *hooks)
 {
     int64_t round_start = mono_ms();
     int room = sender_room();
-    if (room <= 0) return 0;
+    if (room <= 0) return 0; /* due_backlog stays as it was */
     int64_t period = now / notify_cfg.lease_ms;
     int64_t period_end = (period + 1) * notify_cfg.lease_ms;
     int owned[SHARDS];
@@ -175,8 +177,10 @@ int deliver_due(int64_t now, const hook_index *hooks)
     }
     if (n == 0) return 0;
     cJSON *due = NULL;
-    if (read_due(owned, n, now, BATCH, &due) != ST_OK) return 0;
-    if (n == SHARDS && cJSON_GetArraySize(due) < BATCH) {
+    /* Enough to fill the free slots even when several entries share a lane. */
+    int limit = room * 4 < BATCH ? room * 4 : BATCH;
+    if (read_due(owned, n, now, limit, &due) != ST_OK) return 0;
+    if (n == SHARDS && cJSON_GetArraySize(due) < limit) {
         cJSON *marked = cJSON_CreateArray();
         for (int i = 0; i < hooks->n; i++) {
             const char *hid = json_get_str(hooks->v[i], "id");
@@ -210,6 +214,8 @@ int deliver_due(int64_t now, const hook_index *hooks)
             room--;
         }
     }
+    /* Left for want of a free slot: look again as soon as one frees up. */
+    due_backlog = room == 0 && cJSON_GetArraySize(due) > 0;
     cJSON_Delete(due);
     cJSON *events = NULL, *priors = NULL, *retries = cJSON_CreateArray(), *event_refs = cJSON_CreateArray();
     /* The distinct events of what goes, and the documents of retried deliveries. */
