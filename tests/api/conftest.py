@@ -6,6 +6,7 @@ Environment:
   SUBREG_EMBEDDED_DB  mongo-java-server (default) or ferretdb
   MJS_JAR        the mongo-java-server launcher (scripts/mongo-java-server-build)
   FERRETDB_BIN   path to the FerretDB wrapper binary (with SUBREG_EMBEDDED_DB=ferretdb)
+  HYDRA_BIN      Ory Hydra (test_hydra.py; scripts/bootstrap builds it)
 
 A session-scoped stack (the embedded database on a free loopback port with a fresh data dir,
 `subreg migrate`, then `subreg serve`) is shared by most tests; tests that stop
