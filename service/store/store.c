@@ -375,16 +375,22 @@ store_status store_stamp_read(const char *name, char *buf, size_t len)
     return st == ST_NOT_FOUND ? ST_OK : st;
 }
 
-store_status store_delete(const char *coll, const char *id)
+static store_status delete_one(const char *coll, const bson_t *sel)
 {
     handle h;
     if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
     bson_error_t e;
     bool ok = mongoc_collection_delete_one(h.coll, sel, NULL, NULL, &e);
     close_coll(&h);
-    bson_destroy(sel);
     return ok ? ST_OK : map_error(&e, "delete");
+}
+
+store_status store_delete(const char *coll, const char *id)
+{
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
+    store_status st = delete_one(coll, sel);
+    bson_destroy(sel);
+    return st;
 }
 
 store_status store_count(const char *coll, bson_t *filter, int64_t *count)
@@ -647,6 +653,23 @@ static void claim_key(char *buf, size_t n, const char *type, const char *id, int
     snprintf(buf, n, "%s/%s/%lld", type, id, (long long)version);
 }
 
+static const char *claim_record_id(const cJSON *claim)
+{
+    const char *id = json_get_str(json_get(claim, "record"), "id");
+    return id ? id : "";
+}
+
+/* Deletes this claim — only while its key still holds it: once a leftover is
+ * removed, a writer may claim the version again with its own record, and the
+ * recovery sweep or another writer must not remove that one. */
+static store_status delete_claim(const cJSON *claim)
+{
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(json_get_str(claim, "id")), "record.id", BCON_UTF8(claim_record_id(claim)));
+    store_status st = delete_one(COLL_CLAIMS, sel);
+    bson_destroy(sel);
+    return st;
+}
+
 static int64_t claim_version(const cJSON *claim)
 {
     return (int64_t)cJSON_GetNumberValue(json_get(json_get(claim, "record"), "entity_version"));
@@ -697,7 +720,7 @@ static store_status settle_conflict(const char *key, int64_t expect)
         if (st == ST_OK && left <= 0) {
             /* No write can still be in flight (the lease exceeds the socket
              * timeout): not applied, the version is free again. */
-            st = store_delete(COLL_CLAIMS, key);
+            st = delete_claim(other);
             if (st == ST_OK) log_msgf(LOG_INFO, "leftover claim %s: not applied, removed", key);
             cJSON_Delete(other);
             return st;
@@ -740,7 +763,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
     if (st == ST_STALE || st == ST_DUPLICATE || st == ST_NOT_FOUND) {
         /* Certainly not applied: give the version back. If even that fails, the
          * recovery sweep sees the unchanged document and removes the claim. */
-        store_delete(COLL_CLAIMS, key);
+        delete_claim(claim);
         goto done;
     }
     if (st != ST_OK) {
@@ -760,7 +783,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
     }
 
     /* 3. record, then the claim has served */
-    if (record_claim(claim) != ST_OK || store_delete(COLL_CLAIMS, key) != ST_OK)
+    if (record_claim(claim) != ST_OK || delete_claim(claim) != ST_OK)
         log_msgf(LOG_WARN, "write %s applied, not recorded yet; the recovery sweep will", key);
 done:
     cJSON_Delete(claim);
@@ -827,8 +850,21 @@ store_status store_recover_claims(int64_t lease_ms, int *settled)
         st = claim_applied(c, &applied);
         if (st != ST_OK) break;
         const char *key = json_get_str(c, "id");
-        if (applied) st = record_claim(c);
-        if (st == ST_OK) st = store_delete(COLL_CLAIMS, key);
+        if (applied) {
+            /* Applied, seen after the document was read: if its key still holds
+             * this claim, the change was this claim's — a writer applies the
+             * version again only after removing the claim as a leftover. */
+            cJSON *held = NULL;
+            st = store_get(COLL_CLAIMS, key, &held);
+            bool same = st == ST_OK && strcmp(claim_record_id(held), claim_record_id(c)) == 0;
+            cJSON_Delete(held);
+            if (st == ST_NOT_FOUND || (st == ST_OK && !same)) { /* settled by a writer meanwhile */
+                st = ST_OK;
+                continue;
+            }
+            if (st == ST_OK) st = record_claim(c);
+        }
+        if (st == ST_OK) st = delete_claim(c);
         if (st == ST_OK) {
             (*settled)++;
             log_msgf(LOG_INFO, "recovered claim %s: %s", key, applied ? "applied, recorded" : "not applied, removed");

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 
+import pymongo
 import pytest
 import requests
 
@@ -185,30 +186,41 @@ def readyz_during(srv, seconds):
     return out
 
 
-def check_nothing_lost_nothing_unaudited(api, load):
+def check_nothing_lost_nothing_unaudited(srv, api, load):
     """After the recovery sweep: every acknowledged write stored and audited;
-    every stored version of the load's documents audited."""
+    every stored version of the load's documents audited, the record of the
+    current one describing the stored document; every queued event has its
+    audit record; no claim left."""
     ids = {m["id"] for m in load.owned} | set(load.created)
+    db = pymongo.MongoClient(srv.db.uri)["subreg_test"]  # the database itself, not through the proxy
 
     def settled():
+        if db.claims.count_documents({}):
+            return None
         audit, _ = api.list_all("/v1/audit", entity_type="subprocessor")
-        recorded = {(a["entity_id"], a["entity_version"]) for a in audit}
+        recorded = {(a["entity_id"], a["entity_version"]): a for a in audit}
         docs = {}
         for i in ids:
             resp = api.get(f"{SP}/{i}", timeout=10)
             if resp.status_code != 200:
                 return None
-            docs[i] = resp.json()["version"]
+            docs[i] = resp.json()
         # every stored version, and every earlier one, has its audit record
-        missing = [(i, v) for i, top in docs.items() for v in range(1, top + 1) if (i, v) not in recorded]
+        missing = [(i, v) for i, d in docs.items() for v in range(1, d["version"] + 1) if (i, v) not in recorded]
         return None if missing else (docs, recorded)
 
     docs, recorded = wait_until(settled, LEASE_MS / 1000 + 15, interval=0.5,
-                                message="every stored version audited (after the claim lease)")
+                                message="no claim left, every stored version audited (after the claim lease)")
     for i in load.created:
         assert (i, 1) in recorded and i in docs, f"acknowledged create {i} lost or unaudited"
     for i, v in load.patched:
-        assert docs[i] >= v and (i, v) in recorded, f"acknowledged patch {i} v{v} lost or unaudited"
+        assert docs[i]["version"] >= v and (i, v) in recorded, f"acknowledged patch {i} v{v} lost or unaudited"
+    for i, d in docs.items():
+        after = recorded[(i, d["version"])]["after"]
+        assert after.get("notes") == d.get("notes"), f"{i} v{d['version']}: the audit record describes another change"
+    unaudited = [e["_id"] for e in db.event_queue.find() if not db.audit.find_one({"_id": e["_id"]})]
+    assert not unaudited, f"queued events without their audit record: {unaudited}"
+    assert "has no audit record" not in srv.stderr_path.read_text(), "an event was queued without its audit record"
 
 
 TOXICS = {
@@ -260,4 +272,4 @@ def test_a_write_load_through_a_network_fault(faulty, toxic):
     assert all(took < 1.0 for _, took in ready), ready
     if toxic in OUTAGES:
         assert 503 in {s for s, _ in ready}, ready
-    check_nothing_lost_nothing_unaudited(api, load)
+    check_nothing_lost_nothing_unaudited(srv, api, load)
