@@ -11,6 +11,8 @@
  *      this is the commit point;
  *   3. record: insert the audit record (and, for a change that emits an event,
  *      its event_queue entry, after the record), then delete the claim.
+ * A claim is deleted only as itself (key and record id): a leftover removed
+ * by a writer may be replaced by that writer's own claim of the version.
  * The claims collection holds only writes in flight and leftovers, so the
  * recovery sweep (store_recover_claims) reads all of it: a claim past its lease
  * is looked up against its document — applied → recorded now, not applied →
