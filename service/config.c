@@ -36,6 +36,9 @@ static const setting SETTINGS[] = {
     {"SUBREG_KEEP_ALIVE_MS", C_INT, OFF(keep_alive_ms), "5000", 0, 600000, "keep-alive idle timeout"},
     {"SUBREG_RELAY_INTERVAL_MS", C_INT, OFF(recovery_interval_ms), "2000", 50, 600000,
      "how often the recovery sweep looks for write claims a crash or outage left pending"},
+    {"SUBREG_REQUEST_DEADLINE_MS", C_INT, OFF(request_deadline_ms), "3000", 100, 600000,
+     "time one API request may spend on the database in all: none of its operations starts later, and none waits "
+     "longer (socketTimeoutMS, unless the URI sets it); past it the answer is 503 with Retry-After"},
     {"SUBREG_CLAIM_LEASE_MS", C_INT, OFF(claim_lease_ms), "30000", 100, 3600000,
      "age after which a pending write claim is settled by the recovery sweep (keep it above the write timeouts)"},
     {"SUBREG_PUBLISH_POLL_MS", C_INT, OFF(publish_poll_ms), "1000", 50, 600000,

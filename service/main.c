@@ -30,6 +30,7 @@ static volatile sig_atomic_t stop_requested;
 /* SIGTERM/SIGINT: requests in flight get this long to finish (Kubernetes gives
  * 30 s before SIGKILL by default). */
 #define DRAIN_TIMEOUT_MS 25000
+#define MIGRATE_SOCKET_TIMEOUT_MS 10000
 
 static void on_signal(int sig)
 {
@@ -193,6 +194,7 @@ static int cmd_serve(const config *c, const auth_ctx *auth)
         .listen = c->listen,
         .threads = c->threads,
         .keep_alive_ms = c->keep_alive_ms,
+        .request_deadline_ms = c->request_deadline_ms,
         .max_body = c->max_body_bytes,
         .cors_origin = c->cors_origin,
         .auth = auth,
@@ -311,7 +313,9 @@ int main(int argc, char **argv)
         config_free(&c);
         return 2;
     }
-    if (!store_init(c.mongodb_uri, c.mongodb_db, c.threads + 4, err, sizeof err)) {
+    /* migrate may build an index on a large collection: it keeps a longer socket timeout */
+    int op_timeout_ms = strcmp(cmd, "migrate") == 0 ? MIGRATE_SOCKET_TIMEOUT_MS : c.request_deadline_ms;
+    if (!store_init(c.mongodb_uri, c.mongodb_db, c.threads + 4, op_timeout_ms, err, sizeof err)) {
         fprintf(stderr, "subreg: configuration error: %s\n", err);
         auth_free(auth);
         curl_global_cleanup();

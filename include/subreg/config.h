@@ -18,6 +18,7 @@ typedef struct {
     int log_level;         /* LOG_DEBUG..LOG_ERROR */
     int keep_alive_ms;
     int recovery_interval_ms;
+    int request_deadline_ms;
     int claim_lease_ms;
     int publish_poll_ms;
     char *public_base_url;

@@ -59,6 +59,7 @@ typedef struct {
     const char *listen;
     int threads;
     int keep_alive_ms;
+    int request_deadline_ms;       /* for each request's database work (store_set_deadline) */
     long max_body;
     const char *cors_origin;
     const auth_ctx *auth;

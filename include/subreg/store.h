@@ -11,6 +11,8 @@
  *      this is the commit point;
  *   3. record: insert the audit record (and, for a change that emits an event,
  *      its event_queue entry, after the record), then delete the claim.
+ * A claim is deleted only as itself (key and record id): a leftover removed
+ * by a writer may be replaced by that writer's own claim of the version.
  * The claims collection holds only writes in flight and leftovers, so the
  * recovery sweep (store_recover_claims) reads all of it: a claim past its lease
  * is looked up against its document — applied → recorded now, not applied →
@@ -46,9 +48,19 @@ typedef enum {
     ST_ERROR,
 } store_status;
 
-bool store_init(const char *uri, const char *db, int pool_size, char *err, size_t errlen);
+/* op_timeout_ms: socketTimeoutMS unless the URI sets it — no single operation
+ * waits on the database longer (set to the request deadline). */
+bool store_init(const char *uri, const char *db, int pool_size, int op_timeout_ms, char *err, size_t errlen);
 void store_cleanup(void);
 const char *store_status_name(store_status s);
+
+/* The deadline (monotonic ms, mono_ms(); 0: none) for this thread's database
+ * work, set by the HTTP layer for the length of one request. An operation asked
+ * for once it has passed returns ST_UNAVAILABLE without touching the database
+ * (waiting for a pooled client counts), so a request's database work ends
+ * within its deadline plus the one operation under way, itself bounded by
+ * socketTimeoutMS (and the server selection and connect timeouts). */
+void store_set_deadline(int64_t mono_deadline_ms);
 
 /* Round trip to the server (readiness). */
 store_status store_ping(void);
@@ -70,7 +82,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
  * again under a client-chosen id continues from there. */
 store_status store_last_version(const char *entity_type, const char *id, int64_t *version);
 
-/* The socket timeout in effect (socketTimeoutMS; 10 s unless the URI sets it):
+/* The socket timeout in effect (socketTimeoutMS; the request deadline unless the URI sets it):
  * how long a write may still be on its way to the database. */
 int store_socket_timeout_ms(void);
 

@@ -18,6 +18,7 @@
 #include "subreg/json.h"
 #include "subreg/log.h"
 #include "subreg/publication.h"
+#include "subreg/store.h"
 
 
 static struct mg_context *ctx;
@@ -440,7 +441,10 @@ static int begin_request(struct mg_connection *conn)
         strcmp(r.method, "DELETE") == 0) {
         if (!read_body(&r)) goto done;
     }
+    /* one deadline for all the database work of the request (the body is in) */
+    store_set_deadline(mono_ms() + http_cfg.request_deadline_ms);
     r.route->fn(&r);
+    store_set_deadline(0);
     if (!r.responded) respond_problem(&r, 500, "internal-error", "the handler produced no response");
 
 done:

@@ -29,7 +29,7 @@ static void mongo_log(mongoc_log_level_t level, const char *domain, const char *
     sb_free(&f);
 }
 
-bool store_init(const char *uri_str, const char *db, int pool_size, char *err, size_t errlen)
+bool store_init(const char *uri_str, const char *db, int pool_size, int op_timeout_ms, char *err, size_t errlen)
 {
     mongoc_init();
     mongoc_log_set_handler(mongo_log, NULL);
@@ -43,9 +43,16 @@ bool store_init(const char *uri_str, const char *db, int pool_size, char *err, s
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
     if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
-    /* Bounded operations keep a claim's lease meaningful (see store_write). */
+    /* No operation waits on its socket longer than a request's deadline (see
+     * store_set_deadline); bounded operations also keep a claim's lease
+     * meaningful (see store_write). */
     if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, op_timeout_ms);
+    /* A retry would be a second operation inside one call, possibly after the
+     * deadline: the client retries instead (503 with Retry-After). */
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_RETRYREADS)) mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, false);
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_RETRYWRITES))
+        mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYWRITES, false);
     if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(uri, "subreg");
     pool = mongoc_client_pool_new(uri);
     if (!pool) {
@@ -93,17 +100,47 @@ static store_status map_error(const bson_error_t *e, const char *what)
     return ST_ERROR;
 }
 
+/* The deadline of this thread's current request (monotonic ms; 0: none, as on
+ * the background threads). */
+static __thread int64_t deadline_ms;
+
+void store_set_deadline(int64_t mono_deadline_ms)
+{
+    deadline_ms = mono_deadline_ms;
+}
+
+static bool past_deadline(const char *what)
+{
+    if (!deadline_ms || mono_ms() < deadline_ms) return false;
+    log_msgf(LOG_WARN, "request deadline passed before an operation on %s: answered as database unavailable", what);
+    return true;
+}
+
+/* A pooled client for one operation: NULL, without touching the database, once
+ * the request's deadline has passed (also while waiting for a free client). */
+static mongoc_client_t *pop_client(const char *what)
+{
+    if (!deadline_ms) return mongoc_client_pool_pop(pool);
+    for (;;) {
+        if (past_deadline(what)) return NULL;
+        mongoc_client_t *c = mongoc_client_pool_try_pop(pool);
+        if (c) return c;
+        usleep(2000);
+    }
+}
+
 typedef struct {
     mongoc_client_t *client;
     mongoc_collection_t *coll;
 } handle;
 
-static handle open_coll(const char *coll)
+/* false (ST_UNAVAILABLE for the caller) when the deadline has passed. */
+static bool open_coll(const char *coll, handle *h)
 {
-    handle h;
-    h.client = mongoc_client_pool_pop(pool);
-    h.coll = mongoc_client_get_collection(h.client, db_name, coll);
-    return h;
+    h->client = pop_client(coll);
+    if (!h->client) return false;
+    h->coll = mongoc_client_get_collection(h->client, db_name, coll);
+    return true;
 }
 
 static void close_coll(handle *h)
@@ -114,7 +151,8 @@ static void close_coll(handle *h)
 
 store_status store_ping(void)
 {
-    mongoc_client_t *c = mongoc_client_pool_pop(pool);
+    mongoc_client_t *c = pop_client("ping");
+    if (!c) return ST_UNAVAILABLE;
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
     bson_error_t e;
     bool ok = mongoc_client_command_simple(c, "admin", cmd, NULL, NULL, &e);
@@ -170,7 +208,8 @@ static store_status create_indexes(mongoc_client_t *c, const char *coll, const c
 
 store_status store_migrate(void)
 {
-    mongoc_client_t *c = mongoc_client_pool_pop(pool);
+    mongoc_client_t *c = pop_client("migrate");
+    if (!c) return ST_UNAVAILABLE;
     store_status st = ST_OK;
     for (int i = 0; RESOURCES[i] && st == ST_OK; i++) {
         const resource *r = RESOURCES[i];
@@ -210,7 +249,8 @@ static bool to_stored(const cJSON *doc, bson_t *out)
 
 static store_status find_one(const char *coll, const char *id, cJSON **out)
 {
-    handle h = open_coll(coll);
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
@@ -237,12 +277,14 @@ store_status store_get(const char *coll, const char *id, cJSON **out)
 
 static store_status insert_doc(const char *coll, const cJSON *doc)
 {
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t b = BSON_INITIALIZER;
     if (!to_stored(doc, &b)) {
         bson_destroy(&b);
+        close_coll(&h);
         return ST_ERROR;
     }
-    handle h = open_coll(coll);
     bson_error_t e;
     bool ok = mongoc_collection_insert_one(h.coll, &b, NULL, NULL, &e);
     close_coll(&h);
@@ -259,12 +301,14 @@ store_status store_insert(const char *coll, const cJSON *doc)
  * nothing matched. */
 static store_status versioned_apply(const char *coll, const char *id, int64_t expect, const cJSON *doc)
 {
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t b = BSON_INITIALIZER;
     if (doc && !to_stored(doc, &b)) {
         bson_destroy(&b);
+        close_coll(&h);
         return ST_ERROR;
     }
-    handle h = open_coll(coll);
     bson_t *sel = BCON_NEW("_id", BCON_UTF8(id), "version", BCON_INT64(expect));
     bson_t reply;
     bson_error_t e;
@@ -288,11 +332,12 @@ static store_status versioned_apply(const char *coll, const char *id, int64_t ex
 
 store_status store_update(const char *coll, const char *id, const cJSON *set)
 {
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t s = BSON_INITIALIZER, upd = BSON_INITIALIZER;
     json_to_bson(set, &s);
     BSON_APPEND_DOCUMENT(&upd, "$set", &s);
     bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
-    handle h = open_coll(coll);
     bson_error_t e;
     bool ok = mongoc_collection_update_one(h.coll, sel, &upd, NULL, NULL, &e);
     close_coll(&h);
@@ -304,11 +349,12 @@ store_status store_update(const char *coll, const char *id, const cJSON *set)
 
 store_status store_stamp_bump(const char *name)
 {
+    handle h;
+    if (!open_coll(COLL_STAMPS, &h)) return ST_UNAVAILABLE;
     char *token = new_id("");
     bson_t *sel = BCON_NEW("_id", BCON_UTF8(name));
     bson_t *upd = BCON_NEW("$set", "{", "token", BCON_UTF8(token), "}");
     bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
-    handle h = open_coll(COLL_STAMPS);
     bson_error_t e;
     bool ok = mongoc_collection_update_one(h.coll, sel, upd, opts, NULL, &e);
     close_coll(&h);
@@ -329,20 +375,28 @@ store_status store_stamp_read(const char *name, char *buf, size_t len)
     return st == ST_NOT_FOUND ? ST_OK : st;
 }
 
-store_status store_delete(const char *coll, const char *id)
+static store_status delete_one(const char *coll, const bson_t *sel)
 {
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
-    handle h = open_coll(coll);
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_error_t e;
     bool ok = mongoc_collection_delete_one(h.coll, sel, NULL, NULL, &e);
     close_coll(&h);
-    bson_destroy(sel);
     return ok ? ST_OK : map_error(&e, "delete");
+}
+
+store_status store_delete(const char *coll, const char *id)
+{
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
+    store_status st = delete_one(coll, sel);
+    bson_destroy(sel);
+    return st;
 }
 
 store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 {
-    handle h = open_coll(coll);
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_error_t e;
     int64_t n = mongoc_collection_count_documents(h.coll, filter, NULL, NULL, NULL, &e);
     close_coll(&h);
@@ -357,6 +411,8 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
                               const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
 {
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t merged = BSON_INITIALIZER;
     if (after_id) {
         /* the cursor's bound joins any _id condition the filter has (one _id key) */
@@ -374,7 +430,6 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
     }
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(desc ? -1 : 1), "}", "limit", BCON_INT64(limit + 1));
     if (omit) BCON_APPEND(opts, "projection", "{", omit, BCON_INT32(0), "}");
-    handle h = open_coll(coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
     int n = 0;
@@ -487,9 +542,14 @@ store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out
 
 store_status store_put_chunks(const char *id, const unsigned char *data, size_t len, size_t chunk)
 {
-    handle h = open_coll(COLL_DOCUMENT_CHUNKS);
+    handle h;
+    if (!open_coll(COLL_DOCUMENT_CHUNKS, &h)) return ST_UNAVAILABLE;
     store_status st = ST_OK;
     for (size_t off = 0, n = 0; off < len && st == ST_OK; off += chunk, n++) {
+        if (past_deadline(COLL_DOCUMENT_CHUNKS)) {
+            st = ST_UNAVAILABLE;
+            break;
+        }
         size_t part = len - off < chunk ? len - off : chunk;
         char key[128];
         snprintf(key, sizeof key, "%s:%06zu", id, n);
@@ -514,7 +574,8 @@ store_status store_put_chunks(const char *id, const unsigned char *data, size_t 
 store_status store_read_chunks(const char *id, bool (*fn)(const unsigned char *, size_t, void *), void *ctx,
                                size_t *total)
 {
-    handle h = open_coll(COLL_DOCUMENT_CHUNKS);
+    handle h;
+    if (!open_coll(COLL_DOCUMENT_CHUNKS, &h)) return ST_UNAVAILABLE;
     bson_t *filter = BCON_NEW("document_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("sort", "{", "n", BCON_INT32(1), "}");
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
@@ -549,7 +610,8 @@ store_status store_read_chunks(const char *id, bool (*fn)(const unsigned char *,
 
 store_status store_delete_chunks(const char *id)
 {
-    handle h = open_coll(COLL_DOCUMENT_CHUNKS);
+    handle h;
+    if (!open_coll(COLL_DOCUMENT_CHUNKS, &h)) return ST_UNAVAILABLE;
     bson_t *filter = BCON_NEW("document_id", BCON_UTF8(id));
     bson_error_t e;
     bool ok = mongoc_collection_delete_many(h.coll, filter, NULL, NULL, &e);
@@ -589,6 +651,23 @@ int64_t store_busy_wait_ms(void)
 static void claim_key(char *buf, size_t n, const char *type, const char *id, int64_t version)
 {
     snprintf(buf, n, "%s/%s/%lld", type, id, (long long)version);
+}
+
+static const char *claim_record_id(const cJSON *claim)
+{
+    const char *id = json_get_str(json_get(claim, "record"), "id");
+    return id ? id : "";
+}
+
+/* Deletes this claim — only while its key still holds it: once a leftover is
+ * removed, a writer may claim the version again with its own record, and the
+ * recovery sweep or another writer must not remove that one. */
+static store_status delete_claim(const cJSON *claim)
+{
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(json_get_str(claim, "id")), "record.id", BCON_UTF8(claim_record_id(claim)));
+    store_status st = delete_one(COLL_CLAIMS, sel);
+    bson_destroy(sel);
+    return st;
 }
 
 static int64_t claim_version(const cJSON *claim)
@@ -641,7 +720,7 @@ static store_status settle_conflict(const char *key, int64_t expect)
         if (st == ST_OK && left <= 0) {
             /* No write can still be in flight (the lease exceeds the socket
              * timeout): not applied, the version is free again. */
-            st = store_delete(COLL_CLAIMS, key);
+            st = delete_claim(other);
             if (st == ST_OK) log_msgf(LOG_INFO, "leftover claim %s: not applied, removed", key);
             cJSON_Delete(other);
             return st;
@@ -684,7 +763,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
     if (st == ST_STALE || st == ST_DUPLICATE || st == ST_NOT_FOUND) {
         /* Certainly not applied: give the version back. If even that fails, the
          * recovery sweep sees the unchanged document and removes the claim. */
-        store_delete(COLL_CLAIMS, key);
+        delete_claim(claim);
         goto done;
     }
     if (st != ST_OK) {
@@ -704,7 +783,7 @@ store_status store_write(const char *coll, const char *id, int64_t expect, const
     }
 
     /* 3. record, then the claim has served */
-    if (record_claim(claim) != ST_OK || store_delete(COLL_CLAIMS, key) != ST_OK)
+    if (record_claim(claim) != ST_OK || delete_claim(claim) != ST_OK)
         log_msgf(LOG_WARN, "write %s applied, not recorded yet; the recovery sweep will", key);
 done:
     cJSON_Delete(claim);
@@ -771,8 +850,21 @@ store_status store_recover_claims(int64_t lease_ms, int *settled)
         st = claim_applied(c, &applied);
         if (st != ST_OK) break;
         const char *key = json_get_str(c, "id");
-        if (applied) st = record_claim(c);
-        if (st == ST_OK) st = store_delete(COLL_CLAIMS, key);
+        if (applied) {
+            /* Applied, seen after the document was read: if its key still holds
+             * this claim, the change was this claim's — a writer applies the
+             * version again only after removing the claim as a leftover. */
+            cJSON *held = NULL;
+            st = store_get(COLL_CLAIMS, key, &held);
+            bool same = st == ST_OK && strcmp(claim_record_id(held), claim_record_id(c)) == 0;
+            cJSON_Delete(held);
+            if (st == ST_NOT_FOUND || (st == ST_OK && !same)) { /* settled by a writer meanwhile */
+                st = ST_OK;
+                continue;
+            }
+            if (st == ST_OK) st = record_claim(c);
+        }
+        if (st == ST_OK) st = delete_claim(c);
         if (st == ST_OK) {
             (*settled)++;
             log_msgf(LOG_INFO, "recovered claim %s: %s", key, applied ? "applied, recorded" : "not applied, removed");
@@ -784,7 +876,8 @@ store_status store_recover_claims(int64_t lease_ms, int *settled)
 
 store_status store_last_version(const char *entity_type, const char *id, int64_t *version)
 {
-    handle h = open_coll(COLL_AUDIT);
+    handle h;
+    if (!open_coll(COLL_AUDIT, &h)) return ST_UNAVAILABLE;
     bson_t *filter = BCON_NEW("entity_type", BCON_UTF8(entity_type), "entity_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("sort", "{", "entity_version", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
                             "projection", "{", "entity_version", BCON_INT32(1), "}");
@@ -807,7 +900,8 @@ store_status store_last_version(const char *entity_type, const char *id, int64_t
 store_status store_insert_many(const char *coll, const cJSON *docs)
 {
     if (cJSON_GetArraySize(docs) == 0) return ST_OK;
-    handle h = open_coll(coll);
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
     mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(h.coll, opts);
     for (const cJSON *d = docs->child; d; d = d->next) {
@@ -842,7 +936,8 @@ store_status store_insert_many(const char *coll, const cJSON *docs)
 store_status store_update_many(const char *coll, const cJSON *ids, const cJSON *sets)
 {
     if (cJSON_GetArraySize(ids) == 0) return ST_OK;
-    handle h = open_coll(coll);
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
     mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(h.coll, opts);
     const cJSON *set = sets ? sets->child : NULL;
@@ -869,6 +964,8 @@ store_status store_update_many(const char *coll, const cJSON *ids, const cJSON *
 store_status store_delete_ids(const char *coll, const cJSON *ids)
 {
     if (cJSON_GetArraySize(ids) == 0) return ST_OK;
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t filter = BSON_INITIALIZER, in, arr;
     BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
@@ -880,7 +977,6 @@ store_status store_delete_ids(const char *coll, const cJSON *ids)
     }
     bson_append_array_end(&in, &arr);
     bson_append_document_end(&filter, &in);
-    handle h = open_coll(coll);
     bson_error_t e;
     bool ok = mongoc_collection_delete_many(h.coll, &filter, NULL, NULL, &e);
     close_coll(&h);
@@ -890,6 +986,8 @@ store_status store_delete_ids(const char *coll, const cJSON *ids)
 
 store_status store_find(const char *coll, bson_t *filter, const char *sort_field, int limit, cJSON **out)
 {
+    handle h;
+    if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t opts = BSON_INITIALIZER, sort;
     if (sort_field) {
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
@@ -897,7 +995,6 @@ store_status store_find(const char *coll, bson_t *filter, const char *sort_field
         bson_append_document_end(&opts, &sort);
     }
     BSON_APPEND_INT64(&opts, "limit", limit);
-    handle h = open_coll(coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, &opts, NULL);
     const bson_t *d;
     cJSON *arr = cJSON_CreateArray();

@@ -468,3 +468,65 @@ def own_stack(binaries, keys, tokens, name, extra_env=None):
         yield stack.server
     finally:
         stack.down()  # SIGTERM, exit 0, no sanitizer report
+
+
+# ---------------------------------------------------------------------------
+# Toxiproxy: TCP faults between the service and its database (test_faults.py)
+
+TOXIPROXY_VERSION = "2.12.0"  # as scripts/lib.sh and tools/toxiproxy/go.mod
+
+
+def toxiproxy_binary():
+    """TOXIPROXY_BIN, or where scripts/bootstrap builds it."""
+    path = os.environ.get("TOXIPROXY_BIN") or os.path.expanduser(
+        f"~/.cache/subreg/toxiproxy-{TOXIPROXY_VERSION}/toxiproxy-server")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"Toxiproxy not found at {path}: run scripts/bootstrap (or set TOXIPROXY_BIN)",
+                    pytrace=False)
+    return path
+
+
+class Toxiproxy:
+    """A toxiproxy-server process (its HTTP API on a free loopback port) with
+    one proxy per upstream; toxics are added and removed through the API."""
+
+    def __init__(self, binary, workdir):
+        self.api_port = free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        log = open(workdir / "toxiproxy.log", "wb")
+        self.proc = subprocess.Popen([binary, "-host", "127.0.0.1", "-port", str(self.api_port)],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        _live_procs.append(self.proc)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(self.api + "/version", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"toxiproxy-server did not start:\n{tail(workdir / 'toxiproxy.log')}")
+            time.sleep(0.05)
+
+    def proxy(self, name, upstream_port):
+        """A proxy to 127.0.0.1:upstream_port; returns the port it listens on."""
+        port = free_port()
+        resp = requests.post(self.api + "/proxies", timeout=5, json={
+            "name": name, "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream_port}",
+            "enabled": True})
+        assert resp.status_code == 201, resp.text
+        return port
+
+    def add_toxic(self, proxy, name, kind, stream="downstream", **attributes):
+        resp = requests.post(f"{self.api}/proxies/{proxy}/toxics", timeout=5, json={
+            "name": name, "type": kind, "stream": stream, "toxicity": 1.0, "attributes": attributes})
+        assert resp.status_code == 200, resp.text
+
+    def remove_toxic(self, proxy, name):
+        resp = requests.delete(f"{self.api}/proxies/{proxy}/toxics/{name}", timeout=5)
+        assert resp.status_code == 204, resp.text
+
+    def stop(self):
+        _terminate(self.proc, 10)

@@ -23,6 +23,7 @@ def run(binary, args, env_extra, timeout=20):
 
 BAD = [
     ("SUBREG_THREADS", "abc"), ("SUBREG_THREADS", "0"), ("SUBREG_THREADS", "100000"),
+    ("SUBREG_REQUEST_DEADLINE_MS", "50"), ("SUBREG_REQUEST_DEADLINE_MS", "3s"),
     ("SUBREG_LISTEN", "nonsense"), ("SUBREG_LISTEN", "127.0.0.1:99999"), ("SUBREG_LISTEN", ":8080"),
     ("SUBREG_MAX_BODY_BYTES", "-1"), ("SUBREG_LOG_LEVEL", "loud"),
     ("SUBREG_MONGODB_URI", "localhost:27017"),
