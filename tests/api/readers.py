@@ -11,13 +11,13 @@ byte order mark, so it is given the charset the response declares
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
 import openpyxl
 import pytest
+
+from stack import run_bounded
 
 CSV_UTF8 = "CSV:44,34,UTF8"  # separator ',', text delimiter '"', UTF-8; the rest LibreOffice's defaults
 
@@ -56,18 +56,11 @@ def spreadsheet_cells(files, timeout=120):
         cmd = [soffice_binary(), f"-env:UserInstallation=file://{tmp}/profile", "--headless",
                "--norestore", f"--infilter={CSV_UTF8}", "--convert-to", "xlsx",
                "--outdir", str(tmp / "out"), *inputs]
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            pytest.fail(f"LibreOffice did not finish within {timeout}s: {' '.join(cmd)}")
+        code, out, err = run_bounded(cmd, timeout)
         result = {}
         for name in files:
             xlsx = tmp / "out" / f"{name}.xlsx"
-            assert xlsx.exists(), f"LibreOffice wrote no {xlsx.name} (exit {proc.returncode}): {out.decode()}"
+            assert xlsx.exists(), f"LibreOffice wrote no {xlsx.name} (exit {code}): {(out + err).decode()}"
             sheet = openpyxl.load_workbook(xlsx).active
             result[name] = [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows()]
         return result
