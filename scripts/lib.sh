@@ -22,6 +22,8 @@ VENV=$CACHE/venv
 REDOCLY_VERSION=2.77.0
 DCLINT_VERSION=3.1.0
 DCLINT_BIN=$CACHE/npm/dclint-$DCLINT_VERSION/node_modules/.bin/dclint
+AXE_VERSION=4.14.1
+AXE_JS=$CACHE/npm/axe-core-$AXE_VERSION/node_modules/axe-core/axe.min.js
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -47,26 +47,29 @@ void readiness_stop(void)
     worker_stop(&prober);
 }
 
-static void handle_readyz(req *r)
+/* Why the service is not ready (written into d), or NULL when it is: /readyz
+ * answers 503 with it, /metrics reports subreg_ready 0. */
+static const char *not_ready(char *d, size_t n)
 {
     int64_t since = worker_idle_ms(&prober);
     if (since > PING_STALE_MS || !__atomic_load_n(&answered_once, __ATOMIC_ACQUIRE)) {
-        char d[120];
-        snprintf(d, sizeof d, "the database is unreachable (no answer to a ping for %lld ms)", (long long)since);
-        req_add_header(r, "Retry-After", "5");
-        respond_problem(r, 503, "service-unavailable", d);
-        return;
+        snprintf(d, n, "the database is unreachable (no answer to a ping for %lld ms)", (long long)since);
+        return d;
     }
     /* The recovery thread sweeps every few seconds; a sweep stuck for a minute
      * means interrupted writes are not being settled. */
-    if (recovery_idle_ms() > 60000) {
+    if (recovery_idle_ms() > 60000) return "the recovery thread is not running";
+    if (notify_idle_ms() > 120000) return "the webhook delivery thread is not running";
+    return NULL;
+}
+
+static void handle_readyz(req *r)
+{
+    char d[120];
+    const char *why = not_ready(d, sizeof d);
+    if (why) {
         req_add_header(r, "Retry-After", "5");
-        respond_problem(r, 503, "service-unavailable", "the recovery thread is not running");
-        return;
-    }
-    if (notify_idle_ms() > 120000) {
-        req_add_header(r, "Retry-After", "5");
-        respond_problem(r, 503, "service-unavailable", "the webhook delivery thread is not running");
+        respond_problem(r, 503, "service-unavailable", why);
         return;
     }
     respond(r, 200, "application/json", "{\"status\":\"ready\"}", 18);
@@ -75,7 +78,11 @@ static void handle_readyz(req *r)
 static void handle_metrics(req *r)
 {
     strbuf sb = {0};
+    char d[120];
     http_metrics(&sb);
+    sb_printf(&sb, "# HELP subreg_ready 1 when /readyz answers 200, 0 when it answers 503.\n"
+                   "# TYPE subreg_ready gauge\nsubreg_ready %d\n",
+              not_ready(d, sizeof d) ? 0 : 1);
     sb_printf(&sb, "# HELP subreg_recovery_idle_seconds Time since the recovery thread last completed a sweep.\n"
                    "# TYPE subreg_recovery_idle_seconds gauge\nsubreg_recovery_idle_seconds %.3f\n",
               (double)recovery_idle_ms() / 1000.0);

@@ -425,16 +425,34 @@ static void human_time(strbuf *out, const char *iso, const char *lang)
     else sb_printf(out, "%d %s %04d, %02d:%02d UTC", d, MONTHS[mo - 1], y, h, mi);
 }
 
+static void sb_clear(strbuf *sb)
+{
+    sb->len = 0;
+    if (sb->data) sb->data[0] = '\0';
+}
+
+/* A cell of the list; its column's name goes into data-label, shown before the
+ * text where the rows stack (narrow screens). */
+static void html_cell(strbuf *out, const char *column, const char *text)
+{
+    sb_printf(out, "<td data-label=\"%s\">", column);
+    esc(out, text ? text : "");
+    sb_puts(out, "</td>");
+}
+
 static void html_table(const cJSON *items, const char *lang, const char *caption, strbuf *out)
 {
-    bool de = strcmp(lang, "de") == 0;
+    static const char *const COLS_DE[] = {"Unternehmen", "Zweck", "Kategorie", "Datenkategorien",
+                                          "Orte der Verarbeitung", "Zertifizierungen"};
+    static const char *const COLS_EN[] = {"Company", "Purpose", "Category", "Data categories",
+                                          "Processing locations", "Certifications"};
+    const char *const *col = strcmp(lang, "de") == 0 ? COLS_DE : COLS_EN;
     sb_puts(out, "<table>\n<caption>");
     esc(out, caption);
-    sb_printf(out, "</caption>\n<thead><tr><th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
-                   "<th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th></tr></thead>\n<tbody>\n",
-              de ? "Unternehmen" : "Company", de ? "Zweck" : "Purpose", de ? "Kategorie" : "Category",
-              de ? "Datenkategorien" : "Data categories", de ? "Orte der Verarbeitung" : "Processing locations",
-              de ? "Zertifizierungen" : "Certifications");
+    sb_puts(out, "</caption>\n<thead><tr>");
+    for (int c = 0; c < 6; c++) sb_printf(out, "<th scope=\"col\">%s</th>", col[c]);
+    sb_puts(out, "</tr></thead>\n<tbody>\n");
+    strbuf t = {0};
     for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
         sb_puts(out, "<tr data-id=\"");
         esc(out, json_get_str(it, "id"));
@@ -446,28 +464,22 @@ static void html_table(const cJSON *items, const char *lang, const char *caption
             esc(out, hq);
             sb_puts(out, ")</span>");
         }
-        sb_puts(out, "</th><td>");
-        esc(out, text_of(json_get(it, "purpose"), lang));
-        sb_puts(out, "</td><td>");
+        sb_puts(out, "</th>");
+        html_cell(out, col[1], text_of(json_get(it, "purpose"), lang));
         const char *cat = json_get_str(it, "category");
-        esc(out, cat ? label_of(cat, lang) : "");
-        sb_puts(out, "</td><td>");
-        strbuf t = {0};
+        html_cell(out, col[2], cat ? label_of(cat, lang) : "");
+        sb_clear(&t);
         join_labels(json_get(it, "data_categories"), lang, ", ", &t);
-        esc(out, t.data);
-        sb_puts(out, "</td><td>");
-        t.len = 0;
-        if (t.data) t.data[0] = '\0';
+        html_cell(out, col[3], t.data);
+        sb_clear(&t);
         locations_text(json_get(it, "locations"), lang, "; ", &t);
-        esc(out, t.data);
-        sb_puts(out, "</td><td>");
-        t.len = 0;
-        if (t.data) t.data[0] = '\0';
+        html_cell(out, col[4], t.data);
+        sb_clear(&t);
         certs_text(json_get(it, "certifications"), ", ", &t);
-        esc(out, t.data);
-        sb_free(&t);
-        sb_puts(out, "</td></tr>\n");
+        html_cell(out, col[5], t.data);
+        sb_puts(out, "</tr>\n");
     }
+    sb_free(&t);
     sb_puts(out, "</tbody>\n</table>\n");
 }
 
@@ -480,16 +492,24 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n"
               "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"" PUBLIC_FEED_PATH "\">\n"
               "<style>\nbody{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;"
-              "color:#1a1a1a;background:#fff;line-height:1.5}\n"
+              "color:#1a1a1a;background:#fff;line-height:1.5;overflow-wrap:break-word}\n"
               "table{border-collapse:collapse;width:100%%;margin:1rem 0}\ncaption{text-align:left;font-weight:600;"
               "padding:.5rem 0}\nth,td{border:1px solid #767676;padding:.4rem .6rem;text-align:left;"
               "vertical-align:top}\nthead th{background:#e8e8e8}\n.muted{color:#595959}\n"
               "a{color:#0645ad}\nnav a{margin-right:1rem}\n"
-              "@media print{nav,.formats{display:none}body{margin:0}}\n</style>\n</head>\n<body>\n",
+              /* narrow screens: each row a block, each cell after its column's name */
+              "@media (max-width:40rem){body{margin:1rem auto}table,tbody,tr,th,td{display:block}"
+              "thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%%)}"
+              "tr{border:1px solid #767676;margin:0 0 1rem}th,td{border:0}"
+              "td::before{content:attr(data-label) \": \";font-weight:600}}\n"
+              /* paper: no navigation, the full width, the header row on every page, rows kept whole */
+              "@media print{nav,.formats{display:none}body{margin:0;max-width:none;padding:0;font-size:10pt}"
+              "a{color:inherit}thead{display:table-header-group}tr,article{break-inside:avoid}"
+              "h2,h3{break-after:avoid}}\n</style>\n</head>\n<body>\n",
               lang, de ? "Unterauftragsverarbeiter" : "Subprocessors");
     sb_printf(out, "<header>\n<nav aria-label=\"%s\"><a href=\"?lang=%s\" hreflang=\"%s\" lang=\"%s\">%s</a></nav>\n",
               de ? "Sprache" : "Language", other, other, other, de ? "English" : "Deutsch");
-    sb_printf(out, "<h1>%s</h1>\n", de ? "Unterauftragsverarbeiter" : "Subprocessors");
+    sb_printf(out, "<h1>%s</h1>\n", de ? "Unterauftrags<wbr>verarbeiter" /* a line break for narrow screens */ : "Subprocessors");
     if (current) {
         sb_printf(out, "<p>%s <strong>%d</strong>, %s <time datetime=\"", de ? "Version" : "Version",
                   (int)cJSON_GetNumberValue(json_get(current, "number")), de ? "gültig seit" : "in effect since");

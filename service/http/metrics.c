@@ -19,7 +19,9 @@
 
 /* ---- metrics ---------------------------------------------------------- */
 
-static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+/* Prometheus' default buckets and 1 ms; 10 s catches requests held by a frozen
+ * database (socket timeout). */
+static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
 /* Counters per worker thread (a slot each, on its own cache line), summed when

@@ -90,6 +90,21 @@ def _terminate(proc, timeout):
         return False
 
 
+def run_bounded(cmd, timeout):
+    """Run a tool in a process group of its own; (exit code, stdout, stderr) as
+    bytes. On a timeout the whole group (a browser's or LibreOffice's helper
+    processes too) is killed by its id and the test fails."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{Path(cmd[0]).name} did not finish within {timeout}s: {' '.join(cmd)}")
+    return proc.returncode, out, err
+
+
 def prune_old_runs(keep=5, min_age_s=1800):
     """Keep the newest `keep` run dirs; never touch one younger than min_age_s
     (another suite run may be using it right now)."""

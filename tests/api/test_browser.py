@@ -10,12 +10,6 @@ stack (module-scoped).
 """
 
 import datetime as dt
-import os
-import shutil
-import signal
-import struct
-import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -23,6 +17,7 @@ import lxml.html
 import pytest
 import requests
 
+from browser import chromium_binary, png_size, run_chromium
 from helpers import (
     PUBLIC,
     assert_status,
@@ -34,51 +29,7 @@ from helpers import (
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE.parent / "out"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--force-device-scale-factor=1",
-]
 LANGS = ["de", "en"]
-
-
-# ---------------------------------------------------------------------------
-# Chromium
-
-
-def chromium_binary():
-    for candidate in (os.environ.get("CHROMIUM_BIN"), shutil.which("chromium"), "/usr/bin/chromium"):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail("headless Chromium is required for the browser test but was not found: "
-                "install the Debian package (apt-get install -y chromium; scripts/bootstrap does) "
-                "or set CHROMIUM_BIN", pytrace=False)
-
-
-def run_chromium(args, url, timeout=90):
-    """Run Chromium once with a fresh profile; return its stdout. On a timeout
-    the browser's own process group (started here) is killed by its id."""
-    binary = chromium_binary()
-    with tempfile.TemporaryDirectory(prefix="subreg-chromium-") as profile:
-        cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url]
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            pytest.fail(f"chromium did not finish within {timeout}s: {' '.join(cmd)}")
-        assert proc.returncode == 0, (
-            f"chromium exited {proc.returncode}: {' '.join(cmd)}\n"
-            + err.decode("utf-8", "replace")[-3000:])
-        return out.decode("utf-8")
-
-
-def png_size(path):
-    data = Path(path).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return struct.unpack(">II", data[16:24])
 
 
 def text_of(el):

@@ -11,7 +11,6 @@ import io
 import json
 import socket
 
-import openpyxl
 import pytest
 import requests
 from lxml import etree, html as lxml_html
@@ -27,6 +26,7 @@ from helpers import (
     unique_name,
     wait_until,
 )
+from readers import as_text, lf_line_breaks, spreadsheet_cells
 from stack import own_stack
 
 SP = "/v1/subprocessors"
@@ -185,9 +185,10 @@ DANGEROUS = ["=", "+", "-", "@", "\t", "\r", " =", "  @"]
 
 def test_csv_cells_never_start_a_formula(hostile_server):
     """Every cell whose text would start (after spaces) with one of OWASP's
-    characters starts with the neutralising apostrophe instead; written into a
-    real spreadsheet (openpyxl, which takes any text starting with "=" for a
-    formula), no cell is a formula."""
+    characters starts with the neutralising apostrophe instead; opened by a
+    real spreadsheet (LibreOffice, readers.py), no cell is a formula and every
+    cell holds the text Python's csv module reads (a CR as LF). The same reader turns a cell
+    without the apostrophe into a formula, so the check can fail."""
     api = hostile_server.api(roles=["admin"])
     made = {}
     for i, lead in enumerate(DANGEROUS):
@@ -198,13 +199,13 @@ def test_csv_cells_never_start_a_formula(hostile_server):
                                    purpose={"de": purpose, "en": purpose}))
         made[sp["id"]] = (name, purpose)
     publish(hostile_server, api, sp["id"])
+    served, parsed = {}, {}
     for lang in ("de", "en"):
         resp = requests.get(hostile_server.url + PUBLIC, params={"format": "csv", "lang": lang}, timeout=10)
         assert_status(resp, 200)
-        rows = list(csv.reader(io.StringIO(resp.text, newline="")))
+        served[lang] = resp.content
+        rows = parsed[lang] = list(csv.reader(io.StringIO(resp.text, newline="")))
         header, rows = rows[0], rows[1:]
-        book = openpyxl.Workbook()
-        sheet = book.active
         seen = 0
         for r, row in enumerate(rows, start=1):
             rec = dict(zip(header, row))
@@ -216,14 +217,15 @@ def test_csv_cells_never_start_a_formula(hostile_server):
                         assert rec[col] == "'" + want, (col, rec[col], want)
             for c, value in enumerate(row, start=1):
                 assert value.lstrip(" ")[:1] not in ("=", "+", "-", "@", "\t", "\r"), (r, c, value)
-                sheet.cell(row=r, column=c, value=value)
         assert seen == len(made)
-        buf = io.BytesIO()
-        book.save(buf)
-        buf.seek(0)
-        for row in openpyxl.load_workbook(buf).active.iter_rows():
-            for cell in row:
-                assert cell.data_type != "f", (cell.coordinate, cell.value)
+    raw = 'id,legal_name\r\nsp_1,"=HYPERLINK(""http://evil.example/"",""x"")"\r\n'.encode()
+    sheets = spreadsheet_cells({**served, "unneutralised": raw})
+    assert sheets["unneutralised"][1][1][1] == "f", "LibreOffice evaluates formulas in CSV"
+    for lang in ("de", "en"):
+        cells = sheets[lang]
+        formulas = [(r, c, v) for r, row in enumerate(cells) for c, (v, t) in enumerate(row) if t == "f"]
+        assert not formulas, f"{lang}: formulas in LibreOffice: {formulas}"
+        assert as_text(cells) == lf_line_breaks(parsed[lang])
 
 
 # ---------------------------------------------------------------------------

@@ -75,6 +75,7 @@ def test_database_outage_and_recovery(make_server):
 
     resp = wait_until(not_ready, 10, message="/readyz 503 while the database is down")
     assert_problem(resp, 503, "service-unavailable")
+    assert "\nsubreg_ready 0\n" in requests.get(srv.url + "/metrics", timeout=10).text
 
     assert_status(requests.get(srv.url + "/healthz", timeout=10), 200)
 
@@ -98,6 +99,7 @@ def test_database_outage_and_recovery(make_server):
         return resp if resp.status_code == 200 else None
 
     resp = wait_until(ready, 30, interval=0.5, message="/readyz 200 after the database is back")
+    assert "\nsubreg_ready 1\n" in requests.get(srv.url + "/metrics", timeout=10).text
     assert resp.json() == {"status": "ready"}
     assert srv.proc.poll() is None and srv.proc.pid == pid, "subreg restarted"
 

@@ -1,6 +1,7 @@
 """The public forms of the subprocessor list (issue 4): JSON, CSV, Atom, HTML,
 the versions; what they must never show, caching (ETag, Last-Modified, 304),
-CSV = JSON, the Atom feed against a real parser and the RFC 4287 schema,
+CSV = JSON, the CSV as LibreOffice reads it, the Atom feed against a real
+parser (feedparser) and the RFC 4287 schema (RelaxNG),
 query validation, the rate limit, and the state before any publication.
 
 Publications are global to a database: this module publishes on its own stack
@@ -21,6 +22,7 @@ import pytest
 import requests
 from lxml import etree
 
+from readers import as_text, spreadsheet_cells
 from helpers import (
     PUBLIC,
     PUBLIC_KEYS,
@@ -426,6 +428,20 @@ def test_csv_equals_json(pub_server, world, lang):
         for loc in item["locations"]:
             assert loc["country"] in rec["locations"]
     assert any('"Daten"' in r["legal_name"] for r in records), "the tricky name round-trips"
+
+
+def test_csv_read_by_a_spreadsheet(pub_server, world):
+    """LibreOffice (readers.py) reads the same rows as Python's csv module, the
+    umlauts, quotes and commas intact, and no cell is a formula."""
+    served = {lang: ok(get(pub_server, PUBLIC, params={"format": "csv", "lang": lang}), "text/csv")
+              for lang in ("de", "en")}
+    sheets = spreadsheet_cells({lang: resp.content for lang, resp in served.items()})
+    for lang, resp in served.items():
+        rows = parse_csv(resp.content.decode("utf-8"))
+        cells = sheets[lang]
+        assert not [v for row in cells for v, t in row if t == "f"], f"{lang}: a formula"
+        assert as_text(cells) == rows
+        assert len(rows) > 3 and any("Müller" in r[1] and '"Daten"' in r[1] for r in rows)
 
 
 def test_csv_negotiation(pub_server, world):
