@@ -73,9 +73,11 @@ int add_routes(route *out, int cap, const route *rs, size_t n);
 
 /* Starts serving routes (copied). Returns false with a message on failure. */
 bool http_start(const http_settings *s, const route *routes, int nroutes, char *err, size_t errlen);
-/* Graceful stop, part 1: new requests get 503 (Retry-After, Connection: close)
- * while the ones in flight finish; returns when none is left or after
- * timeout_ms, with the number still running. */
+/* Graceful stop, part 1 (service/http/drain.c): new connections are refused,
+ * every request on a connection already accepted is answered (Connection:
+ * close) and its connection closed; returns when none is left (idle keep-alive
+ * connections aside) or after timeout_ms, with the number of requests still
+ * running. */
 int http_drain(int timeout_ms);
 void http_stop(void);
 

@@ -3,7 +3,8 @@
  *                bodies, the request log, start, drain and stop
  *   respond.c    responses (problem+json included) and the request helpers
  *   metrics.c    per-thread request counters and /metrics' HTTP part
- *   ratelimit.c  the token buckets of the public paths */
+ *   ratelimit.c  the token buckets of the public paths
+ *   drain.c      the graceful stop: stop accepting, answer, then stop */
 #ifndef SUBREG_HTTP_INTERNAL_H
 #define SUBREG_HTTP_INTERNAL_H
 
@@ -30,6 +31,7 @@ void count_request(int status, int64_t dur_ms);
 void count_started(void);  /* a request entered begin_request */
 void count_finished(void); /* ... and left it */
 unsigned long long in_flight(void);
+unsigned long long requests_started(void); /* since the start */
 
 /* respond.c: the worker thread's reusable buffer for extra headers (begin_request
  * hands it to the req and takes it back), freed by on_thread_exit. */
@@ -47,5 +49,13 @@ bool rate_allow(const char *ip, int *retry_after);
 /* The set of buckets an address hashes to (for the unit test's colliding pairs). */
 unsigned rate_set_of(const char *ip);
 bool is_public_path(const char *path);
+
+/* drain.c: drain_init records the listening ports once civetweb listens;
+ * the two callbacks count the connections a worker holds (init_connection,
+ * connection_close). */
+void drain_init(struct mg_context *ctx);
+bool http_draining(void); /* the stop has begun: answers close their connection */
+int drain_connection_opened(const struct mg_connection *conn, void **data);
+void drain_connection_closed(const struct mg_connection *conn);
 
 #endif

@@ -73,6 +73,11 @@ unsigned long long in_flight(void)
     return sum_slots(offsetof(metric_slot, started)) - done;
 }
 
+unsigned long long requests_started(void)
+{
+    return sum_slots(offsetof(metric_slot, started));
+}
+
 void http_metrics(strbuf *out)
 {
     sb_puts(out, "# HELP subreg_http_requests_total HTTP responses by status class.\n"

@@ -69,13 +69,16 @@ static size_t fmt_uint(char *buf, uint64_t v)
 
 void req_add_header(req *r, const char *name, const char *value)
 {
+    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) {
+        if (r->closing) return; /* said once */
+        r->closing = true;
+    }
     if (!r->headers.data) sb_reserve(&r->headers, 256);
     sb_puts(&r->headers, name);
     sb_puts(&r->headers, ": ");
     sb_puts(&r->headers, value);
     sb_puts(&r->headers, "\r\n");
     if (strcasecmp(name, "Cache-Control") == 0) r->cache_control_set = true;
-    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) r->closing = true;
 }
 
 void format_etag(int64_t version, char out[32])
@@ -137,7 +140,8 @@ void write_response(struct mg_connection *conn, int status, const char *ctype, c
     bool has_body = status != 204 && status != 304;
     if (closing) {
         /* civetweb must learn that this connection ends (e.g. an unread 413
-         * body): let it build the header block. */
+         * body, the drain): it closes the connection after the answer. */
+        mg_disable_connection_keep_alive(conn);
         char num[32];
         mg_response_header_start(conn, status);
         if (ctype) mg_response_header_add(conn, "Content-Type", ctype, -1);

@@ -1,6 +1,7 @@
 /* civetweb glue: one entry callback (begin_request), the routing table,
- * authentication, bounded bodies, the request log, start, drain and stop.
- * Responses are respond.c, counters metrics.c, the public rate limit ratelimit.c. */
+ * authentication, bounded bodies, the request log, start and stop. Responses
+ * are respond.c, counters metrics.c, the public rate limit ratelimit.c, the
+ * graceful stop drain.c. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <civetweb.h>
@@ -327,6 +328,18 @@ static bool read_body(req *r)
     return true;
 }
 
+/* What is left of the request body (an answer given without reading it, e.g.
+ * a 401 to a POST), read and dropped before civetweb closes the connection:
+ * a socket closed with unread bytes sends a reset, which can destroy the
+ * answer before the client has read it. At most the body limit. */
+static void discard_body(struct mg_connection *conn)
+{
+    char buf[4096];
+    long left = http_cfg.max_body;
+    int n;
+    while (left > 0 && (n = mg_read(conn, buf, sizeof buf)) > 0) left -= n;
+}
+
 static void log_request(const req *r)
 {
     int level = r->status >= 500 ? LOG_ERROR : LOG_INFO;
@@ -341,8 +354,6 @@ static void log_request(const req *r)
     log_event(level, "request", f.data);
     sb_free(&f);
 }
-
-static int draining; /* set by http_drain: new requests are turned away */
 
 static int begin_request(struct mg_connection *conn)
 {
@@ -363,13 +374,10 @@ static int begin_request(struct mg_connection *conn)
     if (r.headers.data) r.headers.data[0] = '\0';
     set_request_id(conn, r.request_id);
 
-    if (__atomic_load_n(&draining, __ATOMIC_ACQUIRE)) {
-        /* stopping: a complete answer, and the connection ends with it */
-        req_add_header(&r, "Connection", "close");
-        req_add_header(&r, "Retry-After", "5");
-        respond_problem(&r, 503, "service-unavailable", "the service is stopping; retry (another instance)");
-        goto done;
-    }
+    /* stopping (drain.c): served as usual while the database is there, and
+     * the connection ends with the answer */
+    bool stopping = http_draining();
+    if (stopping) req_add_header(&r, "Connection", "close");
     const char *why = framing_problem(ri);
     if (why) {
         req_add_header(&r, "Connection", "close"); /* what follows is not a request */
@@ -448,6 +456,7 @@ static int begin_request(struct mg_connection *conn)
     if (!r.responded) respond_problem(&r, 500, "internal-error", "the handler produced no response");
 
 done:
+    if (stopping) discard_body(conn);
     count_request(r.status, mono_ms() - r.started_ms);
     log_request(&r);
     for (int i = 0; i < r.nquery; i++) {
@@ -583,6 +592,8 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
     cb.http_error = http_error;
     cb.log_message = log_message;
     cb.exit_thread = on_thread_exit;
+    cb.init_connection = drain_connection_opened;
+    cb.connection_close = drain_connection_closed;
     mg_init_library(0);
     ctx = mg_start(&cb, NULL, options);
     if (!ctx) {
@@ -591,22 +602,8 @@ bool http_start(const http_settings *s, const route *rt, int n, char *err, size_
         mg_exit_library();
         return false;
     }
+    drain_init(ctx);
     return true;
-}
-
-int http_drain(int timeout_ms)
-{
-    __atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
-    int64_t until = mono_ms() + timeout_ms;
-    int idle = 0;
-    /* idle twice in a row, 20 ms apart: a request civetweb has read but not yet
-     * handed over gets its moment to show up */
-    while (idle < 2 && mono_ms() < until) {
-        idle = in_flight() == 0 ? idle + 1 : 0;
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return (int)in_flight();
 }
 
 void http_stop(void)
