@@ -26,6 +26,7 @@
  * A crash between sending and recording means the attempt is sent again later:
  * at-least-once, with the same webhook-id. */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,7 +183,9 @@ static void groups_tick(const hook_index *hooks)
         }
         if (g->fanout && !g->lost && !g->incomplete) finish_fanout(g);
         *p = g->next;
+        bool large = g->n >= 1000;
         group_free(g);
+        if (large) malloc_trim(0); /* a large fan-out's memory goes back, not kept by this thread's arena */
     }
 }
 
@@ -196,21 +199,30 @@ static int notify_round(void *arg)
     (void)arg;
     static int rounds;
     int64_t mono = mono_ms();
-    int more = 0;
-    if (mono >= next_scan || (due_backlog && sender_room() > 0)) {
+    /* Look for work every poll interval unless attempts are already waiting
+     * for a slot (what a look finds would wait behind them, and its queries
+     * would take the thread from sending), and at once when a look stopped for
+     * want of room that is free again. */
+    if ((mono >= next_scan && sender_waiting() == 0) || (due_backlog && sender_room() > 0) ||
+        (fanout_backlog && sender_waiting() < BATCH)) {
         int64_t now = now_ms();
         if (rounds++ % 20 == 0) housekeeping(now);
         /* Read once per look, idle or not: an event's fan-out never waits for
          * thousands of subscriptions to load. */
         hooks = cached_hooks();
-        if (hooks) more = fanout_round(now, hooks) + deliver_due(now_ms(), hooks);
-        next_scan = mono_ms() + (more > 0 ? 0 : notify_cfg.poll_ms);
+        if (hooks) {
+            fanout_round(now, hooks);
+            deliver_due(now_ms(), hooks);
+        }
+        next_scan = mono_ms() + notify_cfg.poll_ms;
     }
-    int64_t wait = next_scan - mono_ms();
+    /* Wait for the sockets until the next look (none while attempts wait for a
+     * slot: looks are skipped then); never spin on them. */
+    int64_t wait = sender_waiting() > 0 ? 50 : next_scan - mono_ms();
     int outstanding = sender_pump(wait < 0 ? 0 : wait > 50 ? 50 : (int)wait);
     if (groups && hooks) groups_tick(hooks);
     /* > 0: run again at once (sender_pump paced it); 0: the worker waits a poll interval */
-    return outstanding > 0 || groups || more > 0 ? 1 : 0;
+    return outstanding > 0 || groups ? 1 : 0;
 }
 
 static bool emits_event(const cJSON *record)

@@ -160,6 +160,8 @@ void finish_fanout(group *g);
  * there may be more). */
 int fanout_round(int64_t now, const hook_index *hooks);
 void forget_busy(void); /* at stop */
+/* fanout_round stopped with events left for want of room in the sender. */
+extern bool fanout_backlog;
 int deliver_due(int64_t now, const hook_index *hooks);
 /* deliver_due left due attempts for want of a free slot in the sender. */
 extern bool due_backlog;

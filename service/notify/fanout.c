@@ -296,6 +296,8 @@ static bool fanout_one(const cJSON *q, int64_t now, const char *at, const hook_i
     return fc != FANOUT_ERROR;
 }
 
+bool fanout_backlog;
+
 int fanout_round(int64_t now, const hook_index *hooks)
 {
     char at[32], after[160] = "";
@@ -303,7 +305,8 @@ int fanout_round(int64_t now, const hook_index *hooks)
     int queued = 0;
     bool more = true;
     /* A long fan-out waits for sending slots: take no new event meanwhile. */
-    while (more && sender_waiting() < BATCH) {
+    fanout_backlog = sender_waiting() >= BATCH;
+    while (more && !fanout_backlog) {
         bson_t filter = BSON_INITIALIZER, gt;
         BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &gt);
         BSON_APPEND_UTF8(&gt, "$gt", after);
@@ -322,8 +325,9 @@ int fanout_round(int64_t now, const hook_index *hooks)
                 break;
             }
             if (sender_waiting() >= BATCH) {
+                /* the rest when the sender has room again */
+                fanout_backlog = q->next != NULL || more;
                 more = false;
-                queued++; /* come back at once */
                 break;
             }
         }

@@ -367,10 +367,11 @@ void sender_drop_waiting(group *g)
     for (job *j = wait_head; j; j = j->next_waiting) wait_tail = j;
 }
 
-static void collect(void)
+/* Reports finished transfers; returns how many. */
+static int collect(void)
 {
     CURLMsg *msg;
-    int left;
+    int left, n = 0;
     while ((msg = curl_multi_info_read(multi, &left))) {
         if (msg->msg != CURLMSG_DONE) continue;
         job *j = NULL;
@@ -382,22 +383,36 @@ static void collect(void)
         lane_get(j->hook_id)->inflight--;
         lane_tidy(j->hook_id);
         job_done(j);
+        n++;
     }
+    return n;
+}
+
+/* Starts what may start and moves every transfer on (a new one sends its
+ * request at once) until none finishes any more. */
+static void step(void)
+{
+    int still = 0;
+    do {
+        start_waiting();
+        curl_multi_perform(multi, &still);
+    } while (collect() > 0);
 }
 
 int sender_pump(int wait_ms)
 {
     start_waiting();
-    if (inflight == 0) return waiting;
-    int still = 0;
-    curl_multi_perform(multi, &still);
-    collect();
-    start_waiting();
+    if (inflight == 0) {
+        /* Idle: the connections kept for reuse are closed, so receivers that
+         * give each connection a thread of their own get them back. */
+        if (multi) curl_multi_cleanup(multi);
+        multi = NULL;
+        return waiting;
+    }
+    step();
     if (inflight > 0 && wait_ms > 0) {
         curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
-        curl_multi_perform(multi, &still);
-        collect();
-        start_waiting();
+        step();
     }
     return inflight + waiting;
 }
