@@ -99,8 +99,10 @@ bool lane_backlog(const char *hook_id); /* first attempts were deferred lately *
 void lane_defer(const char *hook_id);   /* a first attempt deferred, not written yet */
 void lane_written(const char *hook_id); /* ... now written (or dropped) */
 void lane_clear_backlog(const char *hook_id);
-/* Subscriptions with a full lane (their due attempts are not read). */
+/* Subscriptions with a full lane (their due attempts are not read), and those
+ * with a backlog that may be over (cleared when none of theirs is due). */
 cJSON *full_lanes(void);
+cJSON *backlog_lanes(void);
 /* Marks the waiting jobs of g (NULL: all) unsent. */
 void sender_drop_waiting(group *g);
 /* At stop: starts nothing more and waits up to ms for attempts in flight;
@@ -155,14 +157,13 @@ bool renew_fanout(group *g);
 /* A fan-out's jobs all finished and recorded: the event is done. */
 void finish_fanout(group *g);
 
-/* A round's two halves: fan-out of queued events, then due attempts of the
- * shards this instance holds. Each returns how many attempts it queued (> 0:
- * there may be more). */
-int fanout_round(int64_t now, const hook_index *hooks);
+/* A look's two halves: fan-out of queued events, then due attempts of the
+ * shards this instance holds; each hands what it finds to the sender. */
+void fanout_round(int64_t now, const hook_index *hooks);
 void forget_busy(void); /* at stop */
 /* fanout_round stopped with events left for want of room in the sender. */
 extern bool fanout_backlog;
-int deliver_due(int64_t now, const hook_index *hooks);
+void deliver_due(int64_t now, const hook_index *hooks);
 /* deliver_due left due attempts for want of a free slot in the sender. */
 extern bool due_backlog;
 

@@ -144,6 +144,14 @@ static store_status drop_recorded(const char *qid, cJSON *due)
     return st;
 }
 
+/* The claim's lease runs from mono (ms) on; no attempt starts that could outlive it. */
+static void lease_from(group *g, int64_t mono)
+{
+    g->renewed = mono;
+    g->lease_end = mono + notify_cfg.lease_ms - LEASE_MARGIN_MS;
+    g->start_until = g->lease_end - notify_cfg.timeout_ms;
+}
+
 bool renew_fanout(group *g)
 {
     int64_t mono = mono_ms();
@@ -153,9 +161,7 @@ bool renew_fanout(group *g)
     store_status st = store_update(RES_EVENT.collection, g->qid, set);
     cJSON_Delete(set);
     if (st != ST_OK) return false;
-    g->lease_end = mono + notify_cfg.lease_ms - LEASE_MARGIN_MS;
-    g->start_until = g->lease_end - notify_cfg.timeout_ms;
-    g->renewed = mono;
+    lease_from(g, mono);
     return true;
 }
 
@@ -180,9 +186,8 @@ static void start_fanout(const char *qid, cJSON *due, const char *body, const ho
     g->qid = xstrdup(qid);
     g->body = xstrdup(body);
     g->owned = due;
-    g->started = g->renewed = claimed;
-    g->lease_end = claimed + notify_cfg.lease_ms - LEASE_MARGIN_MS;
-    g->start_until = g->lease_end - notify_cfg.timeout_ms;
+    g->started = claimed;
+    lease_from(g, claimed);
     int k = 0;
     for (cJSON *e = due->child; e; e = e->next) {
         const cJSON *hook = find_hook(hooks, json_get_str(e, "webhook_id"));
@@ -248,7 +253,7 @@ void forget_busy(void)
 
 /* One event: read its audit record, claim it, fan it out. Returns false when
  * the database failed (stop this round). */
-static bool fanout_one(const cJSON *q, int64_t now, const char *at, const hook_index *hooks, int *queued)
+static bool fanout_one(const cJSON *q, int64_t now, const char *at, const hook_index *hooks)
 {
     const char *qid = json_get_str(q, "id");
     cJSON *rec = NULL;
@@ -281,7 +286,6 @@ static bool fanout_one(const cJSON *q, int64_t now, const char *at, const hook_i
     int64_t claimed = mono_ms();
     fanout_claim fc = claim_fanout(qid, type, body, at, now);
     if (fc == FANOUT_MINE || (fc == FANOUT_TAKEN_OVER && drop_recorded(qid, due) == ST_OK)) {
-        *queued += cJSON_GetArraySize(due);
         start_fanout(qid, due, body, hooks, claimed); /* takes due */
         due = NULL;
     } else if (fc == FANOUT_DONE) {
@@ -298,11 +302,10 @@ static bool fanout_one(const cJSON *q, int64_t now, const char *at, const hook_i
 
 bool fanout_backlog;
 
-int fanout_round(int64_t now, const hook_index *hooks)
+void fanout_round(int64_t now, const hook_index *hooks)
 {
     char at[32], after[160] = "";
     format_rfc3339(now, at);
-    int queued = 0;
     bool more = true;
     /* A long fan-out waits for sending slots: take no new event meanwhile. */
     fanout_backlog = sender_waiting() >= BATCH;
@@ -320,7 +323,7 @@ int fanout_round(int64_t now, const hook_index *hooks)
             const char *qid = json_get_str(q, "id");
             snprintf(after, sizeof after, "%s", qid);
             if (group_active(qid) || is_busy(qid)) continue;
-            if (!fanout_one(q, now, at, hooks, &queued)) {
+            if (!fanout_one(q, now, at, hooks)) {
                 more = false;
                 break;
             }
@@ -333,5 +336,4 @@ int fanout_round(int64_t now, const hook_index *hooks)
         }
         cJSON_Delete(page);
     }
-    return queued;
 }

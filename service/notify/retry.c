@@ -45,22 +45,34 @@ static int claim_shards(int64_t period, int owned[SHARDS])
     return n;
 }
 
-/* Documents of coll whose ids are the values of member in items, in one query. */
-static store_status load_by_ids(const char *coll, const cJSON *items, const char *member, cJSON **out)
+/* Appends {name: {op: [...]}} with the strings of items (member NULL) or
+ * their members named member; nothing when there are none. Returns how many. */
+static int append_strings(bson_t *filter, const char *name, const char *op, const cJSON *items, const char *member)
 {
-    bson_t in = BSON_INITIALIZER, doc, arr;
-    BSON_APPEND_DOCUMENT_BEGIN(&in, "_id", &doc);
-    BSON_APPEND_ARRAY_BEGIN(&doc, "$in", &arr);
+    int n = 0;
+    for (const cJSON *e = items->child; e; e = e->next) n += (member ? json_get_str(e, member) : e->valuestring) != NULL;
+    if (n == 0) return 0;
+    bson_t sub, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, name, &sub);
+    BSON_APPEND_ARRAY_BEGIN(&sub, op, &arr);
     int k = 0;
     for (const cJSON *e = items->child; e; e = e->next) {
-        const char *v = json_get_str(e, member);
+        const char *v = member ? json_get_str(e, member) : e->valuestring;
         if (!v) continue;
         char key[16];
         snprintf(key, sizeof key, "%d", k++);
         BSON_APPEND_UTF8(&arr, key, v);
     }
-    bson_append_array_end(&doc, &arr);
-    bson_append_document_end(&in, &doc);
+    bson_append_array_end(&sub, &arr);
+    bson_append_document_end(filter, &sub);
+    return n;
+}
+
+/* Documents of coll whose ids are the values of member in items, in one query. */
+static store_status load_by_ids(const char *coll, const cJSON *items, const char *member, cJSON **out)
+{
+    bson_t in = BSON_INITIALIZER;
+    int k = append_strings(&in, "_id", "$in", items, member);
     store_status st = k ? store_find(coll, &in, NULL, k, out) : ST_OK;
     if (!k) *out = cJSON_CreateArray();
     bson_destroy(&in);
@@ -71,23 +83,6 @@ static cJSON *take_by_id(cJSON *arr, const char *id)
 {
     cJSON *x = json_find_by_id(arr, id);
     return x ? cJSON_DetachItemViaPointer(arr, x) : NULL;
-}
-
-/* Appends {member: {$nin: values}} when values is not empty. */
-static void append_nin(bson_t *filter, const char *member, const cJSON *values)
-{
-    if (!cJSON_GetArraySize(values)) return;
-    bson_t sub, arr;
-    BSON_APPEND_DOCUMENT_BEGIN(filter, member, &sub);
-    BSON_APPEND_ARRAY_BEGIN(&sub, "$nin", &arr);
-    int k = 0;
-    for (const cJSON *v = values->child; v; v = v->next) {
-        char key[16];
-        snprintf(key, sizeof key, "%d", k++);
-        BSON_APPEND_UTF8(&arr, key, v->valuestring);
-    }
-    bson_append_array_end(&sub, &arr);
-    bson_append_document_end(filter, &sub);
 }
 
 /* The due entries of the owned shards, oldest first, less those in memory
@@ -109,8 +104,8 @@ static store_status read_due(const int *owned, int n, int64_t now, int limit, cJ
     BSON_APPEND_DOUBLE(&sub, "$lte", (double)now);
     bson_append_document_end(&filter, &sub);
     cJSON *busy = jobs_in_memory(), *full = full_lanes();
-    append_nin(&filter, "_id", busy);
-    append_nin(&filter, "webhook_id", full);
+    append_strings(&filter, "_id", "$nin", busy, NULL);
+    append_strings(&filter, "webhook_id", "$nin", full, NULL);
     cJSON_Delete(busy);
     cJSON_Delete(full);
     store_status st = store_find(COLL_DELIVERY_DUE, &filter, "due_ms", limit, out);
@@ -144,23 +139,25 @@ static void cancel_deliveries(const cJSON *cancel, cJSON *priors, const char *at
 
 /* Clears the backlog mark of subscriptions none of whose deferred first
  * attempts is due any more (known only when every shard was read). */
-static void clear_backlogs(const cJSON *due, const cJSON *considered)
+static void clear_backlogs(const cJSON *due)
 {
-    for (const cJSON *h = considered->child; h; h = h->next) {
+    cJSON *marked = backlog_lanes();
+    for (const cJSON *h = marked->child; h; h = h->next) {
         bool found = false;
         for (const cJSON *e = due->child; e && !found; e = e->next)
             found = !strcmp(json_get_str(e, "webhook_id"), h->valuestring);
         if (!found) lane_clear_backlog(h->valuestring);
     }
+    cJSON_Delete(marked);
 }
 
 bool due_backlog;
 
-int deliver_due(int64_t now, const hook_index *hooks)
+void deliver_due(int64_t now, const hook_index *hooks)
 {
     int64_t round_start = mono_ms();
     int room = sender_room();
-    if (room <= 0) return 0; /* due_backlog stays as it was */
+    if (room <= 0) return; /* due_backlog stays as it was */
     int64_t period = now / notify_cfg.lease_ms;
     int64_t period_end = (period + 1) * notify_cfg.lease_ms;
     int owned[SHARDS];
@@ -175,24 +172,15 @@ int deliver_due(int64_t now, const hook_index *hooks)
                 if (owned[i] == next[j]) owned[k++] = owned[i];
         n = k;
     }
-    if (n == 0) return 0;
+    if (n == 0) return;
     cJSON *due = NULL;
     /* Enough to fill the free slots even when several entries share a lane. */
     int limit = room * 4 < BATCH ? room * 4 : BATCH;
-    if (read_due(owned, n, now, limit, &due) != ST_OK) return 0;
-    if (n == SHARDS && cJSON_GetArraySize(due) < limit) {
-        cJSON *marked = cJSON_CreateArray();
-        for (int i = 0; i < hooks->n; i++) {
-            const char *hid = json_get_str(hooks->v[i], "id");
-            if (lane_backlog(hid) && lane_room(hid) > 0) /* a full lane's entries were not read */
-                cJSON_AddItemToArray(marked, cJSON_CreateString(hid));
-        }
-        clear_backlogs(due, marked);
-        cJSON_Delete(marked);
-    }
+    if (read_due(owned, n, now, limit, &due) != ST_OK) return;
+    if (n == SHARDS && cJSON_GetArraySize(due) < limit) clear_backlogs(due);
     if (cJSON_GetArraySize(due) == 0) {
         cJSON_Delete(due);
-        return 0;
+        return;
     }
     /* Attempts end within the lease held: what cannot start now stays due. */
     int64_t lease_end = period_end + (near_end ? notify_cfg.lease_ms : 0);
@@ -239,7 +227,7 @@ int deliver_due(int64_t now, const hook_index *hooks)
         cJSON_Delete(priors);
         cJSON_Delete(take);
         cJSON_Delete(cancel);
-        return 0;
+        return;
     }
     char at[32];
     format_rfc3339(now, at);
@@ -272,7 +260,6 @@ int deliver_due(int64_t now, const hook_index *hooks)
     group_start(g);
     log_msgf(LOG_DEBUG, "delivery round: %d attempts started, prepared in %lld ms", k,
              (long long)(mono_ms() - round_start));
-    return k;
 }
 
 /* ---- ping and redelivery ------------------------------------------------------ */

@@ -291,13 +291,36 @@ void lane_clear_backlog(const char *hook_id)
     lane_tidy(hook_id);
 }
 
-cJSON *full_lanes(void)
+/* The subscription ids of the lanes pred accepts. */
+static cJSON *lanes_where(bool (*pred)(const lane *l))
 {
     cJSON *out = cJSON_CreateArray();
     for (int b = 0; b < LANE_BUCKETS; b++)
         for (lane *l = lanes[b]; l; l = l->next)
-            if (l->inflight >= notify_cfg.endpoint_concurrency) cJSON_AddItemToArray(out, cJSON_CreateString(l->hook_id));
+            if (pred(l)) cJSON_AddItemToArray(out, cJSON_CreateString(l->hook_id));
     return out;
+}
+
+static bool is_full(const lane *l)
+{
+    return l->inflight >= notify_cfg.endpoint_concurrency;
+}
+
+/* A backlog that may be over: deferred attempts all written, room in the lane
+ * (a full lane's due entries are not read, so their absence proves nothing). */
+static bool is_backlog(const lane *l)
+{
+    return l->backlog_until > mono_ms() && l->unwritten == 0 && !is_full(l);
+}
+
+cJSON *full_lanes(void)
+{
+    return lanes_where(is_full);
+}
+
+cJSON *backlog_lanes(void)
+{
+    return lanes_where(is_backlog);
 }
 
 int sender_room(void)
@@ -352,9 +375,11 @@ void sender_queue(job *j)
 
 void sender_drop_waiting(group *g)
 {
+    wait_tail = NULL;
     for (job **p = &wait_head; *p;) {
         job *j = *p;
         if (g && j->group != g) {
+            wait_tail = j;
             p = &j->next_waiting;
             continue;
         }
@@ -363,8 +388,6 @@ void sender_drop_waiting(group *g)
         j->unsent = true;
         job_done(j);
     }
-    wait_tail = NULL;
-    for (job *j = wait_head; j; j = j->next_waiting) wait_tail = j;
 }
 
 /* Reports finished transfers; returns how many. */
