@@ -626,6 +626,7 @@ static bool exit_after_apply;
 static bool (*event_filter)(const cJSON *record);
 static int64_t claim_lease_ms = 30000;
 static __thread int64_t busy_wait_ms;
+enum { BUSY_ANSWER_MARGIN_MS = 250 };
 
 void store_set_event_filter(bool (*emits)(const cJSON *record))
 {
@@ -697,6 +698,18 @@ static store_status record_claim(const cJSON *claim)
 
 static store_status claim_applied(const cJSON *claim, bool *applied);
 
+/* How long a writer waits for another writer's claim to settle: a writer in
+ * flight finishes in milliseconds, but under load (a busy database, many
+ * writers of one resource) it can take far longer than a fixed few hundred ms.
+ * A request waits until shortly before its deadline (time left to answer); a
+ * background thread, without one, up to a second. Then ST_BUSY (503). */
+static bool keep_waiting(int64_t started, int tries)
+{
+    int64_t now = mono_ms();
+    if (deadline_ms) return now + 20 + BUSY_ANSWER_MARGIN_MS < deadline_ms;
+    return tries < 4 || now - started < 1000;
+}
+
 /* Another claim holds the version we want. When its outcome can be decided from
  * the document, decide it: applied → the caller's version is stale (or, for a
  * create, the id exists); not applied and past its lease → the leftover is
@@ -705,6 +718,7 @@ static store_status claim_applied(const cJSON *claim, bool *applied);
  * ST_BUSY (busy_wait_ms: until its lease ends) — never a false "stale". */
 static store_status settle_conflict(const char *key, int64_t expect)
 {
+    int64_t started = mono_ms();
     for (int tries = 0;; tries++) {
         cJSON *other = NULL;
         store_status st = store_get(COLL_CLAIMS, key, &other);
@@ -727,11 +741,11 @@ static store_status settle_conflict(const char *key, int64_t expect)
         }
         cJSON_Delete(other);
         if (st != ST_OK) return st;
-        if (tries >= 10) {
+        if (!keep_waiting(started, tries)) {
             busy_wait_ms = left;
             return ST_BUSY;
         }
-        usleep(20000);
+        usleep(tries < 4 ? 5000 : 20000);
     }
 }
 
