@@ -44,6 +44,8 @@ static void usage(FILE *out)
                  "Usage:\n"
                  "  subreg serve                 run the HTTP service\n"
                  "  subreg migrate               create indexes, seed the reference law (idempotent)\n"
+                 "  subreg restore FILE          load an export (GET /v1/export; - reads stdin) into an\n"
+                 "                               empty database, before migrate (docs/operations.md)\n"
                  "  subreg token --sub NAME --roles ROLE[,ROLE] [--ttl SECONDS]\n"
                  "                               print an HS256 token (needs SUBREG_JWT_HS256_SECRET)\n"
                  "  subreg healthcheck [--ready]  GET /healthz (or /readyz) of the service at\n"
@@ -281,7 +283,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "token") != 0 &&
-        strcmp(cmd, "healthcheck") != 0) {
+        strcmp(cmd, "healthcheck") != 0 && strcmp(cmd, "restore") != 0) {
         fprintf(stderr, "subreg: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -300,6 +302,12 @@ int main(int argc, char **argv)
         config_free(&c);
         return rc;
     }
+    bool restore = strcmp(cmd, "restore") == 0;
+    if (restore && argc != 3) {
+        fprintf(stderr, "subreg restore takes one argument: the export file (or - for stdin)\n");
+        config_free(&c);
+        return 2;
+    }
     if (strcmp(cmd, "serve") == 0 && argc > 2) {
         fprintf(stderr, "subreg serve takes no arguments; settings come from SUBREG_* variables (see --help)\n");
         config_free(&c);
@@ -313,8 +321,9 @@ int main(int argc, char **argv)
         config_free(&c);
         return 2;
     }
-    /* migrate may build an index on a large collection: it keeps a longer socket timeout */
-    int op_timeout_ms = strcmp(cmd, "migrate") == 0 ? MIGRATE_SOCKET_TIMEOUT_MS : c.request_deadline_ms;
+    /* migrate may build an index on a large collection, restore write many
+     * documents at once: they keep a longer socket timeout */
+    int op_timeout_ms = strcmp(cmd, "migrate") == 0 || restore ? MIGRATE_SOCKET_TIMEOUT_MS : c.request_deadline_ms;
     if (!store_init(c.mongodb_uri, c.mongodb_db, c.threads + 4, op_timeout_ms, err, sizeof err)) {
         fprintf(stderr, "subreg: configuration error: %s\n", err);
         auth_free(auth);
@@ -322,7 +331,7 @@ int main(int argc, char **argv)
         config_free(&c);
         return 2;
     }
-    rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate() : cmd_serve(&c, auth);
+    rc = restore ? export_restore(argv[2]) : strcmp(cmd, "migrate") == 0 ? cmd_migrate() : cmd_serve(&c, auth);
     auth_free(auth); /* joins the JWKS reader, which may be inside libcurl */
     curl_global_cleanup();
     store_cleanup();

@@ -36,6 +36,11 @@ int crud_routes(route *out, int cap);
 int document_routes(route *out, int cap, long max_document_bytes);
 int compliance_routes(route *out, int cap);
 int publication_routes(route *out, int cap);
+int export_routes(route *out, int cap);
+
+/* `subreg restore FILE` (export.c): an export back into an empty database.
+ * 0 done, 1 the database failed (run it again), 2 the file is refused. */
+int export_restore(const char *path);
 
 /* Seeds reference documents from a JSON array (subreg migrate); see crud.c. */
 store_status crud_seed(const struct resource *res, const char *json, int *inserted, int *updated);

@@ -41,6 +41,12 @@ typedef struct {
 store_status doc_write(const resource *res, const write_origin *by, const char *action, const char *id,
                        const cJSON *before, cJSON *after, int64_t *version);
 
+/* The audit record of a change (what doc_write records; a restore records its
+ * documents with it too): before/after as the trail keeps them (public
+ * members, less the descriptor's audit_omit; NULL gives null). */
+cJSON *doc_audit_record(const resource *res, const write_origin *by, const char *action, const char *id,
+                        int64_t version, const char *at, const cJSON *before, const cJSON *after);
+
 /* The document as clients see it: '_' members removed in place; returns doc. */
 cJSON *doc_public(cJSON *doc);
 

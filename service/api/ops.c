@@ -147,6 +147,7 @@ int api_routes(route *out, int cap)
     n += document_routes(out + n, cap - n, api_cfg.max_document_bytes);
     n += compliance_routes(out + n, cap - n);
     n += publication_routes(out + n, cap - n);
+    n += export_routes(out + n, cap - n);
     n += notify_routes(out + n, cap - n);
     int crud = crud_routes(out + n, cap - n);
     return crud < 0 ? -1 : n + crud;

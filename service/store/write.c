@@ -26,8 +26,8 @@ static cJSON *audit_view(const resource *res, const cJSON *state)
     return v;
 }
 
-static cJSON *audit_record(const resource *res, const write_origin *by, const char *action, const char *id,
-                           int64_t version, const char *at, const cJSON *before, const cJSON *after)
+cJSON *doc_audit_record(const resource *res, const write_origin *by, const char *action, const char *id,
+                        int64_t version, const char *at, const cJSON *before, const cJSON *after)
 {
     cJSON *a = cJSON_CreateObject();
     char *aid = new_id("au_");
@@ -85,7 +85,7 @@ store_status doc_write(const resource *res, const write_origin *by, const char *
         const char *created = before ? json_get_str(before, "created_at") : NULL;
         set_server_members(after, id, next, created ? created : at, at);
     }
-    cJSON *rec = audit_record(res, by, action, id, next, at, before, after);
+    cJSON *rec = doc_audit_record(res, by, action, id, next, at, before, after);
     store_status st = store_write(res->collection, id, before ? expect : 0, after, rec);
     cJSON_Delete(rec);
     if (st == ST_OK && res->after_write) res->after_write();
