@@ -42,6 +42,18 @@ int export_routes(route *out, int cap);
  * 0 done, 1 the database failed (run it again), 2 the file is refused. */
 int export_restore(const char *path);
 
+/* The generic write path's parts (crud.c), for writers of many documents
+ * (imports.c). crud_check_state: the schema, the descriptor's rules and its
+ * references for a new state (before NULL for a create): 0, or 400 (errs), 422
+ * (detail, and errs for missing references), 503 (*st). crud_assemble: the
+ * client's members in field order. crud_carry_server_state: what an update
+ * keeps that the client does not send. */
+int crud_check_state(const struct resource *res, const cJSON *before, const cJSON *client, verrors *errs,
+                     char *detail, size_t detail_len, store_status *st);
+cJSON *crud_assemble(const struct resource *res, const cJSON *client);
+void crud_carry_server_state(const struct resource *res, const cJSON *raw, cJSON *doc);
+int import_routes(route *out, int cap);
+
 /* Seeds reference documents from a JSON array (subreg migrate); see crud.c. */
 store_status crud_seed(const struct resource *res, const char *json, int *inserted, int *updated);
 

@@ -40,6 +40,10 @@ bool diff_is_empty(const cJSON *diff);
  * copy. lang NULL keeps both. */
 cJSON *localize(const cJSON *v, const char *lang);
 
+/* The code ("hosting") of a code or of its German or English label ("Hosting",
+ * "Datensicherung"), case-insensitively; NULL if none (imports read labels). */
+const char *label_key(const char *text);
+
 /* RFC 4180 CSV of items (header + one row per item, CRLF, UTF-8), in lang. */
 void render_csv(const cJSON *items, const char *lang, strbuf *out);
 

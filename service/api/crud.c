@@ -47,7 +47,7 @@ void respond_store_error(req *r, store_status st)
 
 /* The client's fields in the order of the field table: stable, readable
  * documents (doc_write puts the server-owned members in front). */
-static cJSON *assemble(const resource *res, const cJSON *client)
+cJSON *crud_assemble(const resource *res, const cJSON *client)
 {
     cJSON *doc = cJSON_CreateObject();
     for (const field *f = res->fields; f->name; f++) {
@@ -56,19 +56,6 @@ static cJSON *assemble(const resource *res, const cJSON *client)
             cJSON_AddItemToObject(doc, f->name, cJSON_Duplicate(c, 1));
     }
     return doc;
-}
-
-/* The descriptor's domain rules, then its lifecycle (400 and 422 answered here). */
-static bool check_rules(req *r, const resource *res, const cJSON *before, const cJSON *after)
-{
-    verrors errs;
-    verrors_init(&errs);
-    rule_result rr = {0};
-    resource_rules(res, before, after, &errs, &rr);
-    if (rr.status == 400) respond_validation(r, &errs);
-    else if (rr.status == 422) respond_problem(r, 422, "unprocessable-entity", rr.detail);
-    verrors_free(&errs);
-    return rr.status == 0;
 }
 
 /* ---- references -----------------------------------------------------------
@@ -109,16 +96,43 @@ static void check_one_ref(const field *f, const char *path, const char *pointer,
     else if (st != ST_OK) rc->st = st;
 }
 
-static bool check_refs(req *r, const resource *res, const cJSON *doc)
+int crud_check_state(const resource *res, const cJSON *before, const cJSON *client, verrors *errs, char *detail,
+                     size_t detail_len, store_status *st)
 {
-    ref_check rc = {.st = ST_OK};
-    verrors_init(&rc.errs);
-    walk_refs(res->fields, doc, "", "", check_one_ref, &rc);
-    bool ok = rc.st == ST_OK && rc.errs.count == 0;
-    if (rc.st != ST_OK) respond_store_error(r, rc.st);
-    else if (!ok) respond_errors(r, 422, "unprocessable-entity", "a referenced document does not exist", &rc.errs);
-    verrors_free(&rc.errs);
-    return ok;
+    *st = ST_OK;
+    if (!schema_validate(res->fields, client, errs)) return 400;
+    rule_result rr = {0};
+    resource_rules(res, before, client, errs, &rr);
+    if (rr.status) {
+        snprintf(detail, detail_len, "%s", rr.detail);
+        return rr.status;
+    }
+    ref_check rc = {.st = ST_OK, .errs = *errs};
+    walk_refs(res->fields, client, "", "", check_one_ref, &rc);
+    *errs = rc.errs;
+    *st = rc.st;
+    if (rc.st != ST_OK) return 503;
+    if (errs->count) {
+        snprintf(detail, detail_len, "a referenced document does not exist");
+        return 422;
+    }
+    return 0;
+}
+
+/* crud_check_state for a request: 400, 422 and 503 answered here. */
+static bool check_state(req *r, const resource *res, const cJSON *before, const cJSON *client)
+{
+    verrors errs;
+    verrors_init(&errs);
+    char detail[256] = "";
+    store_status st;
+    int status = crud_check_state(res, before, client, &errs, detail, sizeof detail, &st);
+    if (status == 400) respond_validation(r, &errs);
+    else if (status == 422 && errs.count) respond_errors(r, 422, "unprocessable-entity", detail, &errs);
+    else if (status == 422) respond_problem(r, 422, "unprocessable-entity", detail);
+    else if (status) respond_store_error(r, st);
+    verrors_free(&errs);
+    return status == 0;
 }
 
 typedef struct {
@@ -309,14 +323,10 @@ static void handle_create(req *r)
     char *id = NULL, *out = NULL;
     char loc[256] = "";
     schema_apply_defaults(res->fields, body);
-    if (!schema_validate(res->fields, body, &errs)) {
-        respond_validation(r, &errs);
-        goto done;
-    }
-    if (!check_rules(r, res, NULL, body) || !check_refs(r, res, body)) goto done;
+    if (!check_state(r, res, NULL, body)) goto done;
     if (res->io_check && !res->io_check(r, body)) goto done;
     id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
-    doc = assemble(res, body);
+    doc = crud_assemble(res, body);
     cJSON *extra = cJSON_CreateObject();
     if (res->on_create) res->on_create(doc, extra);
     int64_t version = 0;
@@ -512,7 +522,7 @@ static void handle_list(req *r)
 /* What an update keeps that the client does not send: read-only members the
  * server maintains (other than id, version and the times) and the resource's
  * listed internal members. */
-static void carry_server_state(const resource *res, const cJSON *raw, cJSON *doc)
+void crud_carry_server_state(const resource *res, const cJSON *raw, cJSON *doc)
 {
     for (const field *f = res->fields; f->name; f++) {
         if (!(f->flags & FF_READONLY) || json_get(doc, f->name)) continue;
@@ -566,14 +576,10 @@ static void handle_patch(req *r)
     client = cJSON_Duplicate(cur, 1);
     schema_strip_server_fields(res->fields, client);
     merge_patch(client, patch);
-    if (!schema_validate(res->fields, client, &errs)) {
-        respond_validation(r, &errs);
-        goto done;
-    }
-    if (!check_rules(r, res, cur, client) || !check_refs(r, res, client)) goto done;
+    if (!check_state(r, res, cur, client)) goto done;
     if (res->io_check && !res->io_check(r, client)) goto done;
-    doc = assemble(res, client);
-    carry_server_state(res, raw, doc);
+    doc = crud_assemble(res, client);
+    crud_carry_server_state(res, raw, doc);
     if (res->on_update) res->on_update(cur, doc);
     int64_t version = 0;
     store_status st = doc_write(res, REQ_ORIGIN(r), NULL, r->param, raw, doc, &version);
@@ -686,14 +692,14 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
     const char *logged = log ? json_get_str(log, "hash") : NULL;
     const write_origin by = {ACTOR_MIGRATE, run_id, 0};
     if (!cur && !log) {
-        doc = assemble(res, seed);
+        doc = crud_assemble(res, seed);
         cJSON_AddStringToObject(doc, "_seed_hash", hash);
         st = doc_write(res, &by, NULL, id, NULL, doc, NULL);
         if (st == ST_OK) (*inserted)++;
     } else if (cur && log && (!logged || strcmp(logged, hash) != 0)) {
         const char *was = json_get_str(cur, "_seed_hash");
         if (was && strcmp(was, hash) != 0) {
-            doc = assemble(res, seed);
+            doc = crud_assemble(res, seed);
             cJSON_AddStringToObject(doc, "_seed_hash", hash);
             st = doc_write(res, &by, NULL, id, cur, doc, NULL);
             if (st == ST_OK) (*updated)++;

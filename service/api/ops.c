@@ -148,6 +148,7 @@ int api_routes(route *out, int cap)
     n += compliance_routes(out + n, cap - n);
     n += publication_routes(out + n, cap - n);
     n += export_routes(out + n, cap - n);
+    n += import_routes(out + n, cap - n);
     n += notify_routes(out + n, cap - n);
     int crud = crud_routes(out + n, cap - n);
     return crud < 0 ? -1 : n + crud;

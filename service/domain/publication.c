@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "subreg/json.h"
 #include "subreg/resource.h"
@@ -225,6 +226,13 @@ static const char *label_of(const char *key, const char *lang)
     for (const label *l = LABELS; l->key; l++)
         if (strcmp(l->key, key) == 0) return strcmp(lang, "de") == 0 ? l->de : l->en;
     return key;
+}
+
+const char *label_key(const char *text)
+{
+    for (const label *l = LABELS; l->key; l++)
+        if (!strcasecmp(text, l->key) || !strcasecmp(text, l->de) || !strcasecmp(text, l->en)) return l->key;
+    return NULL;
 }
 
 static const char *text_of(const cJSON *v, const char *lang)

@@ -4,9 +4,10 @@ the test, its output is imported, and the legal team's workflow goes through it
 alone — typed models in, typed models out, no hand-written request.
 
 Generation must give no warning: a warning there means an operation, a
-response or a model was dropped. Three media types the generator does not know
+response or a model was dropped. Four media types the generator does not know
 are mapped with its own `content_type_overrides` (openapi-python-client.yaml):
-PDF bodies and answers as bytes, the spec (YAML) and the Atom feed as text.
+PDF bodies and answers and the import's CSV body as bytes, the spec (YAML) and
+the Atom feed as text.
 """
 
 import datetime as dt

@@ -49,6 +49,10 @@ class Hydra:
             assert self.proc.poll() is None, f"hydra exited with {self.proc.returncode}, see {self.log.name}"
             assert time.monotonic() < deadline, f"hydra not ready after 60 s, see {self.log.name}"
             time.sleep(0.2)
+        # Hydra makes its signing keys on the first request for them (RSA key
+        # generation: seconds on a loaded machine); make them now, so subreg's
+        # first JWKS fetch (5 s timeout at start-up) finds them made.
+        assert requests.get(f"{self.public}/.well-known/jwks.json", timeout=60).status_code == 200
 
     @property
     def admin(self):

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "subreg/csv.h"
 #include "subreg/util.h"
 
 static void test_dates(void **state)
@@ -157,12 +158,49 @@ static void test_id_floor(void **state)
     assert_string_equal(max, "au_7ZZZZZZZZZ");
 }
 
+/* CSV: records as "line|cell|cell…" joined by "\n". */
+static bool collect(const csv_record *rec, int line, void *ctx)
+{
+    strbuf *out = ctx;
+    sb_printf(out, "%d", line);
+    for (int i = 0; i < rec->n; i++) sb_printf(out, "|%s", rec->cells[i]);
+    sb_puts(out, "\n");
+    return true;
+}
+
+static void check_csv(const char *in, char delim, const char *want)
+{
+    strbuf out = {0};
+    char err[128] = "";
+    assert_true(csv_parse(in, strlen(in), delim, collect, &out, err, sizeof err));
+    assert_string_equal(out.data ? out.data : "", want);
+    sb_free(&out);
+}
+
+static void test_csv(void **state)
+{
+    (void)state;
+    /* BOM, CRLF, quoted separators, quotes and line breaks; the record's first line */
+    check_csv("\xEF\xBB\xBF" "a;b\r\n\"x;y\";\"say \"\"hi\"\"\"\r\n\"two\nlines\";z\r\n", ';',
+              "1|a|b\n2|x;y|say \"hi\"\n3|two\nlines|z\n");
+    check_csv("a,b\n\n1,\n", ',', "1|a|b\n3|1|\n"); /* blank line skipped, empty last cell kept */
+    check_csv("a,b", ',', "1|a|b\n");                  /* no final line break */
+    check_csv("\"\",x\n", ',', "1||x\n");             /* an empty quoted field */
+    assert_int_equal(csv_guess_delimiter("Firma;Sitzland;\"a,b,c\"\n1,2,3,4", 40), ';');
+    assert_int_equal(csv_guess_delimiter("\xEF\xBB\xBF" "legal_name,hq_country\n", 27), ',');
+    strbuf out = {0};
+    char err[128] = "";
+    assert_false(csv_parse("a,\"open\nstill open", 19, ',', collect, &out, err, sizeof err));
+    assert_non_null(strstr(err, "line 1"));
+    sb_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),   cmocka_unit_test(test_rfc3339), cmocka_unit_test(test_ids_are_ordered_and_unique),
         cmocka_unit_test(test_b64url),  cmocka_unit_test(test_utf8),    cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_xml_text), cmocka_unit_test(test_id_floor),
+        cmocka_unit_test(test_xml_text), cmocka_unit_test(test_id_floor), cmocka_unit_test(test_csv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
