@@ -30,6 +30,10 @@ struct resource;
 #define REQ_ORIGIN(r) (&(write_origin){(r)->who.sub, (r)->request_id, 0})
 /* Answers 409 (naming the referrers) and returns true while documents refer to id. */
 bool refuse_if_referenced(req *r, const char *collection, const char *id);
+/* Answers 409 (naming the publications) and returns true while the publication
+ * in effect or an announced one lists the subprocessor (publications.c): nothing
+ * leaves the public list without a publication. */
+bool refuse_if_published(req *r, const char *subprocessor_id);
 
 /* The route tables of the handler files. */
 int crud_routes(route *out, int cap);

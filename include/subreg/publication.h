@@ -31,8 +31,13 @@ cJSON *public_items(const cJSON *subprocessors);
  * be NULL: everything is added). */
 cJSON *publication_diff(const cJSON *before, const cJSON *after);
 
+/* A version published while an earlier one was still announced replaces that
+ * announcement ("replaces": its number): the replaced version never takes
+ * effect. The publication in pubs that replaced p, or NULL. */
+const cJSON *publication_replaced_by(const cJSON *pubs, const cJSON *p);
+
 /* The version in effect at now (epoch ms): the highest number whose effective_at
- * has come (NULL: none yet). */
+ * has come, replaced announcements left out (NULL: none yet). */
 const cJSON *publication_in_effect(const cJSON *pubs, int64_t now);
 bool diff_is_empty(const cJSON *diff);
 

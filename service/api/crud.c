@@ -608,7 +608,8 @@ static void handle_delete(req *r)
     cJSON *cur = load_for_write(r, res, if_match, &raw);
     if (!cur) return;
     store_status st = ST_OK;
-    if (!refuse_if_referenced(r, res->collection, r->param))
+    if (!refuse_if_referenced(r, res->collection, r->param) &&
+        !(res == &RES_SUBPROCESSOR && refuse_if_published(r, r->param)))
         st = doc_write(res, REQ_ORIGIN(r), NULL, r->param, raw, NULL, NULL);
     cJSON_Delete(raw);
     cJSON_Delete(cur);

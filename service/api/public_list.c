@@ -74,6 +74,37 @@ static void set_json_form(form *f, cJSON *v, int number)
     set_form(f, s, strlen(s), number);
 }
 
+/* What a version says about its notice: the announcement it replaces and the
+ * version its changes are against, and a shortened notice with its reason. */
+static void add_notice_members(cJSON *o, const cJSON *pub, const char *lang)
+{
+    static const char *const plain[] = {"replaces", "changes_against", NULL};
+    static const char *const stored[] = {"replaces", "diff_against", NULL};
+    for (int i = 0; plain[i]; i++)
+        if (cJSON_IsNumber(json_get(pub, stored[i])))
+            cJSON_AddNumberToObject(o, plain[i], cJSON_GetNumberValue(json_get(pub, stored[i])));
+    if (cJSON_IsTrue(json_get(pub, "override_notice"))) {
+        cJSON_AddTrueToObject(o, "override_notice");
+        const cJSON *reason = json_get(pub, "override_reason");
+        if (reason) cJSON_AddItemToObject(o, "override_reason", localize(reason, lang));
+    }
+}
+
+/* The status of a version at now. */
+static const char *version_status(const cJSON *pubs, const cJSON *p, const cJSON *current, int64_t now)
+{
+    if (publication_replaced_by(pubs, p)) return "replaced";
+    return ts_ms(p, "effective_at") > now ? "upcoming" : p == current ? "in_effect" : "superseded";
+}
+
+/* A version's status, and for a replaced announcement the version that replaced it. */
+static void add_status(cJSON *v, const cJSON *pubs, const cJSON *p, const cJSON *current, int64_t now)
+{
+    cJSON_AddStringToObject(v, "status", version_status(pubs, p, current, now));
+    const cJSON *by = publication_replaced_by(pubs, p);
+    if (by) cJSON_AddNumberToObject(v, "replaced_by", cJSON_GetNumberValue(json_get(by, "number")));
+}
+
 /* The public JSON of one version (lang NULL: both languages). */
 static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items)
 {
@@ -85,6 +116,7 @@ static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items)
     if (dl) cJSON_AddStringToObject(o, "objection_deadline", dl);
     cJSON_AddItemToObject(o, "summary", localize(json_get(pub, "summary"), lang));
     cJSON_AddItemToObject(o, "changes", localize(json_get(pub, "diff"), lang));
+    add_notice_members(o, pub, lang);
     if (with_items) cJSON_AddItemToObject(o, "items", localize(json_get(pub, "items"), lang));
     return o;
 }
@@ -99,7 +131,8 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
     int64_t latest_pub_ms = 0;
     for (const cJSON *p = pubs->child; p; p = p->next) {
         int64_t eff = ts_ms(p, "effective_at");
-        if (eff > now && (!s->next_change_ms || eff < s->next_change_ms)) s->next_change_ms = eff;
+        bool announced = eff > now && !publication_replaced_by(pubs, p);
+        if (announced && (!s->next_change_ms || eff < s->next_change_ms)) s->next_change_ms = eff;
         int64_t pm = ts_ms(p, "published_at");
         if (pm > latest_pub_ms) latest_pub_ms = pm;
         s->latest = (int)cJSON_GetNumberValue(json_get(p, "number"));
@@ -124,6 +157,11 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
             cJSON_AddItemToObject(o, "effective_at", cJSON_DetachItemFromObject(v, "effective_at"));
             cJSON_AddItemToObject(o, "published_at", cJSON_DetachItemFromObject(v, "published_at"));
             cJSON_AddItemToObject(o, "items", cJSON_DetachItemFromObject(v, "items"));
+            /* a version in effect on shortened notice says so, with the reason */
+            if (json_get(v, "override_notice")) {
+                cJSON_AddItemToObject(o, "override_notice", cJSON_DetachItemFromObject(v, "override_notice"));
+                cJSON_AddItemToObject(o, "override_reason", cJSON_DetachItemFromObject(v, "override_reason"));
+            }
             cJSON_Delete(v);
         } else {
             cJSON_AddNullToObject(o, "version");
@@ -133,7 +171,8 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
         }
         cJSON *up = cJSON_AddArrayToObject(o, "upcoming");
         for (const cJSON *p = pubs->child; p; p = p->next)
-            if (ts_ms(p, "effective_at") > now) cJSON_AddItemToArray(up, version_json(p, lang, false));
+            if (strcmp(version_status(pubs, p, current, now), "upcoming") == 0)
+                cJSON_AddItemToArray(up, version_json(p, lang, false));
         cJSON *links = cJSON_AddObjectToObject(o, "links");
         cJSON_AddStringToObject(links, "csv", PUBLIC_CSV_PATH);
         cJSON_AddStringToObject(links, "atom", PUBLIC_FEED_PATH);
@@ -153,7 +192,8 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
     cJSON *upcoming = cJSON_CreateArray(), *history = cJSON_CreateArray();
     /* references (to the members), not copies: the renderers read the publications as they are */
     for (const cJSON *p = pubs->child; p; p = p->next) {
-        if (ts_ms(p, "effective_at") > now) cJSON_AddItemToArray(upcoming, cJSON_CreateObjectReference(p->child));
+        if (strcmp(version_status(pubs, p, current, now), "upcoming") == 0)
+            cJSON_AddItemToArray(upcoming, cJSON_CreateObjectReference(p->child));
         else cJSON_InsertItemInArray(history, 0, cJSON_CreateObjectReference(p->child));
     }
     for (int li = 1; li < 3; li++) {
@@ -168,8 +208,7 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
     for (const cJSON *p = pubs->child; p; p = p->next) {
         cJSON_InsertItemInArray(newest, 0, cJSON_CreateObjectReference(p->child));
         cJSON *v = version_json(p, NULL, false);
-        int64_t eff = ts_ms(p, "effective_at");
-        cJSON_AddStringToObject(v, "status", eff > now ? "upcoming" : p == current ? "in_effect" : "superseded");
+        add_status(v, pubs, p, current, now);
         cJSON_InsertItemInArray(vitems, 0, v);
     }
     char updated[32];
@@ -184,8 +223,7 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
         int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         if (n < 1 || n > s->nversions) continue;
         cJSON *v = version_json(p, NULL, true);
-        int64_t eff = ts_ms(p, "effective_at");
-        cJSON_AddStringToObject(v, "status", eff > now ? "upcoming" : p == current ? "in_effect" : "superseded");
+        add_status(v, pubs, p, current, now);
         set_json_form(&s->versions[n - 1], v, n);
         cJSON_Delete(v);
     }

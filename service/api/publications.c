@@ -50,6 +50,62 @@ store_status load_publications(cJSON **out, bool with_items)
     return ST_OK;
 }
 
+/* The publications still to be seen on the public list, with their frozen
+ * items: the one in effect at now and the announced ones (replaced announcements
+ * left out), oldest first. pubs: all publications without items
+ * (load_publications). Besides the snapshot, the one reader of items. */
+store_status load_live_publications(const cJSON *pubs, int64_t now, cJSON **out)
+{
+    const cJSON *current = publication_in_effect(pubs, now);
+    *out = cJSON_CreateArray();
+    for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
+        if (p != current && (ts_ms(p, "effective_at") <= now || publication_replaced_by(pubs, p))) continue;
+        cJSON *full = NULL;
+        store_status st = store_get(COLL_PUBLICATIONS, json_get_str(p, "id"), &full);
+        if (st != ST_OK) {
+            cJSON_Delete(*out);
+            *out = NULL;
+            return st;
+        }
+        cJSON_AddItemToArray(*out, full);
+    }
+    return ST_OK;
+}
+
+bool refuse_if_published(req *r, const char *subprocessor_id)
+{
+    cJSON *pubs = NULL, *live = NULL;
+    int64_t now = now_ms();
+    store_status st = load_publications(&pubs, false);
+    if (st == ST_OK) st = load_live_publications(pubs, now, &live);
+    strbuf where = {0};
+    for (const cJSON *p = live ? live->child : NULL; p; p = p->next) {
+        json_index ix;
+        json_index_build(&ix, json_get(p, "items"), "id");
+        if (json_index_find(&ix, subprocessor_id)) {
+            bool upcoming = ts_ms(p, "effective_at") > now;
+            sb_printf(&where, "%spublication %d (%s", where.len ? ", " : "",
+                      (int)cJSON_GetNumberValue(json_get(p, "number")), upcoming ? "announced for " : "in effect");
+            if (upcoming) sb_puts(&where, json_get_str(p, "effective_at"));
+            sb_puts(&where, ")");
+        }
+        json_index_free(&ix);
+    }
+    if (st != ST_OK) respond_store_error(r, st);
+    else if (where.len) {
+        strbuf d = {0};
+        sb_printf(&d, "the subprocessor is on the public list: %s; retire it and publish a version without it first",
+                  where.data);
+        respond_problem(r, 409, "conflict", d.data);
+        sb_free(&d);
+    }
+    bool refused = st != ST_OK || where.len;
+    sb_free(&where);
+    cJSON_Delete(live);
+    cJSON_Delete(pubs);
+    return refused;
+}
+
 int64_t ts_ms(const cJSON *doc, const char *name)
 {
     int64_t ms = 0;
@@ -63,6 +119,7 @@ static const field CREATE_FIELDS[] = {
     {.name = "effective_at", .type = FT_DATETIME},
     {.name = "summary", .type = FT_LOCALIZED, .flags = FF_REQUIRED, .max = 2000},
     {.name = "override_notice", .type = FT_BOOL},
+    {.name = "override_reason", .type = FT_LOCALIZED, .max = 2000},
     {0},
 };
 
@@ -105,15 +162,30 @@ static void add_objection_counts(cJSON *pub)
     bson_destroy(&f2);
 }
 
+/* The publication the new one is compared with for "nothing changed": the
+ * latest, which is in live (the one in effect or the announced one). */
+static const cJSON *latest_of(const cJSON *live)
+{
+    const cJSON *last = NULL;
+    for (const cJSON *p = live ? live->child : NULL; p; p = p->next) last = p;
+    return last;
+}
+
 static void handle_publish(req *r)
 {
     cJSON *body = req_json_body(r, "application/json");
     if (!body) return;
     verrors errs;
     verrors_init(&errs);
-    cJSON *subs = NULL, *pubs = NULL, *items = NULL, *diff = NULL, *doc = NULL;
-    cJSON *prev = NULL; /* the latest version, with its items: what the new one is compared with */
+    cJSON *subs = NULL, *pubs = NULL, *live = NULL, *items = NULL, *diff = NULL, *doc = NULL;
     if (!schema_validate(CREATE_FIELDS, body, &errs)) {
+        respond_validation(r, &errs);
+        goto done;
+    }
+    bool override = cJSON_IsTrue(json_get(body, "override_notice"));
+    if (override && !json_get(body, "override_reason")) {
+        /* a shortened notice is shown to the customers with its reason */
+        verrors_add(&errs, "/override_reason", "required when override_notice is true");
         respond_validation(r, &errs);
         goto done;
     }
@@ -129,9 +201,7 @@ static void handle_publish(req *r)
     }
     store_status st = store_list_all(RES_SUBPROCESSOR.collection, &subs);
     if (st == ST_OK) st = load_publications(&pubs, false);
-    int last = cJSON_GetArraySize(pubs);
-    if (st == ST_OK && last > 0)
-        st = store_get(COLL_PUBLICATIONS, json_get_str(cJSON_GetArrayItem(pubs, last - 1), "id"), &prev);
+    if (st == ST_OK) st = load_live_publications(pubs, now, &live);
     int notice = 0, objection = 0;
     bool any_customer = false;
     if (st == ST_OK) st = customer_periods(&notice, &objection, &any_customer);
@@ -139,30 +209,37 @@ static void handle_publish(req *r)
         respond_store_error(r, st);
         goto done;
     }
+    /* The version in effect is what customers have: the changes are against it,
+     * so replacing an announcement shows them everything that changes. */
+    const cJSON *base = publication_in_effect(live, now), *latest = latest_of(live);
+    const cJSON *last = cJSON_GetArrayItem(pubs, cJSON_GetArraySize(pubs) - 1);
     items = public_items(subs);
-    diff = publication_diff(prev ? json_get(prev, "items") : NULL, items);
-    if (prev && diff_is_empty(diff)) {
+    cJSON *since_latest = publication_diff(latest ? json_get(latest, "items") : NULL, items);
+    bool unchanged = last && diff_is_empty(since_latest);
+    cJSON_Delete(since_latest);
+    if (unchanged) {
         respond_problem(r, 409, "conflict", "nothing changed since the last publication");
         goto done;
     }
+    diff = publication_diff(base ? json_get(base, "items") : NULL, items);
     /* Art. 28(2): additions and changes are announced before they take effect,
      * by the longest notice period promised to any active customer. Removals
-     * need no notice; the first publication announces nothing new. */
-    bool needs_notice = prev && (cJSON_GetArraySize(json_get(diff, "added")) > 0 ||
+     * need no notice; nor does the first version in effect. */
+    bool needs_notice = base && (cJSON_GetArraySize(json_get(diff, "added")) > 0 ||
                                  cJSON_GetArraySize(json_get(diff, "changed")) > 0);
-    bool override = cJSON_IsTrue(json_get(body, "override_notice"));
     int64_t earliest = now + (int64_t)notice * MS_PER_DAY;
     if (needs_notice && eff < earliest && !override) {
         char when[32], d[320];
         format_rfc3339(earliest, when);
         snprintf(d, sizeof d,
                  "customers were promised %d days' notice: effective_at must be %s or later "
-                 "(or set override_notice, which is audited)",
+                 "(or set override_notice with override_reason, which are audited and shown on the public list)",
                  notice, when);
         respond_problem(r, 422, "unprocessable-entity", d);
         goto done;
     }
-    int number = prev ? (int)cJSON_GetNumberValue(json_get(prev, "number")) + 1 : 1;
+    bool shortened = needs_notice && eff < earliest && override;
+    int number = last ? (int)cJSON_GetNumberValue(json_get(last, "number")) + 1 : 1;
     char id[16], at[32], eff_str[32], deadline[32];
     snprintf(id, sizeof id, "%d", number);
     format_rfc3339(now, at);
@@ -179,7 +256,11 @@ static void handle_publish(req *r)
     cJSON_AddStringToObject(doc, "effective_at", eff_str);
     cJSON_AddStringToObject(doc, "objection_deadline", deadline);
     cJSON_AddNumberToObject(doc, "notice_days_required", needs_notice ? notice : 0);
-    cJSON_AddBoolToObject(doc, "override_notice", needs_notice && eff < earliest && override);
+    cJSON_AddBoolToObject(doc, "override_notice", shortened);
+    if (shortened) cJSON_AddItemToObject(doc, "override_reason", cJSON_Duplicate(json_get(body, "override_reason"), 1));
+    /* the announcement still waiting is replaced: it never takes effect */
+    if (latest && latest != base) cJSON_AddNumberToObject(doc, "replaces", cJSON_GetNumberValue(json_get(latest, "number")));
+    if (base) cJSON_AddNumberToObject(doc, "diff_against", cJSON_GetNumberValue(json_get(base, "number")));
     cJSON_AddItemToObject(doc, "summary", cJSON_Duplicate(json_get(body, "summary"), 1));
     cJSON_AddItemToObject(doc, "diff", cJSON_Duplicate(diff, 1));
     cJSON_AddItemToObject(doc, "items", cJSON_Duplicate(items, 1));
@@ -203,7 +284,7 @@ done:
     cJSON_Delete(doc);
     cJSON_Delete(diff);
     cJSON_Delete(items);
-    cJSON_Delete(prev);
+    cJSON_Delete(live);
     cJSON_Delete(pubs);
     cJSON_Delete(subs);
     cJSON_Delete(body);

@@ -38,6 +38,9 @@ typedef struct snapshot {
 
 /* All publications, oldest first (publications.c). */
 store_status load_publications(cJSON **out, bool with_items);
+/* The publication in effect at now and the announced ones, with their frozen
+ * items, oldest first; pubs as load_publications gives them without items. */
+store_status load_live_publications(const cJSON *pubs, int64_t now, cJSON **out);
 /* A document's RFC 3339 member in ms (0 when absent). */
 int64_t ts_ms(const cJSON *doc, const char *name);
 

@@ -70,8 +70,10 @@ static void refresh(void)
     snprintf(pubs_token, sizeof pubs_token, "%s", token);
     reload = false;
     int64_t now = now_ms();
+    /* A replaced announcement never takes effect: no record, no publication.effective. */
     for (cJSON *p = pubs->child; p; p = p->next)
-        if (ts_ms(p, "effective_at") <= now && !json_get(p, "effective_recorded_at")) record_effective(p, now);
+        if (ts_ms(p, "effective_at") <= now && !json_get(p, "effective_recorded_at") && !publication_replaced_by(pubs, p))
+            record_effective(p, now);
     snapshot *cur = snapshot_get();
     const cJSON *in_effect = publication_in_effect(pubs, now);
     const cJSON *last = cJSON_GetArrayItem(pubs, cJSON_GetArraySize(pubs) - 1);

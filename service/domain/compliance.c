@@ -19,7 +19,8 @@
 const char *const COMPLIANCE_SEVERITIES[] = {"critical", "high", "medium", "low", "info", NULL};
 const char *const COMPLIANCE_RULES[] = {"no_valid_basis",   "partial_adequacy", "repealed_scc",  "wrong_scc_module",
                                         "scc_clauses",      "tia_missing",      "no_active_dpa", "expiring",
-                                        "adequacy_at_risk", "notice_period",    "public_list_drift", NULL};
+                                        "adequacy_at_risk", "notice_period",    "public_list_drift",
+                                        "override_notice",  NULL};
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -299,6 +300,7 @@ cJSON *compliance_findings(const compliance_input *in)
     if (in->now && parse_rfc3339(in->now, &now)) {
         cx_rule_notice_period(&c, &fs, now);
         cx_rule_public_list_drift(&c, &fs, now);
+        cx_rule_override_notice(&c, &fs, now);
     }
     if (fs.n) qsort(fs.v, fs.n, sizeof *fs.v, cmp_finding);
     for (size_t i = 0; i < fs.n; i++) cJSON_AddItemToArray(out, fs.v[i].f);

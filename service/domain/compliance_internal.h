@@ -5,7 +5,7 @@
  *                           repealed_scc, wrong_scc_module, scc_clauses, tia_missing
  *   compliance_dues.c       no_active_dpa, the dates due (expiring and the report),
  *                           adequacy_at_risk
- *   compliance_notice.c     the publication rules: notice_period, public_list_drift
+ *   compliance_notice.c     the publication rules: notice_period, public_list_drift, override_notice
  * The legal grounds below are the one table of legal texts: each finding names
  * its ground in English (legal_ground) and both languages in its message. Every
  * string a cx_ function returns belongs to its input, except where it says
@@ -136,5 +136,6 @@ void cx_rule_expiring(const ctx *c, findings *fs);
 void cx_rule_adequacy_at_risk(const ctx *c, findings *fs);
 void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now);
 void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now);
+void cx_rule_override_notice(const ctx *c, findings *fs, int64_t now);
 
 #endif

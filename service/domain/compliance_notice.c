@@ -1,5 +1,5 @@
-/* The publication rules (GDPR Art. 28(2)): notice_period and
- * public_list_drift. */
+/* The publication rules (GDPR Art. 28(2)): notice_period, public_list_drift
+ * and override_notice. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,7 +42,8 @@ void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
         if (!id) continue;
         char eff_day[16];
         snprintf(eff_day, sizeof eff_day, "%.10s", json_get_str(p, "effective_at"));
-        if (!first && announces_changes(p)) {
+        /* a replaced announcement never takes effect: its notice does not matter */
+        if (!first && announces_changes(p) && !publication_replaced_by(c->in->publications, p)) {
             int short_customers = 0, worst = 0;
             for (const cJSON *cu = c->in->customers ? c->in->customers->child : NULL; cu; cu = cu->next) {
                 if (!cx_str_is(cu, "status", "active")) continue;
@@ -108,6 +109,54 @@ void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now)
                 cx_fmt("%s is retired but still on the public list in effect (" GROUND_DRIFT ").", name), GROUND_DRIFT,
                 NULL);
     }
+    /* Deleted from the registry (by an import or a manual edit: the API refuses
+     * to delete what is published) but still on the list in effect. */
+    json_index registry_ix;
+    json_index_build(&registry_ix, c->in->subprocessors, "id");
+    for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
+        const char *id = json_get_str(it, "id");
+        if (!id || json_index_find(&registry_ix, id)) continue;
+        const char *name = json_get_str(it, "legal_name") ? json_get_str(it, "legal_name") : id;
+        cx_add(fs, "public_list_drift", 2, "subprocessor", id, id,
+            cx_fmt("%s (%s) ist aus dem Register gelöscht, steht aber noch in der wirksamen öffentlichen Liste ("
+                GROUND_DRIFT_DE ").", name, id),
+            cx_fmt("%s (%s) was deleted from the registry but is still on the public list in effect (" GROUND_DRIFT ").",
+                name, id),
+            GROUND_DRIFT, NULL);
+    }
+    json_index_free(&registry_ix);
     json_index_free(&listed_ix);
+}
+
+/* 12: a version that took (or takes) effect before the promised notice period
+ * ended, by an admin's override. Reported from its publication until a later
+ * regular version (no override, not replaced) has taken effect: until then the
+ * customers' list still carries the shortened notice. */
+void cx_rule_override_notice(const ctx *c, findings *fs, int64_t now)
+{
+    const cJSON *pubs = c->in->publications;
+    for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
+        const char *id = json_get_str(p, "id");
+        if (!id || !cJSON_IsTrue(json_get(p, "override_notice")) || publication_replaced_by(pubs, p)) continue;
+        double number = cJSON_GetNumberValue(json_get(p, "number"));
+        bool ended = false;
+        for (const cJSON *q = pubs->child; q && !ended; q = q->next)
+            ended = cJSON_GetNumberValue(json_get(q, "number")) > number && !cJSON_IsTrue(json_get(q, "override_notice")) &&
+                    ts(q, "effective_at") <= now && !publication_replaced_by(pubs, q);
+        if (ended) continue;
+        const cJSON *reason = json_get(p, "override_reason");
+        const char *why_de = json_get_str(reason, "de"), *why_en = json_get_str(reason, "en");
+        char eff_day[16];
+        snprintf(eff_day, sizeof eff_day, "%.10s", json_get_str(p, "effective_at") ? json_get_str(p, "effective_at") : "");
+        bool upcoming = ts(p, "effective_at") > now;
+        cx_add(fs, "override_notice", 2, "publication", id, NULL,
+            cx_fmt("Version %d der Liste %s %s mit verkürzter Ankündigungsfrist wirksam (Grund: %s); das gilt, bis "
+                "eine reguläre Version wirksam wird (" GROUND_NOTICE_DE ").",
+                (int)number, upcoming ? "wird am" : "ist seit dem", eff_day, why_de ? why_de : "nicht angegeben"),
+            cx_fmt("Version %d of the list %s effect on %s on shortened notice (reason: %s); this stands until a regular "
+                "version takes effect (" GROUND_NOTICE ").",
+                (int)number, upcoming ? "takes" : "took", eff_day, why_en ? why_en : "none given"),
+            GROUND_NOTICE, eff_day);
+    }
 }
 

@@ -94,13 +94,23 @@ static void add_field_change(cJSON *fields, const char *name, const cJSON *befor
     cJSON_AddItemToArray(fields, ch);
 }
 
+const cJSON *publication_replaced_by(const cJSON *pubs, const cJSON *p)
+{
+    const cJSON *n = json_get(p, "number");
+    for (const cJSON *q = pubs ? pubs->child : NULL; n && q; q = q->next) {
+        const cJSON *r = json_get(q, "replaces");
+        if (cJSON_IsNumber(r) && r->valuedouble == n->valuedouble) return q;
+    }
+    return NULL;
+}
+
 const cJSON *publication_in_effect(const cJSON *pubs, int64_t now)
 {
     const cJSON *best = NULL;
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
         int64_t eff;
         const char *v = json_get_str(p, "effective_at");
-        if (!v || !parse_rfc3339(v, &eff) || eff > now) continue;
+        if (!v || !parse_rfc3339(v, &eff) || eff > now || publication_replaced_by(pubs, p)) continue;
         if (!best || cJSON_GetNumberValue(json_get(p, "number")) > cJSON_GetNumberValue(json_get(best, "number")))
             best = p;
     }
@@ -384,6 +394,18 @@ static void change_summary(const cJSON *diff, const char *lang, strbuf *out)
     }
 }
 
+/* The notice note of a version taking effect before the promised notice period
+ * ended (override_notice), with the reason given; nothing otherwise. */
+static void override_note(const cJSON *p, const char *lang, const char *before, const char *after, strbuf *out)
+{
+    if (!cJSON_IsTrue(json_get(p, "override_notice"))) return;
+    bool de = strcmp(lang, "de") == 0;
+    sb_puts(out, before);
+    sb_puts(out, de ? "Die Ankündigungsfrist wurde verkürzt. Grund: " : "The notice period was shortened. Reason: ");
+    esc(out, text_of(json_get(p, "override_reason"), lang));
+    sb_puts(out, after);
+}
+
 void render_atom(const cJSON *pubs, const char *base, const char *updated, strbuf *out)
 {
     sb_puts(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" "
@@ -399,17 +421,41 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
         int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
-        sb_printf(out, "  <entry>\n    <title>Version %d, effective ", n);
-        esc(out, eff);
-        sb_puts(out, "</title>\n    <id>");
+        /* A replaced announcement's entry changed when it was replaced: it no
+         * longer announces anything (readers see the entry updated). */
+        const cJSON *by = publication_replaced_by(pubs, p);
+        const cJSON *replaces = json_get(p, "replaces");
+        if (by) {
+            sb_printf(out, "  <entry>\n    <title>Version %d, replaced by version %d before it took effect</title>\n    <id>", n,
+                      (int)cJSON_GetNumberValue(json_get(by, "number")));
+        } else {
+            sb_printf(out, "  <entry>\n    <title>Version %d, effective ", n);
+            esc(out, eff);
+            sb_puts(out, "</title>\n    <id>");
+        }
         esc(out, base);
         sb_printf(out, PUBLIC_VERSIONS_PATH "/%d</id>\n    <updated>", n);
-        esc(out, pubd);
+        esc(out, by ? json_get_str(by, "published_at") : pubd);
         sb_puts(out, "</updated>\n    <published>");
         esc(out, pubd);
         sb_puts(out, "</published>\n    <link rel=\"alternate\" type=\"application/json\" href=\"");
         esc(out, base);
-        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d\"/>\n    <summary>", n);
+        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d\"/>\n", n);
+        if (cJSON_IsNumber(replaces)) {
+            sb_puts(out, "    <link rel=\"related\" type=\"application/json\" href=\"");
+            esc(out, base);
+            sb_printf(out, PUBLIC_VERSIONS_PATH "/%d\"/>\n", (int)replaces->valuedouble);
+        }
+        sb_puts(out, "    <summary>");
+        if (by)
+            sb_printf(out, "Replaced by version %d, which was announced before this version took effect; "
+                           "this version does not take effect. ",
+                      (int)cJSON_GetNumberValue(json_get(by, "number")));
+        if (cJSON_IsNumber(replaces))
+            sb_printf(out, "Replaces the announcement of version %d, which does not take effect; "
+                           "the changes are against the version in effect. ",
+                      (int)replaces->valuedouble);
+        override_note(p, "en", "", " ", out);
         esc(out, text_of(json_get(p, "summary"), "en"));
         sb_puts(out, " ");
         change_summary(json_get(p, "diff"), "en", out); /* escapes what it writes */
@@ -525,6 +571,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         sb_puts(out, "\">");
         human_time(out, json_get_str(current, "effective_at"), lang);
         sb_puts(out, "</time>.</p>\n");
+        override_note(current, lang, "<p class=\"override\">", "</p>\n", out);
     } else {
         sb_printf(out, "<p>%s</p>\n", de ? "Es ist noch keine Version veröffentlicht." : "No version has been published yet.");
     }
@@ -549,7 +596,17 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         esc(out, json_get_str(u, "effective_at"));
         sb_puts(out, "\">");
         human_time(out, json_get_str(u, "effective_at"), lang);
-        sb_puts(out, "</time></h3>\n<p>");
+        sb_puts(out, "</time></h3>\n");
+        const cJSON *replaces = json_get(u, "replaces");
+        if (cJSON_IsNumber(replaces))
+            sb_printf(out,
+                      de ? "<p class=\"replaces\">Ersetzt die Ankündigung von Version %d, die nicht wirksam wird; "
+                           "die Änderungen gelten gegenüber der Version in Kraft.</p>\n"
+                         : "<p class=\"replaces\">Replaces the announcement of version %d, which does not take "
+                           "effect; the changes are against the version in effect.</p>\n",
+                      (int)replaces->valuedouble);
+        override_note(u, lang, "<p class=\"override\">", "</p>\n", out);
+        sb_puts(out, "<p>");
         esc(out, text_of(json_get(u, "summary"), lang));
         sb_puts(out, "</p>\n<p>");
         change_summary(json_get(u, "diff"), lang, out);
@@ -569,11 +626,22 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
               de ? "Verlauf" : "History");
     for (const cJSON *h = history ? history->child : NULL; h; h = h->next) {
         int n = (int)cJSON_GetNumberValue(json_get(h, "number"));
-        sb_printf(out, "<li><a href=\"" PUBLIC_VERSIONS_PATH "/%d\">Version %d</a>, <time datetime=\"", n, n);
+        const cJSON *by = publication_replaced_by(upcoming, h);
+        if (!by) by = publication_replaced_by(history, h);
+        sb_printf(out, "<li><a href=\"" PUBLIC_VERSIONS_PATH "/%d\">Version %d</a>, ", n, n);
+        if (by) /* announced, never in effect */
+            sb_printf(out, de ? "angekündigt für " : "announced for ");
+        sb_puts(out, "<time datetime=\"");
         esc(out, json_get_str(h, "effective_at"));
         sb_puts(out, "\">");
         human_time(out, json_get_str(h, "effective_at"), lang);
-        sb_puts(out, "</time>: ");
+        sb_puts(out, "</time>");
+        if (by)
+            sb_printf(out, de ? ", ersetzt durch Version %d, nicht wirksam geworden" : ", replaced by version %d, did not take effect",
+                      (int)cJSON_GetNumberValue(json_get(by, "number")));
+        if (cJSON_IsTrue(json_get(h, "override_notice")))
+            sb_puts(out, de ? " (Ankündigungsfrist verkürzt)" : " (notice period shortened)");
+        sb_puts(out, ": ");
         esc(out, text_of(json_get(h, "summary"), lang));
         sb_puts(out, "</li>\n");
     }

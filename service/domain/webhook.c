@@ -311,10 +311,15 @@ cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
     if (res == &RES_PUBLICATION) {
         const cJSON *after = json_get(rec, "after");
         cJSON_AddNumberToObject(data, "version", cJSON_GetNumberValue(json_get(after, "number")));
-        static const char *const keep[] = {"published_at", "effective_at", "objection_deadline", "summary", NULL};
+        /* the announcement it replaces, the version its changes are against, and a
+         * shortened notice with its reason: what the public forms say too */
+        static const char *const keep[] = {"published_at", "effective_at", "objection_deadline", "summary", "replaces",
+                                           "override_notice", "override_reason", NULL};
         for (const char *const *k = keep; *k; k++)
             if (json_get(after, *k)) cJSON_AddItemToObject(data, *k, cJSON_Duplicate(json_get(after, *k), 1));
         if (json_get(after, "diff")) cJSON_AddItemToObject(data, "changes", cJSON_Duplicate(json_get(after, "diff"), 1));
+        if (json_get(after, "diff_against"))
+            cJSON_AddItemToObject(data, "changes_against", cJSON_Duplicate(json_get(after, "diff_against"), 1));
         cJSON *links = cJSON_AddObjectToObject(data, "links");
         char buf[512];
         snprintf(buf, sizeof buf, "%s" PUBLIC_LIST_PATH, public_base);

@@ -202,7 +202,8 @@ def test_publication_announced_and_effective(hook_server, hook_admin, subscribe,
     # Whatever is pending becomes a first publication (the module's database is
     # otherwise untouched by publications), so that ours holds just one change.
     body = minimal_body(legal_name=unique_name("Published"), status="active")
-    resp = hook_admin.post(PUBS, {"summary": {"de": "Abgleich", "en": "Sync"}, "override_notice": True})
+    resp = hook_admin.post(PUBS, {"summary": {"de": "Abgleich", "en": "Sync"}, "override_notice": True,
+                                  "override_reason": {"de": "Abgleich", "en": "Sync"}})
     assert resp.status_code in (201, 409), describe(resp)
 
     hook = subscribe(rcv, ["publication.*"])
@@ -215,7 +216,8 @@ def test_publication_announced_and_effective(hook_server, hook_admin, subscribe,
     effective_at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
     resp = hook_admin.post(PUBS, {"summary": summary, "effective_at": effective_at,
-                              "override_notice": True})
+                              "override_notice": True,
+                              "override_reason": {"de": "Test", "en": "Test"}})
     assert_status(resp, 201)
     pub = resp.json()
     number = pub["number"]
@@ -258,6 +260,44 @@ def test_publication_announced_and_effective(hook_server, hook_admin, subscribe,
     # publication events for "subprocessor.*"
     assert not [r for r in rcv.snapshot() if not r.type.startswith("publication.")]
     assert not [r for r in registry.snapshot() if r.type.startswith("publication.")]
+
+
+def test_publication_replacing_an_announcement(hook_server, hook_admin, subscribe, receivers):
+    """publication.announced for a version that replaces an announced one names
+    it (replaces), the version its changes are against (changes_against, so the
+    changes hold both additions), and its shortened notice with the reason."""
+    rcv = receivers()
+    hook = subscribe(rcv, ["publication.announced"])
+    assert_status(hook_admin.post("/v1/customers", {"name": unique_name("Kunde"), "notice_days": 30,
+                                                    "objection_days": 14}), 201)
+    reason = {"de": "Dringender Wechsel", "en": "Urgent change"}
+    # whatever is pending takes effect now, so that a version is in effect
+    resp = hook_admin.post(PUBS, {"summary": {"de": "Abgleich", "en": "Sync"}, "override_notice": True,
+                                  "override_reason": reason})
+    assert resp.status_code in (201, 409), describe(resp)
+
+    def publish_one(name, days):
+        sp = hook_admin.create_sp(minimal_body(legal_name=unique_name(name), status="active"))
+        when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        resp = hook_admin.post(PUBS, {"summary": {"de": name, "en": name}, "effective_at": when,
+                                      "override_notice": True, "override_reason": reason})
+        assert_status(resp, 201)
+        return sp, resp.json()
+
+    first_sp, announced = publish_one("Angekündigt", 1)
+    second_sp, replacing = publish_one("Ersetzend", 2)
+    assert replacing["replaces"] == announced["number"]
+    (ann,) = rcv.wait_for(lambda r: r.type == "publication.announced"
+                          and r.event["data"].get("version") == replacing["number"], timeout=10)
+    data = verify(ann, hook["secret"])["data"]
+    assert data["replaces"] == announced["number"]
+    assert data["changes_against"] == replacing["diff_against"] == announced["diff_against"]
+    assert {a["id"] for a in data["changes"]["added"]} >= {first_sp["id"], second_sp["id"]}
+    assert data["override_notice"] is True and data["override_reason"] == reason
+    # the replaced one's own announcement said nothing of replacing
+    (first,) = rcv.wait_for(lambda r: r.type == "publication.announced"
+                            and r.event["data"].get("version") == announced["number"], timeout=10)
+    assert "replaces" not in verify(first, hook["secret"])["data"]
 
 
 # ---------------------------------------------------------------------------

@@ -146,7 +146,8 @@ def test_the_legal_teams_workflow_through_the_generated_client(client_pkg, make_
 
     # 6. publish, then read the public list as the public does (no token)
     resp = create_publication.sync_detailed(client=api, body=PublicationCreate(
-        summary=Localized(de=f"Neu: {tag}", en=f"New: {tag}"), override_notice=True))
+        summary=Localized(de=f"Neu: {tag}", en=f"New: {tag}"), override_notice=True,
+        override_reason=Localized(de="Test", en="Test")))
     assert resp.status_code == 201, resp.content
     version = resp.parsed.version
     public = Client(base_url=srv.url)

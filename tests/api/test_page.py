@@ -179,3 +179,32 @@ def test_page_prints_the_list_with_its_version_and_dates(long_site, browser, lan
     # the screen's navigation is not printed; where a link leads is
     for screen_only in ({"de": "English", "en": "Deutsch"}[lang], "Also as", "Auch als"):
         assert screen_only not in text, f"{screen_only!r} printed"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_replaced_announcement_and_shortened_notice_pass_axe(make_server, browser, lang):
+    """The notes a replacing version and a shortened notice add to the page (issue
+    11): shown in the browser as the visible text, and no WCAG violation."""
+    srv = make_server()
+    admin = srv.api(roles=["admin"], sub="page-publisher")
+    admin.create_sp(minimal_body(legal_name="Alpha Hosting GmbH", status="active"))
+    assert_status(admin.post("/v1/publications", {"summary": {"de": "Erste", "en": "First"}}), 201)
+    assert_status(admin.post("/v1/customers", {"name": "Kunde AG", "notice_days": 30, "objection_days": 14}), 201)
+    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    admin.create_sp(minimal_body(legal_name="Beta Backup AG", status="active"))
+    assert_status(admin.post("/v1/publications", {"effective_at": soon, "summary": {
+        "de": "Neue Sicherung", "en": "New backup"}}), 201)
+    admin.create_sp(minimal_body(legal_name="Gamma Mail GmbH", status="active"))
+    reason = {"de": "Der bisherige Dienst endet vorzeitig", "en": "The old service ends early"}
+    assert_status(admin.post("/v1/publications", {
+        "effective_at": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "summary": {"de": "Neuer Mailversand", "en": "New mail delivery"},
+        "override_notice": True, "override_reason": reason}), 201)
+    wait_until(lambda: [u["version"] for u in requests.get(srv.url + PUBLIC, timeout=10).json()["upcoming"]]
+               == [3], 10, interval=0.2, message="version 3 announced, replacing version 2")
+    browser.open(f"{srv.url}/subprocessors?lang={lang}", 1280, 900)
+    text = browser.evaluate("document.body.innerText")
+    assert reason[lang] in text and {"de": "Ersetzt die Ankündigung von Version 2",
+                                     "en": "Replaces the announcement of version 2"}[lang] in text, text
+    result = run_axe(browser)
+    assert not result["violations"], json.dumps(result["violations"], indent=1, ensure_ascii=False)

@@ -282,8 +282,9 @@ def test_public_json_entries_have_only_public_keys(pub_server, world):
     for item in body["items"]:
         assert set(item) <= PUBLIC_KEYS, set(item) - PUBLIC_KEYS
     for up in body["upcoming"]:
-        assert set(up) == {"version", "effective_at", "published_at", "objection_deadline",
-                           "summary", "changes"}, up
+        required = {"version", "effective_at", "published_at", "objection_deadline", "summary", "changes"}
+        optional = {"changes_against", "replaces", "override_notice", "override_reason"}
+        assert required <= set(up) <= required | optional, up
         for entry in up["changes"]["added"] + up["changes"]["removed"]:
             assert set(entry) <= PUBLIC_KEYS
         for change in up["changes"]["changed"]:
@@ -685,3 +686,102 @@ def test_last_modified_moves_when_a_version_takes_effect(pub_server, world):
         f"still gives {describe(resp)}")
     assert resp.json()["version"] == pub["number"]
     assert resp.headers["Last-Modified"] != last_modified
+
+
+# ---------------------------------------------------------------------------
+# a replaced announcement and a shortened notice, in every public form (issue 11)
+
+
+def test_a_replaced_announcement_in_every_public_form(make_server):
+    """Version 2 is announced, version 3 is published before 2 takes effect: 3
+    replaces 2 (JSON, versions, Atom, HTML all say so), 2 is no longer upcoming
+    and never takes effect; version 3 on shortened notice carries its reason."""
+    srv = make_server()
+    wait_public_ready(srv)
+    admin = srv.api(roles=["admin"])
+    first = admin.create_sp(minimal_body(legal_name=unique_name("Erste"), status="active"))
+    v1 = publish(admin, summary={"de": "Erste Fassung", "en": "First version"})
+    second = admin.create_sp(minimal_body(legal_name=unique_name("Zweite"), status="active"))
+    v2 = publish(admin, summary={"de": "Zweite", "en": "Second"}, effective_at=iso_in(seconds=3))
+    third = admin.create_sp(minimal_body(legal_name=unique_name("Dritte"), status="active"))
+    customer = admin.post("/v1/customers", {"name": unique_name("Kunde"), "notice_days": 30,
+                                            "objection_days": 14})
+    assert_status(customer, 201)
+    reason = {"de": "Anbieterwechsel wegen Insolvenz", "en": "Provider change after an insolvency"}
+    v3 = publish(admin, summary={"de": "Dritte", "en": "Third"}, effective_at=iso_in(days=5),
+                 override_notice=True, override_reason=reason)
+    assert (v1["number"], v2["number"], v3["number"]) == (1, 2, 3)
+    assert v3["replaces"] == 2 and v3["diff_against"] == 1
+    assert sorted(a["id"] for a in v3["diff"]["added"]) == sorted([second["id"], third["id"]])
+    time.sleep(3.5)  # past version 2's effective_at: it must not take effect
+
+    body = wait_public_version(srv, lambda b: [u["version"] for u in b["upcoming"]] == [3],
+                               "only version 3 announced")
+    assert body["version"] == 1 and [i["id"] for i in body["items"]] == [first["id"]]
+    (up,) = body["upcoming"]
+    assert up["replaces"] == 2 and up["changes_against"] == 1
+    assert up["override_notice"] is True and up["override_reason"] == reason
+    en = ok(get(srv, PUBLIC, params={"lang": "en"})).json()
+    assert en["upcoming"][0]["override_reason"] == reason["en"]
+
+    versions = {v["version"]: v for v in ok(get(srv, PUBLIC + "/versions")).json()["items"]}
+    assert versions[2]["status"] == "replaced" and versions[2]["replaced_by"] == 3
+    assert versions[3]["status"] == "upcoming" and versions[3]["replaces"] == 2
+    assert versions[1]["status"] == "in_effect"
+    detail = ok(get(srv, PUBLIC + "/versions/2")).json()
+    assert detail["status"] == "replaced" and detail["replaced_by"] == 3
+
+    feed = check_atom(srv, ok(get(srv, PUBLIC + "/feed.atom"), "application/atom+xml").text, [3, 2, 1])
+    e3, e2, _ = feed.entries
+    assert e2.title == "Version 2, replaced by version 3 before it took effect", e2.title
+    assert "effective" not in e2.title and e2.updated == v3["published_at"]
+    assert "Replaced by version 3" in e2.summary
+    assert "Replaces the announcement of version 2" in e3.summary
+    assert f"Reason: {reason['en']}" in e3.summary
+    related = [link.href for link in e3.links if link.rel == "related"]
+    assert related == [f"{srv.url}/public/v1/subprocessors/versions/2"]
+
+    for lang, replaces, replaced, shortened in (
+            ("en", "Replaces the announcement of version 2",
+             "replaced by version 3, did not take effect", "The notice period was shortened. Reason: "),
+            ("de", "Ersetzt die Ankündigung von Version 2",
+             "ersetzt durch Version 3, nicht wirksam geworden", "Die Ankündigungsfrist wurde verkürzt. Grund: ")):
+        html = ok(get(srv, "/subprocessors", params={"lang": lang}), "text/html").text
+        upcoming = html[html.index('id="upcoming"'):html.index('id="history"')]
+        history = html[html.index('id="history"'):]
+        assert upcoming.count("<article>") == 1 and "<h3>Version 3" in upcoming, upcoming
+        assert replaces in upcoming and shortened + reason[lang] in upcoming
+        assert replaced in history
+    # version 2 never took effect: no record, and the list in effect is still version 1
+    assert "effective_recorded_at" not in admin.get(f"{PUBS}/2").json()
+    assert ok(get(srv, PUBLIC)).json()["version"] == 1
+
+
+def test_a_version_in_effect_on_shortened_notice_says_so(make_server):
+    srv = make_server()
+    wait_public_ready(srv)
+    admin = srv.api(roles=["admin"])
+    admin.create_sp(minimal_body(legal_name=unique_name("Alt"), status="active"))
+    publish(admin, summary={"de": "Erste", "en": "First"})
+    assert_status(admin.post("/v1/customers", {"name": unique_name("Kunde"), "notice_days": 30,
+                                               "objection_days": 14}), 201)
+    admin.create_sp(minimal_body(legal_name=unique_name("Neu"), status="active"))
+    reason = {"de": "Ausfall des bisherigen Rechenzentrums", "en": "Outage of the old data centre"}
+    v2 = publish(admin, summary={"de": "Sofort", "en": "At once"}, override_notice=True, override_reason=reason)
+    body = wait_public_version(srv, lambda b: b["version"] == v2["number"], "version 2 in effect")
+    assert body["override_notice"] is True and body["override_reason"] == reason
+    de = ok(get(srv, PUBLIC, params={"lang": "de"})).json()
+    assert de["override_reason"] == reason["de"]
+    html = ok(get(srv, "/subprocessors", params={"lang": "en"})).text
+    current = html[:html.index('id="upcoming"')]
+    assert f'<p class="override">The notice period was shortened. Reason: {reason["en"]}</p>' in current
+    # a regular version after it (a removal: no notice needed): no note any more
+    old = body["items"][0]
+    assert old["legal_name"].startswith("Alt")
+    sp = admin.get_sp(old["id"])
+    admin.patch_sp(sp["id"], {"status": "retired"}, sp["version"])
+    v3 = publish(admin, summary={"de": "Regulär", "en": "Regular"})
+    assert v3["override_notice"] is False
+    body = wait_public_version(srv, lambda b: b["version"] == v3["number"], "version 3 in effect")
+    assert "override_notice" not in body and "override_reason" not in body
+    assert 'class="override"' not in ok(get(srv, "/subprocessors", params={"lang": "en"})).text.split('id="history"')[0]

@@ -53,6 +53,8 @@ def summary(tag="change"):
 
 def publish(api, expect=201, **body):
     body.setdefault("summary", summary(uuid.uuid4().hex[:6]))
+    if body.get("override_notice") is True:
+        body.setdefault("override_reason", {"de": "Dringend", "en": "Urgent"})
     resp = api.post(PUBS, body)
     assert resp.status_code == expect, f"expected {expect}, got {describe(resp)}"
     return resp.json() if resp.status_code == 201 else resp
@@ -61,7 +63,8 @@ def publish(api, expect=201, **body):
 def publish_pending(api):
     """Publish whatever is pending, effective now (override), so that the next
     publication's diff holds only what a test changes. 409: nothing pending."""
-    resp = api.post(PUBS, {"summary": summary("sync"), "override_notice": True})
+    resp = api.post(PUBS, {"summary": summary("sync"), "override_notice": True,
+                           "override_reason": summary("sync")})
     assert resp.status_code in (201, 409), describe(resp)
     return resp.json() if resp.status_code == 201 else None
 
@@ -324,7 +327,8 @@ def test_notice_rule(padmin, first):
 def test_effective_at_in_the_past_is_422(padmin, first):
     active_sp(padmin, legal_name=unique_name("Past"))
     for payload in ({"effective_at": in_(seconds=-7200)},
-                    {"effective_at": in_(days=-3), "override_notice": True}):
+                    {"effective_at": in_(days=-3), "override_notice": True,
+                     "override_reason": summary("past")}):
         resp = padmin.post(PUBS, dict(payload, summary=summary("past")))
         assert_problem(resp, 422, "unprocessable-entity")
 
@@ -337,6 +341,11 @@ def test_effective_at_in_the_past_is_422(padmin, first):
     ({"summary": {"de": "a", "en": "b"}, "effective_at": "tomorrow"}, "/effective_at"),
     ({"summary": {"de": "a", "en": "b"}, "override_notice": "yes"}, "/override_notice"),
     ({"summary": {"de": "a", "en": "b"}, "items": []}, "/items"),
+    # a shortened notice is shown to customers with its reason: no override without one
+    ({"summary": {"de": "a", "en": "b"}, "override_notice": True}, "/override_reason"),
+    ({"summary": {"de": "a", "en": "b"}, "override_notice": True, "override_reason": {"de": "x"}},
+     "/override_reason/en"),
+    ({"summary": {"de": "a", "en": "b"}, "replaces": 1}, "/replaces"),
 ])
 def test_publish_validation(padmin, first, body, pointer):
     assert_validation(padmin.post(PUBS, body), pointer)
@@ -496,6 +505,115 @@ def test_drift_measured_against_the_version_in_effect(padmin, first):
     assert len(drift(padmin, sp["id"])) == 1
     publish_pending(padmin)  # nothing new is pending: 409, still drifting
     assert len(drift(padmin, sp["id"])) == 1
+
+
+# ---------------------------------------------------------------------------
+# nothing leaves the published list silently (issue 11, part 4)
+
+
+def delete_sp(api, sp_id):
+    return api.delete(f"{SP}/{sp_id}", if_match=api.get_sp(sp_id)["version"])
+
+
+def test_deleting_a_published_subprocessor_is_409(padmin, first):
+    """On the list in effect or on an announced version: 409 naming the
+    publication; retired and published without it: deleted."""
+    publish_pending(padmin)
+    sp = active_sp(padmin, legal_name=unique_name("Kept"))
+    in_effect = publish(padmin, summary=summary("kept"), override_notice=True)
+    resp = delete_sp(padmin, sp["id"])
+    assert_problem(resp, 409, "conflict")
+    assert f"publication {in_effect['number']} (in effect)" in resp.json()["detail"], resp.json()
+    assert "retire it and publish a version without it first" in resp.json()["detail"]
+    assert padmin.get_sp(sp["id"])["id"] == sp["id"], "the refused delete changed nothing"
+
+    # retired but the list in effect still shows it: still 409
+    retire(padmin, padmin.get_sp(sp["id"]))
+    assert_problem(delete_sp(padmin, sp["id"]), 409, "conflict")
+    # published without it: deleted
+    publish(padmin, summary=summary("without"))
+    assert_status(delete_sp(padmin, sp["id"]), 204)
+
+    # only on an announced version (not yet in effect): 409 naming it
+    later = active_sp(padmin, legal_name=unique_name("Announced"))
+    announced = publish(padmin, summary=summary("announced"), effective_at=in_(days=40))
+    resp = delete_sp(padmin, later["id"])
+    assert_problem(resp, 409, "conflict")
+    assert (f"publication {announced['number']} (announced for {announced['effective_at']})"
+            in resp.json()["detail"]), resp.json()
+    # never published at all: deleted as before
+    draft = padmin.create_sp(minimal_body(legal_name=unique_name("Draft")))
+    assert_status(delete_sp(padmin, draft["id"]), 204)
+
+
+def test_drift_covers_an_entry_deleted_behind_the_api(pub_server, padmin, first):
+    """Deleted by other means (an import, a manual edit): still on the list in effect."""
+    import pymongo
+
+    publish_pending(padmin)
+    sp = active_sp(padmin, legal_name=unique_name("Vanished"))
+    publish(padmin, summary=summary("vanished"), override_notice=True)
+    assert not drift(padmin, sp["id"])
+    db = pymongo.MongoClient(pub_server.db.uri)["subreg_test"]
+    assert db["subprocessors"].delete_one({"_id": sp["id"]}).deleted_count == 1
+    (f,) = drift(padmin, sp["id"])
+    assert f["entity_type"] == "subprocessor" and f["severity"] == "medium"
+    assert f"{sp['legal_name']} ({sp['id']}) was deleted from the registry" in f["message"]["en"], f
+    assert "aus dem Register gelöscht" in f["message"]["de"]
+    publish(padmin, summary=summary("gone"))  # a version without it ends the drift
+    assert not drift(padmin, sp["id"])
+
+
+def test_override_notice_is_a_finding_until_a_regular_version(padmin, first):
+    new_customer(padmin, notice_days=30)
+    publish_pending(padmin)
+    urgent = active_sp(padmin, legal_name=unique_name("Urgent"))
+    reason = {"de": "Sicherheitslücke beim alten Anbieter", "en": "Security flaw at the old provider"}
+    pub = publish(padmin, summary=summary("urgent"), override_notice=True, override_reason=reason)
+    assert pub["override_notice"] is True and pub["override_reason"] == reason
+    assert get_pub(padmin, pub["number"])["override_reason"] == reason
+    (f,) = [x for x in findings(padmin, "override_notice") if x["entity_id"] == str(pub["number"])]
+    assert f["severity"] == "medium" and f["since"] == pub["effective_at"][:10]
+    assert reason["en"] in f["message"]["en"] and reason["de"] in f["message"]["de"]
+    # an override without shortening anything keeps no reason and is no finding
+    calm = active_sp(padmin, legal_name=unique_name("Relaxed"))
+    relaxed = publish(padmin, summary=summary("relaxed"), effective_at=in_(days=31),
+                      override_notice=True, override_reason=reason)
+    assert relaxed["override_notice"] is False and "override_reason" not in relaxed
+    # announced, not in effect: the shortened notice still stands
+    assert [x for x in findings(padmin, "override_notice") if x["entity_id"] == str(pub["number"])]
+    # a regular version in effect ends it (removals alone need no notice: effective now)
+    for sp in (urgent, calm):
+        retire(padmin, padmin.get_sp(sp["id"]))
+    regular = publish(padmin, summary=summary("regular"), effective_at=in_(seconds=1))
+    assert regular["override_notice"] is False and regular["replaces"] == relaxed["number"]
+    time.sleep(1.5)
+    assert not [x for x in findings(padmin, "override_notice") if x["entity_id"] == str(pub["number"])]
+
+
+def test_a_new_version_replaces_the_announced_one(padmin, first):
+    """Published while another is announced: it replaces that announcement, its
+    changes are against the version in effect, and the replaced one never takes
+    effect."""
+    publish_pending(padmin)
+    base = max(p["number"] for p in padmin.get(PUBS).json()["items"])
+    one = active_sp(padmin, legal_name=unique_name("One"))
+    announced = publish(padmin, summary=summary("one"), override_notice=True, effective_at=in_(seconds=3))
+    assert announced["diff_against"] == base and "replaces" not in announced
+    two = active_sp(padmin, legal_name=unique_name("Two"))
+    replacing = publish(padmin, summary=summary("two"), effective_at=in_(days=40))
+    assert replacing["replaces"] == announced["number"]
+    assert replacing["diff_against"] == base
+    # the full change against what customers have: both additions, and the notice for them
+    assert sorted(a["id"] for a in replacing["diff"]["added"]) == sorted([one["id"], two["id"]])
+    assert replacing["notice_days_required"] == 30
+    time.sleep(4)  # past the replaced version's effective_at
+    replaced = get_pub(padmin, announced["number"])
+    assert "effective_recorded_at" not in replaced and replaced["version"] == 1, replaced
+    assert not [r for r in audit_of(padmin, announced["number"]) if r["action"] == "effective"]
+    # still nothing changed against the latest version: 409
+    publish(padmin, expect=409, summary=summary("again"), effective_at=in_(days=40))
+
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include "subreg/compliance.h"
 #include "subreg/json.h"
+#include "subreg/publication.h"
 
 #include "json_q.h"
 
@@ -883,6 +884,75 @@ static void test_public_list_drift(void **state)
     expect_none(out, "public_list_drift", "sp_gone");
 }
 
+/* Deleted from the registry by other means than the API (which refuses it) but
+ * still on the list in effect: drift, named by the published entry. */
+static void test_public_list_drift_covers_deleted_entries(void **state)
+{
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    add_sp(f, "sp_on", "active", "subprocessor", "DE", "");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z",
+            "{'id':'sp_on','legal_name':'On'},{'id':'sp_deleted','legal_name':'Deleted GmbH'}", true);
+    /* announced, not in effect: what it lists does not count yet */
+    add_pub(f, 2, "2026-11-20T00:00:00Z", "2027-01-01T00:00:00Z", "{'id':'sp_on'},{'id':'sp_later'}", true);
+    const cJSON *out = run_on(f, "2026-11-27");
+    const cJSON *x = expect(out, "public_list_drift", "sp_deleted", "medium", NULL);
+    assert_non_null(strstr(json_get_str(json_get(x, "message"), "en"), "Deleted GmbH (sp_deleted) was deleted"));
+    expect_none(out, "public_list_drift", "sp_on");
+    expect_none(out, "public_list_drift", "sp_later");
+    /* once a version without it is in effect, nothing is left to report */
+    f->in.now = "2027-01-02T00:00:00Z";
+    out = run_on(f, "2027-01-02");
+    expect_none(out, "public_list_drift", "sp_deleted");
+}
+
+/* A replaced announcement never takes effect: not in effect after its date, and
+ * its short notice is no finding. */
+static void test_replaced_announcement(void **state)
+{
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    put(f->cu, "{'id':'cu_a','status':'active','notice_days':30,'objection_days':30}");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "{'id':'sp_a'}", true);
+    add_pub(f, 2, "2026-11-27T12:00:00Z", "2026-12-01T12:00:00Z", "{'id':'sp_a'},{'id':'sp_b'}", true);
+    const cJSON *out = run_on(f, "2026-11-27");
+    expect(out, "notice_period", "2", "high", "2026-12-01");
+    put(f->pub, "{'id':'3','number':3,'published_at':'2026-11-27T12:00:00Z','effective_at':'2026-12-28T12:00:00Z',"
+                "'replaces':2,'items':[{'id':'sp_a'}],'diff':{'added':[{'id':'x'}],'removed':[],'changed':[]}}");
+    out = run_on(f, "2026-11-27");
+    expect_none(out, "notice_period", "2");
+    expect_none(out, "notice_period", "3");
+    /* after version 2's date, version 1 is still in effect */
+    int64_t after2 = 0;
+    assert_true(parse_rfc3339("2026-12-02T00:00:00Z", &after2));
+    assert_string_equal(json_get_str(publication_in_effect(f->pub, after2), "id"), "1");
+}
+
+/* override_notice: reported from its publication until a later regular version
+ * has taken effect; a later override or one still announced does not end it. */
+static void test_override_notice(void **state)
+{
+    fixture *f = fx(state, "2026-11-27");
+    pub_init(f, "2026-11-27T12:00:00Z");
+    add_pub(f, 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "", true);
+    put(f->pub, "{'id':'2','number':2,'published_at':'2026-11-01T00:00:00Z','effective_at':'2026-11-02T00:00:00Z',"
+                "'override_notice':true,'override_reason':{'de':'Sicherheitslücke','en':'Security flaw'},"
+                "'items':[],'diff':{'added':[],'removed':[],'changed':[]}}");
+    const cJSON *out = run_on(f, "2026-11-27");
+    const cJSON *x = expect(out, "override_notice", "2", "medium", "2026-11-02");
+    assert_non_null(strstr(json_get_str(json_get(x, "message"), "en"), "reason: Security flaw"));
+    assert_non_null(strstr(json_get_str(json_get(x, "message"), "de"), "Grund: Sicherheitslücke"));
+    expect_none(out, "override_notice", "1");
+    /* a regular version announced: still reported */
+    add_pub(f, 3, "2026-11-20T00:00:00Z", "2026-12-27T00:00:00Z", "", true);
+    out = run_on(f, "2026-11-27");
+    expect(out, "override_notice", "2", "medium", "2026-11-02");
+    /* ... until it takes effect */
+    f->in.now = "2026-12-28T00:00:00Z";
+    out = run_on(f, "2026-12-28");
+    expect_none(out, "override_notice", "2");
+}
+
 /* ---- regimes, DPF re-certification, Clauses 17/18, missing reference ------ */
 
 static void test_regime_and_instrument(void **state)
@@ -1062,6 +1132,9 @@ int main(void)
         FX_TEST(test_notice_period_near_miss),
         FX_TEST(test_open_objection),
         FX_TEST(test_public_list_drift),
+        FX_TEST(test_public_list_drift_covers_deleted_entries),
+        FX_TEST(test_replaced_announcement),
+        FX_TEST(test_override_notice),
         FX_TEST(test_regime_and_instrument),
         FX_TEST(test_dpf_verification_is_yearly),
         FX_TEST(test_scc_governing_law_and_forum),

@@ -185,7 +185,8 @@ static void test_publication_announced(void **state)
     assert_string_equal(json_get_str(ev, "type"), "publication.announced");
     assert_string_equal(json_get_str(ev, "timestamp"), "2026-05-04T03:02:01Z");
     const cJSON *data = json_get(ev, "data");
-    assert_string_equal(keys(data), "version published_at effective_at objection_deadline summary changes links");
+    assert_string_equal(keys(data),
+                        "version published_at effective_at objection_deadline summary override_notice changes links");
     assert_int_equal((int)cJSON_GetNumberValue(json_get(data, "version")), 7); /* the list's version: number */
     cJSON *after = parse_q(PUB);
     static const char *const same[] = {"published_at", "effective_at", "objection_deadline", "summary", NULL};
@@ -202,6 +203,24 @@ static void test_publication_announced(void **state)
     assert_null(strstr(text, "SECRET"));
     free(text);
     cJSON_Delete(after);
+    cJSON_Delete(ev);
+}
+
+/* A version replacing an announcement on shortened notice says so, as the public forms do. */
+static void test_publication_replacing_on_shortened_notice(void **state)
+{
+    (void)state;
+    cJSON *ev = event_of(REC("publication", "8", "create", "null",
+                             "{'number':8,'effective_at':'2026-06-04T00:00:00Z','replaces':7,'diff_against':6,"
+                             "'override_notice':true,'override_reason':{'de':'Ausfall','en':'Outage'},"
+                             "'diff':{'added':[],'removed':[],'changed':[]}}"));
+    const cJSON *data = json_get(ev, "data");
+    assert_string_equal(keys(data), "version effective_at replaces override_notice override_reason changes "
+                                    "changes_against links");
+    assert_int_equal((int)cJSON_GetNumberValue(json_get(data, "replaces")), 7);
+    assert_int_equal((int)cJSON_GetNumberValue(json_get(data, "changes_against")), 6);
+    assert_true(cJSON_IsTrue(json_get(data, "override_notice")));
+    assert_string_equal(json_get_str(json_get(data, "override_reason"), "en"), "Outage");
     cJSON_Delete(ev);
 }
 
@@ -243,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_records_that_emit_nothing),
         cmocka_unit_test(test_webhook_disabled),
         cmocka_unit_test(test_publication_announced),
+        cmocka_unit_test(test_publication_replacing_on_shortened_notice),
         cmocka_unit_test(test_publication_effective),
         cmocka_unit_test(test_a_record_without_a_time_has_an_empty_timestamp),
     };

@@ -354,6 +354,61 @@ static void test_csv_neutralises_every_formula_start(void **state)
     cJSON_Delete(items);
 }
 
+/* Version 2 was announced, version 3 replaced it on shortened notice: the feed
+ * and the page say so, and version 2 is announced nowhere. */
+#define REPLACED_PUBS                                                                                              \
+    "[{\"number\":2,\"published_at\":\"2026-11-01T00:00:00Z\",\"effective_at\":\"2026-12-01T00:00:00Z\","         \
+    "\"summary\":{\"de\":\"zwei\",\"en\":\"two\"}},"                                                               \
+    "{\"number\":3,\"published_at\":\"2026-11-05T00:00:00Z\",\"effective_at\":\"2026-11-06T00:00:00Z\","          \
+    "\"replaces\":2,\"override_notice\":true,\"override_reason\":{\"de\":\"Lücke & mehr\",\"en\":\"Flaw & more\"},"  \
+    "\"summary\":{\"de\":\"drei\",\"en\":\"three\"}}]"
+
+static void test_a_replaced_announcement_in_the_feed(void **state)
+{
+    (void)state;
+    cJSON *pubs = cJSON_Parse(REPLACED_PUBS);
+    assert_non_null(pubs);
+    assert_int_equal((int)cJSON_GetNumberValue(json_get(publication_replaced_by(pubs, cJSON_GetArrayItem(pubs, 0)),
+                                                         "number")), 3);
+    assert_null(publication_replaced_by(pubs, cJSON_GetArrayItem(pubs, 1)));
+    strbuf atom = {0};
+    render_atom(pubs, "https://x.example", "2026-11-05T00:00:00Z", &atom);
+    /* the replaced entry no longer says when it takes effect, and is updated when replaced */
+    assert_non_null(strstr(atom.data, "<title>Version 2, replaced by version 3 before it took effect</title>\n"
+                                      "    <id>https://x.example/public/v1/subprocessors/versions/2</id>\n"
+                                      "    <updated>2026-11-05T00:00:00Z</updated>"));
+    assert_null(strstr(atom.data, "Version 2, effective"));
+    /* the replacing entry names and links the announcement it replaces, and its shortened notice */
+    assert_non_null(strstr(atom.data, "<link rel=\"related\" type=\"application/json\" "
+                                      "href=\"https://x.example/public/v1/subprocessors/versions/2\"/>"));
+    assert_non_null(strstr(atom.data, "Replaces the announcement of version 2, which does not take effect"));
+    assert_non_null(strstr(atom.data, "The notice period was shortened. Reason: Flaw &amp; more"));
+    sb_free(&atom);
+    /* the page: version 3 in effect with its note; version 2 in the history as replaced */
+    cJSON *history = cJSON_CreateArray();
+    cJSON_AddItemReferenceToArray(history, cJSON_GetArrayItem(pubs, 1));
+    cJSON_AddItemReferenceToArray(history, cJSON_GetArrayItem(pubs, 0));
+    cJSON *upcoming = cJSON_CreateArray();
+    strbuf html = {0};
+    render_html(cJSON_GetArrayItem(pubs, 1), upcoming, history, "de", &html);
+    assert_non_null(strstr(html.data, "<p class=\"override\">Die Ankündigungsfrist wurde verkürzt. Grund: Lücke &amp; mehr</p>"));
+    assert_non_null(strstr(html.data, "Version 2</a>, angekündigt für <time datetime=\"2026-12-01T00:00:00Z\">"));
+    assert_non_null(strstr(html.data, ", ersetzt durch Version 3, nicht wirksam geworden: zwei</li>"));
+    assert_non_null(strstr(html.data, "(Ankündigungsfrist verkürzt): drei</li>"));
+    sb_free(&html);
+    /* announced (upcoming), version 3 says what it replaces */
+    cJSON_AddItemReferenceToArray(upcoming, cJSON_GetArrayItem(pubs, 1));
+    cJSON *none = cJSON_CreateArray();
+    render_html(NULL, upcoming, none, "en", &html);
+    cJSON_Delete(none);
+    assert_non_null(strstr(html.data, "<p class=\"replaces\">Replaces the announcement of version 2, which does not take effect"));
+    assert_non_null(strstr(html.data, "<p class=\"override\">The notice period was shortened. Reason: Flaw &amp; more</p>"));
+    sb_free(&html);
+    cJSON_Delete(upcoming);
+    cJSON_Delete(history);
+    cJSON_Delete(pubs);
+}
+
 /* Any stored string: the feed and the CSV carry U+FFFD for what XML 1.0 refuses. */
 static void test_renderers_replace_xml_illegal_text(void **state)
 {
@@ -427,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_retired_or_unlisted_leaves_the_public_list),
         cmocka_unit_test(test_internal_fields_never_reach_the_diff),
         cmocka_unit_test(test_csv_neutralises_every_formula_start),
+        cmocka_unit_test(test_a_replaced_announcement_in_the_feed),
         cmocka_unit_test(test_renderers_replace_xml_illegal_text),
         cmocka_unit_test(test_renderers_escape_what_the_fuzzer_found),
     };
