@@ -17,10 +17,11 @@
 #include "subreg/resource.h"
 
 const char *const COMPLIANCE_SEVERITIES[] = {"critical", "high", "medium", "low", "info", NULL};
-const char *const COMPLIANCE_RULES[] = {"no_valid_basis",   "partial_adequacy", "repealed_scc",  "wrong_scc_module",
-                                        "scc_clauses",      "tia_missing",      "no_active_dpa", "expiring",
-                                        "adequacy_at_risk", "notice_period",    "public_list_drift",
-                                        "override_notice",  NULL};
+const char *const COMPLIANCE_RULES[] = {"no_valid_basis",   "transfer_not_recorded", "derogation_systematic",
+                                        "partial_adequacy", "repealed_scc",          "wrong_scc_module",
+                                        "scc_clauses",      "tia_missing",           "no_active_dpa",
+                                        "expiring",         "adequacy_at_risk",      "notice_period",
+                                        "public_list_drift", "override_notice",     NULL};
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -112,46 +113,101 @@ bool cx_is_eea(const ctx *c, const char *code)
     return country && cJSON_IsTrue(json_get(country, "eea"));
 }
 
-static bool decision_valid(const ctx *c, const cJSON *d)
+/* The regime a transfer or a decision belongs to; data from before regimes
+ * were recorded on decisions is EU law. */
+const char *cx_regime_of(const cJSON *doc)
 {
-    if (!cx_str_is(d, "status", "in_force")) return false;
-    const char *until = cx_get_date(d, "valid_until");
-    return !until || date_to_days(until) >= c->today;
+    const char *r = json_get_str(doc, "regime");
+    return r ? r : "eu";
 }
 
-/* The in-force adequacy decision for a country (valid_until absent or not passed). */
-static const cJSON *decision_for(const ctx *c, const char *country)
+/* The country whose own law the regime is: a transfer there is no transfer. */
+const char *cx_regime_home(const char *regime)
+{
+    return cx_eq(regime, "uk") ? "GB" : cx_eq(regime, "ch") ? "CH" : NULL;
+}
+
+/* The first day a decision counts: in_force_from, else the day it was adopted. */
+static const char *decision_from(const cJSON *d)
+{
+    const char *from = cx_get_date(d, "in_force_from");
+    return from ? from : cx_get_date(d, "adopted_on");
+}
+
+/* An in-force decision of the regime for the country (status in force). */
+static bool decision_of(const cJSON *d, const char *country, const char *regime)
+{
+    return cx_str_is(d, "country", country) && cx_eq(cx_regime_of(d), regime) && cx_str_is(d, "status", "in_force");
+}
+
+static bool decision_valid(const ctx *c, const cJSON *d)
+{
+    const char *from = decision_from(d), *until = cx_get_date(d, "valid_until");
+    return (!from || date_to_days(from) <= c->today) && (!until || date_to_days(until) >= c->today);
+}
+
+/* The regime's decision for a country that counts today. */
+static const cJSON *decision_for(const ctx *c, const char *country, const char *regime)
 {
     const cJSON *d;
     if (!country) return NULL;
-    cJSON_ArrayForEach(d, c->in->adequacy_decisions) if (cx_str_is(d, "country", country) && decision_valid(c, d)) return d;
+    cJSON_ArrayForEach(d, c->in->adequacy_decisions) if (decision_of(d, country, regime) && decision_valid(c, d)) return d;
     return NULL;
 }
 
-/* The latest lapsed valid_until of an in-force decision for a country: the day
- * adequacy ran out. INT64_MIN when there is none. */
-int64_t cx_decision_lapsed(const ctx *c, const char *country)
+/* Why no decision counts today, when one is recorded: the latest valid_until
+ * already passed (lapsed) or the earliest start still ahead (starts), as days;
+ * INT64_MIN when there is none. */
+void cx_decision_gap(const ctx *c, const char *country, const char *regime, int64_t *lapsed, int64_t *starts)
 {
     const cJSON *d;
-    int64_t best = INT64_MIN;
+    *lapsed = *starts = INT64_MIN;
     cJSON_ArrayForEach(d, c->in->adequacy_decisions)
     {
-        const char *until = cx_get_date(d, "valid_until");
-        if (cx_str_is(d, "country", country) && cx_str_is(d, "status", "in_force") && until &&
-            date_to_days(until) < c->today && date_to_days(until) > best)
-            best = date_to_days(until);
+        if (!decision_of(d, country, regime)) continue;
+        const char *until = cx_get_date(d, "valid_until"), *from = decision_from(d);
+        if (until && date_to_days(until) < c->today && date_to_days(until) > *lapsed) *lapsed = date_to_days(until);
+        if (from && date_to_days(from) > c->today && (*starts == INT64_MIN || date_to_days(from) < *starts))
+            *starts = date_to_days(from);
     }
-    return best;
 }
 
-/* The decision a transfer relies on: its destination's for adequacy, the US one
- * for the Data Privacy Framework. NULL when none is in force. */
+/* The decision a transfer relies on, in its own regime: its destination's for
+ * adequacy, the US one for the Data Privacy Framework. NULL when none counts today. */
 const cJSON *cx_relied_decision(const ctx *c, const cJSON *t)
 {
-    const char *basis = json_get_str(t, "basis");
-    if (cx_eq(basis, "adequacy")) return decision_for(c, json_get_str(t, "destination_country"));
-    if (cx_eq(basis, "dpf")) return decision_for(c, "US");
+    const char *basis = json_get_str(t, "basis"), *regime = cx_regime_of(t);
+    if (cx_eq(basis, "adequacy")) return decision_for(c, json_get_str(t, "destination_country"), regime);
+    if (cx_eq(basis, "dpf")) return decision_for(c, "US", regime);
     return NULL;
+}
+
+/* The EU's decision for a country, for a subprocessor's location (which names
+ * no regime: the registry keeps an EU processor's records). */
+const cJSON *cx_eu_decision(const ctx *c, const char *country)
+{
+    return decision_for(c, country, "eu");
+}
+
+const char *cx_decision_since(const cJSON *d)
+{
+    return decision_from(d);
+}
+
+/* The legal grounds that differ by regime (English, German). */
+const char *cx_ground(const char *regime, cx_ground_kind kind, bool de)
+{
+    static const char *const table[][3][2] = {
+        [G_BASIS] = {{GROUND_BASIS, GROUND_BASIS_DE}, {GROUND_BASIS_UK, GROUND_BASIS_UK_DE}, {GROUND_CH, GROUND_CH_DE}},
+        [G_ADEQUACY] = {{GROUND_PARTIAL, GROUND_PARTIAL_DE},
+                        {GROUND_ADEQUACY_UK, GROUND_ADEQUACY_UK_DE},
+                        {GROUND_ADEQUACY_CH, GROUND_ADEQUACY_CH_DE}},
+        [G_DEROGATION] = {{GROUND_DEROGATION, GROUND_DEROGATION_DE},
+                          {GROUND_DEROGATION_UK, GROUND_DEROGATION_UK_DE},
+                          {GROUND_DEROGATION_CH, GROUND_DEROGATION_CH_DE}},
+    };
+    int r = cx_eq(regime, "uk") ? 1 : cx_eq(regime, "ch") ? 2 : 0;
+    return table[kind][r][de ? 1 : 0];
 }
 
 const char *cx_decision_act(const cJSON *d)
@@ -288,6 +344,8 @@ cJSON *compliance_findings(const compliance_input *in)
     if (!init(&c, in)) return out;
     findings fs = {0};
     cx_rule_no_valid_basis(&c, &fs);
+    cx_rule_transfer_not_recorded(&c, &fs);
+    cx_rule_derogation_systematic(&c, &fs);
     cx_rule_partial_adequacy(&c, &fs);
     cx_rule_repealed_scc(&c, &fs);
     cx_rule_wrong_scc_module(&c, &fs);

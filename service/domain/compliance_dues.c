@@ -255,14 +255,22 @@ void cx_collect_dues(const ctx *c, int within, dues *ds)
     if (ds->n) qsort(ds->v, ds->n, sizeof *ds->v, cmp_due);
 }
 
+/* The severity scale (docs/compliance.md): a contract or a transfer that lapses
+ * within the horizon, or already did while still recorded, will be (or is)
+ * unlawful — high; a review or a certificate falling due is record-keeping —
+ * medium, overdue or not (the lapse itself is no_active_dpa / no_valid_basis). */
+static int due_severity(const due *d)
+{
+    return cx_eq(d->kind, "agreement_expiry") || cx_eq(d->kind, "transfer_validity") ? SEV_HIGH : SEV_MEDIUM;
+}
+
 void cx_rule_expiring(const ctx *c, findings *fs)
 {
     dues ds = {0};
     cx_collect_dues(c, c->horizon, &ds);
     for (size_t i = 0; i < ds.n; i++) {
         due *d = &ds.v[i];
-        cx_add(fs, "expiring", d->day < c->today ? SEV_HIGH : SEV_MEDIUM, d->etype, d->eid, d->spid, d->de, d->en,
-            GROUND_EXPIRING, d->date);
+        cx_add(fs, "expiring", due_severity(d), d->etype, d->eid, d->spid, d->de, d->en, GROUND_EXPIRING, d->date);
         d->de = d->en = NULL; /* now owned by the finding */
     }
     cx_dues_free(&ds);
@@ -284,7 +292,8 @@ void cx_rule_adequacy_at_risk(const ctx *c, findings *fs)
         int64_t u = until ? date_to_days(until) : -1;
         bool near = until && u >= c->today && u <= c->today + 365;
         if (!challenged && !near) continue;
-        int sev = until && u >= c->today && u <= c->today + c->horizon ? SEV_MEDIUM : SEV_INFO;
+        /* lapsing within the horizon: will be unlawful soon; a challenge or a later end: watch */
+        int sev = until && u >= c->today && u <= c->today + c->horizon ? SEV_HIGH : SEV_INFO;
         const char *act = cx_decision_act(d);
         char *ade = cx_act_de(act);
         char d1[16];

@@ -1,8 +1,9 @@
 /* compliance_internal.h: what the compliance files share (service/domain only).
  *   compliance.c            helpers, lookups in the reference law, findings, the
  *                           entry points (compliance_findings, compliance_expiring)
- *   compliance_transfers.c  the transfer rules: no_valid_basis, partial_adequacy,
- *                           repealed_scc, wrong_scc_module, scc_clauses, tia_missing
+ *   compliance_transfers.c  the transfer rules: no_valid_basis, transfer_not_recorded,
+ *                           derogation_systematic, partial_adequacy, repealed_scc,
+ *                           wrong_scc_module, scc_clauses, tia_missing
  *   compliance_dues.c       no_active_dpa, the dates due (expiring and the report),
  *                           adequacy_at_risk
  *   compliance_notice.c     the publication rules: notice_period, public_list_drift, override_notice
@@ -51,6 +52,23 @@ enum { SEV_CRITICAL, SEV_HIGH, SEV_MEDIUM, SEV_LOW, SEV_INFO };
 #define GROUND_DRIFT_DE "Art. 28 Abs. 2 DSGVO; EDSA-Stellungnahme 22/2024"
 #define GROUND_RISK "GDPR Art. 45(3)–(5)"
 #define GROUND_RISK_DE "Art. 45 Abs. 3–5 DSGVO"
+/* each regime's own law (cx_ground picks by regime) */
+#define GROUND_BASIS_UK "UK GDPR Art. 44–46"
+#define GROUND_BASIS_UK_DE "Art. 44–46 UK GDPR"
+#define GROUND_ADEQUACY_UK "UK GDPR Art. 45; DPA 2018 s. 17A, Sch. 21 para. 4–5"
+#define GROUND_ADEQUACY_UK_DE "Art. 45 UK GDPR; s. 17A, Sch. 21 Abs. 4–5 DPA 2018"
+#define GROUND_ADEQUACY_CH "Swiss FADP Art. 16(1); DPO Art. 8, Annex 1"
+#define GROUND_ADEQUACY_CH_DE "Art. 16 Abs. 1 DSG; Art. 8 und Anhang 1 DSV (Schweiz)"
+#define GROUND_DEROGATION "GDPR Art. 49(1); EDPB Guidelines 2/2018"
+#define GROUND_DEROGATION_DE "Art. 49 Abs. 1 DSGVO; EDSA-Leitlinien 2/2018"
+#define GROUND_DEROGATION_UK "UK GDPR Art. 49(1); EDPB Guidelines 2/2018"
+#define GROUND_DEROGATION_UK_DE "Art. 49 Abs. 1 UK GDPR; EDSA-Leitlinien 2/2018"
+#define GROUND_DEROGATION_CH "Swiss FADP Art. 17"
+#define GROUND_DEROGATION_CH_DE "Art. 17 DSG (Schweiz)"
+#define GROUND_RECORDS "GDPR Art. 30(1)(e), 30(2)(c)"
+#define GROUND_RECORDS_DE "Art. 30 Abs. 1 lit. e, Abs. 2 lit. c DSGVO"
+
+typedef enum { G_BASIS, G_ADEQUACY, G_DEROGATION } cx_ground_kind;
 
 /* ---- shared state ------------------------------------------------------------ */
 typedef struct {
@@ -78,7 +96,7 @@ typedef struct {
 /* Everything the transfer rules need about one transfer. */
 typedef struct {
     const cJSON *t;
-    const char *id, *spid, *dest, *basis, *name;
+    const char *id, *spid, *dest, *basis, *name, *regime;
     const cJSON *sp;
 } xfer;
 
@@ -104,8 +122,13 @@ void cx_days_str(int64_t days, char out[16]);
 void cx_date_de(const char *iso, char out[16]);
 const cJSON *cx_find_sp(const ctx *c, const char *id);
 int64_t cx_plus_one_year(const char *iso);
-int64_t cx_decision_lapsed(const ctx *c, const char *country);
+const char *cx_regime_of(const cJSON *doc);
+const char *cx_regime_home(const char *regime);
+const char *cx_ground(const char *regime, cx_ground_kind kind, bool de);
+void cx_decision_gap(const ctx *c, const char *country, const char *regime, int64_t *lapsed, int64_t *starts);
 const cJSON *cx_relied_decision(const ctx *c, const cJSON *t);
+const cJSON *cx_eu_decision(const ctx *c, const char *country);
+const char *cx_decision_since(const cJSON *d);
 /* A transfer relying on an adequacy decision (basis adequacy or dpf, loaded into
  * *x) and the decision in force it relies on; NULL for any other transfer, or
  * when none is in force. */
@@ -124,6 +147,8 @@ bool cx_load_xfer(const ctx *c, const cJSON *t, xfer *x);
 void cx_add_xfer(findings *fs, const char *rule, int sev, const xfer *x, char *de, char *en, const char *ground,
                  const char *since);
 void cx_rule_no_valid_basis(const ctx *c, findings *fs);
+void cx_rule_transfer_not_recorded(const ctx *c, findings *fs);
+void cx_rule_derogation_systematic(const ctx *c, findings *fs);
 void cx_rule_partial_adequacy(const ctx *c, findings *fs);
 void cx_rule_repealed_scc(const ctx *c, findings *fs);
 void cx_rule_wrong_scc_module(const ctx *c, findings *fs);

@@ -56,7 +56,7 @@ void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
                 }
             }
             if (short_customers)
-                cx_add(fs, "notice_period", eff > now ? 1 : 2, "publication", id, NULL,
+                cx_add(fs, "notice_period", eff > now ? SEV_HIGH : SEV_MEDIUM, "publication", id, NULL,
                     cx_fmt("Version %d der Liste der Unterauftragsverarbeiter wird am %s wirksam, bevor die "
                         "vereinbarte Ankündigungsfrist von %d Kunden abgelaufen ist (bis zu %d Tage zu früh; " GROUND_NOTICE_DE ").",
                         number, eff_day, short_customers, worst),
@@ -69,7 +69,7 @@ void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
         for (const cJSON *o = c->in->objections ? c->in->objections->child : NULL; o; o = o->next)
             if (cx_str_is(o, "publication_id", id) && cx_str_is(o, "status", "open")) open++;
         if (open)
-            cx_add(fs, "notice_period", eff > now ? 1 : 2, "publication", id, NULL,
+            cx_add(fs, "notice_period", eff > now ? SEV_HIGH : SEV_MEDIUM, "publication", id, NULL,
                 cx_fmt("Gegen Version %d der Liste (wirksam %s %s) liegen %d offene Einsprüche vor (" GROUND_NOTICE_DE ").",
                     number, eff > now ? "ab" : "seit", eff_day, open),
                 cx_fmt("Version %d of the list (effective %s %s) has %d open objection(s) (" GROUND_NOTICE ").", number,
@@ -96,14 +96,14 @@ void cx_rule_public_list_drift(const ctx *c, findings *fs, int64_t now)
         bool on_list = json_index_find(&listed_ix, id) != NULL;
         const char *name = cx_sp_name(sp, id);
         if (cx_str_is(sp, "status", "active") && listed(sp) && !on_list)
-            cx_add(fs, "public_list_drift", 2, "subprocessor", id, id,
+            cx_add(fs, "public_list_drift", SEV_MEDIUM, "subprocessor", id, id,
                 cx_fmt("%s ist aktiv, steht aber nicht in der wirksamen öffentlichen Liste%s (" GROUND_DRIFT_DE ").",
                     name, current ? "" : " (es ist noch keine Version veröffentlicht)"),
                 cx_fmt("%s is active but missing from the public list in effect%s (" GROUND_DRIFT ").", name,
                     current ? "" : " (no version has been published yet)"),
                 GROUND_DRIFT, NULL);
         else if (cx_str_is(sp, "status", "retired") && on_list)
-            cx_add(fs, "public_list_drift", 2, "subprocessor", id, id,
+            cx_add(fs, "public_list_drift", SEV_MEDIUM, "subprocessor", id, id,
                 cx_fmt("%s ist ausgeschieden, steht aber noch in der wirksamen öffentlichen Liste (" GROUND_DRIFT_DE ").",
                     name),
                 cx_fmt("%s is retired but still on the public list in effect (" GROUND_DRIFT ").", name), GROUND_DRIFT,

@@ -1,5 +1,7 @@
-/* The transfer rules (GDPR Chapter V, UK GDPR, Swiss FADP): no_valid_basis,
- * partial_adequacy, repealed_scc, wrong_scc_module, scc_clauses, tia_missing. */
+/* The transfer rules (GDPR Chapter V, UK GDPR, Swiss FADP), each regime judged
+ * against its own adequacy list: no_valid_basis, transfer_not_recorded,
+ * derogation_systematic, partial_adequacy, repealed_scc, wrong_scc_module,
+ * scc_clauses, tia_missing. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,12 +41,15 @@ bool cx_load_xfer(const ctx *c, const cJSON *t, xfer *x)
     x->spid = json_get_str(t, "subprocessor_id");
     x->dest = json_get_str(t, "destination_country");
     x->basis = json_get_str(t, "basis");
+    x->regime = cx_regime_of(t);
     x->sp = cx_find_sp(c, x->spid);
     x->name = cx_sp_name(x->sp, x->spid);
     if (!x->id || !x->dest || !x->basis) return false;
     /* A retired subprocessor's transfers no longer happen; a transfer inside the
-     * EEA needs no transfer tool at all. */
-    return !cx_sp_retired(x->sp) && !cx_is_eea(c, x->dest);
+     * EEA needs no transfer tool at all (the UK and Switzerland recognise the EEA
+     * as adequate, DPA 2018 Sch. 21 para. 4, DPO Annex 1), nor one within the
+     * regime's own country. */
+    return !cx_sp_retired(x->sp) && !cx_is_eea(c, x->dest) && !cx_eq(x->dest, cx_regime_home(x->regime));
 }
 
 /* A finding about a transfer (takes ownership of de and en). */
@@ -54,7 +59,86 @@ void cx_add_xfer(findings *fs, const char *rule, int sev, const xfer *x, char *d
     cx_add(fs, rule, sev, "transfer", x->id, x->spid, de, en, ground, since);
 }
 
+/* ---- the Data Privacy Framework per regime --------------------------------
+ * One US listing, three parts: the EU-US DPF (Implementing Decision (EU)
+ * 2023/1795), its UK Extension (the UK-US data bridge, SI 2023/1028) and the
+ * Swiss-US DPF (DPO Annex 1 from 15 Sep 2024). Each regime's US adequacy covers
+ * only a recipient certified under its part. */
+
+static const char *dpf_framework(const char *regime)
+{
+    return cx_eq(regime, "uk") ? "uk-extension" : cx_eq(regime, "ch") ? "swiss-us" : "eu-us";
+}
+
+static const char *dpf_label(const char *regime, bool de)
+{
+    if (cx_eq(regime, "uk"))
+        return de ? "die UK Extension zum EU-US Data Privacy Framework (UK-US Data Bridge)"
+                  : "the UK Extension to the EU-US Data Privacy Framework (UK-US data bridge)";
+    if (cx_eq(regime, "ch")) return de ? "das Swiss-US Data Privacy Framework" : "the Swiss-US Data Privacy Framework";
+    return de ? "das EU-US Data Privacy Framework" : "the EU-US Data Privacy Framework";
+}
+
+/* Is the subprocessor certified under the regime's part of the DPF? A listing
+ * recorded without its parts (before they were recorded) is an EU-US one. */
+static bool dpf_covers(const cJSON *sp, const char *regime)
+{
+    const cJSON *dpf = sp ? json_get(sp, "dpf") : NULL;
+    if (!dpf || !cJSON_IsTrue(json_get(dpf, "participating"))) return false;
+    const cJSON *parts = json_get(dpf, "frameworks"), *p;
+    const char *want = dpf_framework(regime);
+    if (cJSON_GetArraySize(parts) == 0) return cx_eq(want, "eu-us");
+    cJSON_ArrayForEach(p, parts) if (cJSON_IsString(p) && cx_eq(p->valuestring, want)) return true;
+    return false;
+}
+
 /* ---- rule 1: no_valid_basis ---------------------------------------------- */
+
+static void locations_unrecorded(const ctx *c, findings *fs, bool adequate);
+
+/* Where data goes when it leaves the regime's territory. */
+static const char *leaving(const char *regime, bool de)
+{
+    if (cx_eq(regime, "uk")) return de ? "das Vereinigte Königreich" : "the United Kingdom";
+    if (cx_eq(regime, "ch")) return de ? "die Schweiz" : "Switzerland";
+    return de ? "den EWR" : "the EEA";
+}
+
+/* A transfer relying on adequacy (or the DPF) when no decision of its regime
+ * counts today: lapsed, not yet in force, or none at all. */
+static void no_decision(const ctx *c, findings *fs, const xfer *x)
+{
+    const char *country = cx_eq(x->basis, "dpf") ? "US" : x->dest;
+    const char *g = cx_ground(x->regime, G_BASIS, false), *g_de = cx_ground(x->regime, G_BASIS, true);
+    int64_t lapsed, starts;
+    cx_decision_gap(c, country, x->regime, &lapsed, &starts);
+    if (lapsed == INT64_MIN && starts == INT64_MIN) {
+        cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, x,
+            cx_fmt("Die Übermittlung von %s nach %s stützt sich auf einen Angemessenheitsbeschluss, für %s ist "
+                "aber keiner in Kraft (%s).",
+                x->name, x->dest, country, g_de),
+            cx_fmt("The transfer of %s to %s relies on adequacy, but no adequacy decision for %s is in force (%s).",
+                x->name, x->dest, country, g),
+            g, NULL);
+        return;
+    }
+    /* lapsed: since the day after; not yet in force: no since (it never had a basis) */
+    bool past = lapsed != INT64_MIN;
+    char day[16], day_de[16], since[16];
+    cx_days_str(past ? lapsed : starts, day);
+    if (past) cx_days_str(lapsed + 1, since);
+    cx_date_de(day, day_de);
+    cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, x,
+        cx_fmt("Die Übermittlung von %s nach %s stützt sich auf einen Angemessenheitsbeschluss für %s, der %s %s "
+            "%s; %s fehlt eine gültige Rechtsgrundlage (%s).",
+            x->name, x->dest, country, past ? "nur bis" : "erst ab", day_de, past ? "galt" : "gilt",
+            past ? "seitdem" : "bis dahin", g_de),
+        cx_fmt("The transfer of %s to %s relies on an adequacy decision for %s that %s %s; %s it has no valid basis "
+            "(%s).",
+            x->name, x->dest, country, past ? "was valid only until" : "applies only from", day,
+            past ? "since then" : "until then", g),
+        g, past ? since : NULL);
+}
 
 void cx_rule_no_valid_basis(const ctx *c, findings *fs)
 {
@@ -65,53 +149,26 @@ void cx_rule_no_valid_basis(const ctx *c, findings *fs)
         if (!cx_load_xfer(c, t, &x)) continue;
         char since[16], de1[16];
         const char *until = cx_get_date(t, "valid_until");
-        const char *regime = json_get_str(t, "regime");
-        if (!regime) regime = "eu";
+        const char *regime = x.regime;
+        const char *g = cx_ground(regime, G_BASIS, false), *g_de = cx_ground(regime, G_BASIS, true);
         if (cx_eq(x.basis, "none")) {
             cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
-                cx_fmt("Die Übermittlung von %s nach %s hat keine Rechtsgrundlage (Grundlage „none“); Daten, die den "
-                    "EWR verlassen, brauchen einen Angemessenheitsbeschluss, geeignete Garantien oder eine Ausnahme "
-                    "(" GROUND_BASIS_DE ").",
-                    x.name, x.dest),
-                cx_fmt("The transfer of %s to %s has no legal basis (basis \"none\"); data leaving the EEA needs an "
-                    "adequacy decision, appropriate safeguards or a derogation (" GROUND_BASIS ").",
-                    x.name, x.dest),
-                GROUND_BASIS, cx_get_date(t, "valid_from")); /* since the transfer began, when known */
+                cx_fmt("Die Übermittlung von %s nach %s hat keine Rechtsgrundlage (Grundlage „none“); Daten, die %s "
+                    "verlassen, brauchen einen Angemessenheitsbeschluss, geeignete Garantien oder eine Ausnahme (%s).",
+                    x.name, x.dest, leaving(regime, true), g_de),
+                cx_fmt("The transfer of %s to %s has no legal basis (basis \"none\"); data leaving %s needs an "
+                    "adequacy decision, appropriate safeguards or a derogation (%s).",
+                    x.name, x.dest, leaving(regime, false), g),
+                g, cx_get_date(t, "valid_from")); /* since the transfer began, when known */
         } else if (cx_eq(x.basis, "dpf") && !cx_eq(x.dest, "US")) {
             cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
-                cx_fmt("Die Übermittlung von %s nach %s stützt sich auf das EU-US Data Privacy Framework, das nur "
-                    "Empfänger in den USA erfasst (" GROUND_BASIS_DE ").",
-                    x.name, x.dest),
-                cx_fmt("The transfer of %s to %s relies on the EU-US Data Privacy Framework, which covers only "
-                    "recipients in the United States (" GROUND_BASIS ").",
-                    x.name, x.dest),
-                GROUND_BASIS, NULL);
+                cx_fmt("Die Übermittlung von %s nach %s stützt sich auf %s, das nur Empfänger in den USA erfasst (%s).",
+                    x.name, x.dest, dpf_label(regime, true), g_de),
+                cx_fmt("The transfer of %s to %s relies on %s, which covers only recipients in the United States (%s).",
+                    x.name, x.dest, dpf_label(regime, false), g),
+                g, NULL);
         } else if ((cx_eq(x.basis, "adequacy") || cx_eq(x.basis, "dpf")) && !cx_relied_decision(c, t)) {
-            const char *country = cx_eq(x.basis, "dpf") ? "US" : x.dest;
-            int64_t lapsed = cx_decision_lapsed(c, country);
-            if (lapsed != INT64_MIN) {
-                char until_s[16];
-                cx_days_str(lapsed, until_s);
-                cx_days_str(lapsed + 1, since);
-                cx_date_de(until_s, de1);
-                cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
-                    cx_fmt("Die Übermittlung von %s nach %s stützt sich auf einen Angemessenheitsbeschluss für %s, der "
-                        "nur bis %s galt; seitdem fehlt eine gültige Rechtsgrundlage (" GROUND_BASIS_DE ").",
-                        x.name, x.dest, country, de1),
-                    cx_fmt("The transfer of %s to %s relies on an adequacy decision for %s that was valid only until "
-                        "%s; since then it has no valid basis (" GROUND_BASIS ").",
-                        x.name, x.dest, country, until_s),
-                    GROUND_BASIS, since);
-            } else {
-                cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
-                    cx_fmt("Die Übermittlung von %s nach %s stützt sich auf einen Angemessenheitsbeschluss, für %s ist "
-                        "aber keiner in Kraft (" GROUND_BASIS_DE ").",
-                        x.name, x.dest, country),
-                    cx_fmt("The transfer of %s to %s relies on adequacy, but no adequacy decision for %s is in force "
-                        "(" GROUND_BASIS ").",
-                        x.name, x.dest, country),
-                    GROUND_BASIS, NULL);
-            }
+            no_decision(c, fs, &x);
         } else if (!cx_eq(regime, "uk") && (cx_eq(x.basis, "uk_idta") || cx_eq(x.basis, "uk_addendum"))) {
             bool ch = cx_eq(regime, "ch");
             cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
@@ -139,16 +196,34 @@ void cx_rule_no_valid_basis(const ctx *c, findings *fs)
             cx_date_de(until, de1);
             cx_add_xfer(fs, "no_valid_basis", SEV_CRITICAL, &x,
                 cx_fmt("Die Übermittlung von %s nach %s war nur bis %s gültig; seitdem fehlt eine gültige "
-                    "Rechtsgrundlage (" GROUND_BASIS_DE ").",
-                    x.name, x.dest, de1),
-                cx_fmt("The transfer of %s to %s was valid only until %s; since then it has no valid basis "
-                    "(" GROUND_BASIS ").",
-                    x.name, x.dest, until),
-                GROUND_BASIS, since);
+                    "Rechtsgrundlage (%s).",
+                    x.name, x.dest, de1, g_de),
+                cx_fmt("The transfer of %s to %s was valid only until %s; since then it has no valid basis (%s).",
+                    x.name, x.dest, until, g),
+                g, since);
         }
     }
+    locations_unrecorded(c, fs, false);
+}
 
-    /* (e) a non-EEA location of an active or proposed subprocessor with no transfer recorded. */
+/* ---- rules 1b and 1c: a location with no transfer recorded ----------------
+ * A non-EEA location of an active or proposed subprocessor with no transfer to
+ * that country. Where the EU recognises the country as adequate for this
+ * recipient (a full decision, or the DPF for a participant), the data may flow
+ * lawfully and what is missing is the record (Art. 30): transfer_not_recorded.
+ * Anywhere else (a partial decision whose scope the registry cannot tell
+ * without a transfer included) nothing shows a basis: no_valid_basis. */
+
+static bool location_adequate(const ctx *c, const cJSON *sp, const char *cc)
+{
+    const cJSON *d = cx_eu_decision(c, cc);
+    if (!d) return false;
+    const char *cond = json_get_str(d, "condition");
+    return cx_eq(cond, "dpf_participation") ? dpf_covers(sp, "eu") : !cx_eq(cond, "recipient_in_scope");
+}
+
+static void locations_unrecorded(const ctx *c, findings *fs, bool adequate)
+{
     const cJSON *sp;
     cJSON_ArrayForEach(sp, c->in->subprocessors)
     {
@@ -170,58 +245,137 @@ void cx_rule_no_valid_basis(const ctx *c, findings *fs)
             const json_index_entry *e;
             for (size_t k = json_index_range(&c->transfers_by_sp, spid, &e); k--; e++)
                 covered = covered || cx_str_is(e->item, "destination_country", cc);
-            if (covered) continue;
+            if (covered || location_adequate(c, sp, cc) != adequate) continue;
             const char *name = cx_sp_name(sp, spid);
-            cx_add(fs, "no_valid_basis", SEV_CRITICAL, "subprocessor", spid, spid,
-                cx_fmt("%s (Status „%s“) verarbeitet Daten in %s, außerhalb des EWR, aber für %s ist keine "
-                    "Übermittlung mit Rechtsgrundlage erfasst (" GROUND_BASIS_DE ").",
-                    name, cx_eq(status, "active") ? "aktiv" : "vorgeschlagen", cc, cc),
-                cx_fmt("%s (status %s) processes data in %s, outside the EEA, but no transfer with a legal basis is "
-                    "recorded for %s (" GROUND_BASIS ").",
-                    name, status, cc, cc),
-                GROUND_BASIS, NULL);
+            const char *st_de = cx_eq(status, "active") ? "aktiv" : "vorgeschlagen";
+            if (adequate)
+                cx_add(fs, "transfer_not_recorded", SEV_MEDIUM, "subprocessor", spid, spid,
+                    cx_fmt("%s (Status „%s“) verarbeitet Daten in %s, außerhalb des EWR; ein Angemessenheitsbeschluss "
+                        "erfasst das, aber die Übermittlung nach %s ist nicht im Verzeichnis erfasst (" GROUND_RECORDS_DE
+                        ").",
+                        name, st_de, cc, cc),
+                    cx_fmt("%s (status %s) processes data in %s, outside the EEA; an adequacy decision covers it, but the "
+                        "transfer to %s is not recorded (" GROUND_RECORDS ").",
+                        name, status, cc, cc),
+                    GROUND_RECORDS, NULL);
+            else
+                cx_add(fs, "no_valid_basis", SEV_CRITICAL, "subprocessor", spid, spid,
+                    cx_fmt("%s (Status „%s“) verarbeitet Daten in %s, außerhalb des EWR, aber für %s ist keine "
+                        "Übermittlung mit Rechtsgrundlage erfasst (" GROUND_BASIS_DE ").",
+                        name, st_de, cc, cc),
+                    cx_fmt("%s (status %s) processes data in %s, outside the EEA, but no transfer with a legal basis is "
+                        "recorded for %s (" GROUND_BASIS ").",
+                        name, status, cc, cc),
+                    GROUND_BASIS, NULL);
         }
+    }
+}
+
+void cx_rule_transfer_not_recorded(const ctx *c, findings *fs)
+{
+    locations_unrecorded(c, fs, true);
+}
+
+/* ---- rule 1d: derogation_systematic ---------------------------------------
+ * Art. 49 derogations are for occasional, non-repetitive transfers (EDPB
+ * Guidelines 2/2018, 2.1): hosting, storage or ongoing remote access in the
+ * destination is systematic by nature and needs Art. 45 or 46. Seen from the
+ * subprocessor: a location there in such a role, or a hosting or RMM service. */
+
+static bool systematic_use(const xfer *x, const char **en, const char **de)
+{
+    static const char *const ROLES[][3] = {
+        {"hosting", "hosts the data there", "hostet die Daten dort"},
+        {"backup", "stores backups there", "speichert dort Sicherungen"},
+        {"remote_access", "has ongoing remote access from there", "hat von dort laufenden Fernzugriff"},
+    };
+    static const char *const CATEGORIES[][3] = {
+        {"hosting", "is a hosting provider", "ist ein Hosting-Anbieter"},
+        {"rmm", "provides remote monitoring and management (ongoing remote access)",
+         "erbringt Fernüberwachung und -wartung (laufender Fernzugriff)"},
+    };
+    const cJSON *l, *locs = x->sp ? json_get(x->sp, "locations") : NULL;
+    cJSON_ArrayForEach(l, locs)
+    {
+        if (!cx_str_is(l, "country", x->dest)) continue;
+        for (size_t i = 0; i < sizeof ROLES / sizeof ROLES[0]; i++)
+            if (cx_str_is(l, "role", ROLES[i][0])) return *en = ROLES[i][1], *de = ROLES[i][2], true;
+    }
+    for (size_t i = 0; x->sp && i < sizeof CATEGORIES / sizeof CATEGORIES[0]; i++)
+        if (cx_str_is(x->sp, "category", CATEGORIES[i][0])) return *en = CATEGORIES[i][1], *de = CATEGORIES[i][2], true;
+    return false;
+}
+
+void cx_rule_derogation_systematic(const ctx *c, findings *fs)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, c->in->transfers)
+    {
+        xfer x;
+        const char *en, *de;
+        if (!cx_load_xfer(c, t, &x) || !cx_eq(x.basis, "art49") || !systematic_use(&x, &en, &de)) continue;
+        const char *letter = json_get_str(t, "art49_derogation");
+        if (!letter) letter = "?";
+        const char *g = cx_ground(x.regime, G_DEROGATION, false);
+        cx_add_xfer(fs, "derogation_systematic", SEV_CRITICAL, &x,
+            cx_fmt("Die Übermittlung von %s nach %s stützt sich auf eine Ausnahme für bestimmte Fälle (Buchstabe %s), "
+                "doch %s %s: eine systematische, wiederholte Übermittlung. Ausnahmen tragen nur gelegentliche "
+                "Übermittlungen; nötig ist ein Angemessenheitsbeschluss oder eine geeignete Garantie (%s).",
+                x.name, x.dest, letter, x.name, de, cx_ground(x.regime, G_DEROGATION, true)),
+            cx_fmt("The transfer of %s to %s relies on a derogation for specific situations (letter %s), but %s %s: "
+                "a systematic, repeated transfer. Derogations cover only occasional transfers; it needs an adequacy "
+                "decision or appropriate safeguards (%s).",
+                x.name, x.dest, letter, x.name, en, g),
+            g, cx_get_date(t, "valid_from"));
     }
 }
 
 /* ---- rule 2: partial_adequacy -------------------------------------------- */
 
 /* Does the transfer meet the condition of a partial decision (DPF
- * participation, recipient within scope)? True for a full decision. */
+ * participation under the decision's regime, recipient within scope)? True for
+ * a full decision. */
 bool cx_condition_met(const xfer *x, const cJSON *t, const cJSON *d)
 {
     const char *cond = json_get_str(d, "condition");
-    if (cx_eq(cond, "dpf_participation")) {
-        const cJSON *dpf = x->sp ? json_get(x->sp, "dpf") : NULL;
-        return dpf && cJSON_IsTrue(json_get(dpf, "participating"));
-    }
+    if (cx_eq(cond, "dpf_participation")) return dpf_covers(x->sp, cx_regime_of(d));
     if (cx_eq(cond, "recipient_in_scope")) return cJSON_IsTrue(json_get(t, "recipient_in_adequacy_scope"));
     return true;
 }
 
-#define DPF_ADOPTED "2023-07-10" /* Implementing Decision (EU) 2023/1795 */
-
-/* A DPF participant whose listing was last checked more than a year ago (they
- * re-certify yearly), or before the decision existed: the check proves nothing. */
-static void dpf_recheck(const ctx *c, findings *fs, const xfer *x, const char *act, const char *ade)
+/* A DPF participant whose listing was never checked, last checked more than a
+ * year ago (they re-certify yearly), or checked before the regime's decision
+ * counted (it could not show that part): nothing proves the transfer lawful. */
+static void dpf_recheck(const ctx *c, findings *fs, const xfer *x, const cJSON *d, const char *act, const char *ade)
 {
     const cJSON *dpf = x->sp ? json_get(x->sp, "dpf") : NULL;
-    const char *checked = cx_get_date(dpf, "verified_on");
-    if (!checked) return;
+    const char *checked = cx_get_date(dpf, "verified_on"), *from = cx_decision_since(d);
+    const char *g = cx_ground(x->regime, G_ADEQUACY, false), *g_de = cx_ground(x->regime, G_ADEQUACY, true);
+    if (!checked) {
+        cx_add_xfer(fs, "partial_adequacy", SEV_HIGH, x,
+            cx_fmt("Die Teilnahme von %s am Data Privacy Framework ist erfasst, aber nie geprüft worden (kein "
+                "Prüfdatum); die DPF-Liste ist zu prüfen (%s, %s).",
+                x->name, ade, g_de),
+            cx_fmt("The Data Privacy Framework participation of %s is recorded but was never verified (no "
+                "verification date); the DPF list needs checking (%s, %s).",
+                x->name, act, g),
+            g, NULL);
+        return;
+    }
     int64_t day = date_to_days(checked), stale = cx_plus_one_year(checked);
-    bool before_decision = day < date_to_days(DPF_ADOPTED);
+    bool before_decision = from && day < date_to_days(from);
     if (!before_decision && stale >= c->today) return;
     char d1[16], since[16];
     cx_date_de(checked, d1);
     if (!before_decision) cx_days_str(stale + 1, since); /* the first day it is more than a year old */
-    cx_add_xfer(fs, "partial_adequacy", SEV_MEDIUM, x,
-             cx_fmt("Die Teilnahme von %s am Data Privacy Framework wurde zuletzt am %s geprüft; Organisationen "
-                 "zertifizieren sich jährlich neu, die Liste ist erneut zu prüfen (%s, " GROUND_PARTIAL_DE ").",
-                 x->name, d1, ade),
-             cx_fmt("The Data Privacy Framework participation of %s was last verified on %s; organisations re-certify "
-                 "every year, so the DPF list needs checking again (%s, " GROUND_PARTIAL ").",
-                 x->name, checked, act),
-             GROUND_PARTIAL, before_decision ? NULL : since);
+    cx_add_xfer(fs, "partial_adequacy", SEV_HIGH, x,
+             cx_fmt("Die Teilnahme von %s am Data Privacy Framework wurde zuletzt am %s geprüft%s; Organisationen "
+                 "zertifizieren sich jährlich neu, die Liste ist erneut zu prüfen (%s, %s).",
+                 x->name, d1, before_decision ? ", bevor der Beschluss galt" : "", ade, g_de),
+             cx_fmt("The Data Privacy Framework participation of %s was last verified on %s%s; organisations re-certify "
+                 "every year, so the DPF list needs checking again (%s, %s).",
+                 x->name, checked, before_decision ? ", before the decision applied" : "", act, g),
+             g, before_decision ? NULL : since);
 }
 
 const cJSON *cx_adequacy_relied(const ctx *c, const cJSON *t, xfer *x)
@@ -241,31 +395,30 @@ void cx_rule_partial_adequacy(const ctx *c, findings *fs)
         if (!d) continue; /* another basis, or no decision in force: no_valid_basis */
         bool dpf = cx_eq(json_get_str(d, "condition"), "dpf_participation");
         const char *act = cx_decision_act(d);
+        const char *g = cx_ground(x.regime, G_ADEQUACY, false), *g_de = cx_ground(x.regime, G_ADEQUACY, true);
         char *ade = cx_act_de(act);
         if (cx_condition_met(&x, t, d)) {
-            if (dpf) dpf_recheck(c, fs, &x, act, ade);
+            if (dpf) dpf_recheck(c, fs, &x, d, act, ade);
         } else if (dpf) {
             cx_add_xfer(fs, "partial_adequacy", SEV_CRITICAL, &x,
-                cx_fmt("Die Übermittlung von %s nach %s stützt sich auf den Angemessenheitsbeschluss (%s), der nur am "
-                    "Data Privacy Framework teilnehmende Organisationen erfasst; %s ist nicht als Teilnehmer erfasst "
-                    "(" GROUND_PARTIAL_DE ").",
-                    x.name, x.dest, ade, x.name),
+                cx_fmt("Die Übermittlung von %s nach %s stützt sich auf den Angemessenheitsbeschluss (%s), der nur "
+                    "Organisationen erfasst, die unter %s zertifiziert sind; %s ist dafür nicht als Teilnehmer erfasst "
+                    "(%s).",
+                    x.name, x.dest, ade, dpf_label(x.regime, true), x.name, g_de),
                 cx_fmt("The transfer of %s to %s relies on the adequacy decision (%s), which covers only organisations "
-                    "participating in the Data Privacy Framework; %s is not recorded as participating "
-                    "(" GROUND_PARTIAL ").",
-                    x.name, x.dest, act, x.name),
-                GROUND_PARTIAL, NULL);
+                    "certified under %s; %s is not recorded as participating in it (%s).",
+                    x.name, x.dest, act, dpf_label(x.regime, false), x.name, g),
+                g, NULL);
         } else {
             const char *note_de = cx_loc(d, "scope_note", "de"), *note_en = cx_loc(d, "scope_note", "en");
             cx_add_xfer(fs, "partial_adequacy", SEV_CRITICAL, &x,
                 cx_fmt("Die Übermittlung von %s nach %s stützt sich auf den teilweisen Angemessenheitsbeschluss (%s), "
-                    "es ist aber nicht erfasst, dass der Empfänger in dessen Geltungsbereich fällt%s%s "
-                    "(" GROUND_PARTIAL_DE ").",
-                    x.name, x.dest, ade, note_de ? "; Geltungsbereich: " : "", note_de ? note_de : ""),
+                    "es ist aber nicht erfasst, dass der Empfänger in dessen Geltungsbereich fällt%s%s (%s).",
+                    x.name, x.dest, ade, note_de ? "; Geltungsbereich: " : "", note_de ? note_de : "", g_de),
                 cx_fmt("The transfer of %s to %s relies on the partial adequacy decision (%s), but the recipient is not "
-                    "recorded as within its scope%s%s (" GROUND_PARTIAL ").",
-                    x.name, x.dest, act, note_en ? "; scope: " : "", note_en ? note_en : ""),
-                GROUND_PARTIAL, NULL);
+                    "recorded as within its scope%s%s (%s).",
+                    x.name, x.dest, act, note_en ? "; scope: " : "", note_en ? note_en : "", g),
+                g, NULL);
         }
         free(ade);
     }

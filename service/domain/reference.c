@@ -1,5 +1,7 @@
-/* Reference law: countries (EU/EEA membership), the Commission's adequacy
- * decisions (Art. 45) and the standard contractual clause sets. Seeded by
+/* Reference law: countries (EU/EEA membership), the adequacy decisions of each
+ * transfer regime (the Commission's under GDPR Art. 45, the UK's adequacy
+ * regulations, Annex 1 of the Swiss Data Protection Ordinance) and the standard
+ * contractual clause sets. Seeded by
  * `subreg migrate` from the JSON files in data/reference, readable by readers, editable by
  * admins — the law changes, and an admin's edit survives the next migrate. */
 #include <string.h>
@@ -53,16 +55,22 @@ const resource RES_COUNTRY = {
     .events = EVENTS_CHANGES,
 };
 
+/* The transfer regimes: the EU GDPR, the UK GDPR, the Swiss FADP. */
+static const char *const REGIMES[] = {"eu", "uk", "ch", NULL};
 static const char *const SCOPES[] = {"full", "partial", NULL};
 static const char *const CONDITIONS[] = {"none", "dpf_participation", "recipient_in_scope", NULL};
 static const char *const ADEQUACY_STATUSES[] = {"in_force", "invalidated", NULL};
 
 static const field ADEQUACY_FIELDS[] = {
     CLIENT_ID_FIELDS,
+    /* whose law: an EU decision counts only for EU transfers, a UK regulation only for UK ones */
+    {.name = "regime", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = REGIMES, .def = "\"eu\""},
     {.name = "jurisdiction", .type = FT_LOCALIZED, .flags = FF_REQUIRED, .max = 200},
     {.name = "country", .type = FT_COUNTRY},
     {.name = "act", .type = FT_STRING, .flags = FF_REQUIRED, .min = 1, .max = 200},
     {.name = "adopted_on", .type = FT_DATE, .flags = FF_REQUIRED},
+    /* when it starts to count, if later than adopted_on (a UK SI "comes into force" weeks after it is made) */
+    {.name = "in_force_from", .type = FT_DATE},
     {.name = "scope", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = SCOPES},
     {.name = "condition", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = CONDITIONS, .def = "\"none\""},
     {.name = "scope_note", .type = FT_LOCALIZED, .max = 2000},
@@ -71,10 +79,12 @@ static const field ADEQUACY_FIELDS[] = {
     {.name = "under_challenge", .type = FT_BOOL, .flags = FF_REQUIRED, .def = "false"},
     {.name = "challenge_note", .type = FT_LOCALIZED, .max = 2000},
     {.name = "source_url", .type = FT_URL},
+    {.name = "note", .type = FT_LOCALIZED, .max = 2000},
     {0},
 };
 
 static const filter_def ADEQUACY_FILTERS[] = {
+    {"regime", "regime", &(const field){.type = FT_ENUM, .enums = REGIMES}, NULL},
     {"country", "country", &FIELD_COUNTRY, NULL},
     {"scope", "scope", &(const field){.type = FT_ENUM, .enums = SCOPES}, NULL},
     {"status", "status", &(const field){.type = FT_ENUM, .enums = ADEQUACY_STATUSES}, NULL},
@@ -89,6 +99,9 @@ static void adequacy_check(const cJSON *before, const cJSON *after, verrors *err
         verrors_add(errs, "/condition", "a partial adequacy decision names the condition a recipient must meet");
     const char *adopted = json_get_str(after, "adopted_on"), *until = json_get_str(after, "valid_until");
     if (adopted && until && strcmp(until, adopted) < 0) verrors_add(errs, "/valid_until", "must not be before adopted_on");
+    const char *from = json_get_str(after, "in_force_from");
+    if (adopted && from && strcmp(from, adopted) < 0) verrors_add(errs, "/in_force_from", "must not be before adopted_on");
+    if (from && until && strcmp(until, from) < 0) verrors_add(errs, "/valid_until", "must not be before in_force_from");
     if (errs->count) r->status = 400;
 }
 
@@ -107,7 +120,6 @@ const resource RES_ADEQUACY = {
     .events = EVENTS_CHANGES,
 };
 
-static const char *const REGIMES[] = {"eu", "uk", "ch", NULL};
 static const char *const SCC_KINDS[] = {"transfer_tool", "art28_clauses", NULL};
 static const char *const SCC_STATUSES[] = {"current", "repealed", NULL};
 static const char *const SCC_BASES[] = {"scc_2021", "scc_2001", "scc_2004", "scc_2010", "uk_idta", "uk_addendum",

@@ -90,8 +90,15 @@ static const field CERTIFICATION[] = {
     {0},
 };
 
+/* The parts of the Data Privacy Framework a listing covers: the EU-US DPF, its
+ * UK Extension (the UK-US data bridge) and the Swiss-US DPF — each regime's
+ * adequacy for the US counts only for the part that regime recognises. */
+static const char *const DPF_FRAMEWORKS[] = {"eu-us", "uk-extension", "swiss-us", NULL};
+static const field DPF_FRAMEWORK = {.type = FT_ENUM, .enums = DPF_FRAMEWORKS};
+
 static const field DPF[] = {
     {.name = "participating", .type = FT_BOOL, .flags = FF_REQUIRED},
+    {.name = "frameworks", .type = FT_ARRAY, .flags = FF_UNIQUE, .max = 3, .item = &DPF_FRAMEWORK},
     {.name = "verified_on", .type = FT_DATE},
     {0},
 };
@@ -154,15 +161,27 @@ static const filter_def FILTERS[] = {
     {0},
 };
 
+static bool has_framework(const cJSON *frameworks, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, frameworks) if (cJSON_IsString(it) && strcmp(it->valuestring, name) == 0) return true;
+    return false;
+}
+
 static void check(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r)
 {
     (void)before;
     const char *last = json_get_str(after, "last_review_on");
     const char *next = json_get_str(after, "next_review_on");
-    if (last && next && strcmp(next, last) < 0) {
-        verrors_add(errs, "/next_review_on", "must not be before last_review_on");
-        r->status = 400;
-    }
+    if (last && next && strcmp(next, last) < 0) verrors_add(errs, "/next_review_on", "must not be before last_review_on");
+    const cJSON *dpf = json_get(after, "dpf");
+    const cJSON *frameworks = dpf ? json_get(dpf, "frameworks") : NULL;
+    if (cJSON_GetArraySize(frameworks) > 0 && !cJSON_IsTrue(json_get(dpf, "participating")))
+        verrors_add(errs, "/dpf/frameworks", "only for a participant (participating true)");
+    /* the UK Extension is joined on top of an EU-US listing, never alone */
+    if (has_framework(frameworks, "uk-extension") && !has_framework(frameworks, "eu-us"))
+        verrors_add(errs, "/dpf/frameworks", "the UK Extension requires the EU-US DPF (eu-us)");
+    if (errs->count) r->status = 400;
 }
 
 /* proposed → active → retired; a proposal can be withdrawn (proposed → retired),

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from helpers import assert_problem, assert_status, purge_subprocessor, sp_body, unique_name
+from helpers import DELETE, assert_problem, assert_status, purge_subprocessor, sp_body, unique_name
 
 FINDINGS = "/v1/compliance/findings"
 EXPIRING = "/v1/reports/expiring"
@@ -56,7 +56,8 @@ def check_shape(f):
 def new_sp(api, **kw):
     defaults = dict(legal_name=unique_name("Compliance SP"), status="active", role="subprocessor",
                     hq_country="US", locations=[{"country": "US", "role": "hosting"}],
-                    dpf={"participating": True}, certifications=[], next_review_on="2030-01-15",
+                    dpf={"participating": True, "verified_on": dt.date.today().isoformat()},
+                    certifications=[], next_review_on="2030-01-15",
                     last_review_on="2026-01-15")
     defaults.update(kw)
     return api.create_sp(sp_body(**defaults))
@@ -393,7 +394,8 @@ def test_expiring_report(admin, sps):
     # the same date shows up as an expiring finding within the findings horizon
     exp = findings(admin, rule="expiring", subprocessor_id=sp["id"])
     assert [f["entity_id"] for f in exp] == [soon["id"]], exp
-    assert exp[0]["severity"] == "medium" and exp[0]["since"] == day(today, 10)
+    # a DPA that lapses within the horizon will soon leave the processing without a contract: high
+    assert exp[0]["severity"] == "high" and exp[0]["since"] == day(today, 10)
     check_shape(exp[0])
     exp = findings(admin, rule="expiring", subprocessor_id=sp["id"], within_days="250")
     assert {f["entity_id"] for f in exp} == {soon["id"], late["id"]}
@@ -435,7 +437,77 @@ def test_expiring_report_overdue_and_other_kinds(admin, sps):
     assert hrefs["tia_review"] == f"/v1/transfers/{tr['id']}"
     assert hrefs["certification"] == f"/v1/subprocessors/{sp['id']}"
 
-    # overdue ones are high in the findings
+    # the lapsed DPA is high in the findings; the reviews and the certificate are record-keeping
     exp = findings(admin, rule="expiring", subprocessor_id=sp["id"])
     overdue = [f for f in exp if f["entity_id"] == ag["id"] and f["severity"] == "high"]
     assert len(overdue) == 1, exp
+    assert {f["severity"] for f in exp if f["entity_id"] == sp["id"]} == {"medium"}, exp
+
+
+# ---------------------------------------------------------------------------
+# issue 11: each regime against its own list, derogations, record-keeping
+
+
+def test_dpf_frameworks_validated(admin, sps):
+    sp = sps()
+    path = f"/v1/subprocessors/{sp['id']}"
+    cur = admin.get(path).json()
+    for dpf, where in (({"participating": False, "frameworks": ["eu-us"]}, "/dpf/frameworks"),
+                       ({"participating": True, "frameworks": ["uk-extension"]}, "/dpf/frameworks"),
+                       ({"participating": True, "frameworks": ["eu-us", "eu-us"]}, "/dpf/frameworks/1"),
+                       ({"participating": True, "frameworks": ["us-eu"]}, "/dpf/frameworks/0")):
+        resp = admin.patch(path, {"dpf": dpf}, if_match=cur["version"])
+        assert_problem(resp, 400, "validation-error")
+        assert where in [e["pointer"] for e in resp.json()["errors"]], resp.json()
+    assert admin.get(path).json()["version"] == cur["version"]  # nothing changed
+    doc = patch_ok(admin, path, {"dpf": {"frameworks": ["eu-us", "uk-extension", "swiss-us"]}})
+    assert doc["dpf"]["frameworks"] == ["eu-us", "uk-extension", "swiss-us"]
+
+
+def test_uk_transfer_needs_the_uk_extension(admin, sps):
+    today = server_today(admin)
+    sp = sps(dpf={"participating": True, "frameworks": ["eu-us"], "verified_on": today.isoformat()})
+    sp_path = f"/v1/subprocessors/{sp['id']}"
+    tr = admin.post("/v1/transfers", {"subprocessor_id": sp["id"], "destination_country": "US",
+                                      "regime": "uk", "basis": "dpf"})
+    assert_status(tr, 201)
+    tr_id = tr.json()["id"]
+    partial = for_entity(findings(admin, subprocessor_id=sp["id"]), tr_id, "partial_adequacy")
+    assert len(partial) == 1 and partial[0]["severity"] == "critical", partial
+    check_shape(partial[0])
+    assert partial[0]["legal_ground"].startswith("UK GDPR Art. 45")
+    assert "UK Extension" in partial[0]["message"]["en"]
+    patch_ok(admin, sp_path, {"dpf": {"frameworks": ["eu-us", "uk-extension"]}})
+    items = findings(admin, subprocessor_id=sp["id"])
+    assert for_entity(items, tr_id, "partial_adequacy") == [] and for_entity(items, tr_id, "no_valid_basis") == []
+    # a listing never verified is a finding of its own
+    patch_ok(admin, sp_path, {"dpf": {"verified_on": None}})
+    never = for_entity(findings(admin, subprocessor_id=sp["id"]), tr_id, "partial_adequacy")
+    assert len(never) == 1 and never[0]["severity"] == "high" and "never verified" in never[0]["message"]["en"]
+
+
+def test_derogation_for_hosting_is_a_finding(admin, sps):
+    sp = sps(locations=[{"country": "IN", "role": "hosting"}], hq_country="IN", dpf=DELETE)
+    tr = admin.post("/v1/transfers", {"subprocessor_id": sp["id"], "destination_country": "IN",
+                                      "basis": "art49", "art49_derogation": "b"})
+    assert_status(tr, 201)
+    hits = for_entity(findings(admin, rule="derogation_systematic", subprocessor_id=sp["id"]), tr.json()["id"])
+    assert len(hits) == 1 and hits[0]["severity"] == "critical", hits
+    check_shape(hits[0])
+    assert hits[0]["legal_ground"] == "GDPR Art. 49(1); EDPB Guidelines 2/2018"
+    # occasional support access from there is what a derogation can carry
+    patch_ok(admin, f"/v1/subprocessors/{sp['id']}", {"locations": [{"country": "IN", "role": "support"}],
+                                                     "category": "other"})
+    assert findings(admin, rule="derogation_systematic", subprocessor_id=sp["id"]) == []
+
+
+def test_adequate_location_without_transfer_is_record_keeping(admin, sps):
+    sp = sps(locations=[{"country": "CH", "role": "hosting"}, {"country": "IN", "role": "backup"}],
+             hq_country="CH", dpf=DELETE)
+    items = findings(admin, subprocessor_id=sp["id"])
+    gap = for_entity(items, sp["id"], "transfer_not_recorded")
+    assert len(gap) == 1 and gap[0]["severity"] == "medium" and "CH" in gap[0]["message"]["en"], items
+    check_shape(gap[0])
+    assert gap[0]["legal_ground"] == "GDPR Art. 30(1)(e), 30(2)(c)"
+    nobasis = for_entity(items, sp["id"], "no_valid_basis")
+    assert len(nobasis) == 1 and nobasis[0]["severity"] == "critical" and "IN" in nobasis[0]["message"]["en"]

@@ -85,7 +85,33 @@ def test_seeded_adequacy_decisions(reader):
     partial, _ = reader.list_all(ADEQUACY, scope="partial")
     assert "us" in ids_of(partial) and "uk" not in ids_of(partial)
     by_country, _ = reader.list_all(ADEQUACY, country="GB")
+    assert ids_of(by_country) == ["ch-gb", "uk"]  # the EU's decision and Switzerland's Annex 1
+    by_country, _ = reader.list_all(ADEQUACY, country="GB", regime="eu")
     assert ids_of(by_country) == ["uk"]
+    assert uk["regime"] == "eu" and us["regime"] == "eu"
+
+
+def test_seeded_adequacy_per_regime(reader):
+    """Each regime's own list, with its acts and the days they start to count."""
+    uk_us = reader.get(f"{ADEQUACY}/uk-us").json()
+    assert uk_us["regime"] == "uk" and uk_us["country"] == "US"
+    assert uk_us["in_force_from"] == "2023-10-12" and "2023/1028" in uk_us["act"]
+    assert uk_us["condition"] == "dpf_participation" and uk_us["scope"] == "partial"
+    ch_us = reader.get(f"{ADEQUACY}/ch-us").json()
+    assert ch_us["regime"] == "ch" and ch_us["in_force_from"] == "2024-09-15"
+    assert ch_us["condition"] == "dpf_participation"
+    uk_kr = reader.get(f"{ADEQUACY}/uk-kr").json()
+    assert uk_kr["in_force_from"] == "2022-12-19" and "2022/1213" in uk_kr["act"]
+    for d in (uk_us, ch_us, uk_kr):
+        assert d["source_url"].startswith("https://") and d["note"]["de"] and d["note"]["en"]
+    uk, _ = reader.list_all(ADEQUACY, regime="uk")
+    assert {"uk-ad", "uk-ar", "uk-ca", "uk-ch", "uk-fo", "uk-gg", "uk-gi", "uk-il", "uk-im", "uk-je",
+            "uk-jp", "uk-kr", "uk-nz", "uk-us", "uk-uy"} == set(ids_of(uk))
+    ch, _ = reader.list_all(ADEQUACY, regime="ch")
+    assert {"ch-gb", "ch-us", "ch-mc"} <= set(ids_of(ch)) and "ch-jp" not in ids_of(ch)
+    eu, _ = reader.list_all(ADEQUACY, regime="eu")
+    assert len(eu) == 17 and all(d["regime"] == "eu" for d in eu)
+    assert_problem(reader.get(ADEQUACY, params={"regime": "us"}), 400, "malformed-request")
 
 
 def test_seeded_scc_sets(reader):
@@ -154,6 +180,11 @@ def test_post_adequacy_rules(admin):
     assert_validation(admin.post(ADEQUACY, adequacy_body("bad id!")), "/id")
     assert_validation(admin.post(ADEQUACY, adequacy_body("test-enum", condition="always")),
                       "/condition")
+    assert_validation(admin.post(ADEQUACY, adequacy_body("test-regime", regime="us")), "/regime")
+    assert_validation(admin.post(ADEQUACY, adequacy_body("test-from", in_force_from="2003-06-29")),
+                      "/in_force_from")
+    assert_validation(admin.post(ADEQUACY, adequacy_body("test-from2", in_force_from="2004-01-01",
+                                                         valid_until="2003-12-31")), "/valid_until")
 
 
 @pytest.mark.parametrize("path,id_", [(COUNTRIES, "DE"), (ADEQUACY, "uk"), (SCC, "eu-2010-87")])
@@ -193,7 +224,7 @@ def test_admin_edits_survive_migrate(make_server):
     assert len(countries) == 249
     assert all(c["version"] == 1 for c in countries)
     adequacy, _ = admin.list_all(ADEQUACY)
-    assert len(adequacy) == 17
+    assert len(adequacy) == 46
     sccs, _ = admin.list_all(SCC)
     assert len(sccs) == 9
     untouched_country = admin.get(f"{COUNTRIES}/FR").json()

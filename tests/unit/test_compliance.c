@@ -296,6 +296,7 @@ static void test_uk_adequacy_expiry_boundary(void **state)
     add_tr(f, "gb", "sp_gb", "GB", "adequacy", "");
     expect_none(run_on(f, "2031-12-27"), "no_valid_basis", "tr_gb");
     expect(run_on(f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
+
 }
 
 static void test_adequacy_without_decision(void **state)
@@ -562,7 +563,8 @@ static void test_expiring_horizon(void **state)
     add_tr(f, "a", "sp_a", "US", "scc_2021",
            ",'scc_module':3,'tia':{'performed_on':'2025-12-01','next_review_on':'2026-06-05','risk':'low'}");
     const cJSON *out = run_on(f, "2026-06-01");
-    const cJSON *hit = expect(out, "expiring", "ag_sp_a", "medium", "2026-06-21");
+    /* a contract lapsing within the horizon will be unlawful soon: high */
+    const cJSON *hit = expect(out, "expiring", "ag_sp_a", "high", "2026-06-21");
     assert_string_equal(json_get_str(hit, "href"), "/v1/agreements/ag_sp_a");
     assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 28, 32");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "läuft am 21.06.2026 ab"));
@@ -571,7 +573,7 @@ static void test_expiring_horizon(void **state)
     const cJSON *tom = expect(out, "expiring", "tom_1", "medium", "2026-07-01");
     assert_string_equal(json_get_str(tom, "href"), "/v1/tom-documents/tom_1");
     expect(out, "expiring", "tr_a", "medium", "2026-06-05");
-    /* the subprocessor has two due dates: overdue review (high) and the certificate */
+    /* the subprocessor has two due dates: the overdue review and the certificate, both record-keeping */
     int sp_hits = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, out)
@@ -579,13 +581,13 @@ static void test_expiring_horizon(void **state)
         if (strcmp(json_get_str(it, "rule"), "expiring") || strcmp(json_get_str(it, "entity_id"), "sp_a")) continue;
         sp_hits++;
         const char *since = json_get_str(it, "since");
-        if (strcmp(since, "2026-05-15") == 0) assert_string_equal(json_get_str(it, "severity"), "high");
-        else assert_string_equal(since, "2026-06-20");
+        assert_string_equal(json_get_str(it, "severity"), "medium");
+        if (strcmp(since, "2026-05-15") != 0) assert_string_equal(since, "2026-06-20");
     }
     assert_int_equal(sp_hits, 2);
     /* a wider horizon reaches the far DPA */
     f->in.horizon_days = 31;
-    expect(run_on(f, "2026-06-01"), "expiring", "ag_far", "medium", "2026-07-02");
+    expect(run_on(f, "2026-06-01"), "expiring", "ag_far", "high", "2026-07-02");
 }
 
 static void test_expiring_overdue_is_high(void **state)
@@ -596,8 +598,9 @@ static void test_expiring_overdue_is_high(void **state)
     const cJSON *out = run_on(f, "2026-03-01");
     expect(out, "expiring", "ag_sp_a", "high", "2026-02-28");
     expect(out, "no_active_dpa", "sp_a", "high", "2026-03-01");
-    /* due today is not yet overdue */
-    expect(run_on(f, "2026-02-28"), "expiring", "ag_sp_a", "medium", "2026-02-28");
+    /* due today: not yet overdue, and lapsing — high all the same */
+    expect(run_on(f, "2026-02-28"), "expiring", "ag_sp_a", "high", "2026-02-28");
+    expect_none(run_on(f, "2026-02-28"), "no_active_dpa", "sp_a");
 }
 
 static void test_expiring_report(void **state)
@@ -684,8 +687,8 @@ static void test_adequacy_near_expiry(void **state)
     expect_none(run_on(f, "2030-12-26"), "adequacy_at_risk", "tr_gb");          /* 366 days out */
     expect(run_on(f, "2030-12-27"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27");
     expect(run_on(f, "2031-11-26"), "adequacy_at_risk", "tr_gb", "info", "2031-12-27"); /* 31 days out */
-    expect(run_on(f, "2031-11-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27"); /* 30 days out */
-    expect(run_on(f, "2031-12-27"), "adequacy_at_risk", "tr_gb", "medium", "2031-12-27");
+    expect(run_on(f, "2031-11-27"), "adequacy_at_risk", "tr_gb", "high", "2031-12-27"); /* 30 days out */
+    expect(run_on(f, "2031-12-27"), "adequacy_at_risk", "tr_gb", "high", "2031-12-27");
     /* passed: no longer at risk but gone — that is no_valid_basis */
     const cJSON *out = run_on(f, "2031-12-28");
     expect_none(out, "adequacy_at_risk", "tr_gb");
@@ -735,7 +738,8 @@ static void test_ordering(void **state)
 {
     fixture *f = fx(state, "2026-01-15");
     fx_adequacy(f, ADEQUACY_CHALLENGED);
-    add_sp(f, "sp_b", "active", "subprocessor", "US", ",'dpf':{'participating':true}"); /* no DPA: high */
+    add_sp(f, "sp_b", "active", "subprocessor", "US",
+           ",'dpf':{'participating':true,'verified_on':'2025-12-01'}"); /* no DPA: high */
     add_sp(f, "sp_a", "active", "subprocessor", "DE", "");                              /* no DPA: high */
     add_tr(f, "z", "sp_b", "US", "dpf", "");              /* under challenge: info */
     add_tr(f, "y", "sp_b", "US", "scc_2021", ",'scc_module':2"); /* wrong module + no TIA: high, high */
@@ -1002,9 +1006,9 @@ static void test_dpf_verification_is_yearly(void **state)
     add_tr(f, "early", "sp_early", "US", "dpf", "");
     const cJSON *out = run_on(f, "2026-01-15");
     expect_none(out, "partial_adequacy", "tr_fresh"); /* exactly a year ago: still current */
-    const cJSON *hit = expect(out, "partial_adequacy", "tr_stale", "medium", "2026-01-15");
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_stale", "high", "2026-01-15");
     assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "re-certify every year"));
-    expect(out, "partial_adequacy", "tr_early", "medium", NULL); /* before the DPF decision */
+    expect(out, "partial_adequacy", "tr_early", "high", NULL); /* before the DPF decision */
 }
 
 static void test_scc_governing_law_and_forum(void **state)
@@ -1041,6 +1045,226 @@ static void test_repealed_set_missing_from_reference(void **state)
     add_sp(f, "sp_a", "active", "subprocessor", "US", "");
     add_tr(f, "old", "sp_a", "US", "scc_2010", ",'contract_signed_on':'2020-05-01'");
     expect(run_on(f, "2026-01-15"), "repealed_scc", "tr_old", "critical", NULL);
+}
+
+/* ---- each regime against its own adequacy list ----------------------------- */
+
+/* The regimes' entries for the US and Korea as seeded, on top of the EU's. */
+static const char *const ADEQUACY_REGIMES =
+    "[" ADEQ_US("false") "," ADEQ_OTHERS ","
+    "{'id':'uk-us','regime':'uk','country':'US','act':'SI 2023/1028','adopted_on':'2023-09-21',"
+    " 'in_force_from':'2023-10-12','scope':'partial','condition':'dpf_participation','status':'in_force',"
+    " 'under_challenge':false},"
+    "{'id':'ch-us','regime':'ch','country':'US','act':'DPO Annex 1','adopted_on':'2024-08-14',"
+    " 'in_force_from':'2024-09-15','scope':'partial','condition':'dpf_participation','status':'in_force',"
+    " 'under_challenge':false},"
+    "{'id':'uk-kr','regime':'uk','country':'KR','act':'SI 2022/1213','adopted_on':'2022-11-21',"
+    " 'in_force_from':'2022-12-19','scope':'full','condition':'none','status':'in_force','under_challenge':false},"
+    "{'id':'uk-ch','regime':'uk','country':'CH','act':'DPA 2018 Sch. 21','adopted_on':'2021-01-01',"
+    " 'scope':'full','condition':'none','status':'in_force','under_challenge':false},"
+    "{'id':'ch-gb','regime':'ch','country':'GB','act':'DPO Annex 1','adopted_on':'2022-08-31',"
+    " 'in_force_from':'2023-09-01','scope':'full','condition':'none','status':'in_force','under_challenge':false}]";
+
+/* A transfer tr_<id> of sp_a to dest under a regime; extra is more members or "". */
+static void add_tr_in(fixture *f, const char *id, const char *regime, const char *dest, const char *basis,
+                      const char *extra)
+{
+    put(f->tr, "{'id':'tr_%s','subprocessor_id':'sp_a','destination_country':'%s','regime':'%s','basis':'%s'%s}", id,
+        dest, regime, basis, extra);
+}
+
+/* The EU-US DPF counts from the day of Implementing Decision (EU) 2023/1795. */
+static void test_eu_dpf_starts_2023_07_10(void **state)
+{
+    fixture *f = fx(state, "2023-07-10");
+    add_sp(f, "sp_a", "active", "subprocessor", "US",
+           ",'dpf':{'participating':true,'frameworks':['eu-us'],'verified_on':'2023-07-10'}");
+    add_tr_in(f, "eu", "eu", "US", "dpf", "");
+    const cJSON *out = run_on(f, "2023-07-09");
+    const cJSON *hit = expect(out, "no_valid_basis", "tr_eu", "critical", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "applies only from 2023-07-10"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "erst ab 10.07.2023"));
+    out = run_on(f, "2023-07-10");
+    expect_none(out, "no_valid_basis", "tr_eu");
+    expect_none(out, "partial_adequacy", "tr_eu");
+}
+
+/* A regime's US adequacy from its first day, and only for a listing with the
+ * regime's part of the DPF: sp_a has it, sp_other only other parts. */
+typedef struct {
+    const char *regime, *parts, *other_parts, *day_before, *first_day, *ground_basis, *ground_adequacy, *label;
+} dpf_regime_case;
+
+static void check_dpf_regime_starts(void **state, const dpf_regime_case *k)
+{
+    fixture *f = fx(state, k->first_day);
+    fx_adequacy(f, ADEQUACY_REGIMES);
+    char extra[256];
+    snprintf(extra, sizeof extra, ",'dpf':{'participating':true,'frameworks':[%s],'verified_on':'%s'}", k->parts,
+             k->first_day);
+    add_sp(f, "sp_a", "active", "subprocessor", "US", extra);
+    snprintf(extra, sizeof extra, ",'dpf':{'participating':true,'frameworks':[%s],'verified_on':'%s'}",
+             k->other_parts, k->first_day);
+    add_sp(f, "sp_other", "active", "subprocessor", "US", extra);
+    add_tr_in(f, "in", k->regime, "US", "dpf", "");
+    put(f->tr, "{'id':'tr_other','subprocessor_id':'sp_other','destination_country':'US','regime':'%s',"
+               "'basis':'dpf'}", k->regime);
+    put(f->tr, "{'id':'tr_eu','subprocessor_id':'sp_other','destination_country':'US','regime':'eu','basis':'dpf'}");
+    const cJSON *out = run_on(f, k->day_before);
+    const cJSON *hit = expect(out, "no_valid_basis", "tr_in", "critical", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), k->ground_basis);
+    expect_none(out, "no_valid_basis", "tr_eu"); /* the EU-US DPF already counted */
+    out = run_on(f, k->first_day);
+    expect_none(out, "no_valid_basis", "tr_in");
+    expect_none(out, "partial_adequacy", "tr_in");
+    /* a listing without the regime's part does not cover the regime's transfer */
+    hit = expect(out, "partial_adequacy", "tr_other", "critical", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), k->ground_adequacy);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), k->label));
+    expect_none(out, "partial_adequacy", "tr_eu");
+}
+
+/* UK transfers to the US: the UK-US data bridge (SI 2023/1028) from 12 Oct 2023,
+ * and only for a listing with the UK Extension; the EU decision does not count. */
+static void test_uk_data_bridge_starts_2023_10_12(void **state)
+{
+    check_dpf_regime_starts(state, &(dpf_regime_case){"uk", "'eu-us','uk-extension'", "'eu-us'", "2023-10-11",
+                                                      "2023-10-12", "UK GDPR Art. 44–46",
+                                                      "UK GDPR Art. 45; DPA 2018 s. 17A, Sch. 21 para. 4–5",
+                                                      "UK Extension"});
+}
+
+/* Swiss transfers to the US: DPO Annex 1 from 15 Sep 2024, Swiss-US certification only. */
+static void test_swiss_us_dpf_starts_2024_09_15(void **state)
+{
+    check_dpf_regime_starts(state, &(dpf_regime_case){"ch", "'eu-us','swiss-us'", "'eu-us','uk-extension'",
+                                                      "2024-09-14", "2024-09-15", "Swiss FADP Art. 16",
+                                                      "Swiss FADP Art. 16(1); DPO Art. 8, Annex 1",
+                                                      "Swiss-US Data Privacy Framework"});
+}
+
+/* Adequacy is looked up in the transfer's own regime: a UK regulation (Korea
+ * from 19 Dec 2022) counts for UK transfers only, an EU decision for EU ones. */
+static void test_adequacy_per_regime(void **state)
+{
+    fixture *f = fx(state, "2022-12-19");
+    fx_adequacy(f, ADEQUACY_REGIMES);
+    add_sp(f, "sp_a", "active", "subprocessor", "KR", "");
+    add_tr_in(f, "uk_kr", "uk", "KR", "adequacy", "");
+    add_tr_in(f, "eu_kr", "eu", "KR", "adequacy", ""); /* the fixture has no EU decision for Korea */
+    add_tr_in(f, "uk_ch", "uk", "CH", "adequacy", "");
+    add_tr_in(f, "ch_ch", "ch", "CH", "none", "");     /* within Switzerland: no transfer */
+    add_tr_in(f, "uk_gb", "uk", "GB", "none", "");     /* within the UK: no transfer */
+    add_tr_in(f, "ch_gb", "ch", "GB", "adequacy", "");
+    add_tr_in(f, "ch_jp", "ch", "JP", "adequacy", ",'recipient_in_adequacy_scope':true"); /* EU only */
+    add_tr_in(f, "uk_fr", "uk", "FR", "none", "");     /* the EEA is adequate for the UK too */
+    const cJSON *out = run_on(f, "2022-12-18");
+    expect(out, "no_valid_basis", "tr_uk_kr", "critical", NULL);
+    out = run_on(f, "2022-12-19");
+    expect_none(out, "no_valid_basis", "tr_uk_kr");
+    expect(out, "no_valid_basis", "tr_eu_kr", "critical", NULL);
+    expect_none(out, "no_valid_basis", "tr_uk_ch");
+    expect_none(out, "no_valid_basis", "tr_ch_ch");
+    expect_none(out, "no_valid_basis", "tr_uk_gb");
+    expect_none(out, "no_valid_basis", "tr_uk_fr");
+    const cJSON *hit = expect(out, "no_valid_basis", "tr_ch_jp", "critical", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), "Swiss FADP Art. 16");
+    /* Switzerland lists the UK from the revised FADP (1 Sep 2023) */
+    expect(out, "no_valid_basis", "tr_ch_gb", "critical", NULL);
+    expect_none(run_on(f, "2023-09-01"), "no_valid_basis", "tr_ch_gb");
+    expect(run_on(f, "2023-08-31"), "no_valid_basis", "tr_ch_gb", "critical", NULL);
+}
+
+/* A listing never verified is a finding like a stale one; so is a check made
+ * before the regime's part of the DPF counted. */
+static void test_dpf_never_verified(void **state)
+{
+    fixture *f = fx(state, "2026-01-15");
+    fx_adequacy(f, ADEQUACY_REGIMES);
+    add_sp(f, "sp_a", "active", "subprocessor", "US", ",'dpf':{'participating':true,'frameworks':['eu-us']}");
+    add_sp(f, "sp_uk", "active", "subprocessor", "US",
+           ",'dpf':{'participating':true,'frameworks':['eu-us','uk-extension'],'verified_on':'2023-10-11'}");
+    add_sp(f, "sp_uk2", "active", "subprocessor", "US",
+           ",'dpf':{'participating':true,'frameworks':['eu-us','uk-extension'],'verified_on':'2025-10-12'}");
+    add_tr_in(f, "never", "eu", "US", "dpf", "");
+    put(f->tr, "{'id':'tr_early','subprocessor_id':'sp_uk','destination_country':'US','regime':'uk','basis':'dpf'}");
+    put(f->tr, "{'id':'tr_ok','subprocessor_id':'sp_uk2','destination_country':'US','regime':'uk','basis':'dpf'}");
+    const cJSON *out = run_on(f, "2026-01-15");
+    const cJSON *hit = expect(out, "partial_adequacy", "tr_never", "high", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "never verified"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "nie geprüft"));
+    hit = expect(out, "partial_adequacy", "tr_early", "high", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "before the decision applied"));
+    expect_none(out, "partial_adequacy", "tr_ok");
+}
+
+/* ---- transfer_not_recorded: adequate, but not in the record -------------- */
+
+static void test_location_adequate_not_recorded(void **state)
+{
+    fixture *f = fx(state, "2031-12-27");
+    add_sp(f, "sp_ch", "active", "subprocessor", "CH", "");
+    add_sp(f, "sp_dpf", "active", "subprocessor", "US", ",'dpf':{'participating':true,'verified_on':'2031-06-01'}");
+    add_sp(f, "sp_nodpf", "active", "subprocessor", "US", ",'dpf':{'participating':false}");
+    add_sp(f, "sp_swiss_only", "active", "subprocessor", "US",
+           ",'dpf':{'participating':true,'frameworks':['swiss-us'],'verified_on':'2031-06-01'}");
+    add_sp(f, "sp_jp", "proposed", "subprocessor", "JP", ""); /* partial: scope unknown without a transfer */
+    add_sp(f, "sp_gb", "active", "subprocessor", "GB", "");
+    const cJSON *out = run_on(f, "2031-12-27");
+    const cJSON *hit = expect(out, "transfer_not_recorded", "sp_ch", "medium", NULL);
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 30(1)(e), 30(2)(c)");
+    assert_string_equal(json_get_str(hit, "entity_type"), "subprocessor");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "nicht im Verzeichnis erfasst"));
+    expect_none(out, "no_valid_basis", "sp_ch");
+    expect(out, "transfer_not_recorded", "sp_dpf", "medium", NULL);
+    expect(out, "no_valid_basis", "sp_nodpf", "critical", NULL);
+    expect(out, "no_valid_basis", "sp_swiss_only", "critical", NULL); /* no EU-US listing */
+    expect(out, "no_valid_basis", "sp_jp", "critical", NULL);
+    expect_none(out, "transfer_not_recorded", "sp_jp");
+    expect(out, "transfer_not_recorded", "sp_gb", "medium", NULL);
+    /* the day after the UK decision ends the location has no basis at all */
+    out = run_on(f, "2031-12-28");
+    expect_none(out, "transfer_not_recorded", "sp_gb");
+    expect(out, "no_valid_basis", "sp_gb", "critical", NULL);
+    /* recorded: neither */
+    add_tr(f, "ch", "sp_ch", "CH", "adequacy", "");
+    out = run_on(f, "2031-12-27");
+    expect_none(out, "transfer_not_recorded", "sp_ch");
+    expect_none(out, "no_valid_basis", "sp_ch");
+}
+
+/* ---- derogation_systematic --------------------------------------------- */
+
+static void test_derogation_not_for_systematic_transfers(void **state)
+{
+    fixture *f = fx(state, "2026-01-15");
+    put(f->sp, "{'id':'sp_a','legal_name':'Name sp_a','category':'other','role':'subprocessor','status':'active',"
+               "'locations':[{'country':'US','role':'hosting'},{'country':'IN','role':'support'},"
+               "{'country':'SG','role':'remote_access'},{'country':'AU','role':'backup'}]}");
+    put(f->sp, "{'id':'sp_rmm','legal_name':'Name sp_rmm','category':'rmm','role':'subprocessor','status':'active',"
+               "'locations':[{'country':'IN','role':'support'}]}");
+    add_tr_in(f, "host", "eu", "US", "art49", ",'art49_derogation':'a','valid_from':'2025-02-01'");
+    add_tr_in(f, "support", "eu", "IN", "art49", ",'art49_derogation':'b'"); /* occasional support: fine */
+    add_tr_in(f, "remote", "uk", "SG", "art49", ",'art49_derogation':'b'");
+    add_tr_in(f, "backup", "ch", "AU", "art49", ",'art49_derogation':'b'");
+    add_tr_in(f, "scc", "eu", "US", "scc_2021", ",'scc_module':3,'tia':{'performed_on':'2025-12-01','risk':'low'}");
+    put(f->tr, "{'id':'tr_rmm','subprocessor_id':'sp_rmm','destination_country':'IN','regime':'eu','basis':'art49',"
+               "'art49_derogation':'b'}");
+    const cJSON *out = run_on(f, "2026-01-15");
+    const cJSON *hit = expect(out, "derogation_systematic", "tr_host", "critical", "2025-02-01");
+    assert_string_equal(json_get_str(hit, "legal_ground"), "GDPR Art. 49(1); EDPB Guidelines 2/2018");
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "hosts the data there"));
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "de"), "Ausnahmen tragen nur gelegentliche"));
+    expect_none(out, "derogation_systematic", "tr_support");
+    expect_none(out, "derogation_systematic", "tr_scc");
+    assert_string_equal(json_get_str(expect(out, "derogation_systematic", "tr_remote", "critical", NULL),
+                                     "legal_ground"), "UK GDPR Art. 49(1); EDPB Guidelines 2/2018");
+    assert_string_equal(json_get_str(expect(out, "derogation_systematic", "tr_backup", "critical", NULL),
+                                     "legal_ground"), "Swiss FADP Art. 17");
+    hit = expect(out, "derogation_systematic", "tr_rmm", "critical", NULL);
+    assert_non_null(strstr(json_get_str(json_get(hit, "message"), "en"), "remote monitoring"));
+    /* the derogation itself is a basis: no no_valid_basis finding */
+    assert_int_equal(count_rule(out, "no_valid_basis"), 0);
 }
 
 /* The facts shipped in data/reference (embedded in the binary), through the
@@ -1097,6 +1321,29 @@ static void test_shipped_reference_data(void **state)
 
     expect_none(run_on(f, "2031-12-27"), "no_valid_basis", "tr_gb");
     expect(run_on(f, "2031-12-28"), "no_valid_basis", "tr_gb", "critical", "2031-12-28");
+
+    /* each regime's own list: the UK-US data bridge, the Swiss-US DPF, the UK's Korea regulation */
+    add_sp(f, "sp_all", "active", "subprocessor", "US",
+           ",'dpf':{'participating':true,'frameworks':['eu-us','uk-extension','swiss-us'],'verified_on':'2025-06-01'}");
+    put(f->tr, "{'id':'tr_uk_us','subprocessor_id':'sp_all','destination_country':'US','regime':'uk','basis':'dpf'}");
+    put(f->tr, "{'id':'tr_ch_us','subprocessor_id':'sp_all','destination_country':'US','regime':'ch','basis':'dpf'}");
+    put(f->tr, "{'id':'tr_uk_kr','subprocessor_id':'sp_all','destination_country':'KR','regime':'uk',"
+               "'basis':'adequacy'}");
+    put(f->tr, "{'id':'tr_ch_br','subprocessor_id':'sp_all','destination_country':'BR','regime':'ch',"
+               "'basis':'adequacy'}");
+    put(f->tr, "{'id':'tr_eu_br','subprocessor_id':'sp_all','destination_country':'BR','regime':'eu',"
+               "'basis':'adequacy'}");
+    expect(run_on(f, "2023-10-11"), "no_valid_basis", "tr_uk_us", "critical", NULL);
+    expect_none(run_on(f, "2023-10-12"), "no_valid_basis", "tr_uk_us");
+    expect(run_on(f, "2024-09-14"), "no_valid_basis", "tr_ch_us", "critical", NULL);
+    expect_none(run_on(f, "2024-09-15"), "no_valid_basis", "tr_ch_us");
+    expect(run_on(f, "2022-12-18"), "no_valid_basis", "tr_uk_kr", "critical", NULL);
+    expect_none(run_on(f, "2022-12-19"), "no_valid_basis", "tr_uk_kr");
+    out = run_on(f, "2026-06-01");
+    expect_none(out, "no_valid_basis", "tr_eu_br"); /* an EU decision (EU) 2026/179 ... */
+    expect(out, "no_valid_basis", "tr_ch_br", "critical", NULL); /* ... is no Swiss one */
+    expect_none(out, "partial_adequacy", "tr_uk_us");
+    expect_none(out, "partial_adequacy", "tr_ch_us");
 }
 
 int main(void)
@@ -1140,6 +1387,13 @@ int main(void)
         FX_TEST(test_scc_governing_law_and_forum),
         FX_TEST(test_repealed_set_missing_from_reference),
         FX_TEST(test_shipped_reference_data),
+        FX_TEST(test_eu_dpf_starts_2023_07_10),
+        FX_TEST(test_uk_data_bridge_starts_2023_10_12),
+        FX_TEST(test_swiss_us_dpf_starts_2024_09_15),
+        FX_TEST(test_adequacy_per_regime),
+        FX_TEST(test_dpf_never_verified),
+        FX_TEST(test_location_adequate_not_recorded),
+        FX_TEST(test_derogation_not_for_systematic_transfers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
