@@ -82,7 +82,8 @@ _RULES = re.compile(
     r"|a partial adequacy decision names the condition|^required when |^required for "
     r"|^only when the owner|^only for the 2021 SCCs|an agreement cannot supersede itself"
     r"|^cannot be changed|with valid check digits|^the 2021 SCCs apply from"
-    r"|^the UK (Addendum|IDTA) is in force from")
+    r"|^the UK (Addendum|IDTA) is in force from"
+    r"|^only for a participant \(participating true\)|^the UK Extension requires the EU-US DPF")
 
 
 def _is_rule(case, error):
