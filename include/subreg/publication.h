@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "subreg/util.h"
 
@@ -51,6 +52,10 @@ const char *label_key(const char *text);
 
 /* RFC 4180 CSV of items (header + one row per item, CRLF, UTF-8), in lang. */
 void render_csv(const cJSON *items, const char *lang, strbuf *out);
+/* The same rows as an XLSX workbook (libxlsxwriter) appended to out, dated
+ * created (the same list and date give the same bytes); false if it could not
+ * be written (no memory file, no scratch directory). */
+bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *out);
 
 /* Publications passed to the renderers are the stored documents: "number" is
  * the version of the list, "version" the document's own revision. */

@@ -187,6 +187,12 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
         strbuf csv = {0};
         render_csv(items ? items : empty, LANGS[li], &csv);
         set_form(&s->forms[F_CSV_DE + li - 1], csv.data ? csv.data : xstrdup(""), csv.len, s->current);
+        strbuf xlsx = {0};
+        if (render_xlsx(items ? items : empty, LANGS[li], s->last_modified_s, &xlsx))
+            set_form(&s->forms[F_XLSX_DE + li - 1], xlsx.data, xlsx.len, s->current);
+        else
+            sb_free(&xlsx); /* served as 503 (logged once per snapshot) */
+        if (!s->forms[F_XLSX_DE + li - 1].body) log_msgf(LOG_ERROR, "public list: the XLSX could not be written");
     }
     /* HTML: upcoming soonest first, history newest first */
     cJSON *upcoming = cJSON_CreateArray(), *history = cJSON_CreateArray();
@@ -328,21 +334,36 @@ static bool lang_ok(req *r)
     return true;
 }
 
+#define XLSX_TYPE "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 static void handle_public_list(req *r)
 {
     static const char *const allowed[] = {"format", "lang", NULL};
     if (!req_check_query(r, allowed) || !lang_ok(r)) return;
     const char *format = req_query(r, "format");
     const char *accept = req_header(r, "Accept");
-    if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
-        respond_problem(r, 400, "malformed-request", "format must be json or csv");
+    if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0 && strcmp(format, "xlsx") != 0) {
+        respond_problem(r, 400, "malformed-request", "format must be json, csv or xlsx");
         return;
     }
     bool csv = format ? strcmp(format, "csv") == 0 : (accept && strstr(accept, "text/csv") && !strstr(accept, "json"));
+    bool xlsx = format ? strcmp(format, "xlsx") == 0 : (accept && strstr(accept, XLSX_TYPE) && !strstr(accept, "json"));
     snapshot *s = public_snapshot(r);
     if (!s) return;
     const char *lang = req_query(r, "lang");
-    if (csv) {
+    if (xlsx) {
+        const char *l = pick_lang(r, "en");
+        const form *f = &s->forms[strcmp(l, "de") == 0 ? F_XLSX_DE : F_XLSX_EN];
+        if (!f->body) {
+            req_add_header(r, "Retry-After", "60");
+            respond_problem(r, 503, "service-unavailable", "the XLSX could not be written (see the service's log)");
+            return;
+        }
+        char disp[80];
+        snprintf(disp, sizeof disp, "attachment; filename=\"subprocessors-v%d-%s.xlsx\"", s->current, l);
+        req_add_header(r, "Content-Disposition", disp);
+        send_form(r, s, f, XLSX_TYPE, "Accept, Accept-Language");
+    } else if (csv) {
         const char *l = pick_lang(r, "en");
         send_form(r, s, &s->forms[strcmp(l, "de") == 0 ? F_CSV_DE : F_CSV_EN], "text/csv; charset=utf-8; header=present",
                   "Accept, Accept-Language");

@@ -1,8 +1,12 @@
+#define _GNU_SOURCE /* memfd_create */
 #include "subreg/publication.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xlsxwriter.h>
 
 #include "subreg/json.h"
 #include "subreg/resource.h"
@@ -314,34 +318,94 @@ static void csv_field(strbuf *out, const char *raw, bool last)
     sb_puts(out, last ? "\r\n" : ",");
 }
 
+/* The public list's columns (CSV and XLSX alike) and one item's cell text. */
+static const char *const LIST_COLUMNS[] = {"id",           "legal_name",   "trading_name",    "category",
+                                           "hq_country",   "purpose",      "data_categories", "data_subjects",
+                                           "locations",    "certifications", "dpf_participating", "website", NULL};
+
+static void list_cell(const cJSON *it, const char *c, const char *lang, strbuf *cell)
+{
+    const cJSON *v = json_get(it, c);
+    cell->len = 0;
+    if (cell->data) cell->data[0] = '\0';
+    if (strcmp(c, "category") == 0 && cJSON_IsString(v)) sb_puts(cell, v->valuestring);
+    else if (strcmp(c, "purpose") == 0) sb_puts(cell, text_of(v, lang));
+    else if (strcmp(c, "data_categories") == 0 || strcmp(c, "data_subjects") == 0) {
+        for (const cJSON *x = v ? v->child : NULL; x; x = x->next) {
+            if (x != v->child) sb_puts(cell, ";");
+            sb_puts(cell, cJSON_IsString(x) ? x->valuestring : "");
+        }
+    } else if (strcmp(c, "locations") == 0) locations_text(v, "en", "; ", cell);
+    else if (strcmp(c, "certifications") == 0) certs_text(v, "; ", cell);
+    else if (strcmp(c, "dpf_participating") == 0) sb_puts(cell, cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false") : "");
+    else if (cJSON_IsString(v)) sb_puts(cell, v->valuestring);
+    if (!cell->data) sb_append(cell, "", 0);
+}
+
 void render_csv(const cJSON *items, const char *lang, strbuf *out)
 {
-    static const char *const cols[] = {"id", "legal_name", "trading_name", "category", "hq_country", "purpose",
-                                       "data_categories", "data_subjects", "locations", "certifications",
-                                       "dpf_participating", "website", NULL};
+    const char *const *cols = LIST_COLUMNS;
     for (int i = 0; cols[i]; i++) csv_field(out, cols[i], !cols[i + 1]);
     for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
         strbuf cell = {0};
         for (int i = 0; cols[i]; i++) {
-            const char *c = cols[i];
-            const cJSON *v = json_get(it, c);
-            cell.len = 0;
-            if (cell.data) cell.data[0] = '\0';
-            if (strcmp(c, "category") == 0 && cJSON_IsString(v)) sb_puts(&cell, v->valuestring);
-            else if (strcmp(c, "purpose") == 0) sb_puts(&cell, text_of(v, lang));
-            else if (strcmp(c, "data_categories") == 0 || strcmp(c, "data_subjects") == 0) {
-                for (const cJSON *x = v ? v->child : NULL; x; x = x->next) {
-                    if (x != v->child) sb_puts(&cell, ";");
-                    sb_puts(&cell, cJSON_IsString(x) ? x->valuestring : "");
-                }
-            } else if (strcmp(c, "locations") == 0) locations_text(v, "en", "; ", &cell);
-            else if (strcmp(c, "certifications") == 0) certs_text(v, "; ", &cell);
-            else if (strcmp(c, "dpf_participating") == 0) sb_puts(&cell, cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false") : "");
-            else if (cJSON_IsString(v)) sb_puts(&cell, v->valuestring);
-            csv_field(out, cell.data ? cell.data : "", !cols[i + 1]);
+            list_cell(it, cols[i], lang, &cell);
+            csv_field(out, cell.data, !cols[i + 1]);
         }
         sb_free(&cell);
     }
+}
+
+/* ---- XLSX (libxlsxwriter) ---------------------------------------------------------- */
+
+/* The same rows as the CSV in one worksheet: every cell a string (a formula
+ * is never written: worksheet_write_string stores text), the header bold and
+ * frozen. libxlsxwriter writes to a file: an anonymous memory file
+ * (memfd_create), named through /proc/self/fd; its own scratch files go to
+ * $TMPDIR or /tmp. */
+bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *out)
+{
+    int fd = memfd_create("subreg-xlsx", MFD_CLOEXEC);
+    if (fd < 0) return false;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    const char *tmp = getenv("TMPDIR");
+    lxw_workbook_options opts = {.tmpdir = (char *)(tmp && *tmp ? tmp : "/tmp")};
+    lxw_workbook *wb = workbook_new_opt(path, &opts);
+    bool ok = wb != NULL;
+    if (ok) {
+        /* the file's own date is the list's: the same list gives the same bytes (and ETag) on every instance */
+        lxw_doc_properties props = {.created = created};
+        workbook_set_properties(wb, &props);
+        lxw_worksheet *ws = workbook_add_worksheet(wb, strcmp(lang, "de") == 0 ? "Unterauftragsverarbeiter" : "Subprocessors");
+        lxw_format *bold = workbook_add_format(wb);
+        format_set_bold(bold);
+        const char *const *cols = LIST_COLUMNS;
+        for (int c = 0; cols[c]; c++) worksheet_write_string(ws, 0, (lxw_col_t)c, cols[c], bold);
+        worksheet_freeze_panes(ws, 1, 0);
+        strbuf cell = {0}, clean = {0};
+        lxw_row_t r = 1;
+        for (const cJSON *it = items ? items->child : NULL; it; it = it->next, r++)
+            for (int c = 0; cols[c]; c++) {
+                list_cell(it, cols[c], lang, &cell);
+                clean.len = 0;
+                sb_put_text(&clean, cell.data, cell.len); /* XML 1.0 text only */
+                if (clean.len) worksheet_write_string(ws, r, (lxw_col_t)c, clean.data, NULL);
+            }
+        sb_free(&cell);
+        sb_free(&clean);
+        ok = workbook_close(wb) == LXW_NO_ERROR;
+    }
+    off_t len = ok ? lseek(fd, 0, SEEK_END) : -1;
+    if (len > 0) {
+        sb_reserve(out, (size_t)len);
+        ok = pread(fd, out->data + out->len, (size_t)len, 0) == len;
+        if (ok) out->len += (size_t)len;
+    } else {
+        ok = false;
+    }
+    close(fd);
+    return ok;
 }
 
 /* ---- XML/HTML ------------------------------------------------------------- */

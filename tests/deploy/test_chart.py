@@ -267,6 +267,16 @@ def test_probes_and_shutdown(rendered, variant):
             assert not any("exec" in h for h in hooks), f"{ctr['name']}: exec needs a shell the image lacks"
 
 
+def test_the_server_has_a_scratch_tmp(rendered):
+    """The root file system is read-only; the XLSX writer's scratch files go to
+    /tmp, a memory-backed emptyDir of bounded size."""
+    docs = rendered["default"]
+    c = server(docs)
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+    (vol,) = [v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert vol["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+
+
 def test_default_migrates_in_an_init_container(rendered):
     docs = rendered["default"]
     dep = one(docs, "Deployment")
@@ -394,7 +404,7 @@ def test_all_on_auth_settings_and_public_keys(rendered):
     assert env["SUBREG_WEBHOOK_ALLOW_NETS"]["valueFrom"]["configMapKeyRef"]["name"] == "subreg-network"
     # the public keys: mounted read-only from the ConfigMap, and SUBREG_JWT_PUBLIC_KEYS
     # names exactly the mounted files
-    (mount,) = c["volumeMounts"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] != "tmp"]
     assert mount["readOnly"] is True
     (vol,) = [v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
               if v["name"] == mount["name"]]
@@ -460,7 +470,7 @@ def test_good_variations_render(helm):
     env = env_of(server(docs))
     assert "SUBREG_JWT_HS256_SECRET" not in env
     assert env["SUBREG_JWT_PUBLIC_KEYS"]["value"] == "/etc/subreg/jwt-keys/k.pem"
-    (vol,) = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    (vol,) = [v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] != "tmp"]
     assert vol["secret"]["secretName"] == "keys"
     assert one(docs, "Job")["spec"]["template"]["spec"]["serviceAccountName"] == "default"
     for doc in docs:

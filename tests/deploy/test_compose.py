@@ -101,6 +101,7 @@ def test_every_setting_named_is_a_documented_configuration_variable():
 def test_the_service_runs_hardened():
     subreg = compose()["services"]["subreg"]
     assert subreg["read_only"] is True
+    assert [t.split(":")[0] for t in subreg["tmpfs"]] == ["/tmp"]  # the XLSX writer's scratch files
     assert subreg["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in subreg["security_opt"]
     assert subreg["ports"] == ["127.0.0.1:8080:8080"]  # TLS belongs in front

@@ -258,6 +258,10 @@ def test_create_read_publish_and_the_public_list(served, token):
     assert resp.headers["ETag"]
     page = requests.get(served.url + "/subprocessors", timeout=15)
     assert page.status_code == 200 and "Image Test Hosting GmbH" in page.text
+    # the spreadsheet: libxlsxwriter in the image, its scratch files in the image's /tmp
+    sheet = requests.get(served.url + "/public/v1/subprocessors", params={"format": "xlsx"}, timeout=15)
+    assert sheet.status_code == 200, sheet.text
+    assert sheet.content.startswith(b"PK\x03\x04") and b"xl/worksheets/sheet1.xml" in sheet.content
 
 
 def test_metrics_from_the_image(served):

@@ -468,10 +468,30 @@ static void test_renderers_escape_what_the_fuzzer_found(void **state)
     cJSON_Delete(items);
 }
 
+/* The spreadsheet: a zip (an Office Open XML package) whose bytes depend only on
+ * the rows and the date given, so every instance serves the same file. */
+static void test_xlsx_is_a_package_and_reproducible(void **state)
+{
+    (void)state;
+    cJSON *items = cJSON_Parse("[{\"id\":\"sp_1\",\"legal_name\":\"=1+1\",\"purpose\":{\"de\":\"a\",\"en\":\"b\"}}]");
+    strbuf a = {0}, b = {0}, c = {0};
+    assert_true(render_xlsx(items, "en", 1767225600, &a));
+    assert_true(render_xlsx(items, "en", 1767225600, &b));
+    assert_true(render_xlsx(items, "en", 1767225601, &c));
+    assert_true(a.len > 1000 && memcmp(a.data, "PK\x03\x04", 4) == 0);
+    assert_true(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+    assert_false(a.len == c.len && memcmp(a.data, c.data, a.len) == 0);
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    cJSON_Delete(items);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_public_view_keeps_only_the_allow_list),
+        cmocka_unit_test(test_xlsx_is_a_package_and_reproducible),
         cmocka_unit_test(test_public_view_of_a_minimal_subprocessor),
         cmocka_unit_test(test_retired_and_unlisted_have_no_public_view),
         cmocka_unit_test(test_public_items_sorted_and_filtered),
