@@ -17,6 +17,7 @@
 #define PUBLIC_FEED_PATH PUBLIC_LIST_PATH "/feed.atom"
 #define PUBLIC_VERSIONS_PATH PUBLIC_LIST_PATH "/versions"
 #define PUBLIC_PAGE_PATH "/subprocessors"
+#define PUBLIC_ANNEX_PATH "/subprocessors/annex"
 
 /* The public view of one subprocessor, or NULL when it is not listed (status
  * retired, or public.listed false). Only the members RES_SUBPROCESSOR declares
@@ -67,6 +68,11 @@ void render_atom(const cJSON *publications, const char *base, const char *update
 /* The human page: list in effect, upcoming changes, history. lang "de" or "en". */
 void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang,
                  strbuf *out);
+
+/* The DPA annex (PUBLIC_ANNEX_PATH): the list in effect as a print-ready page,
+ * each printed page headed with the version and its effective date; source_url
+ * is where the current list is (the public page's absolute URL). */
+void render_annex(const cJSON *current, const char *lang, const char *source_url, strbuf *out);
 
 /* A publication was written (its descriptor's after_write): bumps the
  * "publications" stamp and wakes the scheduler (api/scheduler.c). */

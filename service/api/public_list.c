@@ -202,10 +202,14 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
             cJSON_AddItemToArray(upcoming, cJSON_CreateObjectReference(p->child));
         else cJSON_InsertItemInArray(history, 0, cJSON_CreateObjectReference(p->child));
     }
+    char source[400];
+    snprintf(source, sizeof source, "%s" PUBLIC_PAGE_PATH, api_cfg.public_base_url);
     for (int li = 1; li < 3; li++) {
-        strbuf html = {0};
+        strbuf html = {0}, annex = {0};
         render_html(current, upcoming, history, LANGS[li], &html);
         set_form(&s->forms[F_HTML_DE + li - 1], html.data, html.len, s->current);
+        render_annex(current, LANGS[li], source, &annex);
+        set_form(&s->forms[F_ANNEX_DE + li - 1], annex.data, annex.len, s->current);
     }
     /* Atom and the versions list: every publication, newest first */
     cJSON *newest = cJSON_CreateArray();
@@ -402,6 +406,8 @@ static void handle_public_atom(req *r)
     send_form(r, s, &s->forms[F_ATOM], "application/atom+xml; charset=utf-8", NULL);
 }
 
+/* The page and the DPA annex: HTML in the asked language (r->route->data: the
+ * German form; the English one follows it). */
 static void handle_public_html(req *r)
 {
     static const char *const allowed[] = {"lang", NULL};
@@ -409,11 +415,14 @@ static void handle_public_html(req *r)
     snapshot *s = public_snapshot(r);
     if (!s) return;
     const char *lang = pick_lang(r, "en");
+    int de_form = *(const int *)r->route->data;
     req_add_header(r, "Content-Language", lang);
     req_add_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
-    send_form(r, s, &s->forms[strcmp(lang, "de") == 0 ? F_HTML_DE : F_HTML_EN], "text/html; charset=utf-8",
+    send_form(r, s, &s->forms[strcmp(lang, "de") == 0 ? de_form : de_form + 1], "text/html; charset=utf-8",
               "Accept-Language");
 }
+
+static const int PAGE_FORMS = F_HTML_DE, ANNEX_FORMS = F_ANNEX_DE;
 
 int public_list_routes(route *out, int cap)
 {
@@ -422,7 +431,8 @@ int public_list_routes(route *out, int cap)
         {"GET", PUBLIC_VERSIONS_PATH, handle_public_versions, ROLE_NONE, NULL, 0},
         {"GET", PUBLIC_VERSIONS_PATH "/{id}", handle_public_version, ROLE_NONE, NULL, 0},
         {"GET", PUBLIC_FEED_PATH, handle_public_atom, ROLE_NONE, NULL, 0},
-        {"GET", PUBLIC_PAGE_PATH, handle_public_html, ROLE_NONE, NULL, 0},
+        {"GET", PUBLIC_PAGE_PATH, handle_public_html, ROLE_NONE, &PAGE_FORMS, 0},
+        {"GET", PUBLIC_ANNEX_PATH, handle_public_html, ROLE_NONE, &ANNEX_FORMS, 0},
     };
     return add_routes(out, cap, rs, sizeof rs / sizeof rs[0]);
 }

@@ -22,7 +22,7 @@ typedef struct {
     char etag[48];
 } form;
 
-enum { F_JSON, F_JSON_DE, F_JSON_EN, F_CSV_DE, F_CSV_EN, F_XLSX_DE, F_XLSX_EN, F_HTML_DE, F_HTML_EN, F_ATOM, F_VERSIONS, F_COUNT };
+enum { F_JSON, F_JSON_DE, F_JSON_EN, F_CSV_DE, F_CSV_EN, F_XLSX_DE, F_XLSX_EN, F_HTML_DE, F_HTML_EN, F_ANNEX_DE, F_ANNEX_EN, F_ATOM, F_VERSIONS, F_COUNT };
 
 typedef struct snapshot {
     int refs;

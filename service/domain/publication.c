@@ -641,9 +641,12 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     }
     sb_printf(out, "<p class=\"formats\">%s <a href=\"" PUBLIC_LIST_PATH "\" type=\"application/json\">JSON</a>, "
                    "<a href=\"" PUBLIC_LIST_PATH "?format=csv&amp;lang=%s\" type=\"text/csv\">CSV</a>, "
-                   "<a href=\"" PUBLIC_FEED_PATH "\" type=\"application/atom+xml\">Atom</a></p>\n"
+                   "<a href=\"" PUBLIC_LIST_PATH "?format=xlsx&amp;lang=%s\" "
+                   "type=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\">XLSX</a>, "
+                   "<a href=\"" PUBLIC_FEED_PATH "\" type=\"application/atom+xml\">Atom</a>, "
+                   "<a href=\"" PUBLIC_ANNEX_PATH "?lang=%s\">%s</a></p>\n"
                    "</header>\n<main>\n",
-              de ? "Auch als" : "Also as", lang);
+              de ? "Auch als" : "Also as", lang, lang, lang, de ? "Anlage zum AV-Vertrag" : "DPA annex");
     sb_printf(out, "<section aria-labelledby=\"current\">\n<h2 id=\"current\">%s</h2>\n",
               de ? "Aktuelle Liste" : "Current list");
     if (current)
@@ -710,4 +713,50 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         sb_puts(out, "</li>\n");
     }
     sb_puts(out, "</ol>\n</section>\n</main>\n</body>\n</html>\n");
+}
+
+/* The DPA annex: the list in effect as a document a legal team attaches to its
+ * data processing agreement. Printed, every page names the version and the day
+ * it took effect (CSS page margin boxes) and counts its pages. */
+void render_annex(const cJSON *current, const char *lang, const char *source_url, strbuf *out)
+{
+    bool de = strcmp(lang, "de") == 0;
+    const char *title = de ? "Anlage zum Auftragsverarbeitungsvertrag: Unterauftragsverarbeiter"
+                           : "Annex to the data processing agreement: subprocessors";
+    strbuf when = {0}, running = {0};
+    int number = current ? (int)cJSON_GetNumberValue(json_get(current, "number")) : 0;
+    if (current) human_time(&when, json_get_str(current, "effective_at"), lang);
+    /* the margin boxes' text is a CSS string: only characters that need no escape there */
+    sb_printf(&running, de ? "Unterauftragsverarbeiter, Version %d, gültig seit %s" : "Subprocessors, version %d, in effect since %s",
+              number, when.data ? when.data : "");
+    sb_printf(out,
+              "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n"
+              "<style>\n@page{size:A4;margin:22mm 16mm 18mm;"
+              "@top-left{content:\"%s\";font:8pt system-ui,sans-serif;color:#444}"
+              "@bottom-right{content:\"%s \" counter(page) \" %s \" counter(pages);font:8pt system-ui,sans-serif;color:#444}}\n"
+              "body{font-family:system-ui,sans-serif;color:#1a1a1a;background:#fff;line-height:1.4;max-width:72rem;"
+              "margin:2rem auto;padding:0 1rem;overflow-wrap:break-word}\n"
+              "table{border-collapse:collapse;width:100%%;margin:1rem 0}\ncaption{text-align:left;font-weight:600;"
+              "padding:.5rem 0}\nth,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left;vertical-align:top}\n"
+              "thead th{background:#e8e8e8}\n.muted{color:#595959}\n"
+              "@media print{body{margin:0;max-width:none;padding:0;font-size:9pt}thead{display:table-header-group}"
+              "tr{break-inside:avoid}}\n</style>\n</head>\n<body>\n<main>\n<h1>%s</h1>\n",
+              lang, title, running.data, de ? "Seite" : "Page", de ? "von" : "of", title);
+    if (current) {
+        sb_printf(out, "<p>%s <strong>%d</strong>, %s <time datetime=\"", de ? "Version" : "Version", number,
+                  de ? "gültig seit" : "in effect since");
+        esc(out, json_get_str(current, "effective_at"));
+        sb_printf(out, "\">%s</time>.</p>\n", when.data ? when.data : "");
+        override_note(current, lang, "<p class=\"override\">", "</p>\n", out);
+        html_table(json_get(current, "items"), lang,
+                   de ? "Genehmigte Unterauftragsverarbeiter" : "Approved subprocessors", out);
+    } else {
+        sb_printf(out, "<p>%s</p>\n", de ? "Es ist noch keine Version veröffentlicht." : "No version has been published yet.");
+    }
+    sb_printf(out, "<p class=\"muted\">%s ", de ? "Die jeweils gültige Fassung und angekündigte Änderungen:"
+                                                 : "The version in effect and announced changes:");
+    esc(out, source_url);
+    sb_puts(out, "</p>\n</main>\n</body>\n</html>\n");
+    sb_free(&when);
+    sb_free(&running);
 }

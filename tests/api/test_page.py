@@ -182,6 +182,39 @@ def test_page_prints_the_list_with_its_version_and_dates(long_site, browser, lan
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_the_dpa_annex_prints_with_its_version_on_every_page(long_site, browser, lang):
+    """/subprocessors/annex (issue 13): the list in effect as a DPA annex. Printed
+    (A4), every page is headed with the version and its effective date and counts
+    the pages; every subprocessor is on paper; the announced version is not (an
+    annex is what is agreed now); no WCAG violation on screen."""
+    srv, body = long_site
+    browser.open(f"{srv.url}/subprocessors/annex?lang={lang}", 1280, 900)
+    result = run_axe(browser)
+    assert not result["violations"], json.dumps(result["violations"], indent=1, ensure_ascii=False)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    pdf = OUT_DIR / f"subprocessors-annex-{lang}.pdf"
+    browser.pdf(pdf)
+    raw = subprocess.run([shutil.which("pdftotext"), "-raw", str(pdf), "-"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    pages = [" ".join(p.split()) for p in raw.split("\f") if p.strip()]
+    assert len(pages) >= 3, f"200 subprocessors on {len(pages)} page(s)"
+    when = human_date(body["effective_at"], lang)
+    head = {"de": f"Unterauftragsverarbeiter, Version 1, gültig seit {when}",
+            "en": f"Subprocessors, version 1, in effect since {when}"}[lang]
+    for n, page in enumerate(pages, 1):
+        assert head in page, f"page {n} has no running head: {page[:300]}"
+        assert f"{'Seite' if lang == 'de' else 'Page'} {n} {'von' if lang == 'de' else 'of'} {len(pages)}" in page, \
+            f"page {n}: {page[-200:]}"
+    text = " ".join(pages)
+    title = {"de": "Anlage zum Auftragsverarbeitungsvertrag", "en": "Annex to the data processing agreement"}[lang]
+    assert title in pages[0]
+    missing = [i["legal_name"] for i in body["items"] if i["legal_name"] not in text]
+    assert not missing, f"{len(missing)} subprocessors not on paper, e.g. {missing[:3]}"
+    assert "Größenwahn Cloud GmbH" not in text, "the announced version is not part of the annex"
+    assert f"{srv.url}/subprocessors" in text  # where the current list is
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_replaced_announcement_and_shortened_notice_pass_axe(make_server, browser, lang):
     """The notes a replacing version and a shortened notice add to the page (issue
     11): shown in the browser as the visible text, and no WCAG violation."""
