@@ -61,6 +61,9 @@ const char *store_status_name(store_status s);
  * within its deadline plus the one operation under way, itself bounded by
  * socketTimeoutMS (and the server selection and connect timeouts). */
 void store_set_deadline(int64_t mono_deadline_ms);
+/* Moves this request's deadline on by extra_ms (no deadline: none): for the
+ * requests whose database work grows with their size (an import, an export). */
+void store_extend_deadline(int64_t extra_ms);
 
 /* Round trip to the server (readiness). */
 store_status store_ping(void);

@@ -30,6 +30,7 @@
 #define IMPORT_MAX_ROWS 5000
 #define IMPORT_MAX_BYTES (10L * 1024 * 1024)
 #define IMPORT_MAX_REPORTED 1000
+#define IMPORT_MS_PER_ROW 100 /* a bound for a database gone slow, not the expected time (2-5 ms a row) */
 
 /* The columns a CSV may have: the member they fill, and the header names that
  * mean it (compared case-insensitively, blanks around ignored). The public
@@ -596,6 +597,7 @@ static void handle_import(req *r)
         respond_problem(r, 422, "unprocessable-entity", "the file has no rows");
         goto done;
     }
+    store_extend_deadline((int64_t)im.n * 2); /* the registry read and each row's reference checks */
     st = store_list_all(RES_SUBPROCESSOR.collection, &registry);
     if (st == ST_OK && !im.nerrors) st = match_and_check(&im, registry);
     if (st != ST_OK) {
@@ -612,6 +614,9 @@ static void handle_import(req *r)
         goto done;
     }
     int written = 0;
+    /* each written row is a few database operations: the request deadline
+     * (for one document's work) grows with the rows to write */
+    store_extend_deadline((int64_t)im.n * IMPORT_MS_PER_ROW);
     if (!dry_run && (st = apply(r, &im, &written)) != ST_OK) {
         /* ST_STALE: a row's subprocessor changed since it was read */
         if (st == ST_STALE) {

@@ -109,6 +109,11 @@ void store_set_deadline(int64_t mono_deadline_ms)
     deadline_ms = mono_deadline_ms;
 }
 
+void store_extend_deadline(int64_t extra_ms)
+{
+    if (deadline_ms) deadline_ms += extra_ms;
+}
+
 static bool past_deadline(const char *what)
 {
     if (!deadline_ms || mono_ms() < deadline_ms) return false;

@@ -199,3 +199,17 @@ def test_the_sample_file_in_docs_imports(make_server):
     assert got["Odoo"]["data_subjects"] == ["customers", "prospects"]
     assert got["Odoo"]["purpose"] == {"de": "ERP-System: Angebote, Aufträge, Rechnungen",
                                       "en": "ERP system: offers, orders, invoices"}
+
+
+def test_a_thousand_rows_take_longer_than_one_request_deadline(make_server):
+    """A large import is many writes: its deadline grows with its rows (100 ms
+    each), so 1,000 rows go in even with a 1 s request deadline."""
+    srv = make_server(extra_env={"SUBREG_REQUEST_DEADLINE_MS": "1000"})
+    api = srv.api(roles=["editor"], sub="eddie")
+    lines = ["legal_name;hq_country;category;purpose;data_categories;data_subjects;locations"]
+    lines += [f"Bulk {i:04d} GmbH;DE;hosting;Betrieb;master_contact;customers;DE: hosting" for i in range(1000)]
+    resp = post_csv(api, ("\r\n".join(lines) + "\r\n").encode())
+    assert_status(resp, 200)
+    assert resp.json()["created"] == 1000
+    items, _ = api.list_all(SP)
+    assert len(items) == 1000
