@@ -308,6 +308,9 @@ static bool each_record(const csv_record *rec, int line, void *ctx)
         im->header_read = true;
         return read_header(im, rec);
     }
+    bool blank = true; /* a row of empty cells (a spreadsheet's trailing ";;;;") is no row */
+    for (int i = 0; i < rec->n && blank; i++) blank = !*trim(rec->cells[i]);
+    if (blank) return true;
     if (im->n >= IMPORT_MAX_ROWS) {
         im->too_many = true;
         return false;
