@@ -18,6 +18,7 @@
 #define PUBLIC_VERSIONS_PATH PUBLIC_LIST_PATH "/versions"
 #define PUBLIC_PAGE_PATH "/subprocessors"
 #define PUBLIC_ANNEX_PATH "/subprocessors/annex"
+#define XLSX_MEDIA_TYPE "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 /* The public view of one subprocessor, or NULL when it is not listed (status
  * retired, or public.listed false). Only the members RES_SUBPROCESSOR declares
@@ -53,6 +54,14 @@ const char *label_key(const char *text);
 
 /* RFC 4180 CSV of items (header + one row per item, CRLF, UTF-8), in lang. */
 void render_csv(const cJSON *items, const char *lang, strbuf *out);
+/* One worksheet of text cells as an XLSX workbook appended to out (the header
+ * row bold and frozen; cell(ctx, row, col, text) appends the text of a cell,
+ * rows counted from 0 below the header); dated created: the same cells and
+ * date give the same bytes. false if it could not be written. */
+typedef void (*xlsx_cell_fn)(void *ctx, int row, int col, strbuf *text);
+bool xlsx_sheet(const char *sheet, const char *const *header, int ncols, int nrows, xlsx_cell_fn cell, void *ctx,
+                time_t created, strbuf *out);
+
 /* The same rows as an XLSX workbook (libxlsxwriter) appended to out, dated
  * created (the same list and date give the same bytes); false if it could not
  * be written (no memory file, no scratch directory). */

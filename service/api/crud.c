@@ -11,6 +11,7 @@
 #include "subreg/cursor.h"
 #include "subreg/json.h"
 #include "subreg/log.h"
+#include "subreg/publication.h"
 #include "subreg/resource.h"
 #include "subreg/write.h"
 
@@ -390,16 +391,138 @@ static void handle_get(req *r)
 
 /* ?limit, ?cursor and the resource's filters → a page of items. Shared with the
  * audit trail, whose "resource" is only a filter table. */
+/* ---- the registry lists as a spreadsheet ----------------------------------------
+ * ?format=xlsx on a resource's list: every matching document (no pages, at most
+ * XLSX_MAX_ROWS) in one worksheet, a column per top-level member of the field
+ * table, each cell the member as text (lang picks a German/English text). */
+#define XLSX_MAX_ROWS 20000
+
+static void value_text(const cJSON *v, const char *lang, strbuf *out)
+{
+    if (!v || cJSON_IsNull(v)) return;
+    if (cJSON_IsString(v)) sb_puts(out, v->valuestring);
+    else if (cJSON_IsBool(v)) sb_puts(out, cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNumber(v)) sb_printf(out, "%.15g", v->valuedouble);
+    else if (cJSON_IsObject(v) && json_get_str(v, "de") && json_get_str(v, "en") && cJSON_GetArraySize(v) == 2)
+        sb_puts(out, json_get_str(v, lang));
+    else if (cJSON_IsArray(v))
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (c != v->child) sb_puts(out, "; ");
+            value_text(c, lang, out);
+        }
+    else if (cJSON_IsObject(v))
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (c != v->child) sb_puts(out, ", ");
+            sb_printf(out, "%s: ", c->string);
+            value_text(c, lang, out);
+        }
+}
+
+typedef struct {
+    const cJSON **docs;
+    const char *const *columns;
+    const char *lang;
+} sheet_rows;
+
+static void sheet_cell(void *ctx, int row, int col, strbuf *text)
+{
+    const sheet_rows *s = ctx;
+    value_text(json_get(s->docs[row], s->columns[col]), s->lang, text);
+}
+
+static void list_xlsx(req *r, const char *collection, const field *fields, bson_t *filter, bool desc, bool nothing)
+{
+    const char *lang = req_query(r, "lang");
+    if (!lang) lang = "en";
+    cJSON *all = cJSON_CreateArray();
+    char *after = NULL;
+    store_status st = ST_OK;
+    bool more = !nothing;
+    store_extend_deadline(XLSX_MAX_ROWS / 10); /* up to 2 s more for the pages of a large registry */
+    while (more && st == ST_OK && cJSON_GetArraySize(all) <= XLSX_MAX_ROWS) {
+        cJSON *page = NULL;
+        st = store_list(collection, filter, after, desc, 500, &page, &more);
+        free(after);
+        after = NULL;
+        if (st != ST_OK) break;
+        while (page->child) cJSON_AddItemToArray(all, doc_public(cJSON_DetachItemViaPointer(page, page->child)));
+        cJSON_Delete(page);
+        const cJSON *last = cJSON_GetArrayItem(all, cJSON_GetArraySize(all) - 1);
+        if (more && last) after = xstrdup(json_get_str(last, "id"));
+    }
+    free(after);
+    int n = cJSON_GetArraySize(all);
+    if (st != ST_OK) {
+        respond_store_error(r, st);
+    } else if (n > XLSX_MAX_ROWS) {
+        char d[120];
+        snprintf(d, sizeof d, "more than %d documents match: narrow the filter", XLSX_MAX_ROWS);
+        respond_problem(r, 422, "unprocessable-entity", d);
+    } else {
+        const char *cols[64];
+        int ncols = 0;
+        for (const field *f = fields; f->name && ncols < 64; f++) cols[ncols++] = f->name;
+        sheet_rows rows = {.docs = xcalloc((size_t)n + 1, sizeof *rows.docs), .columns = cols, .lang = lang};
+        int k = 0;
+        for (const cJSON *d = all->child; d; d = d->next) rows.docs[k++] = d;
+        strbuf out = {0};
+        char sheet[32];
+        snprintf(sheet, sizeof sheet, "%.31s", collection);
+        if (xlsx_sheet(sheet, cols, ncols, n, sheet_cell, &rows, (time_t)(now_ms() / 1000), &out)) {
+            char disp[96], day[16];
+            format_date(now_ms(), day);
+            snprintf(disp, sizeof disp, "attachment; filename=\"%s-%s.xlsx\"", collection, day);
+            req_add_header(r, "Content-Disposition", disp);
+            respond(r, 200, XLSX_MEDIA_TYPE, out.data, out.len);
+        } else {
+            respond_problem(r, 500, "internal-error", "the spreadsheet could not be written (see the service's log)");
+            log_msgf(LOG_ERROR, "%s: the XLSX could not be written (is TMPDIR or /tmp writable?)", collection);
+        }
+        sb_free(&out);
+        free(rows.docs);
+    }
+    cJSON_Delete(all);
+}
+
+static void list_page_of(req *r, const char *collection, const filter_def *filters, const field *fields,
+                         bson_t *filter);
+
+/* A page of a list without a descriptor (the audit trail): JSON only. */
 void list_page(req *r, const char *collection, const filter_def *filters, bson_t *filter)
+{
+    list_page_of(r, collection, filters, NULL, filter);
+}
+
+/* A page of a list; with a field table (a resource) also ?format=xlsx. */
+static void list_page_of(req *r, const char *collection, const filter_def *filters, const field *fields, bson_t *filter)
 {
     const char *allowed[MAX_QUERY + 4];
     int na = 0;
     allowed[na++] = "limit";
     allowed[na++] = "cursor";
     allowed[na++] = "order";
+    if (fields) {
+        allowed[na++] = "format";
+        allowed[na++] = "lang";
+    }
     for (const filter_def *f = filters; f && f->param && na < MAX_QUERY + 3; f++) allowed[na++] = f->param;
     allowed[na] = NULL;
     if (!req_check_query(r, allowed)) return;
+    const char *format = req_query(r, "format");
+    if (format && strcmp(format, "json") != 0 && strcmp(format, "xlsx") != 0) {
+        respond_problem(r, 400, "malformed-request", "format must be json or xlsx");
+        return;
+    }
+    bool xlsx = format && strcmp(format, "xlsx") == 0;
+    if (xlsx && (req_query(r, "limit") || req_query(r, "cursor"))) {
+        respond_problem(r, 400, "malformed-request", "the spreadsheet holds every match: no limit or cursor");
+        return;
+    }
+    const char *lang = req_query(r, "lang"); /* the spreadsheet's texts; a JSON page has both */
+    if (lang && strcmp(lang, "de") != 0 && strcmp(lang, "en") != 0) {
+        respond_problem(r, 400, "malformed-request", "lang must be de or en");
+        return;
+    }
     int limit;
     if (!parse_limit(req_query(r, "limit"), &limit)) {
         respond_problem(r, 400, "malformed-request", "limit must be a positive integer (at most 200 are returned)");
@@ -448,7 +571,8 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
             cJSON_Delete(val);
             if (same) continue;
             free(after);
-            respond(r, 200, "application/json", "{\"items\":[]}", 12);
+            if (xlsx) list_xlsx(r, collection, fields, filter, desc, true);
+            else respond(r, 200, "application/json", "{\"items\":[]}", 12);
             return;
         }
         if (f->type->type == FT_DATETIME) {
@@ -484,6 +608,11 @@ void list_page(req *r, const char *collection, const filter_def *filters, bson_t
         bson_destroy(&tmp);
         cJSON_Delete(wrap);
     }
+    if (xlsx) {
+        free(after);
+        list_xlsx(r, collection, fields, filter, desc, false);
+        return;
+    }
     /* The page is written as text straight from the driver's documents: no
      * cJSON tree for 50 documents (its allocations were most of a list's CPU). */
     strbuf body = {0};
@@ -515,7 +644,7 @@ static void handle_list(req *r)
     if (nested_parent(r, res) && r->responded) return;
     bson_t filter = BSON_INITIALIZER;
     if (r->param && res->parent_field) BSON_APPEND_UTF8(&filter, res->parent_field, r->param);
-    list_page(r, res->collection, res->filters, &filter);
+    list_page_of(r, res->collection, res->filters, res->fields, &filter);
     bson_destroy(&filter);
 }
 

@@ -338,8 +338,6 @@ static bool lang_ok(req *r)
     return true;
 }
 
-#define XLSX_TYPE "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
 static void handle_public_list(req *r)
 {
     static const char *const allowed[] = {"format", "lang", NULL};
@@ -351,7 +349,7 @@ static void handle_public_list(req *r)
         return;
     }
     bool csv = format ? strcmp(format, "csv") == 0 : (accept && strstr(accept, "text/csv") && !strstr(accept, "json"));
-    bool xlsx = format ? strcmp(format, "xlsx") == 0 : (accept && strstr(accept, XLSX_TYPE) && !strstr(accept, "json"));
+    bool xlsx = format ? strcmp(format, "xlsx") == 0 : (accept && strstr(accept, XLSX_MEDIA_TYPE) && !strstr(accept, "json"));
     snapshot *s = public_snapshot(r);
     if (!s) return;
     const char *lang = req_query(r, "lang");
@@ -366,7 +364,7 @@ static void handle_public_list(req *r)
         char disp[80];
         snprintf(disp, sizeof disp, "attachment; filename=\"subprocessors-v%d-%s.xlsx\"", s->current, l);
         req_add_header(r, "Content-Disposition", disp);
-        send_form(r, s, f, XLSX_TYPE, "Accept, Accept-Language");
+        send_form(r, s, f, XLSX_MEDIA_TYPE, "Accept, Accept-Language");
     } else if (csv) {
         const char *l = pick_lang(r, "en");
         send_form(r, s, &s->forms[strcmp(l, "de") == 0 ? F_CSV_DE : F_CSV_EN], "text/csv; charset=utf-8; header=present",

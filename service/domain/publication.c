@@ -358,12 +358,14 @@ void render_csv(const cJSON *items, const char *lang, strbuf *out)
 
 /* ---- XLSX (libxlsxwriter) ---------------------------------------------------------- */
 
-/* The same rows as the CSV in one worksheet: every cell a string (a formula
- * is never written: worksheet_write_string stores text), the header bold and
- * frozen. libxlsxwriter writes to a file: an anonymous memory file
+/* One worksheet of text cells (header bold and frozen) as an XLSX workbook
+ * appended to out. Every cell is written as a string, so nothing in it is ever
+ * a formula. libxlsxwriter writes to a file: an anonymous memory file
  * (memfd_create), named through /proc/self/fd; its own scratch files go to
- * $TMPDIR or /tmp. */
-bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *out)
+ * $TMPDIR or /tmp. The workbook is dated created: the same cells and date give
+ * the same bytes. */
+bool xlsx_sheet(const char *sheet, const char *const *header, int ncols, int nrows, xlsx_cell_fn cell, void *ctx,
+                time_t created, strbuf *out)
 {
     int fd = memfd_create("subreg-xlsx", MFD_CLOEXEC);
     if (fd < 0) return false;
@@ -374,25 +376,23 @@ bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *o
     lxw_workbook *wb = workbook_new_opt(path, &opts);
     bool ok = wb != NULL;
     if (ok) {
-        /* the file's own date is the list's: the same list gives the same bytes (and ETag) on every instance */
         lxw_doc_properties props = {.created = created};
         workbook_set_properties(wb, &props);
-        lxw_worksheet *ws = workbook_add_worksheet(wb, strcmp(lang, "de") == 0 ? "Unterauftragsverarbeiter" : "Subprocessors");
+        lxw_worksheet *ws = workbook_add_worksheet(wb, sheet);
         lxw_format *bold = workbook_add_format(wb);
         format_set_bold(bold);
-        const char *const *cols = LIST_COLUMNS;
-        for (int c = 0; cols[c]; c++) worksheet_write_string(ws, 0, (lxw_col_t)c, cols[c], bold);
+        for (int c = 0; c < ncols; c++) worksheet_write_string(ws, 0, (lxw_col_t)c, header[c], bold);
         worksheet_freeze_panes(ws, 1, 0);
-        strbuf cell = {0}, clean = {0};
-        lxw_row_t r = 1;
-        for (const cJSON *it = items ? items->child : NULL; it; it = it->next, r++)
-            for (int c = 0; cols[c]; c++) {
-                list_cell(it, cols[c], lang, &cell);
+        strbuf text = {0}, clean = {0};
+        for (int r = 0; r < nrows; r++)
+            for (int c = 0; c < ncols; c++) {
+                text.len = 0;
+                cell(ctx, r, c, &text);
                 clean.len = 0;
-                sb_put_text(&clean, cell.data, cell.len); /* XML 1.0 text only */
-                if (clean.len) worksheet_write_string(ws, r, (lxw_col_t)c, clean.data, NULL);
+                sb_put_text(&clean, text.data ? text.data : "", text.len); /* XML 1.0 text only */
+                if (clean.len) worksheet_write_string(ws, (lxw_row_t)r + 1, (lxw_col_t)c, clean.data, NULL);
             }
-        sb_free(&cell);
+        sb_free(&text);
         sb_free(&clean);
         ok = workbook_close(wb) == LXW_NO_ERROR;
     }
@@ -405,6 +405,30 @@ bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *o
         ok = false;
     }
     close(fd);
+    return ok;
+}
+
+typedef struct {
+    const cJSON **items;
+    const char *lang;
+} list_rows;
+
+static void list_xlsx_cell(void *ctx, int row, int col, strbuf *out)
+{
+    const list_rows *l = ctx;
+    list_cell(l->items[row], LIST_COLUMNS[col], l->lang, out);
+}
+
+bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *out)
+{
+    int n = cJSON_GetArraySize(items), ncols = 0;
+    while (LIST_COLUMNS[ncols]) ncols++;
+    list_rows l = {.items = xcalloc((size_t)n + 1, sizeof *l.items), .lang = lang};
+    int k = 0;
+    for (const cJSON *it = items ? items->child : NULL; it; it = it->next) l.items[k++] = it;
+    bool ok = xlsx_sheet(strcmp(lang, "de") == 0 ? "Unterauftragsverarbeiter" : "Subprocessors", LIST_COLUMNS, ncols, n,
+                         list_xlsx_cell, &l, created, out);
+    free(l.items);
     return ok;
 }
 

@@ -105,3 +105,41 @@ def test_xlsx_by_accept_and_bad_format(pub_server, listed):
     assert resp.status_code == 200 and resp.headers["Content-Type"] == XLSX
     bad = get(pub_server, {"format": "xls"})
     assert bad.status_code == 400 and "xlsx" in bad.json()["detail"]
+
+
+def test_the_registry_list_as_a_spreadsheet(pub_server, listed):
+    """GET /v1/{resource}?format=xlsx: every match of the filters in one sheet,
+    a column per member, German or English texts (issue 13)."""
+    reader = pub_server.api(roles=["reader"], sub="rita")
+    resp = reader.get("/v1/subprocessors", params={"format": "xlsx", "status": "active", "lang": "de"})
+    assert resp.status_code == 200, describe(resp)
+    assert resp.headers["Content-Type"] == XLSX and ".xlsx" in resp.headers["Content-Disposition"]
+    sheet, rows = rows_of(resp.content)
+    header, body = rows[0], rows[1:]
+    assert header[:4] == ["id", "version", "created_at", "updated_at"] and "legal_name" in header
+    items, _ = reader.list_all("/v1/subprocessors", status="active")
+    assert [r[0] for r in body] == [i["id"] for i in items]
+    col = {name: k for k, name in enumerate(header)}
+    by_id = {i["id"]: i for i in items}
+    for r in body:
+        item = by_id[r[0]]
+        assert r[col["legal_name"]] == item["legal_name"]
+        assert r[col["purpose"]] == item["purpose"]["de"]
+        assert r[col["status"]] == "active" and r[col["version"]] == str(item["version"])
+        assert r[col["locations"]] == "; ".join(", ".join(f"{k}: {v}" for k, v in loc.items())
+                                                for loc in item["locations"])
+    assert all(c.data_type == "s" for row in sheet.iter_rows() for c in row if c.value is not None)
+    # every resource's list has it
+    other = reader.get("/v1/reference/countries", params={"format": "xlsx"})
+    assert other.status_code == 200 and len(rows_of(other.content)[1]) > 200
+
+
+def test_registry_spreadsheet_bad_requests(pub_server, listed):
+    reader = pub_server.api(roles=["reader"], sub="rita")
+    for params, text in [({"format": "xlsx", "limit": "5"}, "no limit or cursor"),
+                         ({"format": "pdf"}, "json or xlsx"),
+                         ({"format": "xlsx", "lang": "fr"}, "de or en")]:
+        resp = reader.get("/v1/subprocessors", params=params)
+        assert resp.status_code == 400 and text in resp.json()["detail"], (params, resp.text)
+    assert reader.get("/v1/audit", params={"format": "xlsx"}).status_code == 400
+    assert pub_server.anon().get("/v1/subprocessors", params={"format": "xlsx"}).status_code == 401
