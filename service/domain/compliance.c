@@ -114,11 +114,12 @@ bool cx_is_eea(const ctx *c, const char *code)
 static bool decision_valid(const ctx *c, const cJSON *d)
 {
     if (!cx_str_is(d, "status", "in_force")) return false;
-    const char *until = cx_get_date(d, "valid_until");
-    return !until || date_to_days(until) >= c->today;
+    /* in force from its adoption (as_of: a day before it, the country had none) */
+    const char *from = cx_get_date(d, "adopted_on"), *until = cx_get_date(d, "valid_until");
+    return (!from || date_to_days(from) <= c->today) && (!until || date_to_days(until) >= c->today);
 }
 
-/* The in-force adequacy decision for a country (valid_until absent or not passed). */
+/* The in-force adequacy decision for a country (adopted by today, valid_until absent or not passed). */
 static const cJSON *decision_for(const ctx *c, const char *country)
 {
     const cJSON *d;

@@ -506,32 +506,52 @@ store_status store_list_all(const char *coll, cJSON **out)
     return store_list_all_omit(coll, NULL, out);
 }
 
-store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
+/* Pages of 500 in _id order, each handed to fn (which owns it). */
+static store_status scan_pages(const char *coll, const bson_t *filter, const char *omit,
+                               bool (*fn)(cJSON *page, void *ctx), void *ctx)
 {
-    cJSON *all = cJSON_CreateArray();
     char *after = NULL;
     store_status st;
     for (;;) {
-        bson_t filter = BSON_INITIALIZER;
+        bson_t f;
+        bson_copy_to(filter, &f);
         cJSON *items = cJSON_CreateArray();
         bool more = false;
-        st = list_each(coll, &filter, after, false, 500, omit, add_item, items, &more);
-        bson_destroy(&filter);
+        st = list_each(coll, &f, after, false, 500, omit, add_item, items, &more);
+        bson_destroy(&f);
         free(after);
         after = NULL;
         if (st != ST_OK) {
             cJSON_Delete(items);
             break;
         }
-        cJSON *last = NULL;
-        while (items->child) {
-            last = cJSON_DetachItemViaPointer(items, items->child);
-            cJSON_AddItemToArray(all, last);
-        }
-        cJSON_Delete(items);
-        if (!more || !last) break;
-        after = xstrdup(json_get_str(last, "id"));
+        const cJSON *last = cJSON_GetArrayItem(items, cJSON_GetArraySize(items) - 1);
+        if (more && last) after = xstrdup(json_get_str(last, "id"));
+        if (!fn(items, ctx) || !after) break;
     }
+    free(after);
+    return st;
+}
+
+store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool (*fn)(cJSON *page, void *ctx),
+                        void *ctx)
+{
+    return scan_pages(coll, filter, omit, fn, ctx);
+}
+
+static bool append_page(cJSON *page, void *all)
+{
+    while (page->child) cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(page, page->child));
+    cJSON_Delete(page);
+    return true;
+}
+
+store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
+{
+    cJSON *all = cJSON_CreateArray();
+    bson_t filter = BSON_INITIALIZER;
+    store_status st = scan_pages(coll, &filter, omit, append_page, all);
+    bson_destroy(&filter);
     if (st != ST_OK) {
         cJSON_Delete(all);
         return st;
