@@ -136,11 +136,11 @@ store_status store_list_all(const char *coll, cJSON **out);
 store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out);
 
 /* Every document of coll matching filter (without the top-level field omit,
- * unless NULL), in _id order, a page (of at most 500, owned by fn) at a time; fn
- * returns false to stop. An _id condition in filter joins the paging (an
- * index-served range). */
-store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool (*fn)(cJSON *page, void *ctx),
-                        void *ctx);
+ * unless NULL), in _id order (descending when desc), as the driver hands them:
+ * no cJSON tree, the caller converts what it keeps. Read in pages of 500; an
+ * _id condition in filter joins the paging (an index-served range). */
+store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool desc,
+                        void (*each)(const bson_t *doc, void *ctx), void *ctx);
 
 /* Counts documents matching filter (owned by the caller, may be modified). */
 store_status store_count(const char *coll, bson_t *filter, int64_t *count);

@@ -135,35 +135,43 @@ static slot *latest_slot(latest *m, const char *key)
     return find_slot(m->v, m->cap, key);
 }
 
-static bool take_page(cJSON *page, void *ctx)
+/* One audit record: its after is converted only when it is the highest version
+ * of its entity seen so far — read newest first, that is about once per entity. */
+static void take_record(const bson_t *rec, void *ctx)
 {
     latest *m = ctx;
-    for (cJSON *rec = page->child; rec; rec = rec->next) {
-        const char *type = json_get_str(rec, "entity_type"), *id = json_get_str(rec, "entity_id");
-        size_t t = 0;
-        while (t < m->nres && (!type || strcmp(m->res[t]->type, type) != 0)) t++;
-        if (t == m->nres || !id) continue;
-        int64_t version = (int64_t)cJSON_GetNumberValue(json_get(rec, "entity_version"));
-        strbuf key = {0};
-        sb_printf(&key, "%s/%s", type, id);
-        slot *s = latest_slot(m, key.data);
-        if (s->key && s->version >= version) {
-            sb_free(&key);
-            continue;
-        }
-        if (!s->key) {
-            s->key = key.data;
-            m->n++;
-        } else {
-            sb_free(&key);
-        }
-        cJSON_Delete(s->after);
-        s->after = cJSON_DetachItemFromObjectCaseSensitive(rec, "after");
-        s->version = version;
-        s->type = t;
+    const char *type = NULL, *id = NULL;
+    int64_t version = 0;
+    bson_iter_t it, after;
+    bool has_after = false;
+    if (!bson_iter_init(&it, rec)) return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (!strcmp(k, "entity_type") && BSON_ITER_HOLDS_UTF8(&it)) type = bson_iter_utf8(&it, NULL);
+        else if (!strcmp(k, "entity_id") && BSON_ITER_HOLDS_UTF8(&it)) id = bson_iter_utf8(&it, NULL);
+        else if (!strcmp(k, "entity_version")) version = bson_iter_as_int64(&it);
+        else if (!strcmp(k, "after")) after = it, has_after = true;
     }
-    cJSON_Delete(page);
-    return true;
+    size_t t = 0;
+    while (t < m->nres && (!type || strcmp(m->res[t]->type, type) != 0)) t++;
+    if (t == m->nres || !id || !has_after) return;
+    strbuf key = {0};
+    sb_printf(&key, "%s/%s", type, id);
+    slot *s = latest_slot(m, key.data);
+    if (s->key && s->version >= version) {
+        sb_free(&key);
+        return;
+    }
+    if (!s->key) {
+        s->key = key.data;
+        m->n++;
+    } else {
+        sb_free(&key);
+    }
+    cJSON_Delete(s->after);
+    s->after = bson_iter_to_json(&after);
+    s->version = version;
+    s->type = t;
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -219,8 +227,8 @@ static store_status reconstruct(const as_of *when, const resource *const *res, s
     bson_append_document_end(&filter, &types);
     if (id) BSON_APPEND_UTF8(&filter, "entity_id", id);
     latest m = {.res = res, .nres = n};
-    /* only the state after a change is needed: half of what a record weighs */
-    store_status st = store_scan(COLL_AUDIT, &filter, "before", take_page, &m);
+    /* newest first; only the state after a change is needed (half of a record) */
+    store_status st = store_scan(COLL_AUDIT, &filter, "before", true, take_record, &m);
     bson_destroy(&filter);
     latest_collect(&m, out);
     if (st != ST_OK)

@@ -415,13 +415,17 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
     if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t merged = BSON_INITIALIZER;
     if (after_id) {
-        /* the cursor's bound joins any _id condition the filter has (one _id key) */
+        /* the cursor's bound joins any _id condition the filter has (one _id key);
+         * a bound of the filter in the cursor's direction is looser (the pages
+         * began inside it) and gives way: a document cannot hold one key twice */
         bson_t sub;
         bson_iter_t it, ops;
+        const char *op = desc ? "$lt" : "$gt";
         BSON_APPEND_DOCUMENT_BEGIN(&merged, "_id", &sub);
-        BSON_APPEND_UTF8(&sub, desc ? "$lt" : "$gt", after_id);
+        BSON_APPEND_UTF8(&sub, op, after_id);
         if (bson_iter_init_find(&it, filter, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &ops))
-            while (bson_iter_next(&ops)) bson_append_iter(&sub, NULL, 0, &ops);
+            while (bson_iter_next(&ops))
+                if (strcmp(bson_iter_key(&ops), op) != 0) bson_append_iter(&sub, NULL, 0, &ops);
         bson_append_document_end(&merged, &sub);
         if (bson_iter_init(&it, filter))
             while (bson_iter_next(&it))
@@ -506,51 +510,49 @@ store_status store_list_all(const char *coll, cJSON **out)
     return store_list_all_omit(coll, NULL, out);
 }
 
-/* Pages of 500 in _id order, each handed to fn (which owns it). */
-static store_status scan_pages(const char *coll, const bson_t *filter, const char *omit,
-                               bool (*fn)(cJSON *page, void *ctx), void *ctx)
+typedef struct {
+    void (*each)(const bson_t *doc, void *ctx);
+    void *ctx;
+    char *last_id;
+} scan_state;
+
+static void scan_one(const bson_t *doc, void *p)
 {
+    scan_state *s = p;
+    s->each(doc, s->ctx);
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it)) {
+        free(s->last_id);
+        s->last_id = xstrdup(bson_iter_utf8(&it, NULL));
+    }
+}
+
+store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool desc,
+                        void (*each)(const bson_t *doc, void *ctx), void *ctx)
+{
+    scan_state s = {.each = each, .ctx = ctx};
     char *after = NULL;
     store_status st;
     for (;;) {
         bson_t f;
         bson_copy_to(filter, &f);
-        cJSON *items = cJSON_CreateArray();
         bool more = false;
-        st = list_each(coll, &f, after, false, 500, omit, add_item, items, &more);
+        st = list_each(coll, &f, after, desc, 500, omit, scan_one, &s, &more);
         bson_destroy(&f);
         free(after);
-        after = NULL;
-        if (st != ST_OK) {
-            cJSON_Delete(items);
-            break;
-        }
-        const cJSON *last = cJSON_GetArrayItem(items, cJSON_GetArraySize(items) - 1);
-        if (more && last) after = xstrdup(json_get_str(last, "id"));
-        if (!fn(items, ctx) || !after) break;
+        after = s.last_id;
+        s.last_id = NULL;
+        if (st != ST_OK || !more || !after) break;
     }
     free(after);
     return st;
-}
-
-store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool (*fn)(cJSON *page, void *ctx),
-                        void *ctx)
-{
-    return scan_pages(coll, filter, omit, fn, ctx);
-}
-
-static bool append_page(cJSON *page, void *all)
-{
-    while (page->child) cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(page, page->child));
-    cJSON_Delete(page);
-    return true;
 }
 
 store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
 {
     cJSON *all = cJSON_CreateArray();
     bson_t filter = BSON_INITIALIZER;
-    store_status st = scan_pages(coll, &filter, omit, append_page, all);
+    store_status st = store_scan(coll, &filter, omit, false, add_item, all);
     bson_destroy(&filter);
     if (st != ST_OK) {
         cJSON_Delete(all);

@@ -65,6 +65,8 @@ DPA_TIMES = ["2025-03-10T08:00:00Z"]
 B_TIMES = ["2025-02-10T11:00:00Z", "2025-03-02T10:00:00Z"]
 # subprocessor C with a DPF transfer to the US, a week before the DPF decision (10 July 2023)
 C_TIMES = ["2023-07-01T10:00:00Z"]
+D_START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+D_VERSIONS = 1200
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,24 @@ def history(pub_server):
     assert_status(resp, 201)
     h["transfer"] = resp.json()
     replant(db, "transfers", h["transfer"]["id"], C_TIMES)
-    h.update(a=a, b=b, c=c)
+
+    # subprocessor D: 1,200 versions an hour apart from 1 January 2025 (the trail is
+    # read in pages of 500)
+    d = admin.create_sp(sp_body(legal_name="D v1", status="active", hq_country="DE",
+                                locations=[{"country": "DE", "role": "hosting"}]))
+    replant(db, "subprocessors", d["id"], [rfc(D_START)])
+    first = db.audit.find_one({"entity_id": d["id"]})
+    prev, records = first["after"], []
+    for v in range(2, D_VERSIONS + 1):
+        when = D_START + dt.timedelta(hours=v - 1)
+        after = dict(prev, version=v, legal_name=f"D v{v}", updated_at=rfc(when))
+        records.append(dict(first, _id=audit_id(when), at=rfc(when), action="update", entity_version=v,
+                            before=prev, after=after))
+        prev = after
+    db.audit.insert_many(records)
+    db.subprocessors.update_one({"_id": d["id"]}, {"$set": {k: prev[k] for k in ("version", "legal_name",
+                                                                                "updated_at")}})
+    h.update(a=a, b=b, c=c, d=d)
     return h
 
 
@@ -188,6 +207,20 @@ def test_every_registry_resource_takes_as_of(history):
     resp = get_as_of(api, "/v1/events/ev_00000000000000000000000000", "2025-03-01")
     assert_problem(resp, 400, "malformed-request")
     assert "audit trail" in resp.json()["detail"]
+
+
+def test_long_history_read_page_by_page(history):
+    """The end of 10 January 2025 in Berlin is 23:00 UTC: the last version before
+    it is the 239th (an hour apart from 00:00 UTC on 1 January)."""
+    api, sp_id = history["api"], history["d"]["id"]
+    path = f"/v1/subprocessors/{sp_id}"
+    for day, name in (("2025-01-01", "D v23"), ("2025-01-10", "D v239"), ("2025-02-19", "D v1199"),
+                      ("2025-03-01", f"D v{D_VERSIONS}")):
+        resp = get_as_of(api, path, day)
+        assert_status(resp, 200)
+        assert resp.json()["legal_name"] == name, (day, resp.json()["legal_name"])
+        [f] = findings(api, day, rule="no_active_dpa", subprocessor_id=sp_id)
+        assert name in f["message"]["en"], (day, f)
 
 
 # ---------------------------------------------------------------------------
