@@ -137,8 +137,8 @@ store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out
 
 /* Every document of coll matching filter (without the top-level field omit,
  * unless NULL), in _id order (descending when desc), as the driver hands them:
- * no cJSON tree, the caller converts what it keeps. Read in pages of 500; an
- * _id condition in filter joins the paging (an index-served range). */
+ * no cJSON tree, the caller converts what it keeps. Read in pages of 1,000
+ * (streamed by the driver); an _id condition in filter joins the paging (an index-served range). */
 store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool desc,
                         void (*each)(const bson_t *doc, void *ctx), void *ctx);
 

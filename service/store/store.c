@@ -510,6 +510,11 @@ store_status store_list_all(const char *coll, cJSON **out)
     return store_list_all_omit(coll, NULL, out);
 }
 
+/* A scan's page: one query, streamed by the driver in batches. Large, because
+ * an embedded database without a pushed-down sort (FerretDB) reads and sorts the
+ * whole range again for every page. */
+enum { SCAN_PAGE = 1000 };
+
 typedef struct {
     void (*each)(const bson_t *doc, void *ctx);
     void *ctx;
@@ -537,7 +542,7 @@ store_status store_scan(const char *coll, const bson_t *filter, const char *omit
         bson_t f;
         bson_copy_to(filter, &f);
         bool more = false;
-        st = list_each(coll, &f, after, desc, 500, omit, scan_one, &s, &more);
+        st = list_each(coll, &f, after, desc, SCAN_PAGE, omit, scan_one, &s, &more);
         bson_destroy(&f);
         free(after);
         after = s.last_id;
