@@ -86,6 +86,9 @@ static const setting SETTINGS[] = {
      "dotted path of the roles claim, e.g. realm_access.roles or scope"},
     {"SUBREG_JWT_ROLE_MAP", C_STR, OFF(jwt_role_map), "", 0, 0,
      "map external role names: ext=reader|editor|admin,...; empty: reader/editor/admin literally"},
+    {"SUBREG_TIMEZONE", C_STR, OFF(time_zone), "Europe/Berlin", 0, 0,
+     "IANA time zone of the legal team's calendar: what \"today\" is for compliance findings and reports, and "
+     "where a day of as_of begins and ends"},
     {"SUBREG_TEST_FAULT", C_STR, OFF(test_fault), "", 0, 0,
      "test only: exit_after_commit exits the process after a write is applied, before its audit record is committed; "
      "exit_after_fanout_record exits it once a fan-out's first results are recorded, before the fan-out is finished"},
@@ -168,6 +171,10 @@ bool config_load(config *cfg, char *err, size_t errlen)
     }
     if (cfg->webhook_lease_ms < cfg->webhook_timeout_ms + 5000) {
         snprintf(err, errlen, "SUBREG_WEBHOOK_LEASE_MS: must exceed SUBREG_WEBHOOK_TIMEOUT_MS by at least 5000");
+        return false;
+    }
+    if (!local_zone_set(cfg->time_zone, why, sizeof why)) {
+        snprintf(err, errlen, "SUBREG_TIMEZONE: %s", why);
         return false;
     }
     if (*cfg->test_fault && strcmp(cfg->test_fault, "exit_after_commit") != 0 &&

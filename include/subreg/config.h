@@ -48,6 +48,7 @@ typedef struct {
     int jwt_leeway;
     char *jwt_roles_claim;
     char *jwt_role_map;
+    char *time_zone;       /* IANA name; "today" and day bounds (util.h local_zone_set) */
     char *test_fault;      /* test hook, see docs/configuration.md */
 } config;
 

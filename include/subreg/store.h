@@ -138,6 +138,13 @@ store_status store_list_all(const char *coll, cJSON **out);
 /* The same without one top-level field (e.g. a publication's frozen items). */
 store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out);
 
+/* Every document of coll matching filter (without the top-level field omit,
+ * unless NULL), in _id order (descending when desc), as the driver hands them:
+ * no cJSON tree, the caller converts what it keeps. Read in pages of 1,000
+ * (streamed by the driver); an _id condition in filter joins the paging (an index-served range). */
+store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool desc,
+                        void (*each)(const bson_t *doc, void *ctx), void *ctx);
+
 /* Counts documents matching filter (owned by the caller, may be modified). */
 store_status store_count(const char *coll, bson_t *filter, int64_t *count);
 

@@ -47,6 +47,19 @@ int64_t date_to_days(const char *s);
 /* "YYYY-MM-DD" for a time. */
 void format_date(int64_t epoch_ms, char out[16]);
 
+/* The legal team's calendar: "today" and the bounds of a day are taken in one
+ * IANA time zone (SUBREG_TIMEZONE), not UTC. local_zone_set validates the name
+ * against the tz database (TZDIR or /usr/share/zoneinfo) and makes it the
+ * process's zone (TZ, tzset): call it once at start, before any thread. */
+bool local_zone_set(const char *zone, char *err, size_t errlen);
+/* The zone set (NULL before local_zone_set). */
+const char *local_zone(void);
+/* "YYYY-MM-DD" of a time in that zone. */
+void format_local_date(int64_t epoch_ms, char out[16]);
+/* The first instant (epoch ms) of a valid date in that zone: its midnight, or
+ * the first time that exists that day. */
+int64_t local_day_start_ms(const char *date);
+
 /* Cryptographically random bytes (getrandom). */
 void random_bytes(void *buf, size_t n);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "subreg/api.h"
+#include "subreg/as_of.h"
 #include "subreg/compliance.h"
 #include "subreg/collections.h"
 #include "subreg/json.h"
@@ -32,31 +33,55 @@ static void loaded_free(loaded *l)
     cJSON_Delete(l->ob);
 }
 
-static bool load_registry(req *r, loaded *l)
+/* The registry's documents: today's, or (a past as_of) as they were at the end
+ * of that day, reconstructed from the audit trail. The reference law is always
+ * today's: its documents carry the dates the law took effect and ended
+ * (adopted_on, valid_until, cut-offs), which the rules compare with the day
+ * evaluated, and its audit trail only says when this registry learned of it
+ * (the seed), not when it was in force. */
+static store_status load_documents(const as_of *when, cJSON **const *dst, const resource *const *res, size_t n)
+{
+    store_status st = ST_OK;
+    if (when->past) {
+        cJSON *out[16] = {0};
+        st = registry_as_of(when, res, n, out);
+        for (size_t i = 0; i < n; i++) *dst[i] = out[i];
+        return st;
+    }
+    for (size_t i = 0; i < n && st == ST_OK; i++) st = store_list_all(res[i]->collection, dst[i]);
+    return st;
+}
+
+static bool load_registry(req *r, loaded *l, const as_of *when)
 {
     memset(l, 0, sizeof *l);
-    struct {
-        const resource *res;
-        cJSON **dst;
-    } parts[] = {{&RES_SUBPROCESSOR, &l->sp}, {&RES_AGREEMENT, &l->ag}, {&RES_TRANSFER, &l->tr},
-                 {&RES_TOM, &l->tom},         {&RES_COUNTRY, &l->co},   {&RES_ADEQUACY, &l->ad},
-                 {&RES_SCC_SET, &l->scc},     {&RES_CUSTOMER, &l->cu},  {&RES_OBJECTION, &l->ob}};
-    store_status st = ST_OK;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && st == ST_OK; i++)
-        st = store_list_all(parts[i].res->collection, parts[i].dst);
-    /* the publications without their frozen items, but for the version in effect */
-    int64_t now = now_ms();
-    if (st == ST_OK) st = store_list_all_omit(COLL_PUBLICATIONS, "items", &l->pub);
+    const resource *registry[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRANSFER, &RES_TOM, &RES_CUSTOMER,
+                                  &RES_OBJECTION};
+    cJSON **const registry_dst[] = {&l->sp, &l->ag, &l->tr, &l->tom, &l->cu, &l->ob};
+    const resource *law[] = {&RES_COUNTRY, &RES_ADEQUACY, &RES_SCC_SET};
+    cJSON **const law_dst[] = {&l->co, &l->ad, &l->scc};
+    const as_of today = {.past = false};
+    store_status st = load_documents(when, registry_dst, registry, sizeof registry / sizeof registry[0]);
+    if (st == ST_OK) st = load_documents(&today, law_dst, law, sizeof law / sizeof law[0]);
+    /* the publications without their frozen items, but for the version in effect;
+     * "now" of a past day is its last second */
+    int64_t now = when->past && when->end_ms - 1000 < now_ms() ? when->end_ms - 1000 : now_ms();
+    if (st == ST_OK) {
+        if (when->past) st = registry_as_of(when, (const resource *const[]){&RES_PUBLICATION}, 1, &l->pub);
+        else st = store_list_all_omit(COLL_PUBLICATIONS, "items", &l->pub);
+    }
     const cJSON *current = st == ST_OK ? publication_in_effect(l->pub, now) : NULL;
     cJSON *full = NULL;
-    if (current && (st = store_get(COLL_PUBLICATIONS, json_get_str(current, "id"), &full)) == ST_OK)
+    if (current && when->past)
+        st = as_of_fill_omitted(&RES_PUBLICATION, (cJSON *)current);
+    else if (current && (st = store_get(COLL_PUBLICATIONS, json_get_str(current, "id"), &full)) == ST_OK)
         cJSON_ReplaceItemViaPointer(l->pub, (cJSON *)current, full);
     if (st != ST_OK) {
         loaded_free(l);
         respond_store_error(r, st);
         return false;
     }
-    format_date(now, l->today);
+    snprintf(l->today, sizeof l->today, "%s", when->date);
     format_rfc3339(now, l->now);
     l->in = (compliance_input){.subprocessors = l->sp,
                                .agreements = l->ag,
@@ -101,7 +126,7 @@ static bool one_of(const char *v, const char *const *list)
 
 static void handle_findings(req *r)
 {
-    static const char *const allowed[] = {"rule", "severity", "subprocessor_id", "within_days", NULL};
+    static const char *const allowed[] = {"rule", "severity", "subprocessor_id", "within_days", "as_of", NULL};
     if (!req_check_query(r, allowed)) return;
     const char *rule = req_query(r, "rule"), *sev = req_query(r, "severity"), *sp = req_query(r, "subprocessor_id");
     if ((rule && !one_of(rule, COMPLIANCE_RULES)) || (sev && !one_of(sev, COMPLIANCE_SEVERITIES)) || (sp && !is_id(sp))) {
@@ -112,9 +137,10 @@ static void handle_findings(req *r)
         return;
     }
     int horizon;
-    if (!parse_days(r, "within_days", 30, &horizon)) return;
+    as_of when;
+    if (!parse_days(r, "within_days", 30, &horizon) || !as_of_param(r, &when)) return;
     loaded l;
-    if (!load_registry(r, &l)) return;
+    if (!load_registry(r, &l, &when)) return;
     l.in.horizon_days = horizon;
     cJSON *all = compliance_findings(&l.in);
     cJSON *items = cJSON_CreateArray();
@@ -131,6 +157,7 @@ static void handle_findings(req *r)
     cJSON_Delete(all);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "computed_on", l.today);
+    as_of_describe(body, &when);
     cJSON_AddNumberToObject(body, "count", cJSON_GetArraySize(items));
     cJSON_AddItemToObject(body, "items", items);
     respond_json(r, 200, body);
@@ -140,15 +167,17 @@ static void handle_findings(req *r)
 
 static void handle_expiring(req *r)
 {
-    static const char *const allowed[] = {"within_days", NULL};
+    static const char *const allowed[] = {"within_days", "as_of", NULL};
     if (!req_check_query(r, allowed)) return;
     int days;
-    if (!parse_days(r, "within_days", 90, &days)) return;
+    as_of when;
+    if (!parse_days(r, "within_days", 90, &days) || !as_of_param(r, &when)) return;
     loaded l;
-    if (!load_registry(r, &l)) return;
+    if (!load_registry(r, &l, &when)) return;
     cJSON *items = compliance_expiring(&l.in, days);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "computed_on", l.today);
+    as_of_describe(body, &when);
     cJSON_AddNumberToObject(body, "within_days", days);
     cJSON_AddItemToObject(body, "items", items);
     respond_json(r, 200, body);

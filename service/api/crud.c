@@ -8,6 +8,7 @@
 
 #include "subreg/collections.h"
 #include "subreg/api.h"
+#include "subreg/as_of.h"
 #include "subreg/cursor.h"
 #include "subreg/json.h"
 #include "subreg/log.h"
@@ -371,10 +372,41 @@ static bool if_none_match_hits(req *r, int64_t version)
     return strstr(h, tag) != NULL || strcmp(h, "*") == 0;
 }
 
+/* ?as_of=DATE: the document as it was at the end of that day (as_of.h). No
+ * ETag: a past state cannot be written against, and If-None-Match does not apply. */
+static void get_as_of(req *r, const resource *res)
+{
+    as_of when;
+    if (!as_of_supported(res)) {
+        respond_problem(r, 400, "malformed-request", "as_of: these documents are not in the audit trail");
+        return;
+    }
+    if (!as_of_param(r, &when)) return;
+    cJSON *doc = NULL;
+    store_status st = when.past ? document_as_of(res, r->param, &when, &doc)
+                                : store_get(res->collection, r->param, &doc);
+    if (st == ST_NOT_FOUND) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "no %s with this id existed at the end of %s (%s)", res->type, when.date,
+                 local_zone());
+        respond_problem(r, 404, "not-found", detail);
+    } else if (st != ST_OK) {
+        respond_store_error(r, st);
+    } else {
+        respond_json(r, 200, doc_public(doc));
+    }
+    cJSON_Delete(doc);
+}
+
 static void handle_get(req *r)
 {
     const resource *res = r->route->data;
-    if (!req_check_query(r, NULL)) return;
+    static const char *const allowed[] = {"as_of", NULL};
+    if (!req_check_query(r, allowed)) return;
+    if (req_query(r, "as_of")) {
+        get_as_of(r, res);
+        return;
+    }
     cJSON *doc = NULL;
     store_status st = store_get(res->collection, r->param, &doc);
     if (st != ST_OK) {

@@ -420,13 +420,17 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
     if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t merged = BSON_INITIALIZER;
     if (after_id) {
-        /* the cursor's bound joins any _id condition the filter has (one _id key) */
+        /* the cursor's bound joins any _id condition the filter has (one _id key);
+         * a bound of the filter in the cursor's direction is looser (the pages
+         * began inside it) and gives way: a document cannot hold one key twice */
         bson_t sub;
         bson_iter_t it, ops;
+        const char *op = desc ? "$lt" : "$gt";
         BSON_APPEND_DOCUMENT_BEGIN(&merged, "_id", &sub);
-        BSON_APPEND_UTF8(&sub, desc ? "$lt" : "$gt", after_id);
+        BSON_APPEND_UTF8(&sub, op, after_id);
         if (bson_iter_init_find(&it, filter, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &ops))
-            while (bson_iter_next(&ops)) bson_append_iter(&sub, NULL, 0, &ops);
+            while (bson_iter_next(&ops))
+                if (strcmp(bson_iter_key(&ops), op) != 0) bson_append_iter(&sub, NULL, 0, &ops);
         bson_append_document_end(&merged, &sub);
         if (bson_iter_init(&it, filter))
             while (bson_iter_next(&it))
@@ -511,32 +515,55 @@ store_status store_list_all(const char *coll, cJSON **out)
     return store_list_all_omit(coll, NULL, out);
 }
 
-store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
+/* A scan's page: one query, streamed by the driver in batches. Large, because
+ * an embedded database without a pushed-down sort (FerretDB) reads and sorts the
+ * whole range again for every page. */
+enum { SCAN_PAGE = 1000 };
+
+typedef struct {
+    void (*each)(const bson_t *doc, void *ctx);
+    void *ctx;
+    char *last_id;
+} scan_state;
+
+static void scan_one(const bson_t *doc, void *p)
 {
-    cJSON *all = cJSON_CreateArray();
+    scan_state *s = p;
+    s->each(doc, s->ctx);
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it)) {
+        free(s->last_id);
+        s->last_id = xstrdup(bson_iter_utf8(&it, NULL));
+    }
+}
+
+store_status store_scan(const char *coll, const bson_t *filter, const char *omit, bool desc,
+                        void (*each)(const bson_t *doc, void *ctx), void *ctx)
+{
+    scan_state s = {.each = each, .ctx = ctx};
     char *after = NULL;
     store_status st;
     for (;;) {
-        bson_t filter = BSON_INITIALIZER;
-        cJSON *items = cJSON_CreateArray();
+        bson_t f;
+        bson_copy_to(filter, &f);
         bool more = false;
-        st = list_each(coll, &filter, after, false, 500, omit, add_item, items, &more);
-        bson_destroy(&filter);
+        st = list_each(coll, &f, after, desc, SCAN_PAGE, omit, scan_one, &s, &more);
+        bson_destroy(&f);
         free(after);
-        after = NULL;
-        if (st != ST_OK) {
-            cJSON_Delete(items);
-            break;
-        }
-        cJSON *last = NULL;
-        while (items->child) {
-            last = cJSON_DetachItemViaPointer(items, items->child);
-            cJSON_AddItemToArray(all, last);
-        }
-        cJSON_Delete(items);
-        if (!more || !last) break;
-        after = xstrdup(json_get_str(last, "id"));
+        after = s.last_id;
+        s.last_id = NULL;
+        if (st != ST_OK || !more || !after) break;
     }
+    free(after);
+    return st;
+}
+
+store_status store_list_all_omit(const char *coll, const char *omit, cJSON **out)
+{
+    cJSON *all = cJSON_CreateArray();
+    bson_t filter = BSON_INITIALIZER;
+    store_status st = store_scan(coll, &filter, omit, false, add_item, all);
+    bson_destroy(&filter);
     if (st != ST_OK) {
         cJSON_Delete(all);
         return st;

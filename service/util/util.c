@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 
 static void oom(void)
 {
@@ -123,6 +125,57 @@ void format_date(int64_t epoch_ms, char out[16])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+static char *zone_name;
+
+/* A tz database name: letters, digits and _ + - in /-separated parts, none of
+ * them . or .., so the name cannot leave the database's directory. */
+static bool zone_name_ok(const char *z)
+{
+    if (!*z || *z == '/' || strlen(z) > 64) return false;
+    for (const char *p = z; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("/_+-.", *p)) return false;
+    return !strstr(z, "..") && !strstr(z, "//") && z[strlen(z) - 1] != '/';
+}
+
+bool local_zone_set(const char *zone, char *err, size_t errlen)
+{
+    const char *dir = getenv("TZDIR");
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", zone);
+    if (!zone_name_ok(zone) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "\"%.64s\" is not a time zone of the tz database (no %.200s)", zone, path);
+        return false;
+    }
+    setenv("TZ", zone, 1);
+    tzset();
+    free(zone_name);
+    zone_name = xstrdup(zone);
+    return true;
+}
+
+const char *local_zone(void)
+{
+    return zone_name;
+}
+
+void format_local_date(int64_t epoch_ms, char out[16])
+{
+    time_t t = (time_t)(epoch_ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+int64_t local_day_start_ms(const char *date)
+{
+    struct tm tm = {.tm_year = atoi(date) - 1900, .tm_mon = atoi(date + 5) - 1, .tm_mday = atoi(date + 8),
+                    .tm_isdst = -1};
+    /* where the clocks skip midnight, mktime moves into the day's first hour */
+    time_t t = mktime(&tm);
+    return (int64_t)t * 1000;
 }
 
 static int days_in_month(int y, int m)

@@ -34,6 +34,8 @@ BAD = [
     ("SUBREG_WEBHOOK_ALLOW_HTTP", "yes"), ("SUBREG_WEBHOOK_RETRY_SCHEDULE", "soon"),
     ("SUBREG_PUBLIC_BASE_URL", "ftp://example.com"), ("SUBREG_CORS_ORIGIN", "https://a.example/path"),
     ("SUBREG_CORS_ORIGIN", "https://a.example\r\nX-Injected: 1"), ("SUBREG_CORS_ORIGIN", "https://u@a.example"), ("SUBREG_TEST_FAULT", "bogus"),
+    ("SUBREG_TIMEZONE", "Mars/Olympus_Mons"), ("SUBREG_TIMEZONE", "../../etc/passwd"), ("SUBREG_TIMEZONE", ""),
+    ("SUBREG_TIMEZONE", "Europe"),
 ]
 
 

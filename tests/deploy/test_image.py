@@ -4,7 +4,7 @@ FerretDB on loopback, driven over HTTP. Needs SUBREG_IMAGE (scripts/image-test
 builds it and sets it) and FERRETDB_BIN; without them every test here fails.
 
 What the image must be: FROM scratch with only the binary, the shared objects it
-loads and the CA bundle (docker/make-rootfs); uid 10001; small."""
+loads, the CA bundle and the tz database (docker/make-rootfs); uid 10001; small."""
 
 import json
 import os
@@ -110,6 +110,18 @@ def test_every_shared_library_resolves_in_the_runtime_image(container):
     assert "not found" not in out, out
     for lib in ("libcivetweb", "libmongoc-1.0", "libcurl", "libssl", "libcjson", "libjwt"):
         assert any(lib in line for line in libs), f"{lib} missing:\n{out}"
+
+
+def test_time_zones_come_with_the_image(container):
+    """The tz database is in the image: the default zone (Europe/Berlin) and any
+    other start; an unknown one is refused at start."""
+    for zone in ("Europe/Berlin", "America/New_York", "UTC"):
+        out = inside(container, "/usr/local/bin/subreg", "token", "--sub", "tz", "--roles", "reader",
+                     env={"SUBREG_JWT_HS256_SECRET": SECRET, "SUBREG_TIMEZONE": zone})
+        assert out.stdout.count(".") == 2, out.stdout
+    bad = inside(container, "/usr/local/bin/subreg", "token", "--sub", "tz", "--roles", "reader",
+                 env={"SUBREG_JWT_HS256_SECRET": SECRET, "SUBREG_TIMEZONE": "Mars/Olympus_Mons"}, check=False)
+    assert bad.returncode == 2 and "SUBREG_TIMEZONE" in bad.stderr, bad.stderr
 
 
 def test_version_from_the_image_is_the_sources(container):

@@ -310,6 +310,17 @@ static void test_adequacy_without_decision(void **state)
     expect_none(out, "no_valid_basis", "tr_ch");
 }
 
+/* a decision counts from the day it was adopted (findings as of a past day):
+ * a DPF transfer on 9 July 2023 had no decision to rely on, on 10 July it had */
+static void test_adequacy_from_adoption(void **state)
+{
+    fixture *f = fx(state, "2023-07-09");
+    add_sp(f, "sp_us", "active", "subprocessor", "US", ",'dpf':{'participating':true}");
+    add_tr(f, "us", "sp_us", "US", "dpf", "");
+    expect(run_on(f, "2023-07-09"), "no_valid_basis", "tr_us", "critical", NULL);
+    expect_none(run_on(f, "2023-07-10"), "no_valid_basis", "tr_us");
+}
+
 /* an invalidated decision is no basis (Privacy Shield after Schrems II) */
 static void test_invalidated_adequacy_is_no_basis(void **state)
 {
@@ -1354,6 +1365,7 @@ int main(void)
         FX_TEST(test_no_basis_fires_outside_eea_only),
         FX_TEST(test_uk_adequacy_expiry_boundary),
         FX_TEST(test_adequacy_without_decision),
+        FX_TEST(test_adequacy_from_adoption),
         FX_TEST(test_invalidated_adequacy_is_no_basis),
         FX_TEST(test_dpf_outside_us),
         FX_TEST(test_transfer_validity_lapsed),

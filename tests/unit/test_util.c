@@ -195,12 +195,40 @@ static void test_csv(void **state)
     sb_free(&out);
 }
 
+/* The legal team's day: its date and its first instant in the zone set. */
+static void test_local_zone(void **state)
+{
+    (void)state;
+    char err[300], d[16];
+    assert_false(local_zone_set("Mars/Olympus_Mons", err, sizeof err));
+    assert_non_null(strstr(err, "not a time zone"));
+    assert_false(local_zone_set("../../etc/passwd", err, sizeof err));
+    assert_false(local_zone_set("", err, sizeof err));
+    assert_true(local_zone_set("Europe/Berlin", err, sizeof err));
+    assert_string_equal(local_zone(), "Europe/Berlin");
+    int64_t t;
+    assert_true(parse_rfc3339("2025-02-28T23:30:00Z", &t));
+    format_local_date(t, d);
+    assert_string_equal(d, "2025-03-01"); /* 00:30 in Berlin */
+    assert_true(parse_rfc3339("2025-02-28T22:59:59Z", &t));
+    format_local_date(t, d);
+    assert_string_equal(d, "2025-02-28");
+    assert_true(parse_rfc3339("2025-03-01T00:00:00+01:00", &t));
+    assert_int_equal(local_day_start_ms("2025-03-01"), t);
+    assert_true(parse_rfc3339("2025-07-01T00:00:00+02:00", &t)); /* summer time */
+    assert_int_equal(local_day_start_ms("2025-07-01"), t);
+    assert_true(local_zone_set("UTC", err, sizeof err));
+    assert_true(parse_rfc3339("2025-03-01T00:00:00Z", &t));
+    assert_int_equal(local_day_start_ms("2025-03-01"), t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),   cmocka_unit_test(test_rfc3339), cmocka_unit_test(test_ids_are_ordered_and_unique),
         cmocka_unit_test(test_b64url),  cmocka_unit_test(test_utf8),    cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_xml_text), cmocka_unit_test(test_id_floor), cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_local_zone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
