@@ -424,8 +424,8 @@ static void handle_get(req *r)
 /* ?limit, ?cursor and the resource's filters → a page of items. Shared with the
  * audit trail, whose "resource" is only a filter table. */
 /* ---- the registry lists as a spreadsheet ----------------------------------------
- * ?format=xlsx on a resource's list: every matching document (no pages, at most
- * XLSX_MAX_ROWS) in one worksheet, a column per top-level member of the field
+ * ?format=xlsx on a resource's list: every matching document (from the cursor's
+ * position if one is given; limit does not apply; at most XLSX_MAX_ROWS) in one worksheet, a column per top-level member of the field
  * table, each cell the member as text (lang picks a German/English text). */
 #define XLSX_MAX_ROWS 20000
 
@@ -462,12 +462,12 @@ static void sheet_cell(void *ctx, int row, int col, strbuf *text)
     value_text(json_get(s->docs[row], s->columns[col]), s->lang, text);
 }
 
-static void list_xlsx(req *r, const char *collection, const field *fields, bson_t *filter, bool desc, bool nothing)
+static void list_xlsx(req *r, const char *collection, const field *fields, bson_t *filter, char *after, bool desc,
+                      bool nothing)
 {
     const char *lang = req_query(r, "lang");
     if (!lang) lang = "en";
-    cJSON *all = cJSON_CreateArray();
-    char *after = NULL;
+    cJSON *all = cJSON_CreateArray(); /* from the cursor's position, if one was given (after, owned) */
     store_status st = ST_OK;
     bool more = !nothing;
     store_extend_deadline(XLSX_MAX_ROWS / 10); /* up to 2 s more for the pages of a large registry */
@@ -546,10 +546,6 @@ static void list_page_of(req *r, const char *collection, const filter_def *filte
         return;
     }
     bool xlsx = format && strcmp(format, "xlsx") == 0;
-    if (xlsx && (req_query(r, "limit") || req_query(r, "cursor"))) {
-        respond_problem(r, 400, "malformed-request", "the spreadsheet holds every match: no limit or cursor");
-        return;
-    }
     const char *lang = req_query(r, "lang"); /* the spreadsheet's texts; a JSON page has both */
     if (lang && strcmp(lang, "de") != 0 && strcmp(lang, "en") != 0) {
         respond_problem(r, 400, "malformed-request", "lang must be de or en");
@@ -602,9 +598,9 @@ static void list_page_of(req *r, const char *collection, const filter_def *filte
                         strcmp(bson_iter_utf8(&fixed, NULL), val->valuestring) == 0;
             cJSON_Delete(val);
             if (same) continue;
-            free(after);
-            if (xlsx) list_xlsx(r, collection, fields, filter, desc, true);
+            if (xlsx) list_xlsx(r, collection, fields, filter, after, desc, true);
             else respond(r, 200, "application/json", "{\"items\":[]}", 12);
+            if (!xlsx) free(after);
             return;
         }
         if (f->type->type == FT_DATETIME) {
@@ -641,8 +637,7 @@ static void list_page_of(req *r, const char *collection, const filter_def *filte
         cJSON_Delete(wrap);
     }
     if (xlsx) {
-        free(after);
-        list_xlsx(r, collection, fields, filter, desc, false);
+        list_xlsx(r, collection, fields, filter, after, desc, false);
         return;
     }
     /* The page is written as text straight from the driver's documents: no
