@@ -61,15 +61,21 @@ static bool load_registry(req *r, loaded *l, const as_of *when)
     const resource *law[] = {&RES_COUNTRY, &RES_ADEQUACY, &RES_SCC_SET};
     cJSON **const law_dst[] = {&l->co, &l->ad, &l->scc};
     const as_of today = {.past = false};
-    store_status st = load_documents(when, registry_dst, registry, sizeof registry / sizeof registry[0]);
-    if (st == ST_OK) st = load_documents(&today, law_dst, law, sizeof law / sizeof law[0]);
-    /* the publications without their frozen items, but for the version in effect;
-     * "now" of a past day is its last second */
-    int64_t now = when->past && when->end_ms - 1000 < now_ms() ? when->end_ms - 1000 : now_ms();
-    if (st == ST_OK) {
-        if (when->past) st = registry_as_of(when, (const resource *const[]){&RES_PUBLICATION}, 1, &l->pub);
-        else st = store_list_all_omit(COLL_PUBLICATIONS, "items", &l->pub);
+    store_status st;
+    if (when->past) {
+        /* one pass over the audit trail for the registry and the publications */
+        const resource *all[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRANSFER, &RES_TOM,
+                                 &RES_CUSTOMER,     &RES_OBJECTION, &RES_PUBLICATION};
+        cJSON **const all_dst[] = {&l->sp, &l->ag, &l->tr, &l->tom, &l->cu, &l->ob, &l->pub};
+        st = load_documents(when, all_dst, all, sizeof all / sizeof all[0]);
+    } else {
+        st = load_documents(when, registry_dst, registry, sizeof registry / sizeof registry[0]);
+        /* the publications without their frozen items, but for the version in effect */
+        if (st == ST_OK) st = store_list_all_omit(COLL_PUBLICATIONS, "items", &l->pub);
     }
+    if (st == ST_OK) st = load_documents(&today, law_dst, law, sizeof law / sizeof law[0]);
+    /* "now" of a past day is its last second */
+    int64_t now = when->past && when->end_ms - 1000 < now_ms() ? when->end_ms - 1000 : now_ms();
     const cJSON *current = st == ST_OK ? publication_in_effect(l->pub, now) : NULL;
     cJSON *full = NULL;
     if (current && when->past)

@@ -93,6 +93,8 @@ static store_status write_export(strbuf *out)
         content_ctx c = {.out = out};
         size_t total = 0;
         st = store_read_chunks(id, add_chunk, &c, &total);
+        /* deleted since the list was read: the export would not restore */
+        if (st == ST_OK && total != (size_t)cJSON_GetNumberValue(json_get(d, "size"))) st = ST_STALE;
         sb_puts(out, "\"");
     }
     sb_puts(out, "}}");
@@ -107,6 +109,11 @@ static void handle_export(req *r)
     store_extend_deadline(EXPORT_EXTRA_DEADLINE_MS);
     strbuf out = {0};
     store_status st = write_export(&out);
+    if (st == ST_STALE) {
+        sb_free(&out);
+        respond_problem(r, 409, "conflict", "a stored document changed while the export was read; retry");
+        return;
+    }
     if (st != ST_OK) {
         sb_free(&out);
         respond_store_error(r, st);
@@ -161,9 +168,17 @@ static bool check_export(const cJSON *doc, char *err, size_t n)
         for (size_t i = 0; i < NPARTS; i++) known |= !strcmp(c->string, PARTS[i].collection);
         if (!known) return fail(err, n, "unknown collection \"%s\" in the export", c->string);
         if (!cJSON_IsArray(c)) return fail(err, n, "collection \"%s\" is not an array", c->string);
-        for (const cJSON *d = c->child; d; d = d->next)
+        bool versioned = false; /* a registry document: its version goes into its restore record */
+        for (size_t i = 0; i < NPARTS; i++) versioned |= !strcmp(c->string, PARTS[i].collection) && PARTS[i].res;
+        for (const cJSON *d = c->child; d; d = d->next) {
             if (!cJSON_IsObject(d) || !json_get_str(d, "id"))
                 return fail(err, n, "a document of \"%s\" is not an object with a string id", c->string);
+            const cJSON *ver = json_get(d, "version");
+            if (versioned && !(cJSON_IsNumber(ver) && ver->valuedouble >= 1 && ver->valuedouble <= 1e15 &&
+                               ver->valuedouble == (double)(int64_t)ver->valuedouble))
+                return fail(err, n, "document \"%s\" of \"%s\" has no version (a positive integer)",
+                            json_get_str(d, "id"), c->string);
+        }
     }
     const cJSON *content = json_get(doc, "document_content");
     if (content && !cJSON_IsObject(content)) return fail(err, n, "\"document_content\" is not an object");
@@ -174,7 +189,15 @@ static bool check_export(const cJSON *doc, char *err, size_t n)
         for (const cJSON *d = docs ? docs->child : NULL; d && !listed; d = d->next)
             listed = !strcmp(json_get_str(d, "id"), c->string);
         if (!listed) return fail(err, n, "content for document \"%s\", which the export does not list", c->string);
+        unsigned char *bytes = NULL;
+        size_t len = 0;
+        bool b64 = b64url_decode(c->valuestring, strlen(c->valuestring), &bytes, &len);
+        free(bytes);
+        if (!b64) return fail(err, n, "the content of document \"%s\" is not base64url", c->string);
     }
+    for (const cJSON *d = docs ? docs->child : NULL; d; d = d->next)
+        if (!json_get(content, json_get_str(d, "id")))
+            return fail(err, n, "document \"%s\" has no content in the export", json_get_str(d, "id"));
     return true;
 }
 

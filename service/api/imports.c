@@ -390,7 +390,7 @@ static store_status match_and_check(import *im, const cJSON *registry)
             w->cur = same ? same->child : NULL;
             snprintf(key, sizeof key, w->cur ? "id:%s" : "name:%s", w->cur ? json_get_str(w->cur, "id") : name);
         }
-        const cJSON *first = json_get(seen, key);
+        const cJSON *first = strcmp(key, "name:") ? json_get(seen, key) : NULL; /* no name: the schema says so */
         if (first) {
             char msg[96];
             snprintf(msg, sizeof msg, "the same subprocessor as row %d", (int)cJSON_GetNumberValue(first));
@@ -474,7 +474,8 @@ static bool read_rows(req *r, import *im)
         char delim = csv_guess_delimiter(body, r->body_len);
         if (!csv_parse(body, r->body_len, delim, each_record, im, err, sizeof err)) {
             int at = 1;
-            sscanf(err, "a quoted field that begins on line %d", &at);
+            const char *in_row = strstr(err, "row ");
+            if (in_row) sscanf(in_row, "row %d", &at);
             report(im, at, NULL, "", "/problems/validation-error", err);
         } else if (!im->header_read) {
             report(im, 1, NULL, "", "/problems/validation-error", "the file is empty: a header row is needed");
@@ -628,6 +629,14 @@ static void handle_import(req *r)
                      "a subprocessor changed while the import was written (%d row%s written); send the file again",
                      written, written == 1 ? "" : "s");
             respond_problem(r, 409, "conflict", d);
+        } else if (st == ST_UNAVAILABLE || st == ST_BUSY) {
+            char d[200];
+            snprintf(d, sizeof d,
+                     "the database failed while the import was written (%d row%s written); send the file again "
+                     "to complete it",
+                     written, written == 1 ? "" : "s");
+            req_add_header(r, "Retry-After", "5");
+            respond_problem(r, 503, "service-unavailable", d);
         } else {
             respond_store_error(r, st);
         }

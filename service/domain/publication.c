@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* memfd_create */
 #include "subreg/publication.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -364,8 +365,24 @@ void render_csv(const cJSON *items, const char *lang, strbuf *out)
  * (memfd_create), named through /proc/self/fd; its own scratch files go to
  * $TMPDIR or /tmp. The workbook is dated created: the same cells and date give
  * the same bytes. */
+static pthread_mutex_t xlsx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool xlsx_sheet_locked(const char *sheet, const char *const *header, int ncols, int nrows, xlsx_cell_fn cell,
+                              void *ctx, time_t created, strbuf *out);
+
+/* libxlsxwriter dates the workbook with gmtime() (one static buffer): one
+ * workbook at a time (the scheduler's public list and the requests' lists). */
 bool xlsx_sheet(const char *sheet, const char *const *header, int ncols, int nrows, xlsx_cell_fn cell, void *ctx,
                 time_t created, strbuf *out)
+{
+    pthread_mutex_lock(&xlsx_lock);
+    bool ok = xlsx_sheet_locked(sheet, header, ncols, nrows, cell, ctx, created, out);
+    pthread_mutex_unlock(&xlsx_lock);
+    return ok;
+}
+
+static bool xlsx_sheet_locked(const char *sheet, const char *const *header, int ncols, int nrows, xlsx_cell_fn cell,
+                              void *ctx, time_t created, strbuf *out)
 {
     int fd = memfd_create("subreg-xlsx", MFD_CLOEXEC);
     if (fd < 0) return false;

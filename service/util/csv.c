@@ -34,7 +34,10 @@ static void push_cell(csv_record *r, strbuf *cell)
         r->cells = realloc(r->cells, (size_t)r->cap * sizeof *r->cells);
         if (!r->cells) abort();
     }
-    r->cells[r->n++] = cell->data ? cell->data : calloc(1, 1);
+    /* a cell keeps only its bytes (a buffer starts at 256) */
+    char *c = cell->data ? realloc(cell->data, cell->len + 1) : calloc(1, 1);
+    if (!c) abort();
+    r->cells[r->n++] = c;
     *cell = (strbuf){0};
 }
 
@@ -49,13 +52,17 @@ bool csv_parse(const char *s, size_t n, char delim, csv_each each, void *ctx, ch
     csv_record rec = {0};
     strbuf cell = {0};
     size_t i = bom(s, n);
-    int line = 1, record_line = 1;
+    int row = 1; /* as a spreadsheet counts: line breaks inside quotes are not rows */
     bool ok = true, stopped = false, any = false;
     while (i < n && !stopped) {
         char c = s[i];
+        if (rec.n >= CSV_MAX_CELLS) {
+            snprintf(err, errlen, "row %d has more than %d cells", row, CSV_MAX_CELLS);
+            ok = false;
+            break;
+        }
         if (c == '"' && cell.len == 0 && !any) {
             /* a quoted field: up to the closing quote */
-            size_t start_line = (size_t)line;
             i++;
             bool closed = false;
             while (i < n) {
@@ -69,12 +76,11 @@ bool csv_parse(const char *s, size_t n, char delim, csv_each each, void *ctx, ch
                     i++;
                     break;
                 }
-                if (s[i] == '\n') line++;
                 sb_append(&cell, s + i, 1);
                 i++;
             }
             if (!closed) {
-                snprintf(err, errlen, "a quoted field that begins on line %zu is never closed", start_line);
+                snprintf(err, errlen, "a quoted field that begins in row %d is never closed", row);
                 ok = false;
                 break;
             }
@@ -90,11 +96,10 @@ bool csv_parse(const char *s, size_t n, char delim, csv_each each, void *ctx, ch
             push_cell(&rec, &cell);
             any = false;
             i += c == '\r' && i + 1 < n && s[i + 1] == '\n' ? 2 : 1;
-            line++;
-            /* a blank line is no record */
-            if (!(rec.n == 1 && rec.cells[0][0] == '\0')) stopped = !each(&rec, record_line, ctx);
+            /* a blank line is no record (but a row) */
+            if (!(rec.n == 1 && rec.cells[0][0] == '\0')) stopped = !each(&rec, row, ctx);
             clear_record(&rec);
-            record_line = line;
+            row++;
         } else {
             sb_append(&cell, s + i, 1);
             i++;
@@ -102,7 +107,7 @@ bool csv_parse(const char *s, size_t n, char delim, csv_each each, void *ctx, ch
     }
     if (ok && !stopped && (rec.n > 0 || cell.len > 0 || any)) {
         push_cell(&rec, &cell);
-        if (!(rec.n == 1 && rec.cells[0][0] == '\0')) each(&rec, record_line, ctx);
+        if (!(rec.n == 1 && rec.cells[0][0] == '\0')) each(&rec, row, ctx);
     }
     clear_record(&rec);
     free(rec.cells);

@@ -146,6 +146,12 @@ def test_restore_refuses_a_database_that_is_not_empty(server, admin, tmp_path):
     ('{"format": "subreg-export", "format_version": 1, "collections": {"webhooks": []}}', "unknown collection"),
     ('{"format": "subreg-export", "format_version": 1, "collections": {"subprocessors": [{"x": 1}]}}',
      "string id"),
+    ('{"format": "subreg-export", "format_version": 1, "collections": {"subprocessors": [{"id": "sp_1"}]}}',
+     "has no version"),
+    ('{"format": "subreg-export", "format_version": 1, "collections": {"documents": [{"id": "doc_1", '
+     '"version": 1}]}, "document_content": {"doc_1": "not base64!"}}', "not base64url"),
+    ('{"format": "subreg-export", "format_version": 1, "collections": {"documents": [{"id": "doc_1", '
+     '"version": 1}]}, "document_content": {}}', "has no content"),
 ])
 def test_restore_refuses_a_bad_file_and_writes_nothing(server, tmp_path, content, message):
     path = tmp_path / "bad.json"

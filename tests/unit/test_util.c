@@ -180,18 +180,25 @@ static void check_csv(const char *in, char delim, const char *want)
 static void test_csv(void **state)
 {
     (void)state;
-    /* BOM, CRLF, quoted separators, quotes and line breaks; the record's first line */
+    /* BOM, CRLF, quoted separators, quotes and line breaks; the record's row */
     check_csv("\xEF\xBB\xBF" "a;b\r\n\"x;y\";\"say \"\"hi\"\"\"\r\n\"two\nlines\";z\r\n", ';',
               "1|a|b\n2|x;y|say \"hi\"\n3|two\nlines|z\n");
     check_csv("a,b\n\n1,\n", ',', "1|a|b\n3|1|\n"); /* blank line skipped, empty last cell kept */
     check_csv("a,b", ',', "1|a|b\n");                  /* no final line break */
+    check_csv("\"a\nb\",c\nd,e\n", ',', "1|a\nb|c\n2|d|e\n"); /* a line break in quotes is no row */
     check_csv("\"\",x\n", ',', "1||x\n");             /* an empty quoted field */
     assert_int_equal(csv_guess_delimiter("Firma;Sitzland;\"a,b,c\"\n1,2,3,4", 40), ';');
     assert_int_equal(csv_guess_delimiter("\xEF\xBB\xBF" "legal_name,hq_country\n", 27), ',');
     strbuf out = {0};
     char err[128] = "";
     assert_false(csv_parse("a,\"open\nstill open", 19, ',', collect, &out, err, sizeof err));
-    assert_non_null(strstr(err, "line 1"));
+    assert_non_null(strstr(err, "row 1"));
+    sb_free(&out);
+    strbuf wide = {0};
+    for (int i = 0; i < CSV_MAX_CELLS + 1; i++) sb_puts(&wide, i ? ",x" : "x");
+    assert_false(csv_parse(wide.data, wide.len, ',', collect, &out, err, sizeof err));
+    assert_non_null(strstr(err, "more than 256 cells"));
+    sb_free(&wide);
     sb_free(&out);
 }
 
