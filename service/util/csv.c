@@ -105,6 +105,10 @@ bool csv_parse(const char *s, size_t n, char delim, csv_each each, void *ctx, ch
             i++;
         }
     }
+    if (ok && !stopped && (rec.n > 0 || cell.len > 0 || any) && rec.n >= CSV_MAX_CELLS) {
+        snprintf(err, errlen, "row %d has more than %d cells", row, CSV_MAX_CELLS);
+        ok = false;
+    }
     if (ok && !stopped && (rec.n > 0 || cell.len > 0 || any)) {
         push_cell(&rec, &cell);
         if (!(rec.n == 1 && rec.cells[0][0] == '\0')) each(&rec, row, ctx);

@@ -199,6 +199,11 @@ static void test_csv(void **state)
     assert_false(csv_parse(wide.data, wide.len, ',', collect, &out, err, sizeof err));
     assert_non_null(strstr(err, "more than 256 cells"));
     sb_free(&wide);
+    for (int i = 0; i < CSV_MAX_CELLS; i++) sb_puts(&wide, ",");  /* 257 empty cells, no final line break */
+    assert_false(csv_parse(wide.data, wide.len, ',', collect, &out, err, sizeof err));
+    wide.len = CSV_MAX_CELLS - 1;                                  /* 256 cells: read */
+    assert_true(csv_parse(wide.data, wide.len, ',', collect, &out, err, sizeof err));
+    sb_free(&wide);
     sb_free(&out);
 }
 
