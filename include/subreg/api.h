@@ -46,16 +46,20 @@ int export_routes(route *out, int cap);
  * 0 done, 1 the database failed (run it again), 2 the file is refused. */
 int export_restore(const char *path);
 
-/* The generic write path's parts (crud.c), for writers of many documents
- * (imports.c). crud_check_state: the schema, the descriptor's rules and its
- * references for a new state (before NULL for a create): 0, or 400 (errs), 422
- * (detail, and errs for missing references), 503 (*st). crud_assemble: the
- * client's members in field order. crud_carry_server_state: what an update
- * keeps that the client does not send. */
+/* The generic write path's two steps (crud.c), used by its handlers and by
+ * writers of many documents (imports.c).
+ * crud_check_state: the schema, the descriptor's rules and its references for
+ * a new state (before NULL for a create): 0, or 400 (errs), 422 (detail, and
+ * errs for missing references), 503 (*st).
+ * crud_write_state: writes a checked client state through doc_write — a create
+ * (raw NULL; on_create may put members shown once into extra, which may be
+ * NULL) or an update of raw (the stored document; before: its public view,
+ * for on_update; what the client does not send is carried over). *out
+ * (optional) receives the written document, internal members included. */
 int crud_check_state(const struct resource *res, const cJSON *before, const cJSON *client, verrors *errs,
                      char *detail, size_t detail_len, store_status *st);
-cJSON *crud_assemble(const struct resource *res, const cJSON *client);
-void crud_carry_server_state(const struct resource *res, const cJSON *raw, cJSON *doc);
+store_status crud_write_state(const struct resource *res, const write_origin *by, const char *id, const cJSON *raw,
+                              const cJSON *before, const cJSON *client, cJSON *extra, int64_t *version, cJSON **out);
 int import_routes(route *out, int cap);
 
 /* Seeds reference documents from a JSON array (subreg migrate); see crud.c. */

@@ -49,7 +49,7 @@ void respond_store_error(req *r, store_status st)
 
 /* The client's fields in the order of the field table: stable, readable
  * documents (doc_write puts the server-owned members in front). */
-cJSON *crud_assemble(const resource *res, const cJSON *client)
+static cJSON *assemble(const resource *res, const cJSON *client)
 {
     cJSON *doc = cJSON_CreateObject();
     for (const field *f = res->fields; f->name; f++) {
@@ -328,11 +328,9 @@ static void handle_create(req *r)
     if (!check_state(r, res, NULL, body)) goto done;
     if (res->io_check && !res->io_check(r, body)) goto done;
     id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
-    doc = crud_assemble(res, body);
     cJSON *extra = cJSON_CreateObject();
-    if (res->on_create) res->on_create(doc, extra);
     int64_t version = 0;
-    store_status st = doc_write(res, REQ_ORIGIN(r), NULL, id, NULL, doc, &version);
+    store_status st = crud_write_state(res, REQ_ORIGIN(r), id, NULL, NULL, body, extra, &version, &doc);
     doc_public(doc);
     while (extra->child) {
         cJSON *m = extra->child;
@@ -678,7 +676,7 @@ static void handle_list(req *r)
 /* What an update keeps that the client does not send: read-only members the
  * server maintains (other than id, version and the times) and the resource's
  * listed internal members. */
-void crud_carry_server_state(const resource *res, const cJSON *raw, cJSON *doc)
+static void carry_server_state(const resource *res, const cJSON *raw, cJSON *doc)
 {
     for (const field *f = res->fields; f->name; f++) {
         if (!(f->flags & FF_READONLY) || json_get(doc, f->name)) continue;
@@ -689,6 +687,25 @@ void crud_carry_server_state(const resource *res, const cJSON *raw, cJSON *doc)
         const cJSON *v = json_get(raw, *k);
         if (v) cJSON_AddItemToObject(doc, *k, cJSON_Duplicate(v, 1));
     }
+}
+
+store_status crud_write_state(const resource *res, const write_origin *by, const char *id, const cJSON *raw,
+                              const cJSON *before, const cJSON *client, cJSON *extra, int64_t *version, cJSON **out)
+{
+    cJSON *doc = assemble(res, client);
+    if (!raw && res->on_create) {
+        cJSON *shown = extra ? extra : cJSON_CreateObject();
+        res->on_create(doc, shown);
+        if (shown != extra) cJSON_Delete(shown);
+    }
+    if (raw) {
+        carry_server_state(res, raw, doc);
+        if (res->on_update) res->on_update(before, doc);
+    }
+    store_status st = doc_write(res, by, NULL, id, raw, doc, version);
+    if (out) *out = doc;
+    else cJSON_Delete(doc);
+    return st;
 }
 
 /* Loads the current state for a conditional write if If-Match allows its
@@ -734,11 +751,8 @@ static void handle_patch(req *r)
     merge_patch(client, patch);
     if (!check_state(r, res, cur, client)) goto done;
     if (res->io_check && !res->io_check(r, client)) goto done;
-    doc = crud_assemble(res, client);
-    crud_carry_server_state(res, raw, doc);
-    if (res->on_update) res->on_update(cur, doc);
     int64_t version = 0;
-    store_status st = doc_write(res, REQ_ORIGIN(r), NULL, r->param, raw, doc, &version);
+    store_status st = crud_write_state(res, REQ_ORIGIN(r), r->param, raw, cur, client, NULL, &version, &doc);
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
@@ -849,14 +863,14 @@ static store_status seed_one(const resource *res, cJSON *seed, const cJSON *docs
     const char *logged = log ? json_get_str(log, "hash") : NULL;
     const write_origin by = {ACTOR_MIGRATE, run_id, 0};
     if (!cur && !log) {
-        doc = crud_assemble(res, seed);
+        doc = assemble(res, seed);
         cJSON_AddStringToObject(doc, "_seed_hash", hash);
         st = doc_write(res, &by, NULL, id, NULL, doc, NULL);
         if (st == ST_OK) (*inserted)++;
     } else if (cur && log && (!logged || strcmp(logged, hash) != 0)) {
         const char *was = json_get_str(cur, "_seed_hash");
         if (was && strcmp(was, hash) != 0) {
-            doc = crud_assemble(res, seed);
+            doc = assemble(res, seed);
             cJSON_AddStringToObject(doc, "_seed_hash", hash);
             st = doc_write(res, &by, NULL, id, cur, doc, NULL);
             if (st == ST_OK) (*updated)++;

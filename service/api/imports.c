@@ -127,6 +127,14 @@ static row *add_row(import *im, int rowno)
 
 /* ---- CSV cells into members ------------------------------------------------------ */
 
+static void lower_key(const char *s, char *out, size_t n)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s ? s : "");
+    snprintf(out, n, "%s", trim(buf));
+    for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
+}
+
 static const char *country_code(import *im, const char *text, char buf[3])
 {
     if (strlen(text) == 2 && isalpha((unsigned char)text[0]) && isalpha((unsigned char)text[1])) {
@@ -136,8 +144,7 @@ static const char *country_code(import *im, const char *text, char buf[3])
         return buf;
     }
     char lower[256];
-    snprintf(lower, sizeof lower, "%s", text);
-    for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+    lower_key(text, lower, sizeof lower);
     const char *code = json_get_str(im->countries, lower);
     return code ? code : text; /* unknown: the schema names the problem */
 }
@@ -202,6 +209,8 @@ static void put_cell(import *im, row *w, int ci, const char *header, char *cell)
     char *v = trim(cell);
     if (!*v) return; /* empty: not given */
     const char *member = COLUMNS[ci].member;
+    char top[32]; /* the top-level member ("purpose" of "purpose/de") */
+    snprintf(top, sizeof top, "%.*s", (int)strcspn(member, "/"), member);
     char *parts[64];
     int n;
     switch (COLUMNS[ci].kind) {
@@ -240,8 +249,6 @@ static void put_cell(import *im, row *w, int ci, const char *header, char *cell)
     }
     case K_BOTH_LANGS:
     case K_LANG: {
-        char top[32];
-        snprintf(top, sizeof top, "%.*s", (int)strcspn(member, "/"), member);
         cJSON *loc = json_get(w->given, top);
         if (!loc) loc = cJSON_AddObjectToObject(w->given, top);
         if (COLUMNS[ci].kind == K_LANG) {
@@ -254,8 +261,6 @@ static void put_cell(import *im, row *w, int ci, const char *header, char *cell)
         break;
     }
     }
-    char top[32];
-    snprintf(top, sizeof top, "%.*s", (int)strcspn(member, "/"), member);
     cJSON_DeleteItemFromObject(w->columns, top);
     cJSON_AddStringToObject(w->columns, top, header);
 }
@@ -327,13 +332,6 @@ static bool each_record(const csv_record *rec, int line, void *ctx)
 
 /* ---- matching and checking ------------------------------------------------------- */
 
-static void lower_key(const char *s, char *out, size_t n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s ? s : "");
-    snprintf(out, n, "%s", trim(buf));
-    for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
-}
 
 /* The column a problem's pointer belongs to, as the file names it. */
 static const char *column_for(const row *w, const char *pointer)
@@ -547,26 +545,18 @@ static store_status apply(req *r, import *im, int *written)
     for (int i = 0; i < im->n; i++) {
         row *w = &im->rows[i];
         if (w->act == A_UNCHANGED) continue;
-        cJSON *doc = crud_assemble(res, w->client);
         store_status st;
         if (w->act == A_CREATE) {
             char *id = new_id(res->id_prefix);
-            cJSON *extra = cJSON_CreateObject();
-            if (res->on_create) res->on_create(doc, extra);
-            cJSON_Delete(extra);
-            st = doc_write(res, REQ_ORIGIN(r), NULL, id, NULL, doc, NULL);
+            st = crud_write_state(res, REQ_ORIGIN(r), id, NULL, NULL, w->client, NULL, NULL, NULL);
             if (st == ST_OK) cJSON_AddStringToObject(w->client, "id", id);
             free(id);
         } else {
-            crud_carry_server_state(res, w->cur, doc);
-            if (res->on_update) {
-                cJSON *before = doc_public(cJSON_Duplicate(w->cur, 1));
-                res->on_update(before, doc);
-                cJSON_Delete(before);
-            }
-            st = doc_write(res, REQ_ORIGIN(r), NULL, json_get_str(w->cur, "id"), w->cur, doc, NULL);
+            cJSON *before = doc_public(cJSON_Duplicate(w->cur, 1));
+            st = crud_write_state(res, REQ_ORIGIN(r), json_get_str(w->cur, "id"), w->cur, before, w->client, NULL,
+                                  NULL, NULL);
+            cJSON_Delete(before);
         }
-        cJSON_Delete(doc);
         if (st != ST_OK) return st;
         (*written)++;
     }
