@@ -44,6 +44,42 @@ const cJSON *publication_replaced_by(const cJSON *pubs, const cJSON *p);
 const cJSON *publication_in_effect(const cJSON *pubs, int64_t now);
 bool diff_is_empty(const cJSON *diff);
 
+/* ---- services (issue 12) ----------------------------------------------------
+ * A publication's items may carry "services" (the ids of the services the
+ * subprocessor serves; none: every service), the publication a "services"
+ * catalogue [{id, name, description?, public, sort?}] and "service_changes"
+ * {id: diff}. The public forms show only public services. */
+
+/* Whether item serves service: its "services" contains it, or it has none. */
+bool item_serves(const cJSON *item, const char *service);
+
+/* The public services of pubs' catalogues (a service in several: the newest
+ * publication's entry), ordered by (sort, id): a new array of
+ * {id, name, description?}. */
+cJSON *public_services(const cJSON *pubs);
+
+/* The entry of services with that id, or NULL. */
+const cJSON *service_find(const cJSON *services, const char *id);
+
+/* Items' "services" members (in place, items a JSON array of items): with
+ * service NULL, only ids of public services are kept; otherwise the member is
+ * dropped (a service's own list needs none). */
+void strip_services(cJSON *items, const cJSON *services, const char *service);
+
+/* The public changes of pub (a new diff): service NULL, its "diff" with the ids
+ * of non-public services stripped ("services" field changes that become empty
+ * dropped, and a changed entry left without fields); otherwise service's
+ * diff: service_changes[service], or for a version without it the stored diff
+ * filtered to the items serving the service. A service's diff never lists the
+ * "services" field. */
+cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *service);
+
+/* What the public renderers read of pub for one service (service NULL: the
+ * whole list): an object sharing pub's members (references, no copies) but for
+ * "items" (those serving the service) and "diff" (public_changes). Delete it
+ * before pub. */
+cJSON *publication_view(const cJSON *pub, const cJSON *services, const char *service);
+
 /* Localised strings: {"de","en"} objects become plain strings in lang. Returns a
  * copy. lang NULL keeps both. */
 cJSON *localize(const cJSON *v, const char *lang);
@@ -72,16 +108,19 @@ bool render_xlsx(const cJSON *items, const char *lang, time_t created, strbuf *o
 
 /* Atom feed of publications (newest first): one entry per version. base is the
  * absolute URL prefix of the service ("https://example.com"). */
-void render_atom(const cJSON *publications, const char *base, const char *updated, strbuf *out);
+/* service (an entry of public_services, or NULL) is the one service the feed,
+ * page or annex is about: its name in the title, "?service=ID" on every link. */
+void render_atom(const cJSON *publications, const char *base, const char *updated, const cJSON *service, strbuf *out);
 
 /* The human page: list in effect, upcoming changes, history. lang "de" or "en". */
+/* services: public_services (the page's selector; none: no selector). */
 void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang,
-                 strbuf *out);
+                 const cJSON *services, const cJSON *service, strbuf *out);
 
 /* The DPA annex (PUBLIC_ANNEX_PATH): the list in effect as a print-ready page,
  * each printed page headed with the version and its effective date; source_url
  * is where the current list is (the public page's absolute URL). */
-void render_annex(const cJSON *current, const char *lang, const char *source_url, strbuf *out);
+void render_annex(const cJSON *current, const char *lang, const char *source_url, const cJSON *service, strbuf *out);
 
 /* A publication was written (its descriptor's after_write): bumps the
  * "publications" stamp and wakes the scheduler (api/scheduler.c). */

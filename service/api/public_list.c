@@ -25,6 +25,13 @@ static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
 static snapshot *snap;
 static uint64_t snap_gen; /* moves with every swap of snap (under snap_mu) */
 
+static void view_free(list_view *v)
+{
+    for (int i = 0; i < F_COUNT; i++) free(v->forms[i].body);
+    for (int i = 0; i < v->nversions; i++) free(v->versions[i].body);
+    free(v->versions);
+}
+
 void snapshot_release(snapshot *s)
 {
     if (!s) return;
@@ -32,9 +39,9 @@ void snapshot_release(snapshot *s)
     int left = --s->refs;
     pthread_mutex_unlock(&snap_mu);
     if (left > 0) return;
-    for (int i = 0; i < F_COUNT; i++) free(s->forms[i].body);
-    for (int i = 0; i < s->nversions; i++) free(s->versions[i].body);
-    free(s->versions);
+    for (int i = 0; i < s->nviews; i++) view_free(&s->views[i]);
+    free(s->views);
+    cJSON_Delete(s->services);
     free(s);
 }
 
@@ -90,23 +97,33 @@ static void add_notice_members(cJSON *o, const cJSON *pub, const char *lang)
     }
 }
 
-/* The status of a version at now. */
-static const char *version_status(const cJSON *pubs, const cJSON *p, const cJSON *current, int64_t now)
+static int number_of(const cJSON *p)
+{
+    return (int)cJSON_GetNumberValue(json_get(p, "number"));
+}
+
+/* The status of a version at now; current: the number in effect on this list,
+ * or in_effect: the number in effect on the whole list (a version that left a
+ * service's list as it was is in effect too). */
+static const char *version_status(const cJSON *pubs, const cJSON *p, int current, int in_effect, int64_t now)
 {
     if (publication_replaced_by(pubs, p)) return "replaced";
-    return ts_ms(p, "effective_at") > now ? "upcoming" : p == current ? "in_effect" : "superseded";
+    int n = number_of(p);
+    return ts_ms(p, "effective_at") > now ? "upcoming" : n == current || n == in_effect ? "in_effect" : "superseded";
 }
 
 /* A version's status, and for a replaced announcement the version that replaced it. */
-static void add_status(cJSON *v, const cJSON *pubs, const cJSON *p, const cJSON *current, int64_t now)
+static void add_status(cJSON *v, const cJSON *pubs, const cJSON *p, int current, int in_effect, int64_t now)
 {
-    cJSON_AddStringToObject(v, "status", version_status(pubs, p, current, now));
+    cJSON_AddStringToObject(v, "status", version_status(pubs, p, current, in_effect, now));
     const cJSON *by = publication_replaced_by(pubs, p);
-    if (by) cJSON_AddNumberToObject(v, "replaced_by", cJSON_GetNumberValue(json_get(by, "number")));
+    if (by) cJSON_AddNumberToObject(v, "replaced_by", number_of(by));
 }
 
-/* The public JSON of one version (lang NULL: both languages). */
-static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items)
+/* The public JSON of one version (lang NULL: both languages); pub is a
+ * publication_view, services the public ones, service NULL or the one listed. */
+static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items, const cJSON *services,
+                           const char *service)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "version", cJSON_GetNumberValue(json_get(pub, "number")));
@@ -117,52 +134,78 @@ static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items)
     cJSON_AddItemToObject(o, "summary", localize(json_get(pub, "summary"), lang));
     cJSON_AddItemToObject(o, "changes", localize(json_get(pub, "diff"), lang));
     add_notice_members(o, pub, lang);
-    if (with_items) cJSON_AddItemToObject(o, "items", localize(json_get(pub, "items"), lang));
+    if (with_items) {
+        cJSON *items = localize(json_get(pub, "items"), lang);
+        strip_services(items, services, service);
+        cJSON_AddItemToObject(o, "items", items);
+    }
     return o;
 }
 
 static const char *const LANGS[] = {NULL, "de", "en"};
 
-snapshot *build_snapshot(const cJSON *pubs, int64_t now)
+/* A link of a list's JSON: path, and for a service's list its id. */
+static void add_link(cJSON *links, const char *name, const char *path, const char *service)
 {
-    snapshot *s = xcalloc(1, sizeof *s);
-    s->refs = 1;
-    const cJSON *current = publication_in_effect(pubs, now);
+    char url[200];
+    snprintf(url, sizeof url, "%s%s%s", path, !service ? "" : strchr(path, '?') ? "&service=" : "?service=",
+             service ? service : "");
+    cJSON_AddStringToObject(links, name, url);
+}
+
+/* One list's forms (v->service NULL: the whole list), from all: the
+ * publication_view of every publication for that list, oldest first. A
+ * service's list shows the versions that change it (and the first, and what
+ * replaces one shown): a version that touches only other services leaves it,
+ * its ETag and its Last-Modified as they were. Every version stays at
+ * versions/{n}. in_effect: the number in effect on the whole list. */
+static void build_view(list_view *v, const cJSON *all, const cJSON *services, const cJSON *service, int in_effect,
+                       int64_t now)
+{
+    const char *sid = service ? json_get_str(service, "id") : NULL;
+    v->service = sid;
+    cJSON *shown = cJSON_CreateArray(); /* references */
+    for (const cJSON *p = all->child; p; p = p->next) {
+        const cJSON *r = json_get(p, "replaces");
+        bool keep = !sid || !json_get(p, "diff_against") || !diff_is_empty(json_get(p, "diff"));
+        for (const cJSON *q = shown->child; !keep && cJSON_IsNumber(r) && q; q = q->next)
+            keep = number_of(q) == (int)r->valuedouble;
+        if (keep) cJSON_AddItemReferenceToArray(shown, (cJSON *)p);
+    }
+    const cJSON *current = publication_in_effect(shown, now);
     int64_t latest_pub_ms = 0;
-    for (const cJSON *p = pubs->child; p; p = p->next) {
-        int64_t eff = ts_ms(p, "effective_at");
-        bool announced = eff > now && !publication_replaced_by(pubs, p);
-        if (announced && (!s->next_change_ms || eff < s->next_change_ms)) s->next_change_ms = eff;
+    int latest = 0;
+    for (const cJSON *p = shown->child; p; p = p->next) {
         int64_t pm = ts_ms(p, "published_at");
         if (pm > latest_pub_ms) latest_pub_ms = pm;
-        s->latest = (int)cJSON_GetNumberValue(json_get(p, "number"));
+        latest = number_of(p);
     }
-    s->current = current ? (int)cJSON_GetNumberValue(json_get(current, "number")) : 0;
+    v->current = current ? number_of(current) : 0;
     /* The list changes when a version is published and when one takes effect. */
     int64_t changed_ms = latest_pub_ms;
     if (current && ts_ms(current, "effective_at") > changed_ms) changed_ms = ts_ms(current, "effective_at");
     time_t lm = (time_t)((changed_ms ? changed_ms : now) / 1000);
-    s->last_modified_s = lm;
+    v->last_modified_s = lm;
     struct tm tm;
     gmtime_r(&lm, &tm);
-    strftime(s->last_modified, sizeof s->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    strftime(v->last_modified, sizeof v->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 
     /* upcoming: announced, not yet in effect, soonest first */
     for (int li = 0; li < 3; li++) {
         const char *lang = LANGS[li];
         cJSON *o = cJSON_CreateObject();
         if (current) {
-            cJSON *v = version_json(current, lang, true);
-            cJSON_AddItemToObject(o, "version", cJSON_DetachItemFromObject(v, "version"));
-            cJSON_AddItemToObject(o, "effective_at", cJSON_DetachItemFromObject(v, "effective_at"));
-            cJSON_AddItemToObject(o, "published_at", cJSON_DetachItemFromObject(v, "published_at"));
-            cJSON_AddItemToObject(o, "items", cJSON_DetachItemFromObject(v, "items"));
+            cJSON *cv = version_json(current, lang, true, services, sid);
+            cJSON_AddItemToObject(o, "version", cJSON_DetachItemFromObject(cv, "version"));
+            cJSON_AddItemToObject(o, "effective_at", cJSON_DetachItemFromObject(cv, "effective_at"));
+            cJSON_AddItemToObject(o, "published_at", cJSON_DetachItemFromObject(cv, "published_at"));
+            cJSON_AddItemToObject(o, "items", cJSON_DetachItemFromObject(cv, "items"));
             /* a version in effect on shortened notice says so, with the reason */
-            if (json_get(v, "override_notice")) {
-                cJSON_AddItemToObject(o, "override_notice", cJSON_DetachItemFromObject(v, "override_notice"));
-                cJSON_AddItemToObject(o, "override_reason", cJSON_DetachItemFromObject(v, "override_reason"));
+            if (json_get(cv, "override_notice")) {
+                cJSON_AddItemToObject(o, "override_notice", cJSON_DetachItemFromObject(cv, "override_notice"));
+                cJSON_AddItemToObject(o, "override_reason", cJSON_DetachItemFromObject(cv, "override_reason"));
             }
-            cJSON_Delete(v);
+            cJSON_Delete(cv);
         } else {
             cJSON_AddNullToObject(o, "version");
             cJSON_AddNullToObject(o, "effective_at");
@@ -170,15 +213,17 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
             cJSON_AddArrayToObject(o, "items");
         }
         cJSON *up = cJSON_AddArrayToObject(o, "upcoming");
-        for (const cJSON *p = pubs->child; p; p = p->next)
-            if (strcmp(version_status(pubs, p, current, now), "upcoming") == 0)
-                cJSON_AddItemToArray(up, version_json(p, lang, false));
+        for (const cJSON *p = shown->child; p; p = p->next)
+            if (strcmp(version_status(shown, p, v->current, v->current, now), "upcoming") == 0)
+                cJSON_AddItemToArray(up, version_json(p, lang, false, services, sid));
+        cJSON_AddItemToObject(o, "services", localize(services, lang));
+        if (service) cJSON_AddItemToObject(o, "service", localize(service, lang));
         cJSON *links = cJSON_AddObjectToObject(o, "links");
-        cJSON_AddStringToObject(links, "csv", PUBLIC_CSV_PATH);
-        cJSON_AddStringToObject(links, "atom", PUBLIC_FEED_PATH);
-        cJSON_AddStringToObject(links, "html", PUBLIC_PAGE_PATH);
-        cJSON_AddStringToObject(links, "versions", PUBLIC_VERSIONS_PATH);
-        set_json_form(&s->forms[li], o, s->current);
+        add_link(links, "csv", PUBLIC_CSV_PATH, sid);
+        add_link(links, "atom", PUBLIC_FEED_PATH, sid);
+        add_link(links, "html", PUBLIC_PAGE_PATH, sid);
+        add_link(links, "versions", PUBLIC_VERSIONS_PATH, sid);
+        set_json_form(&v->forms[li], o, v->current);
         cJSON_Delete(o);
     }
     const cJSON *items = current ? json_get(current, "items") : NULL;
@@ -186,62 +231,95 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
     for (int li = 1; li < 3; li++) {
         strbuf csv = {0};
         render_csv(items ? items : empty, LANGS[li], &csv);
-        set_form(&s->forms[F_CSV_DE + li - 1], csv.data ? csv.data : xstrdup(""), csv.len, s->current);
+        set_form(&v->forms[F_CSV_DE + li - 1], csv.data ? csv.data : xstrdup(""), csv.len, v->current);
         strbuf xlsx = {0};
-        if (render_xlsx(items ? items : empty, LANGS[li], s->last_modified_s, &xlsx))
-            set_form(&s->forms[F_XLSX_DE + li - 1], xlsx.data, xlsx.len, s->current);
+        if (render_xlsx(items ? items : empty, LANGS[li], v->last_modified_s, &xlsx))
+            set_form(&v->forms[F_XLSX_DE + li - 1], xlsx.data, xlsx.len, v->current);
         else
             sb_free(&xlsx); /* served as 503 (logged once per snapshot) */
-        if (!s->forms[F_XLSX_DE + li - 1].body) log_msgf(LOG_ERROR, "public list: the XLSX could not be written");
+        if (!v->forms[F_XLSX_DE + li - 1].body) log_msgf(LOG_ERROR, "public list: the XLSX could not be written");
     }
     /* HTML: upcoming soonest first, history newest first */
     cJSON *upcoming = cJSON_CreateArray(), *history = cJSON_CreateArray();
     /* references (to the members), not copies: the renderers read the publications as they are */
-    for (const cJSON *p = pubs->child; p; p = p->next) {
-        if (strcmp(version_status(pubs, p, current, now), "upcoming") == 0)
+    for (const cJSON *p = shown->child; p; p = p->next) {
+        if (strcmp(version_status(shown, p, v->current, v->current, now), "upcoming") == 0)
             cJSON_AddItemToArray(upcoming, cJSON_CreateObjectReference(p->child));
         else cJSON_InsertItemInArray(history, 0, cJSON_CreateObjectReference(p->child));
     }
     char source[400];
-    snprintf(source, sizeof source, "%s" PUBLIC_PAGE_PATH, api_cfg.public_base_url);
+    snprintf(source, sizeof source, "%s" PUBLIC_PAGE_PATH "%s%s", api_cfg.public_base_url, sid ? "?service=" : "",
+             sid ? sid : "");
     for (int li = 1; li < 3; li++) {
         strbuf html = {0}, annex = {0};
-        render_html(current, upcoming, history, LANGS[li], &html);
-        set_form(&s->forms[F_HTML_DE + li - 1], html.data, html.len, s->current);
-        render_annex(current, LANGS[li], source, &annex);
-        set_form(&s->forms[F_ANNEX_DE + li - 1], annex.data, annex.len, s->current);
+        render_html(current, upcoming, history, LANGS[li], services, service, &html);
+        set_form(&v->forms[F_HTML_DE + li - 1], html.data, html.len, v->current);
+        render_annex(current, LANGS[li], source, service, &annex);
+        set_form(&v->forms[F_ANNEX_DE + li - 1], annex.data, annex.len, v->current);
     }
-    /* Atom and the versions list: every publication, newest first */
+    /* Atom and the versions list: every version shown, newest first */
     cJSON *newest = cJSON_CreateArray();
     cJSON *versions = cJSON_CreateObject();
     cJSON *vitems = cJSON_AddArrayToObject(versions, "items");
-    for (const cJSON *p = pubs->child; p; p = p->next) {
+    for (const cJSON *p = shown->child; p; p = p->next) {
         cJSON_InsertItemInArray(newest, 0, cJSON_CreateObjectReference(p->child));
-        cJSON *v = version_json(p, NULL, false);
-        add_status(v, pubs, p, current, now);
-        cJSON_InsertItemInArray(vitems, 0, v);
+        cJSON *vj = version_json(p, NULL, false, services, sid);
+        add_status(vj, all, p, v->current, in_effect, now);
+        cJSON_InsertItemInArray(vitems, 0, vj);
     }
     char updated[32];
     format_rfc3339(latest_pub_ms ? latest_pub_ms : now, updated);
     strbuf atom = {0};
-    render_atom(newest, api_cfg.public_base_url, updated, &atom);
-    set_form(&s->forms[F_ATOM], atom.data, atom.len, s->latest);
-    set_json_form(&s->forms[F_VERSIONS], versions, s->latest);
-    s->nversions = s->latest;
-    s->versions = xcalloc((size_t)s->nversions + 1, sizeof *s->versions);
-    for (const cJSON *p = pubs->child; p; p = p->next) {
-        int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
-        if (n < 1 || n > s->nversions) continue;
-        cJSON *v = version_json(p, NULL, true);
-        add_status(v, pubs, p, current, now);
-        set_json_form(&s->versions[n - 1], v, n);
-        cJSON_Delete(v);
+    render_atom(newest, api_cfg.public_base_url, updated, service, &atom);
+    set_form(&v->forms[F_ATOM], atom.data, atom.len, latest);
+    set_json_form(&v->forms[F_VERSIONS], versions, latest);
+    /* every version, shown or not */
+    for (const cJSON *p = all->child; p; p = p->next) v->nversions = number_of(p);
+    v->versions = xcalloc((size_t)v->nversions + 1, sizeof *v->versions);
+    for (const cJSON *p = all->child; p; p = p->next) {
+        int n = number_of(p);
+        if (n < 1 || n > v->nversions) continue;
+        cJSON *vj = version_json(p, NULL, true, services, sid);
+        add_status(vj, all, p, v->current, in_effect, now);
+        set_json_form(&v->versions[n - 1], vj, n);
+        cJSON_Delete(vj);
     }
     cJSON_Delete(versions);
     cJSON_Delete(newest);
     cJSON_Delete(upcoming);
     cJSON_Delete(history);
     cJSON_Delete(empty);
+    cJSON_Delete(shown);
+}
+
+snapshot *build_snapshot(const cJSON *pubs, int64_t now)
+{
+    snapshot *s = xcalloc(1, sizeof *s);
+    s->refs = 1;
+    const cJSON *current = publication_in_effect(pubs, now);
+    cJSON *live = cJSON_CreateArray(); /* references: in effect and announced */
+    for (const cJSON *p = pubs->child; p; p = p->next) {
+        int64_t eff = ts_ms(p, "effective_at");
+        bool announced = eff > now && !publication_replaced_by(pubs, p);
+        if (announced && (!s->next_change_ms || eff < s->next_change_ms)) s->next_change_ms = eff;
+        if (announced || p == current) cJSON_AddItemReferenceToArray(live, (cJSON *)p);
+        s->latest = number_of(p);
+    }
+    s->current = current ? number_of(current) : 0;
+    s->services = public_services(live);
+    cJSON_Delete(live);
+    s->nviews = 1 + cJSON_GetArraySize(s->services);
+    s->views = xcalloc((size_t)s->nviews, sizeof *s->views);
+    const cJSON *service = NULL;
+    for (int i = 0; i < s->nviews; i++) {
+        service = i == 0 ? NULL : i == 1 ? s->services->child : service->next;
+        const char *sid = service ? json_get_str(service, "id") : NULL;
+        cJSON *all = cJSON_CreateArray(); /* each shares its publication's members */
+        for (const cJSON *p = pubs->child; p; p = p->next)
+            cJSON_AddItemToArray(all, publication_view(p, s->services, sid));
+        build_view(&s->views[i], all, s->services, service, s->current, now);
+        cJSON_Delete(all);
+    }
     return s;
 }
 
@@ -275,7 +353,7 @@ static time_t http_date_parse(const char *s)
 
 /* RFC 9110 13.1.3: If-None-Match wins; otherwise not modified when the list
  * has not changed after the date the client gives. */
-static bool not_modified(req *r, const form *f, const snapshot *s)
+static bool not_modified(req *r, const form *f, const list_view *s)
 {
     const char *inm = req_header(r, "If-None-Match");
     if (inm) return strstr(inm, f->etag) != NULL || strcmp(inm, "*") == 0;
@@ -283,7 +361,7 @@ static bool not_modified(req *r, const form *f, const snapshot *s)
     return ims != (time_t)-1 && s->last_modified_s <= ims;
 }
 
-static void send_form(req *r, const snapshot *s, const form *f, const char *ctype, const char *vary)
+static void send_form(req *r, const list_view *s, const form *f, const char *ctype, const char *vary)
 {
     req_add_header(r, "ETag", f->etag);
     req_add_header(r, "Last-Modified", s->last_modified);
@@ -328,6 +406,19 @@ static snapshot *public_snapshot(req *r)
     return s;
 }
 
+/* The list the query asks for: ?service=ID (a public service of the list in
+ * effect or announced), or without it (or empty, as the page's selector
+ * sends "all services") the whole list; NULL after answering 404. */
+static const list_view *pick_view(req *r, const snapshot *s)
+{
+    const char *id = req_query(r, "service");
+    if (!id || !*id) return &s->views[0];
+    for (int i = 1; i < s->nviews; i++)
+        if (strcmp(s->views[i].service, id) == 0) return &s->views[i];
+    respond_problem(r, 404, "not-found", "no public service with the id given in the query parameter service");
+    return NULL;
+}
+
 static bool lang_ok(req *r)
 {
     const char *l = req_query(r, "lang");
@@ -338,10 +429,22 @@ static bool lang_ok(req *r)
     return true;
 }
 
+static const char *const SERVICE_ONLY[] = {"service", NULL};
+
+/* The snapshot's list the query asks for, after checking the query; NULL
+ * after answering. */
+static const list_view *public_view_of(req *r, const char *const *allowed)
+{
+    if (!req_check_query(r, allowed) || !lang_ok(r)) return NULL;
+    snapshot *ss = public_snapshot(r);
+    return ss ? pick_view(r, ss) : NULL;
+}
+
 static void handle_public_list(req *r)
 {
-    static const char *const allowed[] = {"format", "lang", NULL};
-    if (!req_check_query(r, allowed) || !lang_ok(r)) return;
+    static const char *const allowed[] = {"format", "lang", "service", NULL};
+    const list_view *s = public_view_of(r, allowed);
+    if (!s) return;
     const char *format = req_query(r, "format");
     const char *accept = req_header(r, "Accept");
     if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0 && strcmp(format, "xlsx") != 0) {
@@ -350,8 +453,6 @@ static void handle_public_list(req *r)
     }
     bool csv = format ? strcmp(format, "csv") == 0 : (accept && strstr(accept, "text/csv") && !strstr(accept, "json"));
     bool xlsx = format ? strcmp(format, "xlsx") == 0 : (accept && strstr(accept, XLSX_MEDIA_TYPE) && !strstr(accept, "json"));
-    snapshot *s = public_snapshot(r);
-    if (!s) return;
     const char *lang = req_query(r, "lang");
     if (xlsx) {
         const char *l = pick_lang(r, "en");
@@ -361,8 +462,9 @@ static void handle_public_list(req *r)
             respond_problem(r, 503, "service-unavailable", "the XLSX could not be written (see the service's log)");
             return;
         }
-        char disp[80];
-        snprintf(disp, sizeof disp, "attachment; filename=\"subprocessors-v%d-%s.xlsx\"", s->current, l);
+        char disp[160];
+        snprintf(disp, sizeof disp, "attachment; filename=\"subprocessors%s%s-v%d-%s.xlsx\"", s->service ? "-" : "",
+                 s->service ? s->service : "", s->current, l);
         req_add_header(r, "Content-Disposition", disp);
         send_form(r, s, f, XLSX_MEDIA_TYPE, "Accept, Accept-Language");
     } else if (csv) {
@@ -377,18 +479,16 @@ static void handle_public_list(req *r)
 
 static void handle_public_versions(req *r)
 {
-    if (!req_check_query(r, NULL)) return;
-    snapshot *s = public_snapshot(r);
+    const list_view *s = public_view_of(r, SERVICE_ONLY);
     if (!s) return;
     send_form(r, s, &s->forms[F_VERSIONS], "application/json", NULL);
 }
 
 static void handle_public_version(req *r)
 {
-    if (!req_check_query(r, NULL)) return;
     char *end;
     long n = strtol(r->param, &end, 10);
-    snapshot *s = public_snapshot(r);
+    const list_view *s = public_view_of(r, SERVICE_ONLY);
     if (!s) return;
     if (*end || n < 1 || n > s->nversions || !s->versions[n - 1].body)
         respond_problem(r, 404, "not-found", "no such version");
@@ -398,8 +498,7 @@ static void handle_public_version(req *r)
 
 static void handle_public_atom(req *r)
 {
-    if (!req_check_query(r, NULL)) return;
-    snapshot *s = public_snapshot(r);
+    const list_view *s = public_view_of(r, SERVICE_ONLY);
     if (!s) return;
     send_form(r, s, &s->forms[F_ATOM], "application/atom+xml; charset=utf-8", NULL);
 }
@@ -408,14 +507,18 @@ static void handle_public_atom(req *r)
  * German form; the English one follows it). */
 static void handle_public_html(req *r)
 {
-    static const char *const allowed[] = {"lang", NULL};
-    if (!req_check_query(r, allowed) || !lang_ok(r)) return;
-    snapshot *s = public_snapshot(r);
+    static const char *const allowed[] = {"lang", "service", NULL};
+    const list_view *s = public_view_of(r, allowed);
     if (!s) return;
     const char *lang = pick_lang(r, "en");
     int de_form = *(const int *)r->route->data;
     req_add_header(r, "Content-Language", lang);
-    req_add_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    /* the page's service selector submits to the page itself */
+    req_add_header(r, "Content-Security-Policy",
+                   de_form == F_HTML_DE ? "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                                          "form-action 'self'; frame-ancestors 'none'"
+                                        : "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                                          "form-action 'none'; frame-ancestors 'none'");
     send_form(r, s, &s->forms[strcmp(lang, "de") == 0 ? de_form : de_form + 1], "text/html; charset=utf-8",
               "Accept-Language");
 }

@@ -24,16 +24,26 @@ typedef struct {
 
 enum { F_JSON, F_JSON_DE, F_JSON_EN, F_CSV_DE, F_CSV_EN, F_XLSX_DE, F_XLSX_EN, F_HTML_DE, F_HTML_EN, F_ANNEX_DE, F_ANNEX_EN, F_ATOM, F_VERSIONS, F_COUNT };
 
-typedef struct snapshot {
-    int refs;
-    int current;           /* number in effect, 0 if none */
-    int latest;            /* highest number */
-    int64_t next_change_ms; /* earliest future effective_at, 0 if none */
+/* One list's rendered forms: the whole list, or one service's (its items, its
+ * changes, its versions, its own ETags and Last-Modified). */
+typedef struct {
+    const char *service;    /* NULL: the whole list; else the id (in services) */
+    int current;            /* number in effect for this list, 0 if none */
     char last_modified[40]; /* HTTP-date */
     time_t last_modified_s;
     form forms[F_COUNT];
     int nversions;
-    form *versions;        /* index = number - 1 */
+    form *versions;         /* index = number - 1 */
+} list_view;
+
+typedef struct snapshot {
+    int refs;
+    int current;            /* number in effect, 0 if none */
+    int latest;             /* highest number */
+    int64_t next_change_ms; /* earliest future effective_at, 0 if none */
+    cJSON *services;        /* public_services of the live publications */
+    int nviews;             /* 1 + one per public service, in services' order */
+    list_view *views;       /* [0]: the whole list */
 } snapshot;
 
 /* All publications, oldest first (publications.c). */

@@ -168,6 +168,142 @@ bool diff_is_empty(const cJSON *diff)
            cJSON_GetArraySize(json_get(diff, "changed")) == 0;
 }
 
+/* ---- services (issue 12) ------------------------------------------------------- */
+
+bool item_serves(const cJSON *item, const char *service)
+{
+    const cJSON *sv = json_get(item, "services");
+    if (!cJSON_IsArray(sv)) return true;
+    for (const cJSON *c = sv->child; c; c = c->next)
+        if (cJSON_IsString(c) && strcmp(c->valuestring, service) == 0) return true;
+    return false;
+}
+
+const cJSON *service_find(const cJSON *services, const char *id)
+{
+    for (const cJSON *c = services && id ? services->child : NULL; c; c = c->next) {
+        const char *x = json_get_str(c, "id");
+        if (x && strcmp(x, id) == 0) return c;
+    }
+    return NULL;
+}
+
+/* The newest catalogue's order first (it is ordered by sort, then id), then
+ * what only older ones have. */
+cJSON *public_services(const cJSON *pubs)
+{
+    cJSON *out = cJSON_CreateArray(), *seen = cJSON_CreateArray();
+    const cJSON *last = pubs && pubs->child ? pubs->child->prev : NULL; /* cJSON: the first's prev is the last */
+    for (const cJSON *p = last; p; p = p == pubs->child ? NULL : p->prev) {
+        const cJSON *cat = json_get(p, "services");
+        for (const cJSON *c = cJSON_IsArray(cat) ? cat->child : NULL; c; c = c->next) {
+            const char *id = json_get_str(c, "id");
+            if (!id || !cJSON_IsObject(json_get(c, "name")) || service_find(seen, id)) continue;
+            cJSON *mark = cJSON_CreateObject();
+            cJSON_AddStringToObject(mark, "id", id);
+            cJSON_AddItemToArray(seen, mark);
+            if (!cJSON_IsTrue(json_get(c, "public"))) continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "id", id);
+            cJSON_AddItemToObject(e, "name", cJSON_Duplicate(json_get(c, "name"), 1));
+            if (cJSON_IsObject(json_get(c, "description")))
+                cJSON_AddItemToObject(e, "description", cJSON_Duplicate(json_get(c, "description"), 1));
+            cJSON_AddItemToArray(out, e);
+        }
+    }
+    cJSON_Delete(seen);
+    return out;
+}
+
+/* Keeps in ids (an array of strings) only the public services' ids. */
+static void keep_public_ids(cJSON *ids, const cJSON *services)
+{
+    for (cJSON *c = ids->child, *next; c; c = next) {
+        next = c->next;
+        if (!cJSON_IsString(c) || !service_find(services, c->valuestring)) cJSON_Delete(cJSON_DetachItemViaPointer(ids, c));
+    }
+}
+
+void strip_services(cJSON *items, const cJSON *services, const char *service)
+{
+    for (cJSON *it = items ? items->child : NULL; it; it = it->next) {
+        cJSON *sv = cJSON_GetObjectItemCaseSensitive(it, "services");
+        if (!sv) continue;
+        if (service || !cJSON_IsArray(sv)) cJSON_DeleteItemFromObjectCaseSensitive(it, "services");
+        else keep_public_ids(sv, services);
+    }
+}
+
+/* Drops the entries of arr (added or removed items) that do not serve service. */
+static void keep_serving(cJSON *arr, const char *service)
+{
+    for (cJSON *c = arr ? arr->child : NULL, *next; c; c = next) {
+        next = c->next;
+        if (!item_serves(c, service)) cJSON_Delete(cJSON_DetachItemViaPointer(arr, c));
+    }
+}
+
+cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *service)
+{
+    const cJSON *own = service ? json_get(json_get(pub, "service_changes"), service) : NULL;
+    const cJSON *src = own ? own : json_get(pub, "diff");
+    cJSON *d = cJSON_IsObject(src) ? cJSON_Duplicate(src, 1) : cJSON_CreateObject();
+    static const char *const parts[] = {"added", "removed", "changed"};
+    for (int i = 0; i < 3; i++)
+        if (!cJSON_IsArray(json_get(d, parts[i]))) {
+            cJSON_DeleteItemFromObjectCaseSensitive(d, parts[i]);
+            cJSON_AddArrayToObject(d, parts[i]);
+        }
+    bool filter = service && !own; /* a version without service_changes: filter its diff */
+    for (int i = 0; i < 2; i++) {
+        cJSON *arr = json_get(d, parts[i]);
+        if (filter) keep_serving(arr, service);
+        strip_services(arr, services, service);
+    }
+    json_index ix;
+    json_index_build(&ix, filter ? json_get(pub, "items") : NULL, "id");
+    cJSON *changed = json_get(d, "changed");
+    for (cJSON *c = changed->child, *next; c; c = next) {
+        next = c->next;
+        const cJSON *item = filter ? json_index_find(&ix, json_get_str(c, "id")) : NULL;
+        cJSON *fields = json_get(c, "fields");
+        for (cJSON *f = fields ? fields->child : NULL, *fnext; f; f = fnext) {
+            fnext = f->next;
+            const char *name = json_get_str(f, "field");
+            if (!name || strcmp(name, "services") != 0) continue;
+            if (!service) {
+                cJSON *b = json_get(f, "before"), *a = json_get(f, "after");
+                if (cJSON_IsArray(b)) keep_public_ids(b, services);
+                if (cJSON_IsArray(a)) keep_public_ids(a, services);
+                if (!a || !b || !cJSON_Compare(a, b, 1)) continue;
+            }
+            cJSON_Delete(cJSON_DetachItemViaPointer(fields, f));
+        }
+        if ((item && !item_serves(item, service)) || cJSON_GetArraySize(fields) == 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(changed, c));
+    }
+    json_index_free(&ix);
+    return d;
+}
+
+cJSON *publication_view(const cJSON *pub, const cJSON *services, const char *service)
+{
+    cJSON *v = cJSON_CreateObject();
+    for (const cJSON *m = pub->child; m; m = m->next)
+        if (m->string && strcmp(m->string, "items") != 0 && strcmp(m->string, "diff") != 0)
+            cJSON_AddItemReferenceToObject(v, m->string, (cJSON *)m);
+    cJSON *items = json_get(pub, "items");
+    if (items && !service) {
+        cJSON_AddItemReferenceToObject(v, "items", items);
+    } else if (items) {
+        cJSON *a = cJSON_AddArrayToObject(v, "items");
+        for (cJSON *it = items->child; it; it = it->next)
+            if (item_serves(it, service)) cJSON_AddItemReferenceToArray(a, it);
+    }
+    if (json_get(pub, "diff") || service) cJSON_AddItemToObject(v, "diff", public_changes(pub, services, service));
+    return v;
+}
+
 static bool is_localized(const cJSON *v)
 {
     if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 2) return false;
@@ -470,6 +606,20 @@ static void esc(strbuf *out, const char *raw)
     sb_free(&clean);
 }
 
+/* "?service=ID" (sep '?') or "&amp;service=ID" (sep '&') for a link to one
+ * service's form; nothing for the whole list. */
+static void service_query(strbuf *out, const cJSON *service, char sep)
+{
+    if (!service) return;
+    sb_puts(out, sep == '?' ? "?service=" : "&amp;service=");
+    esc(out, json_get_str(service, "id"));
+}
+
+static const char *service_name(const cJSON *service, const char *lang)
+{
+    return text_of(json_get(service, "name"), lang);
+}
+
 static void change_summary(const cJSON *diff, const char *lang, strbuf *out)
 {
     bool de = strcmp(lang, "de") == 0;
@@ -511,18 +661,29 @@ static void override_note(const cJSON *p, const char *lang, const char *before, 
     sb_puts(out, after);
 }
 
-void render_atom(const cJSON *pubs, const char *base, const char *updated, strbuf *out)
+void render_atom(const cJSON *pubs, const char *base, const char *updated, const cJSON *service, strbuf *out)
 {
     sb_puts(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" "
-                 "xml:lang=\"en\">\n  <title>Subprocessors: published versions</title>\n  <id>");
+                 "xml:lang=\"en\">\n  <title>Subprocessors");
+    if (service) {
+        sb_puts(out, " of ");
+        esc(out, service_name(service, "en"));
+    }
+    sb_puts(out, ": published versions</title>\n  <id>");
     esc(out, base);
-    sb_puts(out, PUBLIC_FEED_PATH "</id>\n  <updated>");
+    sb_puts(out, PUBLIC_FEED_PATH);
+    service_query(out, service, '?');
+    sb_puts(out, "</id>\n  <updated>");
     esc(out, updated);
     sb_puts(out, "</updated>\n  <author><name>subreg</name></author>\n  <link rel=\"self\" type=\"application/atom+xml\" href=\"");
     esc(out, base);
-    sb_puts(out, PUBLIC_FEED_PATH "\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"");
+    sb_puts(out, PUBLIC_FEED_PATH);
+    service_query(out, service, '?');
+    sb_puts(out, "\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"");
     esc(out, base);
-    sb_puts(out, PUBLIC_PAGE_PATH "\"/>\n");
+    sb_puts(out, PUBLIC_PAGE_PATH);
+    service_query(out, service, '?');
+    sb_puts(out, "\"/>\n");
     for (const cJSON *p = pubs ? pubs->child : NULL; p; p = p->next) {
         int n = (int)cJSON_GetNumberValue(json_get(p, "number"));
         const char *eff = json_get_str(p, "effective_at"), *pubd = json_get_str(p, "published_at");
@@ -539,17 +700,23 @@ void render_atom(const cJSON *pubs, const char *base, const char *updated, strbu
             sb_puts(out, "</title>\n    <id>");
         }
         esc(out, base);
-        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d</id>\n    <updated>", n);
+        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d", n);
+        service_query(out, service, '?');
+        sb_puts(out, "</id>\n    <updated>");
         esc(out, by ? json_get_str(by, "published_at") : pubd);
         sb_puts(out, "</updated>\n    <published>");
         esc(out, pubd);
         sb_puts(out, "</published>\n    <link rel=\"alternate\" type=\"application/json\" href=\"");
         esc(out, base);
-        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d\"/>\n", n);
+        sb_printf(out, PUBLIC_VERSIONS_PATH "/%d", n);
+        service_query(out, service, '?');
+        sb_puts(out, "\"/>\n");
         if (cJSON_IsNumber(replaces)) {
             sb_puts(out, "    <link rel=\"related\" type=\"application/json\" href=\"");
             esc(out, base);
-            sb_printf(out, PUBLIC_VERSIONS_PATH "/%d\"/>\n", (int)replaces->valuedouble);
+            sb_printf(out, PUBLIC_VERSIONS_PATH "/%d", (int)replaces->valuedouble);
+            service_query(out, service, '?');
+            sb_puts(out, "\"/>\n");
         }
         sb_puts(out, "    <summary>");
         if (by)
@@ -642,33 +809,73 @@ static void html_table(const cJSON *items, const char *lang, const char *caption
     sb_puts(out, "</tbody>\n</table>\n");
 }
 
-void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang, strbuf *out)
+/* The page's service selector: a GET form back to the page (no script). */
+static void service_selector(const cJSON *services, const cJSON *service, const char *lang, strbuf *out)
+{
+    if (cJSON_GetArraySize(services) == 0) return;
+    bool de = strcmp(lang, "de") == 0;
+    sb_printf(out, "<form class=\"services\" method=\"get\" action=\"" PUBLIC_PAGE_PATH "\">\n"
+                   "<label for=\"service\">%s</label>\n<select id=\"service\" name=\"service\">\n"
+                   "<option value=\"\"%s>%s</option>\n",
+              de ? "Dienst" : "Service", service ? "" : " selected", de ? "Alle Dienste" : "All services");
+    for (const cJSON *c = services->child; c; c = c->next) {
+        const char *id = json_get_str(c, "id");
+        sb_puts(out, "<option value=\"");
+        esc(out, id);
+        sb_puts(out, service && strcmp(json_get_str(service, "id"), id) == 0 ? "\" selected>" : "\">");
+        esc(out, service_name(c, lang));
+        sb_puts(out, "</option>\n");
+    }
+    sb_printf(out, "</select>\n<input type=\"hidden\" name=\"lang\" value=\"%s\">\n"
+                   "<button type=\"submit\">%s</button>\n</form>\n",
+              de ? "de" : "en", de ? "Anzeigen" : "Show");
+}
+
+void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *history, const char *lang,
+                 const cJSON *services, const cJSON *service, strbuf *out)
 {
     bool de = strcmp(lang, "de") == 0;
     const char *other = de ? "en" : "de";
+    strbuf q = {0}, qa = {0}, title = {0}; /* "?service=ID", "&amp;service=ID"; the page's title */
+    service_query(&q, service, '?');
+    service_query(&qa, service, '&');
+    sb_puts(&title, de ? "Unterauftragsverarbeiter" : "Subprocessors");
+    if (service) {
+        sb_puts(&title, de ? " für " : " for ");
+        esc(&title, service_name(service, lang));
+    }
+    const char *Q = q.data ? q.data : "", *QA = qa.data ? qa.data : "";
     sb_printf(out,
               "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n"
-              "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"" PUBLIC_FEED_PATH "\">\n"
+              "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"" PUBLIC_FEED_PATH "%s\">\n"
               "<style>\nbody{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;"
               "color:#1a1a1a;background:#fff;line-height:1.5;overflow-wrap:break-word}\n"
               "table{border-collapse:collapse;width:100%%;margin:1rem 0}\ncaption{text-align:left;font-weight:600;"
               "padding:.5rem 0}\nth,td{border:1px solid #767676;padding:.4rem .6rem;text-align:left;"
               "vertical-align:top}\nthead th{background:#e8e8e8}\n.muted{color:#595959}\n"
               "a{color:#0645ad}\nnav a{margin-right:1rem}\n"
+              ".services{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:1rem 0}"
+              ".services select{max-width:100%%}\n"
               /* narrow screens: each row a block, each cell after its column's name */
               "@media (max-width:40rem){body{margin:1rem auto}table,tbody,tr,th,td{display:block}"
               "thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%%)}"
               "tr{border:1px solid #767676;margin:0 0 1rem}th,td{border:0}"
               "td::before{content:attr(data-label) \": \";font-weight:600}}\n"
               /* paper: no navigation, the full width, the header row on every page, rows kept whole */
-              "@media print{nav,.formats{display:none}body{margin:0;max-width:none;padding:0;font-size:10pt}"
+              "@media print{nav,.formats,.services{display:none}body{margin:0;max-width:none;padding:0;font-size:10pt}"
               "a{color:inherit}thead{display:table-header-group}tr,article{break-inside:avoid}"
               "h2,h3{break-after:avoid}}\n</style>\n</head>\n<body>\n",
-              lang, de ? "Unterauftragsverarbeiter" : "Subprocessors");
-    sb_printf(out, "<header>\n<nav aria-label=\"%s\"><a href=\"?lang=%s\" hreflang=\"%s\" lang=\"%s\">%s</a></nav>\n",
-              de ? "Sprache" : "Language", other, other, other, de ? "English" : "Deutsch");
-    sb_printf(out, "<h1>%s</h1>\n", de ? "Unterauftrags<wbr>verarbeiter" /* a line break for narrow screens */ : "Subprocessors");
+              lang, title.data, Q);
+    sb_printf(out, "<header>\n<nav aria-label=\"%s\"><a href=\"%s%slang=%s\" hreflang=\"%s\" lang=\"%s\">%s</a></nav>\n",
+              de ? "Sprache" : "Language", service ? Q : "?", service ? "&amp;" : "", other, other, other,
+              de ? "English" : "Deutsch");
+    sb_printf(out, "<h1>%s", de ? "Unterauftrags<wbr>verarbeiter" /* a line break for narrow screens */ : "Subprocessors");
+    if (service) {
+        sb_puts(out, de ? " für " : " for ");
+        esc(out, service_name(service, lang));
+    }
+    sb_puts(out, "</h1>\n");
     if (current) {
         sb_printf(out, "<p>%s <strong>%d</strong>, %s <time datetime=\"", de ? "Version" : "Version",
                   (int)cJSON_GetNumberValue(json_get(current, "number")), de ? "gültig seit" : "in effect since");
@@ -680,14 +887,15 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     } else {
         sb_printf(out, "<p>%s</p>\n", de ? "Es ist noch keine Version veröffentlicht." : "No version has been published yet.");
     }
-    sb_printf(out, "<p class=\"formats\">%s <a href=\"" PUBLIC_LIST_PATH "\" type=\"application/json\">JSON</a>, "
-                   "<a href=\"" PUBLIC_LIST_PATH "?format=csv&amp;lang=%s\" type=\"text/csv\">CSV</a>, "
-                   "<a href=\"" PUBLIC_LIST_PATH "?format=xlsx&amp;lang=%s\" "
+    sb_printf(out, "<p class=\"formats\">%s <a href=\"" PUBLIC_LIST_PATH "%s\" type=\"application/json\">JSON</a>, "
+                   "<a href=\"" PUBLIC_LIST_PATH "?format=csv&amp;lang=%s%s\" type=\"text/csv\">CSV</a>, "
+                   "<a href=\"" PUBLIC_LIST_PATH "?format=xlsx&amp;lang=%s%s\" "
                    "type=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\">XLSX</a>, "
-                   "<a href=\"" PUBLIC_FEED_PATH "\" type=\"application/atom+xml\">Atom</a>, "
-                   "<a href=\"" PUBLIC_ANNEX_PATH "?lang=%s\">%s</a></p>\n"
-                   "</header>\n<main>\n",
-              de ? "Auch als" : "Also as", lang, lang, lang, de ? "Anlage zum AV-Vertrag" : "DPA annex");
+                   "<a href=\"" PUBLIC_FEED_PATH "%s\" type=\"application/atom+xml\">Atom</a>, "
+                   "<a href=\"" PUBLIC_ANNEX_PATH "?lang=%s%s\">%s</a></p>\n",
+              de ? "Auch als" : "Also as", Q, lang, QA, lang, QA, Q, lang, QA, de ? "Anlage zum AV-Vertrag" : "DPA annex");
+    service_selector(services, service, lang, out);
+    sb_puts(out, "</header>\n<main>\n");
     sb_printf(out, "<section aria-labelledby=\"current\">\n<h2 id=\"current\">%s</h2>\n",
               de ? "Aktuelle Liste" : "Current list");
     if (current)
@@ -736,7 +944,7 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         int n = (int)cJSON_GetNumberValue(json_get(h, "number"));
         const cJSON *by = publication_replaced_by(upcoming, h);
         if (!by) by = publication_replaced_by(history, h);
-        sb_printf(out, "<li><a href=\"" PUBLIC_VERSIONS_PATH "/%d\">Version %d</a>, ", n, n);
+        sb_printf(out, "<li><a href=\"" PUBLIC_VERSIONS_PATH "/%d%s\">Version %d</a>, ", n, Q, n);
         if (by) /* announced, never in effect */
             sb_printf(out, de ? "angekündigt für " : "announced for ");
         sb_puts(out, "<time datetime=\"");
@@ -754,17 +962,25 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
         sb_puts(out, "</li>\n");
     }
     sb_puts(out, "</ol>\n</section>\n</main>\n</body>\n</html>\n");
+    sb_free(&q);
+    sb_free(&qa);
+    sb_free(&title);
 }
 
 /* The DPA annex: the list in effect as a document a legal team attaches to its
  * data processing agreement. Printed, every page names the version and the day
  * it took effect (CSS page margin boxes) and counts its pages. */
-void render_annex(const cJSON *current, const char *lang, const char *source_url, strbuf *out)
+void render_annex(const cJSON *current, const char *lang, const char *source_url, const cJSON *service, strbuf *out)
 {
     bool de = strcmp(lang, "de") == 0;
-    const char *title = de ? "Anlage zum Auftragsverarbeitungsvertrag: Unterauftragsverarbeiter"
-                           : "Annex to the data processing agreement: subprocessors";
-    strbuf when = {0}, running = {0};
+    strbuf when = {0}, running = {0}, tb = {0};
+    sb_puts(&tb, de ? "Anlage zum Auftragsverarbeitungsvertrag: Unterauftragsverarbeiter"
+                    : "Annex to the data processing agreement: subprocessors");
+    if (service) {
+        sb_puts(&tb, de ? " für " : " for ");
+        esc(&tb, service_name(service, lang));
+    }
+    const char *title = tb.data;
     int number = current ? (int)cJSON_GetNumberValue(json_get(current, "number")) : 0;
     if (current) human_time(&when, json_get_str(current, "effective_at"), lang);
     /* the margin boxes' text is a CSS string: only characters that need no escape there */
@@ -800,4 +1016,5 @@ void render_annex(const cJSON *current, const char *lang, const char *source_url
     sb_puts(out, "</p>\n</main>\n</body>\n</html>\n");
     sb_free(&when);
     sb_free(&running);
+    sb_free(&tb);
 }

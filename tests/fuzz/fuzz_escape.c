@@ -243,16 +243,24 @@ static void check_xml_chars(const strbuf *xml)
     }
 }
 
-static void render_all(const strings *t, bool de, bool loc, int nitems, bool dpf, strbuf *atom, strbuf *html)
+static void render_all(const strings *t, bool de, bool loc, int nitems, bool dpf, bool one, strbuf *atom, strbuf *html)
 {
+    /* a public service whose name is any text: the selector, the headings, the feed's title */
+    cJSON *services = cJSON_CreateArray(), *svc = cJSON_CreateObject(), *name = cJSON_CreateObject();
+    cJSON_AddStringToObject(svc, "id", "svc");
+    cJSON_AddStringToObject(name, "de", S(t, 1));
+    cJSON_AddStringToObject(name, "en", S(t, 2));
+    cJSON_AddItemToObject(svc, "name", name);
+    cJSON_AddItemToArray(services, svc);
     cJSON *cur = publication(t, 7, loc, items_of(t, nitems, loc, dpf));
     cJSON *up = cJSON_CreateArray(), *hist = cJSON_CreateArray(), *pubs = cJSON_CreateArray();
     cJSON_AddItemToArray(up, publication(t, 8, !loc, cJSON_CreateArray()));
     cJSON_AddItemToArray(hist, cJSON_Duplicate(cur, true));
     cJSON_AddItemToArray(pubs, cJSON_Duplicate(up->child, true));
     cJSON_AddItemToArray(pubs, cJSON_Duplicate(cur, true));
-    render_atom(pubs, S(t, 0), S(t, 9), atom);
-    render_html(cur, up, hist, de ? "de" : "en", html);
+    render_atom(pubs, S(t, 0), S(t, 9), one ? svc : NULL, atom);
+    render_html(cur, up, hist, de ? "de" : "en", services, one ? svc : NULL, html);
+    cJSON_Delete(services);
     cJSON_Delete(cur);
     cJSON_Delete(up);
     cJSON_Delete(hist);
@@ -262,7 +270,7 @@ static void render_all(const strings *t, bool de, bool loc, int nitems, bool dpf
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    bool de = data[0] & 1, loc = data[0] & 2, dpf = data[0] & 4;
+    bool de = data[0] & 1, loc = data[0] & 2, dpf = data[0] & 4, one = data[0] & 32;
     int nitems = (data[0] >> 3) & 3;
     strings t, x;
     for (int k = 0; k < NSTR; k++) {
@@ -279,12 +287,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON_Delete(items);
 
     /* the markup of the neutral documents, per combination of flags */
-    static size_t want[32][2][4];
-    static bool known[32];
-    int flags = data[0] & 31;
+    static size_t want[64][2][4];
+    static bool known[64];
+    int flags = data[0] & 63;
     if (!known[flags]) {
         strbuf atom_x = {0}, html_x = {0};
-        render_all(&x, de, loc, nitems, dpf, &atom_x, &html_x);
+        render_all(&x, de, loc, nitems, dpf, one, &atom_x, &html_x);
         count_markup(atom_x.data, atom_x.len, want[flags][0]);
         count_markup(html_x.data, html_x.len, want[flags][1]);
         known[flags] = true;
@@ -292,7 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sb_free(&html_x);
     }
     strbuf atom = {0}, html = {0};
-    render_all(&t, de, loc, nitems, dpf, &atom, &html);
+    render_all(&t, de, loc, nitems, dpf, one, &atom, &html);
     check_markup("Atom", &atom, want[flags][0]);
     check_markup("HTML", &html, want[flags][1]);
     check_xml_chars(&atom);

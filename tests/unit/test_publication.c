@@ -372,7 +372,7 @@ static void test_a_replaced_announcement_in_the_feed(void **state)
                                                          "number")), 3);
     assert_null(publication_replaced_by(pubs, cJSON_GetArrayItem(pubs, 1)));
     strbuf atom = {0};
-    render_atom(pubs, "https://x.example", "2026-11-05T00:00:00Z", &atom);
+    render_atom(pubs, "https://x.example", "2026-11-05T00:00:00Z", NULL, &atom);
     /* the replaced entry no longer says when it takes effect, and is updated when replaced */
     assert_non_null(strstr(atom.data, "<title>Version 2, replaced by version 3 before it took effect</title>\n"
                                       "    <id>https://x.example/public/v1/subprocessors/versions/2</id>\n"
@@ -390,7 +390,7 @@ static void test_a_replaced_announcement_in_the_feed(void **state)
     cJSON_AddItemReferenceToArray(history, cJSON_GetArrayItem(pubs, 0));
     cJSON *upcoming = cJSON_CreateArray();
     strbuf html = {0};
-    render_html(cJSON_GetArrayItem(pubs, 1), upcoming, history, "de", &html);
+    render_html(cJSON_GetArrayItem(pubs, 1), upcoming, history, "de", NULL, NULL, &html);
     assert_non_null(strstr(html.data, "<p class=\"override\">Die Ankündigungsfrist wurde verkürzt. Grund: Lücke &amp; mehr</p>"));
     assert_non_null(strstr(html.data, "Version 2</a>, angekündigt für <time datetime=\"2026-12-01T00:00:00Z\">"));
     assert_non_null(strstr(html.data, ", ersetzt durch Version 3, nicht wirksam geworden: zwei</li>"));
@@ -399,7 +399,7 @@ static void test_a_replaced_announcement_in_the_feed(void **state)
     /* announced (upcoming), version 3 says what it replaces */
     cJSON_AddItemReferenceToArray(upcoming, cJSON_GetArrayItem(pubs, 1));
     cJSON *none = cJSON_CreateArray();
-    render_html(NULL, upcoming, none, "en", &html);
+    render_html(NULL, upcoming, none, "en", NULL, NULL, &html);
     cJSON_Delete(none);
     assert_non_null(strstr(html.data, "<p class=\"replaces\">Replaces the announcement of version 2, which does not take effect"));
     assert_non_null(strstr(html.data, "<p class=\"override\">The notice period was shortened. Reason: Flaw &amp; more</p>"));
@@ -423,7 +423,7 @@ static void test_renderers_replace_xml_illegal_text(void **state)
     cJSON_AddStringToObject(summary, "en", bad);
     cJSON_AddItemToArray(pubs, p);
     strbuf atom = {0};
-    render_atom(pubs, "https://x.example", "2026-01-01T00:00:00Z", &atom);
+    render_atom(pubs, "https://x.example", "2026-01-01T00:00:00Z", NULL, &atom);
     assert_true(text_valid(atom.data, atom.len));
     assert_non_null(strstr(atom.data, "A\xef\xbf\xbd\xef\xbf\xbd" "B\xef\xbf\xbd"));
     sb_free(&atom);
@@ -451,7 +451,7 @@ static void test_renderers_escape_what_the_fuzzer_found(void **state)
                               "\"summary\":{\"de\":\"a\",\"en\":\"\\uffff\\u0001\"}}]");
     assert_non_null(pubs);
     strbuf atom = {0};
-    render_atom(pubs, "https://example.com", "2025-01-01T00:00:00Z", &atom);
+    render_atom(pubs, "https://example.com", "2025-01-01T00:00:00Z", NULL, &atom);
     assert_non_null(strstr(atom.data, "<title>Version 1, effective &lt;b&gt;&amp;</title>"));
     assert_null(strstr(atom.data, "\xef\xbf\xbf"));
     assert_null(strchr(atom.data, '\x01'));
@@ -487,6 +487,229 @@ static void test_xlsx_is_a_package_and_reproducible(void **state)
     cJSON_Delete(items);
 }
 
+/* ---- services (issue 12) ---------------------------------------------------- */
+
+/* Two publications as the contract has them: hosting and erp public, intern
+ * not; sp_a serves hosting, sp_b erp, sp_ab both and intern, sp_all (no
+ * "services") every service. Version 2 changes only sp_a's purpose and moves
+ * sp_b from erp into intern too. */
+#define SERVICES_CAT                                                                                               \
+    "'services':[{'id':'hosting','name':{'de':'Hosting','en':'Hosting'},'public':true,'sort':1},"               \
+    "{'id':'intern','name':{'de':'Intern','en':'Internal'},'public':false},"                                        \
+    "{'id':'erp','name':{'de':'ERP','en':'ERP <&>'},'description':{'de':'d','en':'e'},'public':true}]"
+static const char *const SVC_PUBS =
+    "[{'number':1,'published_at':'2026-01-01T00:00:00Z','effective_at':'2026-01-01T00:00:00Z',"
+    "'summary':{'de':'eins','en':'one'}," SERVICES_CAT ","
+    "'items':[{'id':'sp_a','legal_name':'A','services':['hosting']},{'id':'sp_ab','legal_name':'AB',"
+    "'services':['erp','hosting','intern']},{'id':'sp_all','legal_name':'All'},"
+    "{'id':'sp_b','legal_name':'B','services':['erp']}],"
+    "'diff':{'added':[{'id':'sp_a','legal_name':'A','services':['hosting']},{'id':'sp_ab','legal_name':'AB',"
+    "'services':['erp','hosting','intern']}],'removed':[],'changed':[]}},"
+    "{'number':2,'published_at':'2026-02-01T00:00:00Z','effective_at':'2026-02-01T00:00:00Z','diff_against':1,"
+    "'summary':{'de':'zwei','en':'two'}," SERVICES_CAT ","
+    "'items':[{'id':'sp_a','legal_name':'A','purpose':'new','services':['hosting']},{'id':'sp_ab','legal_name':'AB',"
+    "'services':['erp','hosting','intern']},{'id':'sp_all','legal_name':'All'},"
+    "{'id':'sp_b','legal_name':'B','services':['erp','intern']}],"
+    "'diff':{'added':[],'removed':[],'changed':[{'id':'sp_a','legal_name':'A','fields':[{'field':'purpose',"
+    "'before':null,'after':'new'}]},{'id':'sp_b','legal_name':'B','fields':[{'field':'services',"
+    "'before':['erp'],'after':['erp','intern']}]}]},"
+    "'service_changes':{'hosting':{'added':[],'removed':[],'changed':[{'id':'sp_a','legal_name':'A',"
+    "'fields':[{'field':'purpose','before':null,'after':'new'}]}]},'erp':{'added':[],'removed':[],'changed':[]},"
+    "'intern':{'added':[{'id':'sp_b','legal_name':'B','services':['erp','intern']}],'removed':[],'changed':[]}}}]";
+
+static char *dump(const cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    assert_non_null(s);
+    return s;
+}
+
+static void test_item_serves(void **state)
+{
+    (void)state;
+    cJSON *items = parse_q("[{'id':'a','services':['x','y']},{'id':'b'},{'id':'c','services':[]}]");
+    assert_true(item_serves(cJSON_GetArrayItem(items, 0), "y"));
+    assert_false(item_serves(cJSON_GetArrayItem(items, 0), "z"));
+    assert_true(item_serves(cJSON_GetArrayItem(items, 1), "z")); /* no member: every service */
+    assert_false(item_serves(cJSON_GetArrayItem(items, 2), "x"));
+    cJSON_Delete(items);
+}
+
+/* Public ones only, in the newest catalogue's order, then the older ones'; the
+ * newest entry wins (a service made non-public disappears). */
+static void test_public_services_of_the_live_publications(void **state)
+{
+    (void)state;
+    cJSON *pubs = parse_q("[{'services':[{'id':'old','name':{'de':'Alt','en':'Old'},'public':true},"
+                          "{'id':'gone','name':{'de':'G','en':'G'},'public':true},"
+                          "{'id':'b','name':{'de':'B1','en':'B1'},'public':true}]},"
+                          "{'services':[{'id':'b','name':{'de':'B','en':'B'},'public':true,'sort':0},"
+                          "{'id':'gone','name':{'de':'G','en':'G'},'public':false},"
+                          "{'id':'a','name':{'de':'A','en':'A'},'description':{'de':'x','en':'y'},'public':true,'sort':5}]},"
+                          "{'number':3}]");
+    cJSON *s = public_services(pubs);
+    char *text = dump(s);
+    assert_string_equal(text, "[{\"id\":\"b\",\"name\":{\"de\":\"B\",\"en\":\"B\"}},"
+                              "{\"id\":\"a\",\"name\":{\"de\":\"A\",\"en\":\"A\"},\"description\":{\"de\":\"x\",\"en\":\"y\"}},"
+                              "{\"id\":\"old\",\"name\":{\"de\":\"Alt\",\"en\":\"Old\"}}]");
+    assert_non_null(service_find(s, "a"));
+    assert_null(service_find(s, "gone"));
+    assert_null(service_find(s, NULL));
+    free(text);
+    cJSON_Delete(s);
+    cJSON *none = parse_q("[{'number':1}]");
+    s = public_services(none);
+    assert_int_equal(cJSON_GetArraySize(s), 0);
+    cJSON_Delete(s);
+    cJSON_Delete(none);
+    cJSON_Delete(pubs);
+}
+
+static void test_strip_services(void **state)
+{
+    (void)state;
+    cJSON *pubs = parse_q(SVC_PUBS);
+    cJSON *services = public_services(pubs);
+    cJSON *items = cJSON_Duplicate(json_get(cJSON_GetArrayItem(pubs, 0), "items"), 1);
+    strip_services(items, services, NULL);
+    char *text = dump(items);
+    assert_null(strstr(text, "intern"));
+    assert_non_null(strstr(text, "\"services\":[\"erp\",\"hosting\"]"));
+    free(text);
+    strip_services(items, services, "erp");
+    text = dump(items);
+    assert_null(strstr(text, "services"));
+    free(text);
+    cJSON_Delete(items);
+    cJSON_Delete(services);
+    cJSON_Delete(pubs);
+}
+
+static void test_public_changes(void **state)
+{
+    (void)state;
+    cJSON *pubs = parse_q(SVC_PUBS);
+    cJSON *services = public_services(pubs);
+    const cJSON *v1 = cJSON_GetArrayItem(pubs, 0), *v2 = cJSON_GetArrayItem(pubs, 1);
+    /* the whole list: sp_b's move into a non-public service is no change */
+    cJSON *d = public_changes(v2, services, NULL);
+    char *text = dump(d);
+    assert_string_equal(text, "{\"added\":[],\"removed\":[],\"changed\":[{\"id\":\"sp_a\",\"legal_name\":\"A\","
+                              "\"fields\":[{\"field\":\"purpose\",\"before\":null,\"after\":\"new\"}]}]}");
+    free(text);
+    cJSON_Delete(d);
+    /* a service's own changes: hosting sees sp_a, erp nothing */
+    d = public_changes(v2, services, "hosting");
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "changed")), 1);
+    cJSON_Delete(d);
+    d = public_changes(v2, services, "erp");
+    assert_true(diff_is_empty(d));
+    cJSON_Delete(d);
+    /* without service_changes (an older version): its diff, filtered */
+    d = public_changes(v1, services, "erp");
+    text = dump(d);
+    assert_string_equal(text, "{\"added\":[{\"id\":\"sp_ab\",\"legal_name\":\"AB\"}],\"removed\":[],\"changed\":[]}");
+    free(text);
+    cJSON_Delete(d);
+    d = public_changes(v1, services, NULL);
+    text = dump(d);
+    assert_null(strstr(text, "intern"));
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "added")), 2);
+    free(text);
+    cJSON_Delete(d);
+    /* the fallback filters changed entries by the version's items, and drops services changes */
+    cJSON *old = cJSON_Duplicate(v2, 1);
+    cJSON_DeleteItemFromObject(old, "service_changes");
+    d = public_changes(old, services, "erp");
+    assert_true(diff_is_empty(d)); /* sp_a serves hosting only; sp_b's change is its services */
+    cJSON_Delete(d);
+    d = public_changes(old, services, "hosting");
+    assert_int_equal(cJSON_GetArraySize(json_get(d, "changed")), 1);
+    cJSON_Delete(d);
+    cJSON_Delete(old);
+    cJSON_Delete(services);
+    cJSON_Delete(pubs);
+}
+
+/* A service's view shares the publication's members: no item is copied. */
+static void test_publication_view_shares_the_items(void **state)
+{
+    (void)state;
+    cJSON *pubs = parse_q(SVC_PUBS);
+    cJSON *services = public_services(pubs);
+    const cJSON *v2 = cJSON_GetArrayItem(pubs, 1);
+    cJSON *v = publication_view(v2, services, "erp");
+    const cJSON *items = json_get(v, "items");
+    assert_int_equal(cJSON_GetArraySize(items), 3); /* sp_ab, sp_all, sp_b */
+    assert_string_equal(json_get_str(items->child, "id"), "sp_ab");
+    assert_ptr_equal(items->child->child, json_get(v2, "items")->child->next->child);
+    assert_true(items->child->type & cJSON_IsReference);
+    assert_ptr_equal(json_get(v, "summary")->child, json_get(v2, "summary")->child);
+    assert_true(diff_is_empty(json_get(v, "diff")));
+    cJSON_Delete(v);
+    v = publication_view(v2, services, NULL);
+    assert_int_equal(cJSON_GetArraySize(json_get(v, "items")), 4);
+    assert_int_equal(cJSON_GetArraySize(json_get(json_get(v, "diff"), "changed")), 1);
+    cJSON_Delete(v);
+    cJSON_Delete(services);
+    cJSON_Delete(pubs);
+}
+
+/* The page's selector (a GET form with every public service), the service's
+ * name in the heading and ?service= on the links; the feed likewise. */
+static void test_renderers_for_one_service(void **state)
+{
+    (void)state;
+    cJSON *pubs = parse_q(SVC_PUBS);
+    cJSON *services = public_services(pubs);
+    const cJSON *erp = service_find(services, "erp");
+    cJSON *v = publication_view(cJSON_GetArrayItem(pubs, 1), services, "erp");
+    cJSON *history = cJSON_CreateArray(), *upcoming = cJSON_CreateArray();
+    cJSON_AddItemReferenceToArray(history, v);
+    strbuf html = {0};
+    render_html(v, upcoming, history, "en", services, erp, &html);
+    assert_non_null(strstr(html.data, "<h1>Subprocessors for ERP &lt;&amp;&gt;</h1>"));
+    assert_non_null(strstr(html.data, "<form class=\"services\" method=\"get\" action=\"/subprocessors\">\n"
+                                      "<label for=\"service\">Service</label>\n<select id=\"service\" name=\"service\">\n"
+                                      "<option value=\"\">All services</option>\n"
+                                      "<option value=\"hosting\">Hosting</option>\n"
+                                      "<option value=\"erp\" selected>ERP &lt;&amp;&gt;</option>\n</select>\n"
+                                      "<input type=\"hidden\" name=\"lang\" value=\"en\">\n"
+                                      "<button type=\"submit\">Show</button>\n</form>"));
+    assert_null(strstr(html.data, "intern"));
+    assert_non_null(strstr(html.data, "href=\"?service=erp&amp;lang=de\""));
+    assert_non_null(strstr(html.data, "href=\"/public/v1/subprocessors?format=csv&amp;lang=en&amp;service=erp\""));
+    assert_non_null(strstr(html.data, "href=\"/public/v1/subprocessors/versions/2?service=erp\""));
+    assert_non_null(strstr(html.data, "data-id=\"sp_b\""));
+    assert_null(strstr(html.data, "data-id=\"sp_a\""));
+    sb_free(&html);
+    /* the whole list: "all services" selected, no service in the links */
+    render_html(cJSON_GetArrayItem(pubs, 1), upcoming, history, "de", services, NULL, &html);
+    assert_non_null(strstr(html.data, "<option value=\"\" selected>Alle Dienste</option>"));
+    assert_non_null(strstr(html.data, "href=\"?lang=en\""));
+    assert_null(strstr(html.data, "service="));
+    sb_free(&html);
+    /* no public service: no selector */
+    render_html(NULL, upcoming, upcoming, "de", NULL, NULL, &html);
+    assert_null(strstr(html.data, "<form"));
+    sb_free(&html);
+    strbuf atom = {0};
+    render_atom(history, "https://x.example", "2026-02-01T00:00:00Z", erp, &atom);
+    assert_non_null(strstr(atom.data, "<title>Subprocessors of ERP &lt;&amp;&gt;: published versions</title>"));
+    assert_non_null(strstr(atom.data, "<id>https://x.example/public/v1/subprocessors/feed.atom?service=erp</id>"));
+    assert_non_null(strstr(atom.data, "<id>https://x.example/public/v1/subprocessors/versions/2?service=erp</id>"));
+    sb_free(&atom);
+    strbuf annex = {0};
+    render_annex(v, "de", "https://x.example/subprocessors?service=erp", erp, &annex);
+    assert_non_null(strstr(annex.data, "<h1>Anlage zum Auftragsverarbeitungsvertrag: Unterauftragsverarbeiter für ERP</h1>"));
+    sb_free(&annex);
+    cJSON_Delete(history);
+    cJSON_Delete(upcoming);
+    cJSON_Delete(v);
+    cJSON_Delete(services);
+    cJSON_Delete(pubs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +728,12 @@ int main(void)
         cmocka_unit_test(test_a_replaced_announcement_in_the_feed),
         cmocka_unit_test(test_renderers_replace_xml_illegal_text),
         cmocka_unit_test(test_renderers_escape_what_the_fuzzer_found),
+        cmocka_unit_test(test_item_serves),
+        cmocka_unit_test(test_public_services_of_the_live_publications),
+        cmocka_unit_test(test_strip_services),
+        cmocka_unit_test(test_public_changes),
+        cmocka_unit_test(test_publication_view_shares_the_items),
+        cmocka_unit_test(test_renderers_for_one_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
