@@ -23,6 +23,8 @@ static const field OBJECTION_FIELDS[] = {
     {.name = "received_on", .type = FT_DATE},
     {.name = "reason", .type = FT_STRING, .min = 1, .max = 4000},
     {.name = "resolution", .type = FT_STRING, .min = 1, .max = 4000},
+    /* absent: every service of the customer that the publication touches */
+    SERVICES_FIELD,
     {0},
 };
 
