@@ -119,6 +119,11 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
  * is where the current list is (the public page's absolute URL). */
 void render_annex(const cJSON *current, const char *lang, const char *source_url, strbuf *out);
 
+/* An objection's services (its descriptor's io_check, api/publications.c): each
+ * one the customer buys and the publication changes; answers 422 otherwise. */
+struct req;
+bool objection_check_services(struct req *r, const cJSON *objection);
+
 /* A publication was written (its descriptor's after_write): bumps the
  * "publications" stamp and wakes the scheduler (api/scheduler.c). */
 void publications_changed(void);

@@ -106,6 +106,39 @@ bool refuse_if_published(req *r, const char *subprocessor_id)
     return refused;
 }
 
+bool objection_check_services(req *r, const cJSON *objection)
+{
+    const cJSON *services = json_get(objection, "services");
+    if (!cJSON_IsArray(services)) return true;
+    cJSON *pub = NULL, *customer = NULL;
+    store_status st = store_get(COLL_PUBLICATIONS, json_get_str(objection, "publication_id"), &pub);
+    if (st == ST_OK) st = store_get(COLL_CUSTOMERS, json_get_str(objection, "customer_id"), &customer);
+    verrors errs;
+    verrors_init(&errs);
+    int i = 0;
+    /* the references themselves were checked before (422 for an unknown one) */
+    for (const cJSON *s = st == ST_OK ? services->child : NULL; s; s = s->next, i++) {
+        char ptr[32];
+        snprintf(ptr, sizeof ptr, "/services/%d", i);
+        const cJSON *touched = json_get(pub, "services_affected"), *bought = json_get(customer, "services");
+        if (cJSON_IsArray(bought) && !json_array_has_string(bought, s->valuestring))
+            verrors_add(&errs, ptr, "the customer does not buy this service");
+        else if (cJSON_IsArray(touched) && !json_array_has_string(touched, s->valuestring))
+            verrors_add(&errs, ptr, "the publication does not change this service's list");
+    }
+    bool ok = st != ST_OK || errs.count == 0;
+    if (st != ST_OK && st != ST_NOT_FOUND) {
+        respond_store_error(r, st);
+        ok = false;
+    } else if (!ok) {
+        respond_errors(r, 422, "unprocessable-entity", "an objection is for services the customer buys and the publication changes", &errs);
+    }
+    verrors_free(&errs);
+    cJSON_Delete(pub);
+    cJSON_Delete(customer);
+    return ok;
+}
+
 int64_t ts_ms(const cJSON *doc, const char *name)
 {
     int64_t ms = 0;

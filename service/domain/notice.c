@@ -66,6 +66,7 @@ const resource RES_OBJECTION = {
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = objection_check,
+    .io_check = objection_check_services,
     .events = EVENTS_CHANGES,
 };
 

@@ -258,6 +258,17 @@ def test_objections_name_their_services_and_rule_8_counts_only_concerned_custome
     assert resp.json()["services"] == [a["id"]]
     resp = hook_admin.post(path, {"customer_id": cust_a["id"], "services": ["no-such-service"]})
     assert_problem(resp, 422, "unprocessable-entity")
+    # for a service the customer does not buy, or whose list the version does not change: 422
+    resp = hook_admin.post(path, {"customer_id": cust_a["id"], "services": [a["id"], b["id"]]})
+    assert_problem(resp, 422, "unprocessable-entity")
+    assert resp.json()["errors"] == [{"pointer": "/services/1", "message": "the customer does not buy this service"}]
+    cust_ab = new_customer(hook_admin, services=[a["id"], b["id"]])
+    resp = hook_admin.post(path, {"customer_id": cust_ab["id"], "services": [b["id"]]})
+    assert_problem(resp, 422, "unprocessable-entity")
+    assert resp.json()["errors"][0]["message"] == "the publication does not change this service's list"
+    objection = hook_admin.post(path, {"customer_id": cust_ab["id"]}).json()  # absent: every touched service
+    resp = hook_admin.patch(f"/v1/objections/{objection['id']}", {"services": [b["id"]]}, if_match=objection["version"])
+    assert_problem(resp, 422, "unprocessable-entity")
 
 
 def test_dry_run_answers_whom_to_tell_and_writes_nothing(hook_server, hook_admin, subscribe, receivers):
