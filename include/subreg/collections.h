@@ -10,6 +10,7 @@
 #define COLL_TRANSFERS "transfers"
 #define COLL_TOM_DOCUMENTS "tom_documents"
 #define COLL_CUSTOMERS "customers"
+#define COLL_SERVICES "services"
 #define COLL_DOCUMENTS "documents"
 #define COLL_OBJECTIONS "objections"
 #define COLL_PUBLICATIONS "publications"

@@ -19,6 +19,12 @@
         {.name = "updated_at", .type = FT_DATETIME, .flags = FF_READONLY}
 
 extern const field FIELD_COUNTRY;  /* a country code */
+extern const field FIELD_SERVICE_REF; /* the id of a service (/v1/services) */
+
+/* The services a subprocessor serves, a customer buys or an objection is for:
+ * absent means every service. */
+#define SERVICES_FIELD                                                                                                 \
+    {.name = "services", .type = FT_ARRAY, .flags = FF_UNIQUE, .min = 1, .max = 50, .item = &FIELD_SERVICE_REF}
 extern const field FIELD_BOOL;
 
 #endif

@@ -103,6 +103,9 @@ const char *req_query(const req *r, const char *key);
 /* Answers 400 and returns false when the query has a parameter not in allowed
  * (NULL-terminated) or a parameter twice. */
 bool req_check_query(req *r, const char *const *allowed);
+/* A true/false query parameter (absent: false) into *out; answers 400 and
+ * returns false for any other value. */
+bool req_query_flag(req *r, const char *name, bool *out);
 /* Checks Content-Type (media type only, parameters ignored; charset must be
  * utf-8 when given), parses the body strictly. Answers 415/400 itself. */
 cJSON *req_json_body(req *r, const char *media_type);

@@ -39,6 +39,8 @@ void bson_write_api_json(const bson_t *doc, strbuf *out);
 /* Case-sensitive member lookup (cJSON_GetObjectItem is case-insensitive). */
 cJSON *json_get(const cJSON *obj, const char *key);
 const char *json_get_str(const cJSON *obj, const char *key);
+/* Whether the array arr holds the string s. */
+bool json_array_has_string(const cJSON *arr, const char *s);
 
 /* The first element of an array whose "id" member equals id (NULL: none, or id
  * NULL). A linear scan: for arrays a request or a round already holds. */

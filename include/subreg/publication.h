@@ -34,6 +34,42 @@ cJSON *public_items(const cJSON *subprocessors);
  * be NULL: everything is added). */
 cJSON *publication_diff(const cJSON *before, const cJSON *after);
 
+/* Services (what the processor sells; a publication's "services" catalogue).
+ * An item serves a service when its "services" member lists it, or when it has
+ * none (versions published before services existed). */
+bool item_serves(const cJSON *item, const char *service);
+
+/* A publication's catalogue of the stored services: the active ones as {id,
+ * name, description, public, sort}, by sort (absent: last) then id. */
+cJSON *service_catalogue(const cJSON *services);
+
+/* Gives every item its explicit "services": the ids of the catalogue's services
+ * (active ones, in the catalogue's order) its subprocessor serves (the
+ * subprocessor's "services", absent: all). No catalogue: items unchanged. */
+void assign_services(cJSON *items, const cJSON *subprocessors, const cJSON *services);
+
+/* A service's view: copies of the items serving it (service NULL: all items),
+ * without their "services" member. */
+cJSON *service_items(const cJSON *items, const char *service);
+
+/* {service id: diff} for every service of the catalogue: what was added to,
+ * removed from or changed in that service's view between the two versions'
+ * items (before NULL: everything added). */
+cJSON *service_changes(const cJSON *before, const cJSON *after, const cJSON *services);
+
+/* The customers a version concerns (Art. 28(2)): the ids of the active ones
+ * whose view changes — a customer with "services" sees those services' views
+ * (changes: service_changes), one without sees the whole list (which services
+ * a subprocessor serves is no change of it). t: whether any of them sees an
+ * addition or change (notice is owed), the longest notice period among those,
+ * and the longest objection period among all of them. */
+typedef struct {
+    bool any, needs_notice;
+    int notice_days, objection_days;
+} notice_terms;
+cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJSON *after, const cJSON *changes,
+                          notice_terms *t);
+
 /* A version published while an earlier one was still announced replaces that
  * announcement ("replaces": its number): the replaced version never takes
  * effect. The publication in pubs that replaced p, or NULL. */
@@ -49,9 +85,6 @@ bool diff_is_empty(const cJSON *diff);
  * subprocessor serves; none: every service), the publication a "services"
  * catalogue [{id, name, description?, public, sort?}] and "service_changes"
  * {id: diff}. The public forms show only public services. */
-
-/* Whether item serves service: its "services" contains it, or it has none. */
-bool item_serves(const cJSON *item, const char *service);
 
 /* The public services of pubs' catalogues (a service in several: the newest
  * publication's entry), ordered by (sort, id): a new array of
@@ -121,6 +154,11 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
  * each printed page headed with the version and its effective date; source_url
  * is where the current list is (the public page's absolute URL). */
 void render_annex(const cJSON *current, const char *lang, const char *source_url, const cJSON *service, strbuf *out);
+
+/* An objection's services (its descriptor's io_check, api/publications.c): each
+ * one the customer buys and the publication changes; answers 422 otherwise. */
+struct req;
+bool objection_check_services(struct req *r, const cJSON *objection);
 
 /* A publication was written (its descriptor's after_write): bumps the
  * "publications" stamp and wakes the scheduler (api/scheduler.c). */

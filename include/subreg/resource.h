@@ -85,7 +85,7 @@ typedef struct resource {
     const char *const *audit_omit;
 } resource;
 
-extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER;
+extern const resource RES_SUBPROCESSOR, RES_AGREEMENT, RES_TRANSFER, RES_TOM, RES_CUSTOMER, RES_SERVICE;
 extern const resource RES_COUNTRY, RES_ADEQUACY, RES_SCC_SET, RES_DOCUMENT, RES_OBJECTION;
 
 extern const resource RES_WEBHOOK, RES_DELIVERY, RES_EVENT, RES_PUBLICATION;

@@ -61,9 +61,9 @@ static cJSON *assemble(const resource *res, const cJSON *client)
 }
 
 /* ---- references -----------------------------------------------------------
- * FT_REF fields (in objects at any depth, not in arrays) name documents of other
- * collections. Writes must point at existing documents (422), and a document that
- * others point at cannot be deleted (409). */
+ * FT_REF fields (in objects at any depth, and arrays of them) name documents of
+ * other collections. Writes must point at existing documents (422), and a
+ * document that others point at cannot be deleted (409). */
 
 typedef void (*ref_visit)(const field *f, const char *path, const char *pointer, const cJSON *value, void *ctx);
 
@@ -71,13 +71,25 @@ static void walk_refs(const field *fields, const cJSON *doc, const char *path, c
                       void *ctx)
 {
     for (const field *f = fields; f->name; f++) {
-        if ((f->flags & FF_IMMUTABLE) || (f->type != FT_REF && f->type != FT_OBJECT)) continue;
+        /* an array of references: each entry (the path matches any of them) */
+        const field *ref = f->type == FT_REF ? f : f->type == FT_ARRAY && f->item->type == FT_REF ? f->item : NULL;
+        if ((f->flags & FF_IMMUTABLE) || (!ref && f->type != FT_OBJECT)) continue;
         char p[256], q[256];
         snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", f->name);
         snprintf(q, sizeof q, "%s/%s", ptr, f->name);
         const cJSON *v = doc ? json_get(doc, f->name) : NULL;
-        if (f->type == FT_REF && f->ref) fn(f, p, q, v, ctx);
-        else if (f->type == FT_OBJECT && (!doc || cJSON_IsObject(v))) walk_refs(f->fields, v, p, q, fn, ctx);
+        if (ref && ref->ref && f->type == FT_ARRAY && doc) {
+            int i = 0;
+            for (const cJSON *e = cJSON_IsArray(v) ? v->child : NULL; e; e = e->next, i++) {
+                char qi[280];
+                snprintf(qi, sizeof qi, "%s/%d", q, i);
+                fn(ref, p, qi, e, ctx);
+            }
+        } else if (ref && ref->ref) {
+            fn(ref, p, q, v, ctx);
+        } else if (f->type == FT_OBJECT && (!doc || cJSON_IsObject(v))) {
+            walk_refs(f->fields, v, p, q, fn, ctx);
+        }
     }
 }
 

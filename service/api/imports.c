@@ -567,12 +567,8 @@ static void handle_import(req *r)
 {
     static const char *const allowed[] = {"dry_run", NULL};
     if (!req_check_query(r, allowed)) return;
-    const char *dr = req_query(r, "dry_run");
-    if (dr && strcmp(dr, "true") && strcmp(dr, "false")) {
-        respond_problem(r, 400, "validation-error", "dry_run must be true or false");
-        return;
-    }
-    bool dry_run = dr && !strcmp(dr, "true");
+    bool dry_run;
+    if (!req_query_flag(r, "dry_run", &dry_run)) return;
     import im = {.errors = cJSON_CreateArray()};
     cJSON *registry = NULL;
     store_status st = load_countries(&im);

@@ -106,6 +106,39 @@ bool refuse_if_published(req *r, const char *subprocessor_id)
     return refused;
 }
 
+bool objection_check_services(req *r, const cJSON *objection)
+{
+    const cJSON *services = json_get(objection, "services");
+    if (!cJSON_IsArray(services)) return true;
+    cJSON *pub = NULL, *customer = NULL;
+    store_status st = store_get(COLL_PUBLICATIONS, json_get_str(objection, "publication_id"), &pub);
+    if (st == ST_OK) st = store_get(COLL_CUSTOMERS, json_get_str(objection, "customer_id"), &customer);
+    verrors errs;
+    verrors_init(&errs);
+    int i = 0;
+    /* the references themselves were checked before (422 for an unknown one) */
+    for (const cJSON *s = st == ST_OK ? services->child : NULL; s; s = s->next, i++) {
+        char ptr[32];
+        snprintf(ptr, sizeof ptr, "/services/%d", i);
+        const cJSON *touched = json_get(pub, "services_affected"), *bought = json_get(customer, "services");
+        if (cJSON_IsArray(bought) && !json_array_has_string(bought, s->valuestring))
+            verrors_add(&errs, ptr, "the customer does not buy this service");
+        else if (cJSON_IsArray(touched) && !json_array_has_string(touched, s->valuestring))
+            verrors_add(&errs, ptr, "the publication does not change this service's list");
+    }
+    bool ok = st != ST_OK || errs.count == 0;
+    if (st != ST_OK && st != ST_NOT_FOUND) {
+        respond_store_error(r, st);
+        ok = false;
+    } else if (!ok) {
+        respond_errors(r, 422, "unprocessable-entity", "an objection is for services the customer buys and the publication changes", &errs);
+    }
+    verrors_free(&errs);
+    cJSON_Delete(pub);
+    cJSON_Delete(customer);
+    return ok;
+}
+
 int64_t ts_ms(const cJSON *doc, const char *name)
 {
     int64_t ms = 0;
@@ -122,28 +155,6 @@ static const field CREATE_FIELDS[] = {
     {.name = "override_reason", .type = FT_LOCALIZED, .max = 2000},
     {0},
 };
-
-/* Longest notice and objection periods promised to active customers. */
-static store_status customer_periods(int *notice, int *objection, bool *any)
-{
-    cJSON *customers = NULL;
-    store_status st = store_list_all(COLL_CUSTOMERS, &customers);
-    if (st != ST_OK) return st;
-    *notice = 0;
-    *objection = 0;
-    *any = false;
-    for (const cJSON *c = customers->child; c; c = c->next) {
-        const char *status = json_get_str(c, "status");
-        if (status && strcmp(status, "active") != 0) continue;
-        *any = true;
-        int n = (int)cJSON_GetNumberValue(json_get(c, "notice_days"));
-        int o = (int)cJSON_GetNumberValue(json_get(c, "objection_days"));
-        if (n > *notice) *notice = n;
-        if (o > *objection) *objection = o;
-    }
-    cJSON_Delete(customers);
-    return ST_OK;
-}
 
 static void add_objection_counts(cJSON *pub)
 {
@@ -173,11 +184,17 @@ static const cJSON *latest_of(const cJSON *live)
 
 static void handle_publish(req *r)
 {
+    static const char *const allowed[] = {"dry_run", NULL};
+    if (!req_check_query(r, allowed)) return;
+    /* a preview: what would be published, whom it concerns, the notice it owes */
+    bool dry_run;
+    if (!req_query_flag(r, "dry_run", &dry_run)) return;
     cJSON *body = req_json_body(r, "application/json");
     if (!body) return;
     verrors errs;
     verrors_init(&errs);
     cJSON *subs = NULL, *pubs = NULL, *live = NULL, *items = NULL, *diff = NULL, *doc = NULL;
+    cJSON *customers = NULL, *stored_services = NULL, *services = NULL, *changes = NULL, *affected = NULL;
     if (!schema_validate(CREATE_FIELDS, body, &errs)) {
         respond_validation(r, &errs);
         goto done;
@@ -202,9 +219,8 @@ static void handle_publish(req *r)
     store_status st = store_list_all(RES_SUBPROCESSOR.collection, &subs);
     if (st == ST_OK) st = load_publications(&pubs, false);
     if (st == ST_OK) st = load_live_publications(pubs, now, &live);
-    int notice = 0, objection = 0;
-    bool any_customer = false;
-    if (st == ST_OK) st = customer_periods(&notice, &objection, &any_customer);
+    if (st == ST_OK) st = store_list_all(COLL_CUSTOMERS, &customers);
+    if (st == ST_OK) st = store_list_all(COLL_SERVICES, &stored_services);
     if (st != ST_OK) {
         respond_store_error(r, st);
         goto done;
@@ -213,7 +229,9 @@ static void handle_publish(req *r)
      * so replacing an announcement shows them everything that changes. */
     const cJSON *base = publication_in_effect(live, now), *latest = latest_of(live);
     const cJSON *last = cJSON_GetArrayItem(pubs, cJSON_GetArraySize(pubs) - 1);
+    services = service_catalogue(stored_services);
     items = public_items(subs);
+    assign_services(items, subs, services);
     cJSON *since_latest = publication_diff(latest ? json_get(latest, "items") : NULL, items);
     bool unchanged = last && diff_is_empty(since_latest);
     cJSON_Delete(since_latest);
@@ -221,13 +239,20 @@ static void handle_publish(req *r)
         respond_problem(r, 409, "conflict", "nothing changed since the last publication");
         goto done;
     }
-    diff = publication_diff(base ? json_get(base, "items") : NULL, items);
+    const cJSON *base_items = base ? json_get(base, "items") : NULL;
+    diff = publication_diff(base_items, items);
+    if (cJSON_GetArraySize(services) > 0) changes = service_changes(base_items, items, services);
     /* Art. 28(2): additions and changes are announced before they take effect,
-     * by the longest notice period promised to any active customer. Removals
-     * need no notice; nor does the first version in effect. */
-    bool needs_notice = base && (cJSON_GetArraySize(json_get(diff, "added")) > 0 ||
-                                 cJSON_GetArraySize(json_get(diff, "changed")) > 0);
+     * by the longest notice period promised to a customer who sees them (in
+     * the services it buys). Removals need no notice; nor does the first
+     * version in effect. */
+    notice_terms terms;
+    affected = affected_customers(customers, base_items, items, changes, &terms);
+    bool needs_notice = base && terms.needs_notice;
+    int notice = terms.notice_days;
     int64_t earliest = now + (int64_t)notice * MS_PER_DAY;
+    /* a preview takes the earliest time the notice allows, and says so */
+    if (dry_run && needs_notice && eff < earliest && !override) eff = earliest;
     if (needs_notice && eff < earliest && !override) {
         char when[32], d[320];
         format_rfc3339(earliest, when);
@@ -246,7 +271,7 @@ static void handle_publish(req *r)
     format_rfc3339(eff, eff_str);
     /* Objections count before the change takes effect: the period a customer was
      * promised, but never past effective_at. */
-    int64_t until = now + (int64_t)(any_customer ? objection : 30) * MS_PER_DAY;
+    int64_t until = now + (int64_t)(terms.any ? terms.objection_days : 30) * MS_PER_DAY;
     if (eff > now && eff < until) until = eff;
     format_rfc3339(until, deadline);
     doc = cJSON_CreateObject();
@@ -263,6 +288,25 @@ static void handle_publish(req *r)
     if (base) cJSON_AddNumberToObject(doc, "diff_against", cJSON_GetNumberValue(json_get(base, "number")));
     cJSON_AddItemToObject(doc, "summary", cJSON_Duplicate(json_get(body, "summary"), 1));
     cJSON_AddItemToObject(doc, "diff", cJSON_Duplicate(diff, 1));
+    /* each service's view of the version, and whom it concerns */
+    if (changes) {
+        cJSON_AddItemToObject(doc, "services", cJSON_Duplicate(services, 1));
+        cJSON *touched = cJSON_AddArrayToObject(doc, "services_affected");
+        for (const cJSON *c = changes->child; c; c = c->next)
+            if (!diff_is_empty(c)) cJSON_AddItemToArray(touched, cJSON_CreateString(c->string));
+        cJSON_AddItemToObject(doc, "service_changes", cJSON_Duplicate(changes, 1));
+    }
+    cJSON_AddItemToObject(doc, "customers_affected", cJSON_Duplicate(affected, 1));
+    if (dry_run) {
+        char first[32];
+        format_rfc3339(needs_notice && !shortened ? earliest : now, first);
+        cJSON_AddStringToObject(doc, "earliest_effective_at", first);
+        cJSON_AddStringToObject(doc, "id", id);
+        cJSON_AddItemToObject(doc, "items", cJSON_Duplicate(items, 1));
+        cJSON_AddTrueToObject(doc, "dry_run");
+        respond_json(r, 200, doc);
+        goto done;
+    }
     cJSON_AddItemToObject(doc, "items", cJSON_Duplicate(items, 1));
     st = doc_write(&RES_PUBLICATION, &(write_origin){r->who.sub, r->request_id, now}, NULL, id, NULL, doc, NULL);
     if (st == ST_DUPLICATE) {
@@ -284,6 +328,11 @@ done:
     cJSON_Delete(doc);
     cJSON_Delete(diff);
     cJSON_Delete(items);
+    cJSON_Delete(affected);
+    cJSON_Delete(changes);
+    cJSON_Delete(services);
+    cJSON_Delete(stored_services);
+    cJSON_Delete(customers);
     cJSON_Delete(live);
     cJSON_Delete(pubs);
     cJSON_Delete(subs);

@@ -27,6 +27,19 @@ static bool announces_changes(const cJSON *pub)
     return cJSON_GetArraySize(json_get(d, "added")) > 0 || cJSON_GetArraySize(json_get(d, "changed")) > 0;
 }
 
+/* Whether the version announces an addition or change in the list the
+ * customer sees: the services it buys (their views), or the whole list. */
+static bool owes_notice(const cJSON *customer, const cJSON *pub)
+{
+    const cJSON *mine = json_get(customer, "services"), *changes = json_get(pub, "service_changes");
+    if (!cJSON_IsArray(mine) || !changes) return announces_changes(pub);
+    for (const cJSON *s = mine->child; s; s = s->next) {
+        const cJSON *d = cJSON_IsString(s) ? json_get(changes, s->valuestring) : NULL;
+        if (cJSON_GetArraySize(json_get(d, "added")) > 0 || cJSON_GetArraySize(json_get(d, "changed")) > 0) return true;
+    }
+    return false;
+}
+
 /* 8: a version taking effect before a customer's notice period has passed, or
  * with an open objection. Looks at the versions not yet in effect and the one in
  * effect (the others are history). */
@@ -45,8 +58,12 @@ void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
         /* a replaced announcement never takes effect: its notice does not matter */
         if (!first && announces_changes(p) && !publication_replaced_by(c->in->publications, p)) {
             int short_customers = 0, worst = 0;
+            /* only the customers the version concerns (versions before services: all) */
+            const cJSON *concerned = json_get(p, "customers_affected");
             for (const cJSON *cu = c->in->customers ? c->in->customers->child : NULL; cu; cu = cu->next) {
                 if (!cx_str_is(cu, "status", "active")) continue;
+                if (concerned && !json_array_has_string(concerned, json_get_str(cu, "id"))) continue;
+                if (!owes_notice(cu, p)) continue;
                 int days = (int)cJSON_GetNumberValue(json_get(cu, "notice_days"));
                 int64_t promised = pub + (int64_t)days * MS_PER_DAY;
                 if (eff < promised) {

@@ -23,6 +23,8 @@ static const field OBJECTION_FIELDS[] = {
     {.name = "received_on", .type = FT_DATE},
     {.name = "reason", .type = FT_STRING, .min = 1, .max = 4000},
     {.name = "resolution", .type = FT_STRING, .min = 1, .max = 4000},
+    /* absent: every service of the customer that the publication touches */
+    SERVICES_FIELD,
     {0},
 };
 
@@ -64,6 +66,7 @@ const resource RES_OBJECTION = {
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,
     .check = objection_check,
+    .io_check = objection_check_services,
     .events = EVENTS_CHANGES,
 };
 

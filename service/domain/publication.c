@@ -90,6 +90,134 @@ cJSON *public_items(const cJSON *subprocessors)
     return arr;
 }
 
+/* ---- services: each service's view of a version ----------------------------- */
+
+bool item_serves(const cJSON *item, const char *service)
+{
+    const cJSON *s = json_get(item, "services");
+    return !cJSON_IsArray(s) || json_array_has_string(s, service);
+}
+
+static int cmp_services(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    /* unsorted ones after the sorted ones */
+    double sx = cJSON_IsNumber(json_get(x, "sort")) ? cJSON_GetNumberValue(json_get(x, "sort")) : 1e9;
+    double sy = cJSON_IsNumber(json_get(y, "sort")) ? cJSON_GetNumberValue(json_get(y, "sort")) : 1e9;
+    return sx != sy ? (sx < sy ? -1 : 1) : strcmp(json_get_str(x, "id"), json_get_str(y, "id"));
+}
+
+cJSON *service_catalogue(const cJSON *services)
+{
+    int n = cJSON_GetArraySize(services), k = 0;
+    cJSON **v = xcalloc((size_t)n + 1, sizeof *v);
+    for (const cJSON *s = services ? services->child : NULL; s; s = s->next) {
+        const char *status = json_get_str(s, "status");
+        if (!json_get_str(s, "id") || (status && strcmp(status, "active") != 0)) continue;
+        cJSON *o = cJSON_CreateObject();
+        static const char *const keep[] = {"id", "name", "description", "public", "sort", NULL};
+        for (const char *const *f = keep; *f; f++)
+            if (json_get(s, *f)) cJSON_AddItemToObject(o, *f, cJSON_Duplicate(json_get(s, *f), 1));
+        v[k++] = o;
+    }
+    qsort(v, (size_t)k, sizeof *v, cmp_services);
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < k; i++) cJSON_AddItemToArray(arr, v[i]);
+    free(v);
+    return arr;
+}
+
+void assign_services(cJSON *items, const cJSON *subprocessors, const cJSON *services)
+{
+    if (cJSON_GetArraySize(services) == 0) return;
+    json_index ix;
+    json_index_build(&ix, subprocessors, "id");
+    for (cJSON *it = items ? items->child : NULL; it; it = it->next) {
+        const cJSON *want = json_get(json_index_find(&ix, json_get_str(it, "id")), "services");
+        cJSON *arr = cJSON_CreateArray();
+        for (const cJSON *s = services->child; s; s = s->next) {
+            const char *id = json_get_str(s, "id");
+            if (id && (!cJSON_IsArray(want) || json_array_has_string(want, id))) cJSON_AddItemToArray(arr, cJSON_CreateString(id));
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(it, "services");
+        cJSON_AddItemToObject(it, "services", arr);
+    }
+    json_index_free(&ix);
+}
+
+cJSON *service_items(const cJSON *items, const char *service)
+{
+    cJSON *out = cJSON_CreateArray();
+    for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
+        if (service && !item_serves(it, service)) continue;
+        cJSON *c = cJSON_Duplicate(it, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(c, "services");
+        cJSON_AddItemToArray(out, c);
+    }
+    return out;
+}
+
+static cJSON *view_diff(const cJSON *before, const cJSON *after, const char *service)
+{
+    cJSON *b = before ? service_items(before, service) : NULL, *a = service_items(after, service);
+    cJSON *d = publication_diff(b, a);
+    cJSON_Delete(b);
+    cJSON_Delete(a);
+    return d;
+}
+
+cJSON *service_changes(const cJSON *before, const cJSON *after, const cJSON *services)
+{
+    cJSON *out = cJSON_CreateObject();
+    for (const cJSON *s = services ? services->child : NULL; s; s = s->next) {
+        const char *id = json_get_str(s, "id");
+        if (id) cJSON_AddItemToObject(out, id, view_diff(before, after, id));
+    }
+    return out;
+}
+
+static bool adds_or_changes(const cJSON *diff)
+{
+    return cJSON_GetArraySize(json_get(diff, "added")) > 0 || cJSON_GetArraySize(json_get(diff, "changed")) > 0;
+}
+
+cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJSON *after, const cJSON *changes,
+                          notice_terms *t)
+{
+    memset(t, 0, sizeof *t);
+    /* a customer of every service sees the whole list (which services a
+     * subprocessor serves is not a change of that list) */
+    cJSON *whole = view_diff(before, after, NULL);
+    cJSON *ids = cJSON_CreateArray();
+    for (const cJSON *c = customers ? customers->child : NULL; c; c = c->next) {
+        const char *id = json_get_str(c, "id"), *status = json_get_str(c, "status");
+        if (!id || (status && strcmp(status, "active") != 0)) continue;
+        const cJSON *mine = json_get(c, "services");
+        bool touched = false, notice = false;
+        if (!cJSON_IsArray(mine)) {
+            touched = !diff_is_empty(whole);
+            notice = adds_or_changes(whole);
+        } else {
+            for (const cJSON *s = mine->child; s; s = s->next) {
+                const cJSON *d = cJSON_IsString(s) ? json_get(changes, s->valuestring) : NULL;
+                if (!d) continue;
+                touched |= !diff_is_empty(d);
+                notice |= adds_or_changes(d);
+            }
+        }
+        if (!touched) continue;
+        cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+        int n = (int)cJSON_GetNumberValue(json_get(c, "notice_days"));
+        int o = (int)cJSON_GetNumberValue(json_get(c, "objection_days"));
+        t->any = true;
+        if (notice) t->needs_notice = true;
+        if (notice && n > t->notice_days) t->notice_days = n;
+        if (o > t->objection_days) t->objection_days = o;
+    }
+    cJSON_Delete(whole);
+    return ids;
+}
+
 static void add_field_change(cJSON *fields, const char *name, const cJSON *before, const cJSON *after)
 {
     cJSON *ch = cJSON_CreateObject();
@@ -169,15 +297,6 @@ bool diff_is_empty(const cJSON *diff)
 }
 
 /* ---- services (issue 12) ------------------------------------------------------- */
-
-bool item_serves(const cJSON *item, const char *service)
-{
-    const cJSON *sv = json_get(item, "services");
-    if (!cJSON_IsArray(sv)) return true;
-    for (const cJSON *c = sv->child; c; c = c->next)
-        if (cJSON_IsString(c) && strcmp(c->valuestring, service) == 0) return true;
-    return false;
-}
 
 const cJSON *service_find(const cJSON *services, const char *id)
 {

@@ -13,6 +13,7 @@
 const field FIELD_COUNTRY = {.type = FT_COUNTRY};
 const field FIELD_BOOL = {.type = FT_BOOL};
 static const field FIELD_SP_REF = {.type = FT_REF, .ref = COLL_SUBPROCESSORS};
+const field FIELD_SERVICE_REF = {.type = FT_REF, .ref = COLL_SERVICES};
 
 /* ---- helpers for the domain rules ------------------------------------- */
 
@@ -305,6 +306,8 @@ static const field CUSTOMER_FIELDS[] = {
     {.name = "objection_days", .type = FT_INT, .flags = FF_REQUIRED, .min = 0, .max = 365, .def = "30"},
     {.name = "contacts", .type = FT_ARRAY, .flags = FF_UNIQUE, .max = 20, .item = &CUSTOMER_CONTACT_ITEM},
     {.name = "dpa_agreement_reference", .type = FT_STRING, .min = 1, .max = 100},
+    /* the services it buys (absent: all): only their changes are announced to it */
+    SERVICES_FIELD,
     {.name = "notes", .type = FT_STRING, .min = 0, .max = 10000},
     {0},
 };
@@ -323,6 +326,43 @@ const resource RES_CUSTOMER = {
     .id_prefix = "cu_",
     .fields = CUSTOMER_FIELDS,
     .filters = CUSTOMER_FILTERS,
+    .read_role = ROLE_READER,
+    .write_role = ROLE_EDITOR,
+    .delete_role = ROLE_ADMIN,
+    .check = NULL,
+    .events = EVENTS_CHANGES,
+};
+
+/* ---- services (what the processor sells) ---------------------------------- */
+
+static const char *const SERVICE_STATUSES[] = {"active", "retired", NULL};
+
+static const field SERVICE_FIELDS[] = {
+    CLIENT_ID_FIELDS,
+    {.name = "name", .type = FT_LOCALIZED, .flags = FF_REQUIRED, .max = 200},
+    {.name = "description", .type = FT_LOCALIZED, .max = 2000},
+    {.name = "status", .type = FT_ENUM, .flags = FF_REQUIRED, .enums = SERVICE_STATUSES, .def = "\"active\""},
+    /* offered on the public list's service selector and ?service= */
+    {.name = "public", .type = FT_BOOL, .flags = FF_REQUIRED, .def = "true"},
+    /* the order on the selector (then by id) */
+    {.name = "sort", .type = FT_INT, .min = 0, .max = 1000},
+    {0},
+};
+
+static const filter_def SERVICE_FILTERS[] = {
+    {"status", "status", &(const field){.type = FT_ENUM, .enums = SERVICE_STATUSES}, NULL},
+    {"public", "public", &FIELD_BOOL, NULL},
+    {0},
+};
+
+const resource RES_SERVICE = {
+    .type = "service",
+    .collection = COLL_SERVICES,
+    .path = "/v1/services",
+    .item_path = "/v1/services/{id}",
+    .client_ids = true,
+    .fields = SERVICE_FIELDS,
+    .filters = SERVICE_FILTERS,
     .read_role = ROLE_READER,
     .write_role = ROLE_EDITOR,
     .delete_role = ROLE_ADMIN,

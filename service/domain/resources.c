@@ -5,7 +5,7 @@
 #include "subreg/json.h"
 #include "subreg/resource.h"
 
-const resource *const RESOURCES[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRANSFER, &RES_TOM, &RES_CUSTOMER,
+const resource *const RESOURCES[] = {&RES_SUBPROCESSOR, &RES_AGREEMENT, &RES_TRANSFER, &RES_TOM, &RES_SERVICE, &RES_CUSTOMER,
                                      &RES_DOCUMENT,     &RES_OBJECTION, &RES_COUNTRY,  &RES_ADEQUACY, &RES_SCC_SET,
                                      &RES_WEBHOOK,      &RES_DELIVERY,  &RES_EVENT,    NULL};
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "subreg/collections.h"
+#include "subreg/fields.h"
 #include "subreg/json.h"
 #include "subreg/resource.h"
 
@@ -143,6 +144,7 @@ static const field FIELDS[] = {
     {.name = "last_review_on", .type = FT_DATE},
     {.name = "next_review_on", .type = FT_DATE},
     {.name = "public", .type = FT_OBJECT, .flags = FF_REQUIRED, .fields = PUBLIC_VIEW, .def = "{}"},
+    SERVICES_FIELD,
     {.name = "notes", .type = FT_STRING, .min = 0, .max = 10000},
     {0},
 };

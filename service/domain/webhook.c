@@ -320,6 +320,14 @@ cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
         if (json_get(after, "diff")) cJSON_AddItemToObject(data, "changes", cJSON_Duplicate(json_get(after, "diff"), 1));
         if (json_get(after, "diff_against"))
             cJSON_AddItemToObject(data, "changes_against", cJSON_Duplicate(json_get(after, "diff_against"), 1));
+        /* whom to tell: the services whose list changes and the customers who
+         * buy them (an empty list: no customer needs to be told) */
+        const cJSON *services = json_get(after, "services_affected"), *customers = json_get(after, "customers_affected");
+        if (services) cJSON_AddItemToObject(data, "services_affected", cJSON_Duplicate(services, 1));
+        if (customers) {
+            cJSON_AddItemToObject(data, "customers_affected", cJSON_Duplicate(customers, 1));
+            cJSON_AddNumberToObject(data, "customers_affected_count", cJSON_GetArraySize(customers));
+        }
         cJSON *links = cJSON_AddObjectToObject(data, "links");
         char buf[512];
         snprintf(buf, sizeof buf, "%s" PUBLIC_LIST_PATH, public_base);

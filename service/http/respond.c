@@ -332,6 +332,17 @@ bool req_check_query(req *r, const char *const *allowed)
     return true;
 }
 
+bool req_query_flag(req *r, const char *name, bool *out)
+{
+    const char *v = req_query(r, name);
+    *out = v && strcmp(v, "true") == 0;
+    if (!v || *out || strcmp(v, "false") == 0) return true;
+    char detail[120];
+    snprintf(detail, sizeof detail, "%.64s must be true or false", name);
+    respond_problem(r, 400, "malformed-request", detail);
+    return false;
+}
+
 static bool media_type_is(const char *header, const char *want)
 {
     size_t n = strlen(want);
@@ -383,9 +394,11 @@ bool if_match_allows(const char *header, const char *etag)
     for (const char *p = header; *p;) {
         while (*p == ' ' || *p == '\t' || *p == ',') p++;
         const char *end = p;
-        if (*p == '"') {
-            end = strchr(p + 1, '"');
-            end = end ? end + 1 : p + strlen(p);
+        /* a quoted tag, weak or not, is one token: a comma or "*" inside it is text */
+        const char *q = p[0] == 'W' && p[1] == '/' && p[2] == '"' ? p + 2 : p;
+        if (*q == '"') {
+            end = strchr(q + 1, '"');
+            end = end ? end + 1 : q + strlen(q);
         } else {
             while (*end && *end != ',') end++;
         }

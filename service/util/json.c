@@ -565,3 +565,10 @@ void json_clean_text(cJSON *v)
     }
     for (cJSON *c = v->child; c; c = c->next) json_clean_text(c);
 }
+
+bool json_array_has_string(const cJSON *arr, const char *s)
+{
+    for (const cJSON *e = cJSON_IsArray(arr) && s ? arr->child : NULL; e; e = e->next)
+        if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0) return true;
+    return false;
+}

@@ -142,7 +142,7 @@ def test_malformed_files(admin):
     problem("Firma\nA\nM\xfcller\n".encode("latin-1"), 3, "CSV UTF-8")
     problem(b"", 1, "header row")
     assert_problem(post_csv(admin, b"legal_name\n"), 422, "unprocessable-entity")  # no rows
-    assert_problem(post_csv(admin, b"legal_name\nX\n", dry_run="maybe"), 400, "validation-error")
+    assert_problem(post_csv(admin, b"legal_name\nX\n", dry_run="maybe"), 400, "malformed-request")
     resp = admin.request("POST", "/v1/imports", data=b"<xml/>", content_type="application/xml")
     assert resp.status_code == 415, describe(resp)
 
