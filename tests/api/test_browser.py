@@ -11,7 +11,7 @@ stack (module-scoped).
 
 import datetime as dt
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import lxml.html
 import pytest
@@ -30,6 +30,7 @@ from helpers import (
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE.parent / "out"
 LANGS = ["de", "en"]
+SERVICES = [("erp", "ERP-Betrieb", "ERP operations"), ("newsletter", "Rundschreiben", "Newsletters")]
 
 
 def text_of(el):
@@ -45,6 +46,8 @@ def site(pub_server):
     """The module's own stack (`pub_server`) with version 1 of the list in
     effect and version 2 announced."""
     admin = pub_server.api(roles=["admin"], sub="web-publisher")
+    for sid, de, en in SERVICES:
+        assert_status(admin.post("/v1/services", {"id": sid, "name": {"de": de, "en": en}}), 201)
     entries = [
         sp_body(legal_name="Odoo S.A.", status="active"),
         minimal_body(legal_name="Müller Rechenzentrum GmbH", status="active",
@@ -64,6 +67,9 @@ def site(pub_server):
                      locations=[{"country": "CH", "region": "Zürich", "role": "processing"}]),
         minimal_body(legal_name="Hetzner Online GmbH", status="active"),
     ]
+    # Odoo only for the ERP service, Ökodruck only for the newsletter; the rest for every service
+    entries[0]["services"] = ["erp"]
+    entries[2]["services"] = ["newsletter"]
     created = [admin.create_sp(b) for b in entries]
     resp = admin.post("/v1/publications", {"summary": {
         "de": "Erste Veröffentlichung der Liste", "en": "First publication of the list"}})
@@ -226,3 +232,35 @@ def test_screenshot(site, lang):
     size = path.stat().st_size
     assert size > 10 * 1024, f"screenshot {path} is only {size} bytes"
     assert png_size(path) == (1280, 1600)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_service_selector_shows_one_service(site, rendered, lang):
+    """The page's selector is a GET form: the URL it produces for a service
+    gives that service's page, whose table is the service's JSON, and the
+    heading names the service."""
+    url, dom = rendered[lang]
+    doc = lxml.html.fromstring(dom)
+    (form,) = doc.xpath("//form[.//select[@name='service']]")
+    assert form.get("method") == "get"
+    (select,) = form.xpath(".//select[@name='service']")
+    label = doc.xpath(f"//label[@for='{select.get('id')}']")
+    assert label and text_of(label[0]), "the selector has a label"
+    options = {o.get("value"): text_of(o) for o in select.xpath("./option")}
+    names = {sid: (de if lang == "de" else en) for sid, de, en in SERVICES}
+    assert options == {"": {"de": "Alle Dienste", "en": "All services"}[lang], **names}
+    assert form.xpath(".//button[@type='submit']")
+    # what submitting the form with "erp" chosen requests
+    fields = [(i.get("name"), i.get("value")) for i in form.xpath(".//input[@name]")]
+    query = urlencode([("service", "erp"), *fields])
+    chosen = urljoin(url, form.get("action")) + "?" + query
+    assert parse_qs(urlsplit(chosen).query) == {"service": ["erp"], "lang": [lang]}
+    page = lxml.html.fromstring(run_chromium(["--dump-dom"], chosen))
+    body = requests.get(site.url + PUBLIC, params={"service": "erp", "lang": lang}, timeout=10).json()
+    rows = page.xpath("//section[@aria-labelledby='current']//tbody/tr[@data-id]")
+    assert [r.get("data-id") for r in rows] == [i["id"] for i in body["items"]]
+    assert "Odoo S.A." in [i["legal_name"] for i in body["items"]]
+    assert "Ökodruck Versand AG" not in [i["legal_name"] for i in body["items"]]
+    assert names["erp"] in text_of(page.xpath("//h1")[0])
+    (selected,) = page.xpath("//select[@name='service']/option[@selected]")
+    assert selected.get("value") == "erp"

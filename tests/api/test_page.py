@@ -37,6 +37,8 @@ LANGS = ["de", "en"]
 COUNT = 200
 # What the test fills the list with: long words, umlauts, several locations.
 CATEGORIES = ["hosting", "monitoring", "email", "newsletter", "payment"]
+SERVICES = [("managed-it", "Betreute Arbeitsplätze und Server", "Managed workplaces and servers"),
+            ("erp", "ERP-Betrieb", "ERP operations")]
 
 
 def axe_source():
@@ -59,9 +61,13 @@ def long_site(pub_server):
     """200 subprocessors published as version 1 (in effect); one more and a
     changed purpose announced as version 2, effective in 14 days."""
     admin = pub_server.api(roles=["admin"], sub="page-publisher")
+    # the page's service selector: two services, every other subprocessor serving only the first
+    for sid, de, en in SERVICES:
+        assert_status(admin.post("/v1/services", {"id": sid, "name": {"de": de, "en": en}}), 201)
     made = []
     for i in range(COUNT):
         made.append(admin.create_sp(minimal_body(
+            **({"services": [SERVICES[0][0]]} if i % 2 else {}),
             legal_name=f"Datenverarbeitungsdienstleistungsgesellschaft Nr. {i:03d} GmbH" if i % 10 == 0
             else f"Übersee-Rechenzentrum {i:03d} AG",
             status="active", category=CATEGORIES[i % len(CATEGORIES)],
@@ -109,11 +115,14 @@ def run_axe(browser):
     return json.loads(found)
 
 
+@pytest.mark.parametrize("service", ["", "erp"])
 @pytest.mark.parametrize("width", [1280, 320])
 @pytest.mark.parametrize("lang", LANGS)
-def test_axe_finds_no_wcag_violations(long_site, browser, lang, width):
+def test_axe_finds_no_wcag_violations(long_site, browser, lang, width, service):
+    """The whole list and one service's (the selector on both)."""
     srv, _ = long_site
-    browser.open(f"{srv.url}/subprocessors?lang={lang}", width, 900)
+    browser.open(f"{srv.url}/subprocessors?lang={lang}&service={service}", width, 900)
+    assert browser.evaluate("document.querySelectorAll('select[name=service] option').length") == 3
     result = run_axe(browser)
     assert result["passes"] >= 15, f"axe ran only {result['passes']} rules"
     assert not result["violations"], "axe-core %s, WCAG 2.1 AA, %s at %d px:\n%s" % (
@@ -177,7 +186,8 @@ def test_page_prints_the_list_with_its_version_and_dates(long_site, browser, lan
     missing = [i["legal_name"] for i in body["items"] if i["legal_name"] not in text]
     assert not missing, f"{len(missing)} subprocessors not on paper, e.g. {missing[:3]}"
     # the screen's navigation is not printed; where a link leads is
-    for screen_only in ({"de": "English", "en": "Deutsch"}[lang], "Also as", "Auch als"):
+    for screen_only in ({"de": "English", "en": "Deutsch"}[lang], "Also as", "Auch als", "Alle Dienste",
+                        "All services"):
         assert screen_only not in text, f"{screen_only!r} printed"
 
 
