@@ -1086,6 +1086,23 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
     sb_free(&title);
 }
 
+/* Text inside a CSS string in a <style> element: letters, digits, spaces and
+ * UTF-8 beyond ASCII as they are, every other byte (quotes, backslash, <, control
+ * characters) as a CSS escape, so the text can neither end the string nor the
+ * element. */
+static void css_string_text(strbuf *out, const char *raw)
+{
+    strbuf clean = {0};
+    if (raw) sb_put_text(&clean, raw, strlen(raw));
+    for (const unsigned char *p = (const unsigned char *)(clean.data ? clean.data : ""); *p; p++) {
+        if (*p >= 0x80 || *p == ' ' || (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
+            sb_append(out, (const char *)p, 1);
+        else
+            sb_printf(out, "\\%x ", *p);
+    }
+    sb_free(&clean);
+}
+
 /* The DPA annex: the list in effect as a document a legal team attaches to its
  * data processing agreement. Printed, every page names the version and the day
  * it took effect (CSS page margin boxes) and counts its pages. */
@@ -1105,6 +1122,10 @@ void render_annex(const cJSON *current, const char *lang, const char *source_url
     /* the margin boxes' text is a CSS string: only characters that need no escape there */
     sb_printf(&running, de ? "Unterauftragsverarbeiter, Version %d, gültig seit %s" : "Subprocessors, version %d, in effect since %s",
               number, when.data ? when.data : "");
+    if (service) { /* the service on every printed page */
+        sb_puts(&running, de ? " \\2014  Dienst: " : " \\2014  Service: ");
+        css_string_text(&running, service_name(service, lang));
+    }
     sb_printf(out,
               "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n"
               "<style>\n@page{size:A4;margin:22mm 16mm 18mm;"

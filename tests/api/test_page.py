@@ -224,6 +224,31 @@ def test_the_dpa_annex_prints_with_its_version_on_every_page(long_site, browser,
     assert f"{srv.url}/subprocessors" in text  # where the current list is
 
 
+def test_a_services_annex_names_the_service_on_every_page(long_site, browser):
+    """The annex of one service's list (?service=): its title and the running head
+    of every printed page name the service; only that service's subprocessors."""
+    srv, body = long_site
+    service = requests.get(srv.url + PUBLIC, params={"service": "erp", "lang": "de"}, timeout=10).json()
+    browser.open(f"{srv.url}/subprocessors/annex?lang=de&service=erp", 1280, 900)
+    assert not run_axe(browser)["violations"]
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    pdf = OUT_DIR / "subprocessors-annex-erp-de.pdf"
+    browser.pdf(pdf)
+    raw = subprocess.run([shutil.which("pdftotext"), "-raw", str(pdf), "-"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    pages = [" ".join(p.split()) for p in raw.split("\f") if p.strip()]
+    assert len(pages) >= 2
+    for n, page in enumerate(pages, 1):
+        assert "Dienst: ERP-Betrieb" in page, f"page {n} does not name the service: {page[:300]}"
+    text = " ".join(pages)
+    assert "für ERP-Betrieb" in pages[0]
+    assert 0 < len(service["items"]) < len(body["items"])
+    missing = [i["legal_name"] for i in service["items"] if i["legal_name"] not in text]
+    assert not missing, missing[:3]
+    assert text.count("Übersee-Rechenzentrum") == sum(1 for i in service["items"]
+                                                      if i["legal_name"].startswith("Übersee-Rechenzentrum"))
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_replaced_announcement_and_shortened_notice_pass_axe(make_server, browser, lang):
     """The notes a replacing version and a shortened notice add to the page (issue

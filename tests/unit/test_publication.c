@@ -703,6 +703,12 @@ static void test_renderers_for_one_service(void **state)
     render_annex(v, "de", "https://x.example/subprocessors?service=erp", erp, &annex);
     assert_non_null(strstr(annex.data, "<h1>Anlage zum Auftragsverarbeitungsvertrag: Unterauftragsverarbeiter für ERP</h1>"));
     sb_free(&annex);
+    /* the running head of every printed page names the service, as CSS string text */
+    render_annex(v, "en", "https://x.example/subprocessors?service=erp", erp, &annex);
+    assert_non_null(strstr(annex.data, "@top-left{content:\"Subprocessors, version 2, in effect since 1 Feb 2026, 00:00 UTC "
+                                       "\\2014  Service: ERP \\3c \\26 \\3e \";"));
+    assert_null(strstr(annex.data, "<&>"));
+    sb_free(&annex);
     cJSON_Delete(history);
     cJSON_Delete(upcoming);
     cJSON_Delete(v);
