@@ -181,6 +181,41 @@ static void test_api_text_equals_tree(void **state)
     }
 }
 
+/* The text path skips plain text 8 bytes at a time: every byte that needs
+ * escaping is found at every position of a word, next to every byte value. */
+static void test_api_text_escapes_at_every_position(void **state)
+{
+    (void)state;
+    static const char specials[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, ' ', '!', '#', '[', ']', (char)0xc3, 0};
+    for (const char *sp = specials; *sp; sp++) {
+        for (size_t len = 1; len <= 27; len++) {
+            for (size_t at = 0; at < len; at++) {
+                char text[32];
+                memset(text, 'a', len);
+                text[len] = '\0';
+                text[at] = *sp;
+                if ((unsigned char)*sp == 0xc3) {
+                    if (at + 1 >= len) continue;
+                    text[at + 1] = (char)0xbc; /* ü */
+                }
+                bson_t b = BSON_INITIALIZER;
+                BSON_APPEND_UTF8(&b, "_id", "x");
+                BSON_APPEND_UTF8(&b, "s", text);
+                cJSON *tree = doc_public(bson_to_api_json(&b));
+                char *want = json_dump(tree);
+                strbuf got = {0};
+                bson_write_api_json(&b, &got);
+                sb_append(&got, "", 1);
+                if (strcmp(got.data, want) != 0) fail_msg("byte 0x%02x at %zu of %zu: %s vs %s", (unsigned char)*sp, at, len, got.data, want);
+                sb_free(&got);
+                free(want);
+                cJSON_Delete(tree);
+                bson_destroy(&b);
+            }
+        }
+    }
+}
+
 /* The index answers what a scan of the array answers: the first element with the
  * key, and all of them in array order; elements without the key are not in it. */
 static void test_index_matches_scan(void **state)
@@ -215,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_case_sensitive_lookup), cmocka_unit_test(test_bson_round_trip),
         cmocka_unit_test(test_refuses_operator_keys), cmocka_unit_test(test_nesting_depth),
         cmocka_unit_test(test_error_pointers),        cmocka_unit_test(test_api_text_equals_tree),
+        cmocka_unit_test(test_api_text_escapes_at_every_position),
         cmocka_unit_test(test_index_matches_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
