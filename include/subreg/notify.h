@@ -36,7 +36,7 @@ int notify_routes(route *out, int cap);
 void notify_metrics(strbuf *out);
 /* The webhook URL policy for a subscription being written (the descriptor's
  * io_check): resolves the host; answers 422 and returns false when refused. */
-bool notify_check_url(req *r, const cJSON *doc);
+bool notify_check_url(req *r, const cJSON *before, const cJSON *doc);
 /* Tells the delivery thread that a subscription changed (reload its copy). */
 void notify_webhooks_changed(void);
 /* Milliseconds since the delivery thread last completed a round (readiness). */

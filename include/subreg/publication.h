@@ -59,16 +59,23 @@ cJSON *service_changes(const cJSON *before, const cJSON *after, const cJSON *ser
 
 /* The customers a version concerns (Art. 28(2)): the ids of the active ones
  * whose view changes — a customer with "services" sees those services' views
- * (changes: service_changes), one without sees the whole list (which services
- * a subprocessor serves is no change of it). t: whether any of them sees an
- * addition or change (notice is owed), the longest notice period among those,
- * and the longest objection period among all of them. */
+ * (changes: service_changes), one without (or none of whose services is in
+ * changes: fail closed) sees the whole list (which services a subprocessor
+ * serves is no change of it). t: whether any of them sees an addition or
+ * change (notice is owed), who (owed, for the caller to free), the longest
+ * notice period among those, and the longest objection period among all. */
 typedef struct {
     bool any, needs_notice;
     int notice_days, objection_days;
+    cJSON *owed;
 } notice_terms;
 cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJSON *after, const cJSON *changes,
                           notice_terms *t);
+
+/* A publication's members that grow with the registry (its frozen items and
+ * each service's changes): read only by the public snapshot, left out of the
+ * audit trail and of every other read (store_list_all_omit). */
+#define PUBLICATION_FROZEN "items,service_changes"
 
 /* A version published while an earlier one was still announced replaces that
  * announcement ("replaces": its number): the replaced version never takes
@@ -94,24 +101,22 @@ cJSON *public_services(const cJSON *pubs);
 /* The entry of services with that id, or NULL. */
 const cJSON *service_find(const cJSON *services, const char *id);
 
-/* Items' "services" members (in place, items a JSON array of items): with
- * service NULL, only ids of public services are kept; otherwise the member is
- * dropped (a service's own list needs none). */
-void strip_services(cJSON *items, const cJSON *services, const char *service);
+/* Drops the items' "services" members (in place, items a JSON array of
+ * items): no public form names which services a subprocessor serves (the
+ * whole list stays as it was for its readers; a service's list is the answer). */
+void strip_services(cJSON *items);
 
-/* The public changes of pub (a new diff): service NULL, its "diff" with the ids
- * of non-public services stripped ("services" field changes that become empty
- * dropped, and a changed entry left without fields); otherwise service's
- * diff: service_changes[service], or for a version without it the stored diff
- * filtered to the items serving the service. A service's diff never lists the
- * "services" field. */
-cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *service);
+/* The public changes of pub (a new diff): service NULL, its "diff"; otherwise
+ * service's diff: service_changes[service], or for a version without it the
+ * stored diff filtered to the items serving the service. Neither lists the
+ * "services" member of an item or a "services" field change. */
+cJSON *public_changes(const cJSON *pub, const char *service);
 
 /* What the public renderers read of pub for one service (service NULL: the
  * whole list): an object sharing pub's members (references, no copies) but for
  * "items" (those serving the service) and "diff" (public_changes). Delete it
  * before pub. */
-cJSON *publication_view(const cJSON *pub, const cJSON *services, const char *service);
+cJSON *publication_view(const cJSON *pub, const char *service);
 
 /* Localised strings: {"de","en"} objects become plain strings in lang. Returns a
  * copy. lang NULL keeps both. */
@@ -156,9 +161,11 @@ void render_html(const cJSON *current, const cJSON *upcoming, const cJSON *histo
 void render_annex(const cJSON *current, const char *lang, const char *source_url, const cJSON *service, strbuf *out);
 
 /* An objection's services (its descriptor's io_check, api/publications.c): each
- * one the customer buys and the publication changes; answers 422 otherwise. */
+ * one the customer buys and the publication changes; answers 422 otherwise.
+ * Checked when they are set or changed (a later change of what the customer
+ * buys never keeps an objection from being resolved). */
 struct req;
-bool objection_check_services(struct req *r, const cJSON *objection);
+bool objection_check_services(struct req *r, const cJSON *before, const cJSON *objection);
 
 /* A publication was written (its descriptor's after_write): bumps the
  * "publications" stamp and wakes the scheduler (api/scheduler.c). */

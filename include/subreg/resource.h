@@ -64,9 +64,10 @@ typedef struct resource {
     const char *const *initial_statuses;
     /* Domain rules over the whole new state (before is NULL on create). */
     void (*check)(const cJSON *before, const cJSON *after, verrors *errs, rule_result *r);
-    /* Checks that need I/O (e.g. resolving a webhook's host); answers the request
-     * itself and returns false to refuse. */
-    bool (*io_check)(struct req *r, const cJSON *doc);
+    /* Checks that need I/O (e.g. resolving a webhook's host) of the new state
+     * (before: NULL on create); answers the request itself and returns false
+     * to refuse. */
+    bool (*io_check)(struct req *r, const cJSON *before, const cJSON *doc);
     /* On create, after validation: may add internal members to doc and members
      * shown once in the 201 response (e.g. a secret). */
     void (*on_create)(cJSON *doc, cJSON *response_extra);

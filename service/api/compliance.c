@@ -71,7 +71,7 @@ static bool load_registry(req *r, loaded *l, const as_of *when)
     } else {
         st = load_documents(when, registry_dst, registry, sizeof registry / sizeof registry[0]);
         /* the publications without their frozen items, but for the version in effect */
-        if (st == ST_OK) st = store_list_all_omit(COLL_PUBLICATIONS, "items", &l->pub);
+        if (st == ST_OK) st = store_list_all_omit(COLL_PUBLICATIONS, PUBLICATION_FROZEN, &l->pub);
     }
     if (st == ST_OK) st = load_documents(&today, law_dst, law, sizeof law / sizeof law[0]);
     /* "now" of a past day is its last second */

@@ -338,7 +338,7 @@ static void handle_create(req *r)
     char loc[256] = "";
     schema_apply_defaults(res->fields, body);
     if (!check_state(r, res, NULL, body)) goto done;
-    if (res->io_check && !res->io_check(r, body)) goto done;
+    if (res->io_check && !res->io_check(r, NULL, body)) goto done;
     id = res->client_ids ? xstrdup(json_get_str(body, "id")) : new_id(res->id_prefix);
     cJSON *extra = cJSON_CreateObject();
     int64_t version = 0;
@@ -762,7 +762,7 @@ static void handle_patch(req *r)
     schema_strip_server_fields(res->fields, client);
     merge_patch(client, patch);
     if (!check_state(r, res, cur, client)) goto done;
-    if (res->io_check && !res->io_check(r, client)) goto done;
+    if (res->io_check && !res->io_check(r, cur, client)) goto done;
     int64_t version = 0;
     store_status st = crud_write_state(res, REQ_ORIGIN(r), r->param, raw, cur, client, NULL, &version, &doc);
     if (st != ST_OK) {

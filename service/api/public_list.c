@@ -121,9 +121,8 @@ static void add_status(cJSON *v, const cJSON *pubs, const cJSON *p, int current,
 }
 
 /* The public JSON of one version (lang NULL: both languages); pub is a
- * publication_view, services the public ones, service NULL or the one listed. */
-static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items, const cJSON *services,
-                           const char *service)
+ * publication_view. */
+static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "version", cJSON_GetNumberValue(json_get(pub, "number")));
@@ -136,7 +135,7 @@ static cJSON *version_json(const cJSON *pub, const char *lang, bool with_items, 
     add_notice_members(o, pub, lang);
     if (with_items) {
         cJSON *items = localize(json_get(pub, "items"), lang);
-        strip_services(items, services, service);
+        strip_services(items);
         cJSON_AddItemToObject(o, "items", items);
     }
     return o;
@@ -159,8 +158,38 @@ static void add_link(cJSON *links, const char *name, const char *path, const cha
  * replaces one shown): a version that touches only other services leaves it,
  * its ETag and its Last-Modified as they were. Every version stays at
  * versions/{n}. in_effect: the number in effect on the whole list. */
+/* A list's Last-Modified: changed_ms, the dates its versions give — unless its
+ * forms (but the XLSX, dated with it) are the ones prev had (then prev's, so
+ * If-Modified-Since gives 304),
+ * or they changed for a reason no date of its own shows (the catalogue of
+ * services on its page, a version's status on the whole list): then the time
+ * of this build. floor_s: at a start (no prev), a service's list is dated no
+ * earlier than the whole list, as nothing says when its forms last changed. */
+static bool same_forms(const list_view *v, const list_view *prev)
+{
+    for (int i = 0; i < F_COUNT; i++)
+        if (i != F_XLSX_DE && i != F_XLSX_EN && strcmp(v->forms[i].etag, prev->forms[i].etag) != 0) return false;
+    /* a version new since prev is new to every client: only the ones prev had count */
+    if (v->nversions < prev->nversions) return false;
+    for (int i = 0; i < prev->nversions; i++)
+        if (strcmp(v->versions[i].etag, prev->versions[i].etag) != 0) return false;
+    return true;
+}
+
+static void set_last_modified(list_view *v, int64_t changed_ms, const list_view *prev, time_t floor_s, int64_t now)
+{
+    time_t lm = (time_t)((changed_ms ? changed_ms : now) / 1000), now_s = (time_t)(now / 1000);
+    if (prev && same_forms(v, prev)) lm = prev->last_modified_s;
+    else if (prev && lm <= prev->last_modified_s) lm = now_s > prev->last_modified_s ? now_s : prev->last_modified_s + 1;
+    else if (!prev && lm < floor_s) lm = floor_s;
+    v->last_modified_s = lm;
+    struct tm tm;
+    gmtime_r(&lm, &tm);
+    strftime(v->last_modified, sizeof v->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
 static void build_view(list_view *v, const cJSON *all, const cJSON *services, const cJSON *service, int in_effect,
-                       int64_t now)
+                       int64_t now, const list_view *prev, time_t floor_s)
 {
     const char *sid = service ? json_get_str(service, "id") : NULL;
     v->service = sid;
@@ -181,21 +210,17 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
         latest = number_of(p);
     }
     v->current = current ? number_of(current) : 0;
-    /* The list changes when a version is published and when one takes effect. */
+    /* The list changes when a version is published and when one takes effect
+     * (set_last_modified: also when its forms change for another reason). */
     int64_t changed_ms = latest_pub_ms;
     if (current && ts_ms(current, "effective_at") > changed_ms) changed_ms = ts_ms(current, "effective_at");
-    time_t lm = (time_t)((changed_ms ? changed_ms : now) / 1000);
-    v->last_modified_s = lm;
-    struct tm tm;
-    gmtime_r(&lm, &tm);
-    strftime(v->last_modified, sizeof v->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 
     /* upcoming: announced, not yet in effect, soonest first */
     for (int li = 0; li < 3; li++) {
         const char *lang = LANGS[li];
         cJSON *o = cJSON_CreateObject();
         if (current) {
-            cJSON *cv = version_json(current, lang, true, services, sid);
+            cJSON *cv = version_json(current, lang, true);
             cJSON_AddItemToObject(o, "version", cJSON_DetachItemFromObject(cv, "version"));
             cJSON_AddItemToObject(o, "effective_at", cJSON_DetachItemFromObject(cv, "effective_at"));
             cJSON_AddItemToObject(o, "published_at", cJSON_DetachItemFromObject(cv, "published_at"));
@@ -215,9 +240,12 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
         cJSON *up = cJSON_AddArrayToObject(o, "upcoming");
         for (const cJSON *p = shown->child; p; p = p->next)
             if (strcmp(version_status(shown, p, v->current, v->current, now), "upcoming") == 0)
-                cJSON_AddItemToArray(up, version_json(p, lang, false, services, sid));
-        cJSON_AddItemToObject(o, "services", localize(services, lang));
-        if (service) cJSON_AddItemToObject(o, "service", localize(service, lang));
+                cJSON_AddItemToArray(up, version_json(p, lang, false));
+        /* a service's list names its service and the others (the whole list stays as it was) */
+        if (service) {
+            cJSON_AddItemToObject(o, "services", localize(services, lang));
+            cJSON_AddItemToObject(o, "service", localize(service, lang));
+        }
         cJSON *links = cJSON_AddObjectToObject(o, "links");
         add_link(links, "csv", PUBLIC_CSV_PATH, sid);
         add_link(links, "atom", PUBLIC_FEED_PATH, sid);
@@ -232,12 +260,6 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
         strbuf csv = {0};
         render_csv(items ? items : empty, LANGS[li], &csv);
         set_form(&v->forms[F_CSV_DE + li - 1], csv.data ? csv.data : xstrdup(""), csv.len, v->current);
-        strbuf xlsx = {0};
-        if (render_xlsx(items ? items : empty, LANGS[li], v->last_modified_s, &xlsx))
-            set_form(&v->forms[F_XLSX_DE + li - 1], xlsx.data, xlsx.len, v->current);
-        else
-            sb_free(&xlsx); /* served as 503 (logged once per snapshot) */
-        if (!v->forms[F_XLSX_DE + li - 1].body) log_msgf(LOG_ERROR, "public list: the XLSX could not be written");
     }
     /* HTML: upcoming soonest first, history newest first */
     cJSON *upcoming = cJSON_CreateArray(), *history = cJSON_CreateArray();
@@ -263,7 +285,7 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
     cJSON *vitems = cJSON_AddArrayToObject(versions, "items");
     for (const cJSON *p = shown->child; p; p = p->next) {
         cJSON_InsertItemInArray(newest, 0, cJSON_CreateObjectReference(p->child));
-        cJSON *vj = version_json(p, NULL, false, services, sid);
+        cJSON *vj = version_json(p, NULL, false);
         add_status(vj, all, p, v->current, in_effect, now);
         cJSON_InsertItemInArray(vitems, 0, vj);
     }
@@ -279,10 +301,20 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
     for (const cJSON *p = all->child; p; p = p->next) {
         int n = number_of(p);
         if (n < 1 || n > v->nversions) continue;
-        cJSON *vj = version_json(p, NULL, true, services, sid);
+        cJSON *vj = version_json(p, NULL, true);
         add_status(vj, all, p, v->current, in_effect, now);
         set_json_form(&v->versions[n - 1], vj, n);
         cJSON_Delete(vj);
+    }
+    set_last_modified(v, changed_ms, prev, floor_s, now);
+    /* the spreadsheets last: they are dated with Last-Modified */
+    for (int li = 1; li < 3; li++) {
+        strbuf xlsx = {0};
+        if (render_xlsx(items ? items : empty, LANGS[li], v->last_modified_s, &xlsx))
+            set_form(&v->forms[F_XLSX_DE + li - 1], xlsx.data, xlsx.len, v->current);
+        else
+            sb_free(&xlsx); /* served as 503 (logged once per snapshot) */
+        if (!v->forms[F_XLSX_DE + li - 1].body) log_msgf(LOG_ERROR, "public list: the XLSX could not be written");
     }
     cJSON_Delete(versions);
     cJSON_Delete(newest);
@@ -292,7 +324,17 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
     cJSON_Delete(shown);
 }
 
-snapshot *build_snapshot(const cJSON *pubs, int64_t now)
+/* The list of prev for the same service (NULL: the whole list), or NULL. */
+static const list_view *prev_view(const snapshot *prev, const char *sid)
+{
+    for (int i = 0; prev && i < prev->nviews; i++) {
+        const char *p = prev->views[i].service;
+        if ((!p && !sid) || (p && sid && strcmp(p, sid) == 0)) return &prev->views[i];
+    }
+    return NULL;
+}
+
+snapshot *build_snapshot(const cJSON *pubs, int64_t now, const snapshot *prev)
 {
     snapshot *s = xcalloc(1, sizeof *s);
     s->refs = 1;
@@ -316,8 +358,9 @@ snapshot *build_snapshot(const cJSON *pubs, int64_t now)
         const char *sid = service ? json_get_str(service, "id") : NULL;
         cJSON *all = cJSON_CreateArray(); /* each shares its publication's members */
         for (const cJSON *p = pubs->child; p; p = p->next)
-            cJSON_AddItemToArray(all, publication_view(p, s->services, sid));
-        build_view(&s->views[i], all, s->services, service, s->current, now);
+            cJSON_AddItemToArray(all, publication_view(p, sid));
+        build_view(&s->views[i], all, s->services, service, s->current, now, prev_view(prev, sid),
+                   i == 0 ? 0 : s->views[0].last_modified_s);
         cJSON_Delete(all);
     }
     return s;

@@ -37,7 +37,7 @@ static int cmp_number(const void *a, const void *b)
 store_status load_publications(cJSON **out, bool with_items)
 {
     cJSON *all = NULL;
-    store_status st = store_list_all_omit(COLL_PUBLICATIONS, with_items ? NULL : "items", &all);
+    store_status st = store_list_all_omit(COLL_PUBLICATIONS, with_items ? NULL : PUBLICATION_FROZEN, &all);
     if (st != ST_OK) return st;
     int n = cJSON_GetArraySize(all);
     cJSON **v = xcalloc((size_t)n + 1, sizeof *v);
@@ -106,10 +106,12 @@ bool refuse_if_published(req *r, const char *subprocessor_id)
     return refused;
 }
 
-bool objection_check_services(req *r, const cJSON *objection)
+bool objection_check_services(req *r, const cJSON *before, const cJSON *objection)
 {
     const cJSON *services = json_get(objection, "services");
     if (!cJSON_IsArray(services)) return true;
+    const cJSON *had = before ? json_get(before, "services") : NULL;
+    if (had && cJSON_Compare(had, services, 1)) return true;
     cJSON *pub = NULL, *customer = NULL;
     store_status st = store_get(COLL_PUBLICATIONS, json_get_str(objection, "publication_id"), &pub);
     if (st == ST_OK) st = store_get(COLL_CUSTOMERS, json_get_str(objection, "customer_id"), &customer);
@@ -195,6 +197,7 @@ static void handle_publish(req *r)
     verrors_init(&errs);
     cJSON *subs = NULL, *pubs = NULL, *live = NULL, *items = NULL, *diff = NULL, *doc = NULL;
     cJSON *customers = NULL, *stored_services = NULL, *services = NULL, *changes = NULL, *affected = NULL;
+    notice_terms terms = {0};
     if (!schema_validate(CREATE_FIELDS, body, &errs)) {
         respond_validation(r, &errs);
         goto done;
@@ -232,21 +235,29 @@ static void handle_publish(req *r)
     services = service_catalogue(stored_services);
     items = public_items(subs);
     assign_services(items, subs, services);
+    /* a change of which services a subprocessor serves, or of the catalogue, is one too */
     cJSON *since_latest = publication_diff(latest ? json_get(latest, "items") : NULL, items);
-    bool unchanged = last && diff_is_empty(since_latest);
+    const cJSON *latest_catalogue = json_get(latest, "services");
+    bool same_catalogue = cJSON_GetArraySize(services) == 0 ? !cJSON_GetArraySize(latest_catalogue)
+                                                             : latest_catalogue && cJSON_Compare(latest_catalogue, services, 1);
+    bool unchanged = last && diff_is_empty(since_latest) && same_catalogue;
     cJSON_Delete(since_latest);
     if (unchanged) {
         respond_problem(r, 409, "conflict", "nothing changed since the last publication");
         goto done;
     }
     const cJSON *base_items = base ? json_get(base, "items") : NULL;
-    diff = publication_diff(base_items, items);
+    /* the whole list's changes leave out which services a subprocessor serves
+     * (each service's own changes say that): its readers see what they saw */
+    cJSON *base_plain = base_items ? service_items(base_items, NULL) : NULL, *plain = service_items(items, NULL);
+    diff = publication_diff(base_plain, plain);
+    cJSON_Delete(base_plain);
+    cJSON_Delete(plain);
     if (cJSON_GetArraySize(services) > 0) changes = service_changes(base_items, items, services);
     /* Art. 28(2): additions and changes are announced before they take effect,
      * by the longest notice period promised to a customer who sees them (in
      * the services it buys). Removals need no notice; nor does the first
      * version in effect. */
-    notice_terms terms;
     affected = affected_customers(customers, base_items, items, changes, &terms);
     bool needs_notice = base && terms.needs_notice;
     int notice = terms.notice_days;
@@ -297,6 +308,7 @@ static void handle_publish(req *r)
         cJSON_AddItemToObject(doc, "service_changes", cJSON_Duplicate(changes, 1));
     }
     cJSON_AddItemToObject(doc, "customers_affected", cJSON_Duplicate(affected, 1));
+    cJSON_AddItemToObject(doc, "customers_owed_notice", cJSON_Duplicate(terms.owed, 1));
     if (dry_run) {
         char first[32];
         format_rfc3339(needs_notice && !shortened ? earliest : now, first);
@@ -329,6 +341,7 @@ done:
     cJSON_Delete(diff);
     cJSON_Delete(items);
     cJSON_Delete(affected);
+    cJSON_Delete(terms.owed);
     cJSON_Delete(changes);
     cJSON_Delete(services);
     cJSON_Delete(stored_services);

@@ -55,7 +55,9 @@ store_status load_live_publications(const cJSON *pubs, int64_t now, cJSON **out)
 int64_t ts_ms(const cJSON *doc, const char *name);
 
 /* public_list.c */
-snapshot *build_snapshot(const cJSON *pubs, int64_t now);
+/* prev (may be NULL): the snapshot it replaces, whose lists keep their
+ * Last-Modified where their forms did not change. */
+snapshot *build_snapshot(const cJSON *pubs, int64_t now, const snapshot *prev);
 snapshot *snapshot_get(void);
 void snapshot_release(snapshot *s);
 void snapshot_swap(snapshot *fresh);

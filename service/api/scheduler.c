@@ -80,7 +80,7 @@ static void refresh(void)
     int current = in_effect ? (int)cJSON_GetNumberValue(json_get(in_effect, "number")) : 0;
     int latest = last ? (int)cJSON_GetNumberValue(json_get(last, "number")) : 0;
     if (!cur || cur->current != current || cur->latest != latest) {
-        snapshot_swap(build_snapshot(pubs, now));
+        snapshot_swap(build_snapshot(pubs, now, cur));
         log_msgf(LOG_INFO, "public list: version %d in effect, %d published", current, latest);
     }
     snapshot_release(cur);

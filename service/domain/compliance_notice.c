@@ -27,17 +27,14 @@ static bool announces_changes(const cJSON *pub)
     return cJSON_GetArraySize(json_get(d, "added")) > 0 || cJSON_GetArraySize(json_get(d, "changed")) > 0;
 }
 
-/* Whether the version announces an addition or change in the list the
- * customer sees: the services it buys (their views), or the whole list. */
+/* Whether the version owed the customer notice: the customers it recorded as
+ * seeing an addition or change (customers_owed_notice); a version from before
+ * that record owed every active customer, when it added or changed anything. */
 static bool owes_notice(const cJSON *customer, const cJSON *pub)
 {
-    const cJSON *mine = json_get(customer, "services"), *changes = json_get(pub, "service_changes");
-    if (!cJSON_IsArray(mine) || !changes) return announces_changes(pub);
-    for (const cJSON *s = mine->child; s; s = s->next) {
-        const cJSON *d = cJSON_IsString(s) ? json_get(changes, s->valuestring) : NULL;
-        if (cJSON_GetArraySize(json_get(d, "added")) > 0 || cJSON_GetArraySize(json_get(d, "changed")) > 0) return true;
-    }
-    return false;
+    const cJSON *owed = json_get(pub, "customers_owed_notice");
+    if (cJSON_IsArray(owed)) return json_array_has_string(owed, json_get_str(customer, "id"));
+    return announces_changes(pub);
 }
 
 /* 8: a version taking effect before a customer's notice period has passed, or
@@ -56,15 +53,15 @@ void cx_rule_notice_period(const ctx *c, findings *fs, int64_t now)
         char eff_day[16];
         snprintf(eff_day, sizeof eff_day, "%.10s", json_get_str(p, "effective_at"));
         /* a replaced announcement never takes effect: its notice does not matter */
-        if (!first && announces_changes(p) && !publication_replaced_by(c->in->publications, p)) {
+        const cJSON *owed = json_get(p, "customers_owed_notice");
+        bool owes_any = cJSON_IsArray(owed) ? cJSON_GetArraySize(owed) > 0 : announces_changes(p);
+        if (!first && owes_any && !publication_replaced_by(c->in->publications, p)) {
             int short_customers = 0, worst = 0;
-            /* only the customers the version concerns (versions before services: all) */
-            const cJSON *concerned = json_get(p, "customers_affected");
+            /* only the customers the version owed notice (in the services they buy) */
             for (const cJSON *cu = c->in->customers ? c->in->customers->child : NULL; cu; cu = cu->next) {
-                if (!cx_str_is(cu, "status", "active")) continue;
-                if (concerned && !json_array_has_string(concerned, json_get_str(cu, "id"))) continue;
-                if (!owes_notice(cu, p)) continue;
-                int days = (int)cJSON_GetNumberValue(json_get(cu, "notice_days"));
+                if (!cx_str_is(cu, "status", "active") || !owes_notice(cu, p)) continue;
+                const cJSON *nd = json_get(cu, "notice_days");
+                int days = cJSON_IsNumber(nd) ? nd->valueint : 0;
                 int64_t promised = pub + (int64_t)days * MS_PER_DAY;
                 if (eff < promised) {
                     short_customers++;

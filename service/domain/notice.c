@@ -83,7 +83,7 @@ const resource RES_PUBLICATION = {
     .write_role = ROLE_ADMIN,
     .delete_role = ROLE_ADMIN,
     /* the audit trail keeps the summary and diff, not the frozen items */
-    .audit_omit = (const char *const[]){"items", NULL},
+    .audit_omit = (const char *const[]){"items", "service_changes", NULL},
     /* publication.announced on create, publication.effective when it takes effect */
     .events = EVENTS_OWN,
     .after_write = publications_changed,

@@ -181,10 +181,17 @@ static bool adds_or_changes(const cJSON *diff)
     return cJSON_GetArraySize(json_get(diff, "added")) > 0 || cJSON_GetArraySize(json_get(diff, "changed")) > 0;
 }
 
+static int int_member(const cJSON *doc, const char *name)
+{
+    const cJSON *v = json_get(doc, name);
+    return cJSON_IsNumber(v) ? v->valueint : 0;
+}
+
 cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJSON *after, const cJSON *changes,
                           notice_terms *t)
 {
     memset(t, 0, sizeof *t);
+    t->owed = cJSON_CreateArray();
     /* a customer of every service sees the whole list (which services a
      * subprocessor serves is not a change of that list) */
     cJSON *whole = view_diff(before, after, NULL);
@@ -193,24 +200,28 @@ cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJS
         const char *id = json_get_str(c, "id"), *status = json_get_str(c, "status");
         if (!id || (status && strcmp(status, "active") != 0)) continue;
         const cJSON *mine = json_get(c, "services");
-        bool touched = false, notice = false;
-        if (!cJSON_IsArray(mine)) {
+        bool touched = false, notice = false, scoped = false;
+        for (const cJSON *s = cJSON_IsArray(mine) ? mine->child : NULL; s; s = s->next) {
+            const cJSON *d = cJSON_IsString(s) ? json_get(changes, s->valuestring) : NULL;
+            if (!d) continue;
+            scoped = true;
+            touched |= !diff_is_empty(d);
+            notice |= adds_or_changes(d);
+        }
+        /* fail closed: a customer none of whose services is in the catalogue
+         * (retired, or none defined) is told about the whole list */
+        if (!scoped) {
             touched = !diff_is_empty(whole);
             notice = adds_or_changes(whole);
-        } else {
-            for (const cJSON *s = mine->child; s; s = s->next) {
-                const cJSON *d = cJSON_IsString(s) ? json_get(changes, s->valuestring) : NULL;
-                if (!d) continue;
-                touched |= !diff_is_empty(d);
-                notice |= adds_or_changes(d);
-            }
         }
         if (!touched) continue;
         cJSON_AddItemToArray(ids, cJSON_CreateString(id));
-        int n = (int)cJSON_GetNumberValue(json_get(c, "notice_days"));
-        int o = (int)cJSON_GetNumberValue(json_get(c, "objection_days"));
+        int n = int_member(c, "notice_days"), o = int_member(c, "objection_days");
         t->any = true;
-        if (notice) t->needs_notice = true;
+        if (notice) {
+            t->needs_notice = true;
+            cJSON_AddItemToArray(t->owed, cJSON_CreateString(id));
+        }
         if (notice && n > t->notice_days) t->notice_days = n;
         if (o > t->objection_days) t->objection_days = o;
     }
@@ -317,11 +328,12 @@ cJSON *public_services(const cJSON *pubs)
         const cJSON *cat = json_get(p, "services");
         for (const cJSON *c = cJSON_IsArray(cat) ? cat->child : NULL; c; c = c->next) {
             const char *id = json_get_str(c, "id");
-            if (!id || !cJSON_IsObject(json_get(c, "name")) || service_find(seen, id)) continue;
+            if (!id || service_find(seen, id)) continue;
+            /* the newest catalogue naming it decides, even when its entry is unusable */
             cJSON *mark = cJSON_CreateObject();
             cJSON_AddStringToObject(mark, "id", id);
             cJSON_AddItemToArray(seen, mark);
-            if (!cJSON_IsTrue(json_get(c, "public"))) continue;
+            if (!cJSON_IsTrue(json_get(c, "public")) || !cJSON_IsObject(json_get(c, "name"))) continue;
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "id", id);
             cJSON_AddItemToObject(e, "name", cJSON_Duplicate(json_get(c, "name"), 1));
@@ -334,23 +346,10 @@ cJSON *public_services(const cJSON *pubs)
     return out;
 }
 
-/* Keeps in ids (an array of strings) only the public services' ids. */
-static void keep_public_ids(cJSON *ids, const cJSON *services)
+void strip_services(cJSON *items)
 {
-    for (cJSON *c = ids->child, *next; c; c = next) {
-        next = c->next;
-        if (!cJSON_IsString(c) || !service_find(services, c->valuestring)) cJSON_Delete(cJSON_DetachItemViaPointer(ids, c));
-    }
-}
-
-void strip_services(cJSON *items, const cJSON *services, const char *service)
-{
-    for (cJSON *it = items ? items->child : NULL; it; it = it->next) {
-        cJSON *sv = cJSON_GetObjectItemCaseSensitive(it, "services");
-        if (!sv) continue;
-        if (service || !cJSON_IsArray(sv)) cJSON_DeleteItemFromObjectCaseSensitive(it, "services");
-        else keep_public_ids(sv, services);
-    }
+    for (cJSON *it = items ? items->child : NULL; it; it = it->next)
+        cJSON_DeleteItemFromObjectCaseSensitive(it, "services");
 }
 
 /* Drops the entries of arr (added or removed items) that do not serve service. */
@@ -362,7 +361,7 @@ static void keep_serving(cJSON *arr, const char *service)
     }
 }
 
-cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *service)
+cJSON *public_changes(const cJSON *pub, const char *service)
 {
     const cJSON *own = service ? json_get(json_get(pub, "service_changes"), service) : NULL;
     const cJSON *src = own ? own : json_get(pub, "diff");
@@ -377,7 +376,7 @@ cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *servi
     for (int i = 0; i < 2; i++) {
         cJSON *arr = json_get(d, parts[i]);
         if (filter) keep_serving(arr, service);
-        strip_services(arr, services, service);
+        strip_services(arr);
     }
     json_index ix;
     json_index_build(&ix, filter ? json_get(pub, "items") : NULL, "id");
@@ -389,14 +388,7 @@ cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *servi
         for (cJSON *f = fields ? fields->child : NULL, *fnext; f; f = fnext) {
             fnext = f->next;
             const char *name = json_get_str(f, "field");
-            if (!name || strcmp(name, "services") != 0) continue;
-            if (!service) {
-                cJSON *b = json_get(f, "before"), *a = json_get(f, "after");
-                if (cJSON_IsArray(b)) keep_public_ids(b, services);
-                if (cJSON_IsArray(a)) keep_public_ids(a, services);
-                if (!a || !b || !cJSON_Compare(a, b, 1)) continue;
-            }
-            cJSON_Delete(cJSON_DetachItemViaPointer(fields, f));
+            if (name && strcmp(name, "services") == 0) cJSON_Delete(cJSON_DetachItemViaPointer(fields, f));
         }
         if ((item && !item_serves(item, service)) || cJSON_GetArraySize(fields) == 0)
             cJSON_Delete(cJSON_DetachItemViaPointer(changed, c));
@@ -405,7 +397,7 @@ cJSON *public_changes(const cJSON *pub, const cJSON *services, const char *servi
     return d;
 }
 
-cJSON *publication_view(const cJSON *pub, const cJSON *services, const char *service)
+cJSON *publication_view(const cJSON *pub, const char *service)
 {
     cJSON *v = cJSON_CreateObject();
     for (const cJSON *m = pub->child; m; m = m->next)
@@ -419,7 +411,7 @@ cJSON *publication_view(const cJSON *pub, const cJSON *services, const char *ser
         for (cJSON *it = items->child; it; it = it->next)
             if (item_serves(it, service)) cJSON_AddItemReferenceToArray(a, it);
     }
-    if (json_get(pub, "diff") || service) cJSON_AddItemToObject(v, "diff", public_changes(pub, services, service));
+    if (json_get(pub, "diff") || service) cJSON_AddItemToObject(v, "diff", public_changes(pub, service));
     return v;
 }
 

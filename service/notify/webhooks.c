@@ -75,8 +75,9 @@ const char *url_refused(const char *url, char *why, size_t whylen)
     return refused;
 }
 
-bool notify_check_url(req *r, const cJSON *doc)
+bool notify_check_url(req *r, const cJSON *before, const cJSON *doc)
 {
+    (void)before;
     const char *url = json_get_str(doc, "url");
     char why[300];
     const char *refused = url ? url_refused(url, why, sizeof why) : "missing";

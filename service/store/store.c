@@ -411,7 +411,8 @@ store_status store_count(const char *coll, bson_t *filter, int64_t *count)
 }
 
 /* A page in _id order: each of at most limit documents strictly after after_id
- * goes to each() (without the top-level field omit, unless NULL); *more says
+ * goes to each() (without the top-level members omit names, separated by
+ * commas, unless NULL); *more says
  * whether another follows. */
 static store_status list_each(const char *coll, bson_t *filter, const char *after_id, bool desc, int limit,
                               const char *omit, void (*each)(const bson_t *doc, void *ctx), void *ctx, bool *more)
@@ -438,7 +439,16 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
         filter = &merged;
     }
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(desc ? -1 : 1), "}", "limit", BCON_INT64(limit + 1));
-    if (omit) BCON_APPEND(opts, "projection", "{", omit, BCON_INT32(0), "}");
+    if (omit) { /* top-level members, separated by commas */
+        bson_t proj;
+        BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
+        for (const char *p = omit; *p;) {
+            size_t n = strcspn(p, ",");
+            bson_append_int32(&proj, p, (int)n, 0);
+            p += n + (p[n] == ',');
+        }
+        bson_append_document_end(opts, &proj);
+    }
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
     int n = 0;

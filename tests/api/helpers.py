@@ -411,7 +411,6 @@ PUBLIC_KEYS = frozenset({
     "id", "legal_name", "trading_name", "hq_country", "website", "privacy_policy_url",
     "dpa_url", "subprocessor_list_url", "category", "role", "purpose", "data_categories",
     "data_subjects", "locations", "certifications", "dpf_participating", "description",
-    "services",  # the public services it serves (issue 12)
 })
 
 

@@ -278,7 +278,7 @@ def test_no_internal_field_in_any_public_form(pub_server, world):
 
 def test_public_json_entries_have_only_public_keys(pub_server, world):
     body = ok(get(pub_server, PUBLIC), "application/json").json()
-    assert set(body) == {"version", "effective_at", "published_at", "items", "upcoming", "services", "links"}
+    assert set(body) == {"version", "effective_at", "published_at", "items", "upcoming", "links"}
     for item in body["items"]:
         assert set(item) <= PUBLIC_KEYS, set(item) - PUBLIC_KEYS
     for up in body["upcoming"]:

@@ -13,8 +13,11 @@ Publications are global to a database: this module runs on its own stack.
 
 import csv
 import io
+import time
 import uuid
+import zipfile
 import xml.etree.ElementTree as ET
+from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
@@ -130,19 +133,16 @@ def sp_ids(world, *keys):
 def test_each_service_lists_its_subprocessors(pub_server, world):
     whole = ok(get(pub_server, PUBLIC), "application/json").json()
     assert ids(whole["items"]) == sp_ids(world, "a", "b", "ab", "all", "h", "ah")
-    assert "service" not in whole
-    assert [s["id"] for s in whole["services"]] == [A, B]
-    assert whole["services"][0]["name"] == {"de": "Managed IT", "en": "Managed IT (en)"}
-    by_id = {i["id"]: i for i in whole["items"]}
-    assert by_id[world["sp"]["ab"]["id"]]["services"] == [A, B]
-    assert by_id[world["sp"]["ah"]["id"]]["services"] == [A]   # H stripped
-    assert by_id[world["sp"]["h"]["id"]]["services"] == []
+    # the whole list is as it was before services: no member names them
+    assert set(whole) == {"version", "effective_at", "published_at", "items", "upcoming", "links"}
+    assert all("services" not in i for i in whole["items"])
     for service, expect in ((A, ("a", "ab", "all", "ah")), (B, ("b", "ab", "all"))):
         body = ok(get(pub_server, PUBLIC, {"service": service}), "application/json").json()
         assert ids(body["items"]) == sp_ids(world, *expect), service
         assert body["version"] == 1
         assert body["service"]["id"] == service
         assert [s["id"] for s in body["services"]] == [A, B]
+        assert body["services"][0]["name"] == {"de": "Managed IT", "en": "Managed IT (en)"}
         assert all("services" not in i for i in body["items"])
         assert body["links"] == {
             "csv": f"{PUBLIC}?format=csv&service={service}",
@@ -260,12 +260,22 @@ def test_a_change_of_a_non_public_service_is_no_public_change(pub_server, world)
     assert ok(get(pub_server, PUBLIC, {"service": A})).json()["version"] == 2
 
 
+def readable_text(resp):
+    """The text of a form; a spreadsheet's is the XML inside its zip."""
+    if resp.content[:2] != b"PK":
+        return resp.text
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+        return "".join(z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".xml"))
+
+
 def test_no_public_form_names_a_non_public_service(pub_server, world):
     checked = 0
     for service in (None, A, B):
         for label, path, params in forms_of(service):
-            resp = ok(get(pub_server, path, params))
-            assert H not in resp.text and "Verborgen" not in resp.text, (service, label)
+            text = readable_text(ok(get(pub_server, path, params)))
+            if service is None and label in ("json", "csv de", "xlsx"):  # the search can find what is there
+                assert world["sp"]["h"]["legal_name"] in text, label
+            assert H not in text and "Verborgen" not in text, (service, label)
             checked += 1
         versions = ok(get(pub_server, PUBLIC + "/versions", {"service": service} if service else {})).json()
         for v in versions["items"]:
@@ -274,3 +284,33 @@ def test_no_public_form_names_a_non_public_service(pub_server, world):
             assert H not in resp.text, (service, v["version"])
             checked += 1
     assert checked > 36
+
+
+def test_a_new_service_dates_the_other_lists_pages_anew(pub_server, world):
+    """B's page lists every public service in its selector: a new service C
+    changes B's page though no version changes B's list — its ETag and its
+    Last-Modified move, so If-Modified-Since with the old date gets the new page
+    (not a 304 of the old one). Rename or hide a service: a publication of its own."""
+    admin = world["admin"]
+    before = get(pub_server, "/subprocessors", {"service": B, "lang": "en"})
+    ok(before)
+    time.sleep(1.1)  # Last-Modified has whole seconds
+    c = f"svc-c-{TAG}"
+    assert_status(admin.post("/v1/services", {"id": c, "name": {"de": "Neu", "en": "New"}}), 201)
+    # a catalogue change alone is something to publish (it changes the pages)
+    n = publish(admin, "catalogue")
+    wait_version(pub_server, n)
+    after = ok(get(pub_server, "/subprocessors", {"service": B, "lang": "en"}))
+    assert f'value="{c}"' in after.text and f'value="{c}"' not in before.text
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert parsedate_to_datetime(after.headers["Last-Modified"]) > parsedate_to_datetime(before.headers["Last-Modified"])
+    again = get(pub_server, "/subprocessors", {"service": B, "lang": "en"},
+                {"If-Modified-Since": before.headers["Last-Modified"]})
+    assert again.status_code == 200 and f'value="{c}"' in again.text
+    # hiding it is published the same way: its list is gone from the public side
+    svc = admin.get(f"/v1/services/{c}").json()
+    assert_status(admin.patch(f"/v1/services/{c}", {"public": False}, if_match=svc["version"]), 200)
+    n = publish(admin, "hide")
+    wait_version(pub_server, n)
+    assert get(pub_server, PUBLIC, {"service": c}).status_code == 404
+    assert f'value="{c}"' not in ok(get(pub_server, "/subprocessors", {"service": B, "lang": "en"})).text

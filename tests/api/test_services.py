@@ -203,7 +203,6 @@ def test_a_change_in_one_service_concerns_only_its_customers(hook_server, hook_a
 
     # moving a subprocessor into B: B's list gains it (90 days for B's customer);
     # A's list and the whole list are unchanged, so A's and the all-services customer are not concerned
-    current = hook_admin.get_sp(only_b["id"])
     moved = active_sp(hook_admin, services=[a["id"]], legal_name=unique_name("Moved"))
     sync(hook_admin)  # replaces the announcement, in effect now: the next changes are against it
     hook_admin.patch_sp(moved["id"], {"services": [a["id"], b["id"]]}, moved["version"])
@@ -214,7 +213,7 @@ def test_a_change_in_one_service_concerns_only_its_customers(hook_server, hook_a
     assert widened["customers_affected"] == [cust_b["id"]]
     assert ids(widened["service_changes"][b["id"]]["added"]) == [moved["id"]]
     assert widened["service_changes"][a["id"]] == {"added": [], "removed": [], "changed": []}
-    assert current["services"] == [b["id"]]
+    assert widened["diff"] == {"added": [], "removed": [], "changed": []}  # the whole list did not change
 
 
 def test_a_version_that_concerns_no_customer_says_so(hook_server, hook_admin, subscribe, receivers,
@@ -303,3 +302,79 @@ def test_dry_run_answers_whom_to_tell_and_writes_nothing(hook_server, hook_admin
     pub = publish(hook_admin, effective_at=in_days(12, 120), **body)
     assert pub["number"] == preview["number"] and pub["customers_affected"] == preview["customers_affected"]
     assert pub["service_changes"] == preview["service_changes"]
+
+
+def deactivate_whole_list_customers(api):
+    """A customer without services sees the whole list: none may be active where a test counts."""
+    for c in api.list_all("/v1/customers", status="active")[0]:
+        if "services" not in c:
+            assert_status(api.patch(f"/v1/customers/{c['id']}", {"status": "inactive"}, if_match=c["version"]), 200)
+
+
+def test_the_whole_list_and_its_readers_ignore_which_services_a_subprocessor_serves(hook_server, hook_admin):
+    """Moving a subprocessor into another service changes that service's list
+    only: the whole list's changes stay empty, and a customer who sees the
+    whole list is neither told nor owed notice — nor reported by rule 8."""
+    deactivate_whole_list_customers(hook_admin)
+    a, b = new_service(hook_admin, "wa"), new_service(hook_admin, "wb")
+    whole = new_customer(hook_admin, notice_days=30)
+    gone = active_sp(hook_admin, services=[a["id"]])
+    moving = active_sp(hook_admin, services=[a["id"]])
+    sync(hook_admin)
+    hook_admin.patch_sp(gone["id"], {"status": "retired"}, hook_admin.get_sp(gone["id"])["version"])
+    hook_admin.patch_sp(moving["id"], {"services": [a["id"], b["id"]]}, hook_admin.get_sp(moving["id"])["version"])
+    pub = publish(hook_admin)  # effective now: the removal owes no notice, B has no customers
+    assert pub["notice_days_required"] == 0
+    assert ids(pub["diff"]["removed"]) == [gone["id"]] and pub["diff"]["changed"] == []
+    assert whole["id"] in pub["customers_affected"]  # told of the removal
+    assert pub["customers_owed_notice"] == []
+    assert ids(pub["service_changes"][b["id"]]["added"]) == [moving["id"]]
+    found = [f for f in hook_admin.get("/v1/compliance/findings", params={"rule": "notice_period"}).json()["items"]
+             if f["entity_id"] == str(pub["number"])]
+    assert found == []
+
+
+def test_a_catalogue_change_alone_is_published(hook_server, hook_admin):
+    svc = new_service(hook_admin, "renamed")
+    sync(hook_admin)
+    assert_problem(hook_admin.post(PUBS, {"summary": {"de": "x", "en": "x"}}), 409, "conflict")
+    resp = hook_admin.patch(f"{SVC}/{svc['id']}", {"name": {"de": "Umbenannt", "en": "Renamed"}}, if_match=svc["version"])
+    assert_status(resp, 200)
+    pub = publish(hook_admin)
+    assert [s["name"]["en"] for s in pub["services"] if s["id"] == svc["id"]] == ["Renamed"]
+    assert pub["diff"] == {"added": [], "removed": [], "changed": []}
+
+
+def test_customers_of_retired_services_are_told_about_the_whole_list(hook_server, hook_admin):
+    """Fail closed: a customer none of whose services is still sold sees the whole list."""
+    deactivate_whole_list_customers(hook_admin)
+    old = new_service(hook_admin, "old")
+    stranded = new_customer(hook_admin, services=[old["id"]], notice_days=21)
+    current = hook_admin.get(f"{SVC}/{old['id']}").json()
+    assert_status(hook_admin.patch(f"{SVC}/{old['id']}", {"status": "retired"}, if_match=current["version"]), 200)
+    fresh = new_service(hook_admin, "fresh")  # no customer buys it
+    sync(hook_admin)
+    active_sp(hook_admin, services=[fresh["id"]])
+    assert "21 days" in publish(hook_admin, 422, effective_at=in_days(20)).json()["detail"]
+    pub = publish(hook_admin, effective_at=in_days(21, 120))
+    assert pub["customers_affected"] == [stranded["id"]] == pub["customers_owed_notice"]
+    assert old["id"] not in [s["id"] for s in pub["services"]]
+    deactivate_whole_list_customers(hook_admin)
+    stranded = hook_admin.get(f"/v1/customers/{stranded['id']}").json()
+    assert_status(hook_admin.patch(f"/v1/customers/{stranded['id']}", {"status": "inactive"},
+                                   if_match=stranded["version"]), 200)
+
+
+def test_an_objection_stays_resolvable_when_the_customer_stops_buying_its_service(hook_server, hook_admin):
+    a, b = new_service(hook_admin, "ra"), new_service(hook_admin, "rb")
+    cust = new_customer(hook_admin, services=[a["id"]], notice_days=0)
+    sync(hook_admin)
+    active_sp(hook_admin, services=[a["id"]])
+    pub = publish(hook_admin, override_notice=True)
+    objection = hook_admin.post(f"{PUBS}/{pub['number']}/objections",
+                                {"customer_id": cust["id"], "services": [a["id"]]}).json()
+    assert_status(hook_admin.patch(f"/v1/customers/{cust['id']}", {"services": [b["id"]]}, if_match=cust["version"]), 200)
+    resp = hook_admin.patch(f"/v1/objections/{objection['id']}", {"status": "resolved", "resolution": "kept"},
+                            if_match=objection["version"])
+    assert_status(resp, 200)
+    assert resp.json()["services"] == [a["id"]]
