@@ -159,7 +159,7 @@ static void add_link(cJSON *links, const char *name, const char *path, const cha
  * its ETag and its Last-Modified as they were. Every version stays at
  * versions/{n}. in_effect: the number in effect on the whole list. */
 /* A list's Last-Modified: changed_ms, the dates its versions give — unless its
- * forms (but the XLSX, dated with it) are the ones prev had (then prev's, so
+ * forms (but the XLSX) are the ones prev had (then prev's, so
  * If-Modified-Since gives 304),
  * or they changed for a reason no date of its own shows (the catalogue of
  * services on its page, a version's status on the whole list): then the time
@@ -307,10 +307,12 @@ static void build_view(list_view *v, const cJSON *all, const cJSON *services, co
         cJSON_Delete(vj);
     }
     set_last_modified(v, changed_ms, prev, floor_s, now);
-    /* the spreadsheets last: they are dated with Last-Modified */
+    /* the spreadsheets are dated by the versions alone (not by this instance's
+     * Last-Modified, which may be later): every instance writes the same bytes */
+    time_t dated = (time_t)((changed_ms ? changed_ms : now) / 1000);
     for (int li = 1; li < 3; li++) {
         strbuf xlsx = {0};
-        if (render_xlsx(items ? items : empty, LANGS[li], v->last_modified_s, &xlsx))
+        if (render_xlsx(items ? items : empty, LANGS[li], dated, &xlsx))
             set_form(&v->forms[F_XLSX_DE + li - 1], xlsx.data, xlsx.len, v->current);
         else
             sb_free(&xlsx); /* served as 503 (logged once per snapshot) */

@@ -309,6 +309,15 @@ static void handle_publish(req *r)
     }
     cJSON_AddItemToObject(doc, "customers_affected", cJSON_Duplicate(affected, 1));
     cJSON_AddItemToObject(doc, "customers_owed_notice", cJSON_Duplicate(terms.owed, 1));
+    /* those told of the replaced announcement whom this one does not concern:
+     * they learn that what they were told will not happen */
+    if (latest && latest != base) {
+        cJSON *withdrawn = cJSON_AddArrayToObject(doc, "customers_withdrawn");
+        const cJSON *told = json_get(latest, "customers_affected");
+        for (const cJSON *c = cJSON_IsArray(told) ? told->child : NULL; c; c = c->next)
+            if (cJSON_IsString(c) && !json_array_has_string(affected, c->valuestring))
+                cJSON_AddItemToArray(withdrawn, cJSON_CreateString(c->valuestring));
+    }
     if (dry_run) {
         char first[32];
         format_rfc3339(needs_notice && !shortened ? earliest : now, first);

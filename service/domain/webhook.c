@@ -328,6 +328,8 @@ cJSON *webhook_event_from_audit(const cJSON *rec, const char *public_base)
             cJSON_AddItemToObject(data, "customers_affected", cJSON_Duplicate(customers, 1));
             cJSON_AddNumberToObject(data, "customers_affected_count", cJSON_GetArraySize(customers));
         }
+        const cJSON *withdrawn = json_get(after, "customers_withdrawn");
+        if (withdrawn) cJSON_AddItemToObject(data, "customers_withdrawn", cJSON_Duplicate(withdrawn, 1));
         cJSON *links = cJSON_AddObjectToObject(data, "links");
         char buf[512];
         snprintf(buf, sizeof buf, "%s" PUBLIC_LIST_PATH, public_base);

@@ -378,3 +378,25 @@ def test_an_objection_stays_resolvable_when_the_customer_stops_buying_its_servic
                             if_match=objection["version"])
     assert_status(resp, 200)
     assert resp.json()["services"] == [a["id"]]
+
+
+def test_a_replacing_version_names_whom_the_withdrawn_announcement_concerned(hook_server, hook_admin, subscribe,
+                                                                             receivers, event_schema):
+    deactivate_whole_list_customers(hook_admin)
+    a = new_service(hook_admin, "wd")
+    cust = new_customer(hook_admin, services=[a["id"]], notice_days=5)
+    sync(hook_admin)
+    rcv = receivers()
+    hook = subscribe(rcv, ["publication.announced"])
+    added = active_sp(hook_admin, services=[a["id"]])
+    announced = publish(hook_admin, effective_at=in_days(5, 120))
+    assert announced["customers_affected"] == [cust["id"]]
+    # taken back before it takes effect: the new version changes nothing for A
+    hook_admin.patch_sp(added["id"], {"status": "retired"}, hook_admin.get_sp(added["id"])["version"])
+    back = publish(hook_admin)
+    assert back["replaces"] == announced["number"]
+    assert back["customers_affected"] == [] and back["customers_withdrawn"] == [cust["id"]]
+    (ann,) = rcv.wait_for(lambda r: r.event["data"].get("version") == back["number"], timeout=10)
+    payload = verify(ann, hook["secret"])
+    event_schema.validate(payload)
+    assert payload["data"]["customers_withdrawn"] == [cust["id"]]

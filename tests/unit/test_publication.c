@@ -565,6 +565,68 @@ static void test_public_services_of_the_live_publications(void **state)
     cJSON_Delete(pubs);
 }
 
+/* Whom a version concerns: a customer of an untouched service is not told;
+ * one without services, or with only retired ones (fail closed), sees the
+ * whole list; inactive customers never count; the notice is the longest of
+ * those owed it. */
+static void test_affected_customers(void **state)
+{
+    (void)state;
+    cJSON *catalogue = parse_q("[{'id':'A','name':{'de':'A','en':'A'},'public':true},"
+                               "{'id':'B','name':{'de':'B','en':'B'},'public':true}]");
+    cJSON *before = parse_q("[{'id':'sp1','legal_name':'One','services':['A']}]");
+    cJSON *after = parse_q("[{'id':'sp1','legal_name':'One','services':['A']},"
+                           "{'id':'sp2','legal_name':'Two','services':['B']}]");
+    cJSON *customers = parse_q("[{'id':'all','status':'active','notice_days':10,'objection_days':5},"
+                               "{'id':'a','status':'active','services':['A'],'notice_days':90,'objection_days':90},"
+                               "{'id':'b','status':'active','services':['B'],'notice_days':30,'objection_days':7},"
+                               "{'id':'x','status':'active','services':['X'],'notice_days':40,'objection_days':3},"
+                               "{'id':'off','status':'inactive','services':['B'],'notice_days':99,'objection_days':99}]");
+    cJSON *changes = service_changes(before, after, catalogue);
+    notice_terms t;
+    cJSON *ids = affected_customers(customers, before, after, changes, &t);
+    char *text = dump(ids);
+    assert_string_equal(text, "[\"all\",\"b\",\"x\"]");
+    free(text);
+    text = dump(t.owed);
+    assert_string_equal(text, "[\"all\",\"b\",\"x\"]");
+    free(text);
+    assert_true(t.any && t.needs_notice);
+    assert_int_equal(t.notice_days, 40);
+    assert_int_equal(t.objection_days, 7);
+    cJSON_Delete(ids);
+    cJSON_Delete(t.owed);
+    /* a removal concerns the same customers, but owes no notice */
+    cJSON_Delete(changes);
+    changes = service_changes(after, before, catalogue);
+    ids = affected_customers(customers, after, before, changes, &t);
+    text = dump(ids);
+    assert_string_equal(text, "[\"all\",\"b\",\"x\"]");
+    free(text);
+    assert_false(t.needs_notice);
+    assert_int_equal(cJSON_GetArraySize(t.owed), 0);
+    assert_int_equal(t.notice_days, 0);
+    cJSON_Delete(ids);
+    cJSON_Delete(t.owed);
+    /* moving sp1 into B as well: B's list gains it, the whole list does not change */
+    cJSON *moved = parse_q("[{'id':'sp1','legal_name':'One','services':['A','B']}]");
+    cJSON_Delete(changes);
+    changes = service_changes(before, moved, catalogue);
+    ids = affected_customers(customers, before, moved, changes, &t);
+    text = dump(ids);
+    assert_string_equal(text, "[\"b\"]");
+    free(text);
+    assert_int_equal(t.notice_days, 30);
+    cJSON_Delete(ids);
+    cJSON_Delete(t.owed);
+    cJSON_Delete(moved);
+    cJSON_Delete(changes);
+    cJSON_Delete(customers);
+    cJSON_Delete(after);
+    cJSON_Delete(before);
+    cJSON_Delete(catalogue);
+}
+
 static void test_strip_services(void **state)
 {
     (void)state;
@@ -730,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_renderers_escape_what_the_fuzzer_found),
         cmocka_unit_test(test_item_serves),
         cmocka_unit_test(test_public_services_of_the_live_publications),
+        cmocka_unit_test(test_affected_customers),
         cmocka_unit_test(test_strip_services),
         cmocka_unit_test(test_public_changes),
         cmocka_unit_test(test_publication_view_shares_the_items),
