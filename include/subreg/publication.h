@@ -48,9 +48,10 @@ cJSON *service_catalogue(const cJSON *services);
  * subprocessor's "services", absent: all). No catalogue: items unchanged. */
 void assign_services(cJSON *items, const cJSON *subprocessors, const cJSON *services);
 
-/* A service's view: copies of the items serving it (service NULL: all items),
- * without their "services" member. */
-cJSON *service_items(const cJSON *items, const char *service);
+/* The diff of a service's view between two versions' items (before NULL:
+ * everything added; service NULL: the whole list) — never which services a
+ * subprocessor serves: a move into a service is an addition to its view only. */
+cJSON *service_diff(const cJSON *before, const cJSON *after, const char *service);
 
 /* {service id: diff} for every service of the catalogue: what was added to,
  * removed from or changed in that service's view between the two versions'
@@ -60,8 +61,8 @@ cJSON *service_changes(const cJSON *before, const cJSON *after, const cJSON *ser
 /* The customers a version concerns (Art. 28(2)): the ids of the active ones
  * whose view changes — a customer with "services" sees those services' views
  * (changes: service_changes), one without (or none of whose services is in
- * changes: fail closed) sees the whole list (which services a subprocessor
- * serves is no change of it). t: whether any of them sees an addition or
+ * changes: fail closed) sees the whole list (whole: service_diff with service
+ * NULL). t: whether any of them sees an addition or
  * change (notice is owed), who (owed, for the caller to free), the longest
  * notice period among those, and the longest objection period among all. */
 typedef struct {
@@ -69,8 +70,7 @@ typedef struct {
     int notice_days, objection_days;
     cJSON *owed;
 } notice_terms;
-cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJSON *after, const cJSON *changes,
-                          notice_terms *t);
+cJSON *affected_customers(const cJSON *customers, const cJSON *whole, const cJSON *changes, notice_terms *t);
 
 /* A publication's members that grow with the registry (its frozen items and
  * each service's changes): read only by the public snapshot, left out of the
@@ -97,9 +97,6 @@ bool diff_is_empty(const cJSON *diff);
  * publication's entry), ordered by (sort, id): a new array of
  * {id, name, description?}. */
 cJSON *public_services(const cJSON *pubs);
-
-/* The entry of services with that id, or NULL. */
-const cJSON *service_find(const cJSON *services, const char *id);
 
 /* Drops the items' "services" members (in place, items a JSON array of
  * items): no public form names which services a subprocessor serves (the

@@ -72,6 +72,8 @@ store_status store_migrate(void);
 
 /* Reads a document (internal '_' members included). */
 store_status store_get(const char *coll, const char *id, cJSON **out);
+/* store_get without the top-level members omit names (separated by commas). */
+store_status store_get_omit(const char *coll, const char *id, const char *omit, cJSON **out);
 /* The write protocol's one entry, called only by doc_write (write.h).
  * Writes doc (NULL: deletes the document id) if the stored version is expect
  * (0: the document must not exist yet). record is the audit record (its

@@ -113,7 +113,7 @@ bool objection_check_services(req *r, const cJSON *before, const cJSON *objectio
     const cJSON *had = before ? json_get(before, "services") : NULL;
     if (had && cJSON_Compare(had, services, 1)) return true;
     cJSON *pub = NULL, *customer = NULL;
-    store_status st = store_get(COLL_PUBLICATIONS, json_get_str(objection, "publication_id"), &pub);
+    store_status st = store_get_omit(COLL_PUBLICATIONS, json_get_str(objection, "publication_id"), PUBLICATION_FROZEN, &pub);
     if (st == ST_OK) st = store_get(COLL_CUSTOMERS, json_get_str(objection, "customer_id"), &customer);
     verrors errs;
     verrors_init(&errs);
@@ -249,16 +249,13 @@ static void handle_publish(req *r)
     const cJSON *base_items = base ? json_get(base, "items") : NULL;
     /* the whole list's changes leave out which services a subprocessor serves
      * (each service's own changes say that): its readers see what they saw */
-    cJSON *base_plain = base_items ? service_items(base_items, NULL) : NULL, *plain = service_items(items, NULL);
-    diff = publication_diff(base_plain, plain);
-    cJSON_Delete(base_plain);
-    cJSON_Delete(plain);
+    diff = service_diff(base_items, items, NULL);
     if (cJSON_GetArraySize(services) > 0) changes = service_changes(base_items, items, services);
     /* Art. 28(2): additions and changes are announced before they take effect,
      * by the longest notice period promised to a customer who sees them (in
      * the services it buys). Removals need no notice; nor does the first
      * version in effect. */
-    affected = affected_customers(customers, base_items, items, changes, &terms);
+    affected = affected_customers(customers, diff, changes, &terms);
     bool needs_notice = base && terms.needs_notice;
     int notice = terms.notice_days;
     int64_t earliest = now + (int64_t)notice * MS_PER_DAY;
@@ -299,16 +296,19 @@ static void handle_publish(req *r)
     if (base) cJSON_AddNumberToObject(doc, "diff_against", cJSON_GetNumberValue(json_get(base, "number")));
     cJSON_AddItemToObject(doc, "summary", cJSON_Duplicate(json_get(body, "summary"), 1));
     cJSON_AddItemToObject(doc, "diff", cJSON_Duplicate(diff, 1));
-    /* each service's view of the version, and whom it concerns */
+    /* each service's view of the version, and whom it concerns (moved into doc) */
     if (changes) {
-        cJSON_AddItemToObject(doc, "services", cJSON_Duplicate(services, 1));
-        cJSON *touched = cJSON_AddArrayToObject(doc, "services_affected");
+        cJSON *touched = cJSON_CreateArray();
         for (const cJSON *c = changes->child; c; c = c->next)
             if (!diff_is_empty(c)) cJSON_AddItemToArray(touched, cJSON_CreateString(c->string));
-        cJSON_AddItemToObject(doc, "service_changes", cJSON_Duplicate(changes, 1));
+        cJSON_AddItemToObject(doc, "services", services);
+        cJSON_AddItemToObject(doc, "services_affected", touched);
+        cJSON_AddItemToObject(doc, "service_changes", changes);
+        services = changes = NULL;
     }
-    cJSON_AddItemToObject(doc, "customers_affected", cJSON_Duplicate(affected, 1));
-    cJSON_AddItemToObject(doc, "customers_owed_notice", cJSON_Duplicate(terms.owed, 1));
+    cJSON_AddItemToObject(doc, "customers_affected", affected);
+    cJSON_AddItemToObject(doc, "customers_owed_notice", terms.owed);
+    terms.owed = NULL;
     /* those told of the replaced announcement whom this one does not concern:
      * they learn that what they were told will not happen */
     if (latest && latest != base) {
@@ -318,17 +318,18 @@ static void handle_publish(req *r)
             if (cJSON_IsString(c) && !json_array_has_string(affected, c->valuestring))
                 cJSON_AddItemToArray(withdrawn, cJSON_CreateString(c->valuestring));
     }
+    affected = NULL; /* doc's */
+    cJSON_AddItemToObject(doc, "items", items);
+    items = NULL;
     if (dry_run) {
         char first[32];
         format_rfc3339(needs_notice && !shortened ? earliest : now, first);
         cJSON_AddStringToObject(doc, "earliest_effective_at", first);
         cJSON_AddStringToObject(doc, "id", id);
-        cJSON_AddItemToObject(doc, "items", cJSON_Duplicate(items, 1));
         cJSON_AddTrueToObject(doc, "dry_run");
         respond_json(r, 200, doc);
         goto done;
     }
-    cJSON_AddItemToObject(doc, "items", cJSON_Duplicate(items, 1));
     st = doc_write(&RES_PUBLICATION, &(write_origin){r->who.sub, r->request_id, now}, NULL, id, NULL, doc, NULL);
     if (st == ST_DUPLICATE) {
         respond_problem(r, 409, "conflict", "another publication was created at the same moment; retry");

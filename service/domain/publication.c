@@ -145,7 +145,9 @@ void assign_services(cJSON *items, const cJSON *subprocessors, const cJSON *serv
     json_index_free(&ix);
 }
 
-cJSON *service_items(const cJSON *items, const char *service)
+/* A service's view: copies of the items serving it (service NULL: all items),
+ * without their "services" member. */
+static cJSON *service_items(const cJSON *items, const char *service)
 {
     cJSON *out = cJSON_CreateArray();
     for (const cJSON *it = items ? items->child : NULL; it; it = it->next) {
@@ -157,7 +159,7 @@ cJSON *service_items(const cJSON *items, const char *service)
     return out;
 }
 
-static cJSON *view_diff(const cJSON *before, const cJSON *after, const char *service)
+cJSON *service_diff(const cJSON *before, const cJSON *after, const char *service)
 {
     cJSON *b = before ? service_items(before, service) : NULL, *a = service_items(after, service);
     cJSON *d = publication_diff(b, a);
@@ -171,7 +173,7 @@ cJSON *service_changes(const cJSON *before, const cJSON *after, const cJSON *ser
     cJSON *out = cJSON_CreateObject();
     for (const cJSON *s = services ? services->child : NULL; s; s = s->next) {
         const char *id = json_get_str(s, "id");
-        if (id) cJSON_AddItemToObject(out, id, view_diff(before, after, id));
+        if (id) cJSON_AddItemToObject(out, id, service_diff(before, after, id));
     }
     return out;
 }
@@ -187,14 +189,10 @@ static int int_member(const cJSON *doc, const char *name)
     return cJSON_IsNumber(v) ? v->valueint : 0;
 }
 
-cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJSON *after, const cJSON *changes,
-                          notice_terms *t)
+cJSON *affected_customers(const cJSON *customers, const cJSON *whole, const cJSON *changes, notice_terms *t)
 {
     memset(t, 0, sizeof *t);
     t->owed = cJSON_CreateArray();
-    /* a customer of every service sees the whole list (which services a
-     * subprocessor serves is not a change of that list) */
-    cJSON *whole = view_diff(before, after, NULL);
     cJSON *ids = cJSON_CreateArray();
     for (const cJSON *c = customers ? customers->child : NULL; c; c = c->next) {
         const char *id = json_get_str(c, "id"), *status = json_get_str(c, "status");
@@ -225,7 +223,6 @@ cJSON *affected_customers(const cJSON *customers, const cJSON *before, const cJS
         if (notice && n > t->notice_days) t->notice_days = n;
         if (o > t->objection_days) t->objection_days = o;
     }
-    cJSON_Delete(whole);
     return ids;
 }
 
@@ -309,15 +306,6 @@ bool diff_is_empty(const cJSON *diff)
 
 /* ---- services (issue 12) ------------------------------------------------------- */
 
-const cJSON *service_find(const cJSON *services, const char *id)
-{
-    for (const cJSON *c = services && id ? services->child : NULL; c; c = c->next) {
-        const char *x = json_get_str(c, "id");
-        if (x && strcmp(x, id) == 0) return c;
-    }
-    return NULL;
-}
-
 /* The newest catalogue's order first (it is ordered by sort, then id), then
  * what only older ones have. */
 cJSON *public_services(const cJSON *pubs)
@@ -328,7 +316,7 @@ cJSON *public_services(const cJSON *pubs)
         const cJSON *cat = json_get(p, "services");
         for (const cJSON *c = cJSON_IsArray(cat) ? cat->child : NULL; c; c = c->next) {
             const char *id = json_get_str(c, "id");
-            if (!id || service_find(seen, id)) continue;
+            if (!id || json_find_by_id(seen, id)) continue;
             /* the newest catalogue naming it decides, even when its entry is unusable */
             cJSON *mark = cJSON_CreateObject();
             cJSON_AddStringToObject(mark, "id", id);

@@ -252,12 +252,28 @@ static bool to_stored(const cJSON *doc, bson_t *out)
     return ok;
 }
 
-static store_status find_one(const char *coll, const char *id, cJSON **out)
+/* A projection leaving out the top-level members omit names (separated by
+ * commas; NULL: none). */
+static void omit_members(bson_t *opts, const char *omit)
+{
+    if (!omit) return;
+    bson_t proj;
+    BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
+    for (const char *p = omit; *p;) {
+        size_t n = strcspn(p, ",");
+        bson_append_int32(&proj, p, (int)n, 0);
+        p += n + (p[n] == ',');
+    }
+    bson_append_document_end(opts, &proj);
+}
+
+static store_status find_one(const char *coll, const char *id, const char *omit, cJSON **out)
 {
     handle h;
     if (!open_coll(coll, &h)) return ST_UNAVAILABLE;
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    omit_members(opts, omit);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
     store_status st = ST_NOT_FOUND;
@@ -277,7 +293,12 @@ static store_status find_one(const char *coll, const char *id, cJSON **out)
 
 store_status store_get(const char *coll, const char *id, cJSON **out)
 {
-    return find_one(coll, id, out);
+    return find_one(coll, id, NULL, out);
+}
+
+store_status store_get_omit(const char *coll, const char *id, const char *omit, cJSON **out)
+{
+    return find_one(coll, id, omit, out);
 }
 
 static store_status insert_doc(const char *coll, const cJSON *doc)
@@ -439,16 +460,7 @@ static store_status list_each(const char *coll, bson_t *filter, const char *afte
         filter = &merged;
     }
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(desc ? -1 : 1), "}", "limit", BCON_INT64(limit + 1));
-    if (omit) { /* top-level members, separated by commas */
-        bson_t proj;
-        BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
-        for (const char *p = omit; *p;) {
-            size_t n = strcspn(p, ",");
-            bson_append_int32(&proj, p, (int)n, 0);
-            p += n + (p[n] == ',');
-        }
-        bson_append_document_end(opts, &proj);
-    }
+    omit_members(opts, omit);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *d;
     int n = 0;

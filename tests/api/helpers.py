@@ -159,6 +159,14 @@ def describe(resp):
     )
 
 
+def ok(resp, ctype=None):
+    """A 200 (of the media type ctype, when given); returns resp."""
+    assert resp.status_code == 200, describe(resp)
+    if ctype:
+        assert media_type(resp) == ctype, describe(resp)
+    return resp
+
+
 def assert_status(resp, status):
     assert resp.status_code == status, f"expected {status}, got {describe(resp)}"
 

@@ -24,12 +24,12 @@ from lxml import etree
 
 from readers import as_text, spreadsheet_cells
 from helpers import (
+    ok,
     PUBLIC,
     PUBLIC_KEYS,
     assert_problem,
     assert_status,
     describe,
-    media_type,
     minimal_body,
     sp_body,
     unique_name,
@@ -57,13 +57,6 @@ def iso_in(days=0, seconds=0):
 def get(srv, path, headers=None, params=None):
     return requests.get(srv.url + path, headers=headers or {}, params=params, timeout=15,
                         allow_redirects=False)
-
-
-def ok(resp, ctype=None):
-    assert resp.status_code == 200, describe(resp)
-    if ctype:
-        assert media_type(resp) == ctype, describe(resp)
-    return resp
 
 
 def publish(api, **body):

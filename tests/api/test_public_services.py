@@ -23,11 +23,11 @@ import pytest
 import requests
 
 from helpers import (
+    ok,
     PUBLIC,
     assert_problem,
     assert_status,
     describe,
-    media_type,
     minimal_body,
     wait_until,
 )
@@ -41,13 +41,6 @@ A, B, H = f"svc-a-{TAG}", f"svc-b-{TAG}", f"svc-h-{TAG}"
 def get(srv, path, params=None, headers=None):
     return requests.get(srv.url + path, params=params, headers=headers or {}, timeout=15,
                         allow_redirects=False)
-
-
-def ok(resp, ctype=None):
-    assert resp.status_code == 200, describe(resp)
-    if ctype:
-        assert media_type(resp) == ctype, describe(resp)
-    return resp
 
 
 def publish(admin, en):

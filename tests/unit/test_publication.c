@@ -552,9 +552,9 @@ static void test_public_services_of_the_live_publications(void **state)
     assert_string_equal(text, "[{\"id\":\"b\",\"name\":{\"de\":\"B\",\"en\":\"B\"}},"
                               "{\"id\":\"a\",\"name\":{\"de\":\"A\",\"en\":\"A\"},\"description\":{\"de\":\"x\",\"en\":\"y\"}},"
                               "{\"id\":\"old\",\"name\":{\"de\":\"Alt\",\"en\":\"Old\"}}]");
-    assert_non_null(service_find(s, "a"));
-    assert_null(service_find(s, "gone"));
-    assert_null(service_find(s, NULL));
+    assert_non_null(json_find_by_id(s, "a"));
+    assert_null(json_find_by_id(s, "gone"));
+    assert_null(json_find_by_id(s, NULL));
     free(text);
     cJSON_Delete(s);
     cJSON *none = parse_q("[{'number':1}]");
@@ -582,9 +582,9 @@ static void test_affected_customers(void **state)
                                "{'id':'b','status':'active','services':['B'],'notice_days':30,'objection_days':7},"
                                "{'id':'x','status':'active','services':['X'],'notice_days':40,'objection_days':3},"
                                "{'id':'off','status':'inactive','services':['B'],'notice_days':99,'objection_days':99}]");
-    cJSON *changes = service_changes(before, after, catalogue);
+    cJSON *changes = service_changes(before, after, catalogue), *whole = service_diff(before, after, NULL);
     notice_terms t;
-    cJSON *ids = affected_customers(customers, before, after, changes, &t);
+    cJSON *ids = affected_customers(customers, whole, changes, &t);
     char *text = dump(ids);
     assert_string_equal(text, "[\"all\",\"b\",\"x\"]");
     free(text);
@@ -598,8 +598,10 @@ static void test_affected_customers(void **state)
     cJSON_Delete(t.owed);
     /* a removal concerns the same customers, but owes no notice */
     cJSON_Delete(changes);
+    cJSON_Delete(whole);
     changes = service_changes(after, before, catalogue);
-    ids = affected_customers(customers, after, before, changes, &t);
+    whole = service_diff(after, before, NULL);
+    ids = affected_customers(customers, whole, changes, &t);
     text = dump(ids);
     assert_string_equal(text, "[\"all\",\"b\",\"x\"]");
     free(text);
@@ -611,8 +613,10 @@ static void test_affected_customers(void **state)
     /* moving sp1 into B as well: B's list gains it, the whole list does not change */
     cJSON *moved = parse_q("[{'id':'sp1','legal_name':'One','services':['A','B']}]");
     cJSON_Delete(changes);
+    cJSON_Delete(whole);
     changes = service_changes(before, moved, catalogue);
-    ids = affected_customers(customers, before, moved, changes, &t);
+    whole = service_diff(before, moved, NULL);
+    ids = affected_customers(customers, whole, changes, &t);
     text = dump(ids);
     assert_string_equal(text, "[\"b\"]");
     free(text);
@@ -621,6 +625,7 @@ static void test_affected_customers(void **state)
     cJSON_Delete(t.owed);
     cJSON_Delete(moved);
     cJSON_Delete(changes);
+    cJSON_Delete(whole);
     cJSON_Delete(customers);
     cJSON_Delete(after);
     cJSON_Delete(before);
@@ -718,7 +723,7 @@ static void test_renderers_for_one_service(void **state)
     (void)state;
     cJSON *pubs = parse_q(SVC_PUBS);
     cJSON *services = public_services(pubs);
-    const cJSON *erp = service_find(services, "erp");
+    const cJSON *erp = json_find_by_id(services, "erp");
     cJSON *v = publication_view(cJSON_GetArrayItem(pubs, 1), "erp");
     cJSON *history = cJSON_CreateArray(), *upcoming = cJSON_CreateArray();
     cJSON_AddItemReferenceToArray(history, v);
